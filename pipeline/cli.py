@@ -260,63 +260,70 @@ class GateFailed(click.ClickException):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is.")
 @click.option("--dataset", default=None, help="Profile on another dataset of the same input shape.")
-@click.option("--samples", type=int, default=1000, show_default=True, help="Test samples to run.")
-@click.option("--target", default="cmos45nm", show_default=True, help="Energy target: cmos45nm or loihi.")
-@click.option("--target-file", default=None, help="A TOML or YAML energy target of your own.")
-@click.option("--out", default=None, help="Report folder (default reports/<run name>).")
+@click.option("--samples", type=int, default=1000, show_default=True, help="The first N test samples to run.")
+@click.option("--target", default=None, help="Energy target: cmos45nm (default) or loihi.")
+@click.option("--target-file", default=None, help="A TOML or YAML energy target of your own (instead of --target).")
+@click.option("--out", default=None, help="Report folder (default reports/<run name>/).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
-@click.option("--baseline", default=None, help="Firing-rate baseline (a profile.json) for the gate.")
-@click.option("--max-increase", default="5%", show_default=True, help="Gate tolerance: 5% or 0.05.")
-@click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline.")
-@click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
-@click.option("--quiet", is_flag=True, help="No text but errors and the gate's table.")
+@click.option("--baseline", default=None, help="Firing-rate gate: compare with this profile.json.")
+@click.option("--max-increase", default="5%", show_default=True, help="Gate tolerance, relative: 5% or 0.05.")
+@click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline instead of gating.")
+@click.option("--json", "as_json", is_flag=True, help="Print the totals (and the gate) as one JSON line.")
+@click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
 def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_file, out, force, baseline,
                     max_increase, update_baseline, as_json, quiet) -> None:
-    """Count spikes and synaptic operations per layer, estimate energy, and gate the firing rate."""
-    from snnpipe.pipeline.profile import check_gate, parse_fraction, profile
-    from snnpipe.pipeline.report import write_reports
+    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate."""
+    import torch
 
-    if samples is not None and samples < 1:
+    from snnpipe.pipeline import distributed
+    from snnpipe.pipeline.profile import firing_rate_gate, parse_fraction, profile
+    from snnpipe.pipeline.report import json_safe, profile_json, write_reports
+
+    if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
     tolerance = parse_fraction(max_increase)
     if update_baseline and not baseline:
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
-    import torch
-
-    from snnpipe.pipeline import distributed
-
+    if target and target_file:
+        raise SnnpipeError("give --target or --target-file, not both")
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
     try:
-        result = profile(checkpoint, data_dir=data_dir, samples=samples, target=target, target_file=target_file,
-                         dataset=dataset, world=world)
+        result = profile(checkpoint, data_dir, target=target, target_file=target_file, samples=samples,
+                         dataset=dataset, progress=not (quiet or as_json) and sys.stderr.isatty(), world=world)
     finally:
         distributed.teardown(world)
     if not world.is_main:
         return
     folder = Path(out) if out else Path("reports") / Path(checkpoint).resolve().parent.name
     write_reports(result, folder, force=force)
-    if as_json:
-        click.echo(json.dumps({"report": str(folder), "accuracy": result.accuracy, **result.totals}))
-    elif not quiet:
-        t = result.totals
-        click.echo(f"{result.model}: accuracy {result.accuracy:.2%}, firing rate {t['firing_rate']:.4f}, "
-                   f"{t['acs']:.4g} ACs + {t['macs']:.4g} MACs = {t['compute_energy_uj']:.4g} uJ per inference "
-                   f"({result.target['name']}); reports in {folder}")
+    gate = firing_rate_gate(result, baseline, tolerance) if baseline and not update_baseline else None
     if update_baseline:
-        Path(baseline).parent.mkdir(parents=True, exist_ok=True)
-        Path(baseline).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        if not quiet:
+        try:
+            Path(baseline).parent.mkdir(parents=True, exist_ok=True)
+            Path(baseline).write_text(profile_json(result))
+        except OSError as err:
+            raise SnnpipeError(f"cannot write the baseline {baseline} ({err.strerror or err})") from None
+    t = result.totals
+    if as_json:
+        summary = {"report": str(folder), "accuracy": result.accuracy, **t, **result.comparison}
+        if gate:
+            summary["gate"] = {"passed": gate.passed, "max_increase": tolerance,
+                               "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in gate.rows]}
+        click.echo(json.dumps(json_safe(summary), allow_nan=False))
+    elif not quiet:
+        accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
+        click.echo(f"{result.model}: {accuracy}firing rate {t['firing_rate']:.4f}, {t['acs']:.4g} ACs + "
+                   f"{t['macs']:.4g} MACs = {t['compute_energy_uj']:.4g} uJ compute + {t['movement_min_uj']:.4g} to "
+                   f"{t['movement_max_uj']:.4g} uJ data movement per inference on {result.target['name']}"
+                   + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
+                      if result.comparison else "") + f"; reports in {folder}/")
+        if update_baseline:
             click.echo(f"baseline written to {baseline}")
-    elif baseline:
-        passed, rows = check_gate(result, baseline, tolerance)
-        if not passed or not quiet:
-            click.echo(f"{'layer':<28}{'baseline':>10}{'now':>10}{'change':>10}")
-            for name, before, after, change in rows:
-                flag = "  FAIL" if change > tolerance else ""
-                click.echo(f"{name:<28}{before:>10.4f}{after:>10.4f}{change:>+10.1%}{flag}")
-        if not passed:
-            raise GateFailed(f"firing rate rose by more than {tolerance:.1%} over {baseline}")
+    if gate and (not gate.passed or not (quiet or as_json)):
+        click.echo(gate.table())
+    if gate and not gate.passed:
+        raise GateFailed(f"firing rate rose by more than {tolerance:.1%} over the baseline {baseline}")
 
 
 def _parse_numbers(kind: type):

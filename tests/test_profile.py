@@ -1,139 +1,194 @@
-"""Profile: op counts worked out by hand, golden numbers, an independent second count on zoo models,
-a user's own snnTorch loop, reports, the firing-rate gate and bad input."""
+"""Profile: op counts worked out by hand, golden numbers, NeuroBench on three zoo models, a user's own
+snnTorch loop, the reports, the firing-rate gate and bad input."""
 
 import json
+import pickle
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 from torch import nn
 
-from snnpipe.hw_targets.energy import TARGETS, TargetError, get_target, load_target_file
 from snnpipe.models import create_model
-from snnpipe.models.neurons import CubaLIF
+from snnpipe.models.neurons import CubaLIF, NeuronParams
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import Dataset, load_dataset
-from snnpipe.pipeline.profile import Profile, profile, profile_model, synaptic_energy_pj
+from snnpipe.pipeline.profile import Profile, ProfileError, firing_rate_gate, parse_fraction, profile
 from snnpipe.pipeline.train import train
 
 
-def _layer(p: Profile, name: str):
-    return next(layer for layer in p.layers if layer.name == name)
+def _steps(model, x):
+    """A time loop: the model applied to every timestep of x (T, B, ...)."""
+    return torch.stack([model(x_t) for x_t in x]).flatten(2).mean(0)
 
+
+# --- counts by hand -------------------------------------------------------------------------------
 
 def test_dense_layer_with_two_inputs_by_hand():
-    # weights nonzero at [[1,0],[1,1],[0,1]]: input 0 reaches 2 outputs, input 1 reaches 2
-    # step 0 spikes [1, 0] -> 2 ACs; step 1 spikes [1, 1] -> 4 ACs; total 6
-    # dense: 3 outputs x 2 inputs x 2 steps = 12
+    # weights [[0.5, 0], [0.2, -0.3], [0, 0.7]]: input 0 reaches outputs 0 and 1, input 1 reaches 1 and 2
     layer = nn.Linear(2, 3, bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[0.5, 0.0], [0.2, -0.3], [0.0, 0.7]]))
-    x = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])  # (T=2, B=1, 2)
-    p = profile_model(layer, [(x, torch.tensor([0]))], 2, run=lambda m, x: torch.stack([m(x_t) for x_t in x]).mean(0))
-    assert (_layer(p, "").acs, _layer(p, "").macs, _layer(p, "").dense) == (6.0, 0.0, 12.0)
+    spikes = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])  # (T=2, B=1, 2)
+    p = profile(layer, spikes, run=_steps, spiking=True)
+    fc = p.layer("Linear")
+    # t1: one spike x fan-out 2 = 2 ACs; t2: two spikes x 2 = 4 ACs
+    assert fc.acs_per_step == [2.0, 4.0] and fc.acs == 6.0 and fc.macs == 0.0
+    assert fc.dense == 2 * 3 * 2  # NeuroBench's Dense: 2 steps x 3 outputs x 2 inputs
     assert p.totals["compute_energy_uj"] == pytest.approx(6 * 0.9e-6)
+    analog = torch.tensor([[[0.5, 0.0]], [[0.5, -2.0]]])  # graded input: MACs
+    fc = profile(layer, analog, run=_steps, spiking=True).layer("Linear")
+    assert fc.acs == 0.0 and fc.macs_per_step == [6.0, 6.0]  # 3 outputs x fan-in 2, every step
+    assert fc.effective_macs == 2.0 + 4.0  # NeuroBench: nonzero inputs x their fan-out
+
+
+def _conv_acs(conv, x):
+    return profile(conv, x.reshape(1, 1, *x.shape), run=_steps, spiking=True).layer("Conv2d")
 
 
 def test_3x3_conv_with_padding_is_exact_at_the_borders():
-    # 3x3 input, 3x3 kernel, padding 1: a corner pixel reaches 4 outputs, an edge pixel 6, the
-    # center 9: all ones -> 4*4 + 4*6 + 9 = 49 ACs; dense counts the padded window: 9 x 9 = 81
     conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
     nn.init.constant_(conv.weight, 1.0)
-    run = lambda m, x: m(x[0]).flatten(1)  # noqa: E731
-    full = profile_model(conv, [(torch.ones(1, 1, 1, 3, 3), torch.tensor([0]))], 1, run=run)
-    assert (full.layers[0].acs, full.layers[0].dense) == (49.0, 81.0)
-    corner = torch.zeros(1, 1, 1, 3, 3)
-    corner[..., 0, 0] = 1
-    assert profile_model(conv, [(corner, torch.tensor([0]))], 1, run=run).layers[0].acs == 4.0
-    # a zero weight cuts fan-out: without the kernel's centre the centre pixel reaches 8, a corner 3
+    # 3x3 input: a corner pixel reaches 4 outputs, an edge pixel 6, the centre 9
+    # all ones: 4*4 + 4*6 + 1*9 = 49 ACs; SPEC's dense MACs count the padded window: 9 outputs x 9 = 81
+    ones = _conv_acs(conv, torch.ones(1, 3, 3))
+    assert (ones.acs, ones.dense) == (49.0, 49.0)
+    corner, edge = torch.zeros(1, 3, 3), torch.zeros(1, 3, 3)
+    corner[0, 0, 0], edge[0, 0, 1] = 1, 1
+    assert (_conv_acs(conv, corner).acs, _conv_acs(conv, edge).acs) == (4.0, 6.0)
+    assert _conv_acs(conv, torch.full((1, 3, 3), 0.5)).macs == 81.0
+    # without the kernel's centre every pixel loses the output at its own position: 49 - 9 = 40
     with torch.no_grad():
         conv.weight[0, 0, 1, 1] = 0
-    assert profile_model(conv, [(torch.ones(1, 1, 1, 3, 3), torch.tensor([0]))], 1, run=run).layers[0].acs == 49.0 - 9
+    assert _conv_acs(conv, torch.ones(1, 3, 3)).acs == 40.0
+    # stride 2 on 4x4 (output 2x2): rows 0..3 are reached by 1, 2, 1, 1 output rows (row 3 only by
+    # the window centred on row 2), likewise columns: (1+2+1+1)^2 = 25; dense MACs 4 x 9 = 36
+    strided = nn.Conv2d(1, 1, 3, stride=2, padding=1, bias=False)
+    nn.init.constant_(strided.weight, 1.0)
+    assert _conv_acs(strided, torch.ones(1, 4, 4)).acs == 25.0
+    assert _conv_acs(strided, torch.full((1, 4, 4), 0.5)).macs == 36.0
 
 
-def test_golden_joint_a_snn_energy():
-    # Joint A-SNN Table 5: 73.4M ACs and 3.52M MACs at 45 nm: 73.4e6 * 0.9 + 3.52e6 * 4.6 pJ = 82.252 uJ
-    assert synaptic_energy_pj(73.4e6, 3.52e6, TARGETS["cmos45nm"]) * 1e-6 == pytest.approx(82.2, abs=0.1)
-
-
-def test_golden_resnet18_first_layer_macs():
-    torch.manual_seed(0)
-    model = create_model("resnet18")
-    x = torch.randn(1, 1, 3, 32, 32).expand(2, 1, 3, 32, 32)  # direct encoding, T = 2
-    p = profile_model(model, [(x, torch.tensor([0]))], 2)
-    assert _layer(p, "blocks.stem.0").macs == 3 * 64 * 9 * 1024 * 2 == 3_538_944
-    assert _layer(p, "blocks.stem.0").acs == 0
-    assert _layer(p, "blocks.layer1.0.conv1").macs == 0 and _layer(p, "blocks.layer1.0.conv1").acs > 0
-
-
-def _independent_counts(model, x):
-    """NeuroBench's definitions, computed separately: replay each layer on binarized input and
-    weights (Effective_ACs / Effective_MACs), on all-ones input (Dense), and count nonzero neuron
-    outputs (activation sparsity)."""
-    ops, outs, calls = {}, {"nonzero": 0.0, "total": 0.0}, {}
-
-    def syn_hook(name):
-        def hook(module, inputs, output):
-            x_in = inputs[0]
-            binary_w = (module.weight != 0).float()
-            first = calls.setdefault("first", name) == name
-            analog = not bool(((x_in == 0) | (x_in == 1)).all())
-            replay = (lambda z: F.linear(z, binary_w)) if isinstance(module, nn.Linear) else \
-                (lambda z: F.conv2d(z, binary_w, None, module.stride, module.padding, module.dilation, module.groups))
-            fan_in = module.in_features if isinstance(module, nn.Linear) else module.weight[0].numel()
-            dense = output.numel() * fan_in
-            effective = float(replay((x_in != 0).float()).sum())
-            ac, mac, eff_mac = (0.0, dense, effective) if (first and analog) else (effective, 0.0, 0.0)
-            prev = ops.get(name, (0.0, 0.0, 0.0, 0.0))
-            ops[name] = (prev[0] + ac, prev[1] + mac, prev[2] + dense, prev[3] + eff_mac)
-        return hook
-
-    def neuron_hook(module, inputs, output):
-        outs["nonzero"] += float((output != 0).sum())
-        outs["total"] += output.numel()
-
-    handles = [m.register_forward_hook(syn_hook(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    handles += [m.register_forward_hook(neuron_hook) for m in model.modules() if isinstance(m, CubaLIF)]
+def test_average_pooling_of_spikes_folds_into_the_next_layer():
+    # 2x2 average pooling of a 4x4 spike map, then Linear(4 -> 2) with weights [[1,0,1,0],[1,1,0,0]]:
+    # pooled pixels 0..3 reach 2, 1, 1, 0 outputs. Spikes per window: 3, 1, 2, 4.
+    # Folded (as on Loihi), every spike is an event: ACs = 3*2 + 1*1 + 2*1 + 4*0 = 9.
+    # NeuroBench sees pooled values 0.75, 0.25, 0.5, 1 (not all in {0, 1}): Effective_MACs =
+    # 4 nonzero inputs x fan-out = 2 + 1 + 1 + 0 = 4.
+    fc = nn.Linear(4, 2, bias=False)
     with torch.no_grad():
-        model(x.contiguous())
-    for h in handles:
+        fc.weight.copy_(torch.tensor([[1.0, 0, 1, 0], [1, 1, 0, 0]]))
+    model = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), fc)
+    spikes = torch.tensor([[1.0, 1, 0, 1], [0, 1, 0, 0], [1, 0, 1, 1], [0, 1, 1, 1]]).reshape(1, 1, 1, 4, 4)
+    layer = profile(model, spikes, run=_steps, spiking=True).layer("2")
+    assert (layer.acs, layer.macs, layer.effective_macs, layer.effective_acs) == (9.0, 0.0, 4.0, 0.0)
+    # only the first window full: pooled [1, 0, 0, 0] is binary to NeuroBench (1 input x fan-out 2 ACs);
+    # folded, its 4 spikes each reach 2 outputs: 8 ACs
+    full = torch.zeros(1, 1, 1, 4, 4)
+    full[..., :2, :2] = 1
+    layer = profile(model, full, run=_steps, spiking=True).layer("2")
+    assert (layer.acs, layer.effective_acs, layer.effective_macs) == (8.0, 2.0, 0.0)
+
+
+def test_folded_pooling_in_a_zoo_convnet_equals_a_replay_on_spike_counts():
+    # independently: record the spikes before each pooling, sum-pool them (spikes per window) and
+    # replay the next layer on those counts with 0/1 weights: every output of the replay counts the
+    # spike events that reach it
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = create_model("convnet", input_shape=(1, 12, 12), channels=(4, 8), hidden=16,
+                         neuron=NeuronParams(threshold=0.2)).eval()
+    x = torch.rand(3, 2, 1, 12, 12).lt(0.6).float()
+    spikes = {"block1": [], "block2": []}
+    hooks = [model.blocks[b][2].register_forward_hook(lambda m, i, o, b=b: spikes[b].append(o)) for b in spikes]
+    p = profile(model, x)
+    for h in hooks:
         h.remove()
-    return ops, 1 - outs["nonzero"] / outs["total"]
+    conv2, fc1 = model.blocks.block2[0], model.blocks.head[1]
+    counts = lambda s: F.avg_pool2d(s, 2, divisor_override=1)  # noqa: E731
+    conv2_acs = sum(float(F.conv2d(counts(s), (conv2.weight != 0).float(), padding=1).sum()) for s in spikes["block1"])
+    fc1_acs = sum(float(F.linear(counts(s).flatten(1), (fc1.weight != 0).float()).sum()) for s in spikes["block2"])
+    assert p.layer("blocks.block2.0").acs == pytest.approx(conv2_acs / 2) and conv2_acs > 0
+    assert p.layer("blocks.head.1").acs == pytest.approx(fc1_acs / 2) and fc1_acs > 0
+
+
+# --- golden numbers ---------------------------------------------------------------------------------
+
+def test_golden_resnet18_first_layer_macs_at_t2():
+    torch.manual_seed(0)
+    model = create_model("resnet18")  # 3x32x32
+    x = torch.randn(1, 3, 32, 32).expand(2, 1, 3, 32, 32)  # direct encoding: the same image, T = 2
+    p = profile(model, x)
+    stem = p.layer("blocks.stem.0")
+    assert stem.macs == 3 * 64 * 9 * 1024 * 2 == 3_538_944  # SPEC §5: 3x64x9 x 32x32 x T
+    assert stem.macs_per_step == [1_769_472.0, 1_769_472.0] and stem.acs == 0
+    assert p.layer("blocks.layer1.0.conv1").macs == 0 and p.layer("blocks.layer1.0.conv1").acs > 0
+
+
+def test_a_static_input_is_counted_at_every_timestep():
+    # the zoo runs its stem once for a stride-0 (direct) input; the counts equal T separate runs
+    torch.manual_seed(0)
+    model = create_model("convnet", input_shape=(1, 12, 12), channels=(4, 8), hidden=16)
+    x = torch.rand(1, 3, 1, 12, 12).mul(3).expand(4, 3, 1, 12, 12)
+    static, stepped = profile(model, x), profile(model, x.contiguous())
+    for a, b in zip(static.layers, stepped.layers):
+        assert a == b
+
+
+# --- NeuroBench on three zoo models ------------------------------------------------------------------
+
+def _neurobench(model, x):
+    """NeuroBench 2.x's own metrics (its hooks, its binarized replay), on (B, T, ...) data."""
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models.torch_model import TorchModel
+
+    class ZooModel(TorchModel):
+        def __call__(self, batch):
+            return self.net(batch.transpose(0, 1)).mean(0)
+
+    wrapped = ZooModel(model)
+    wrapped.add_activation_module(CubaLIF)
+    wrapped.register_hooks()
+    data = (x.transpose(0, 1), torch.zeros(x.shape[1]))
+    with torch.no_grad():
+        preds = wrapped(data[0])
+    ops = SynapticOperations()(wrapped, preds, data)
+    sparsity = ActivationSparsity()(wrapped, preds, data)
+    wrapped.cleanup_hooks()
+    return ops, sparsity
 
 
 @pytest.mark.parametrize("name,kwargs,shape", [
     ("mlp", {"hidden": (32, 16)}, (1, 8, 8)),
-    ("convnet", {"channels": (4, 8), "hidden": 16}, (1, 28, 28)),
-    ("vgg11", {"width": 0.125}, (3, 32, 32)),
+    ("convnet", {"channels": (4, 8), "hidden": 16}, (1, 16, 16)),
+    ("vgg11", {"width": 0.0625}, (3, 32, 32)),
 ])
-def test_counts_equal_neurobench_definitions_on_zoo_models(name, kwargs, shape):
+def test_counts_equal_neurobench_on_zoo_models(name, kwargs, shape):
     torch.manual_seed(0)
     model = create_model(name, input_shape=shape, **kwargs).eval()
-    with torch.no_grad():  # some exact zeros, so fan-out is not just the kernel size
+    with torch.no_grad():  # exact zero weights, so that fan-out is not just the kernel size
         for m in model.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight[m.weight.abs() < 0.02] = 0
-    x = torch.rand(3, 2, *shape).expand(3, 2, *shape) * 3  # direct encoding, T = 3, 2 samples
-    p = profile_model(model, [(x, torch.tensor([0, 1]))], 3)
-    ops, sparsity = _independent_counts(model, x)
-    for layer in p.layers:
-        if layer.kind == "synapse":
-            ac, mac, dense, eff_mac = ops[layer.name]
-            assert layer.acs == pytest.approx(ac / 2), layer.name
-            assert layer.macs == pytest.approx(mac / 2), layer.name
-            assert layer.effective_macs == pytest.approx(eff_mac / 2), layer.name
-            assert layer.dense == pytest.approx(dense / 2), layer.name
-    assert 1 - p.totals["firing_rate"] == pytest.approx(sparsity)
-    assert p.totals["acs"] > 0 and p.totals["macs"] > 0
-    if name == "mlp":  # no padding, and no analog input is exactly zero: effective = dense
-        assert p.totals["effective_macs"] == p.totals["macs"]
-    else:  # the padded border is counted in dense MACs, not in effective ones
-        assert 0 < p.totals["effective_macs"] < p.totals["macs"]
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight[m.weight.abs() < 0.3 * m.weight.abs().mean()] = 0
+    # the first half of the batch direct-coded (analog, MACs at the first layer), the second rate-coded
+    analog = torch.rand(1, 2, *shape).mul(4).expand(3, 2, *shape)
+    spikes = torch.rand(3, 2, *shape).lt(0.5).float()
+    for x, kind in ((analog.contiguous(), "Effective_MACs"), (spikes, "Effective_ACs")):
+        ours = profile(model, x).totals
+        theirs, sparsity = _neurobench(model, x)
+        assert ours["effective_acs"] == pytest.approx(theirs["Effective_ACs"], rel=1e-6)
+        assert ours["effective_macs"] == pytest.approx(theirs["Effective_MACs"], rel=1e-6)
+        assert ours["dense"] == pytest.approx(theirs["Dense"], rel=1e-6)
+        assert ours["activation_sparsity"] == pytest.approx(sparsity, rel=1e-9)
+        assert theirs[kind] > 0 and 0 < sparsity < 1  # the comparison is not between zeros
 
+
+# --- any model: a user's own snnTorch loop ------------------------------------------------------------
 
 def test_a_users_own_snntorch_model_with_its_own_loop():
     snn = pytest.importorskip("snntorch")
@@ -142,28 +197,44 @@ def test_a_users_own_snntorch_model_with_its_own_loop():
         def __init__(self):
             super().__init__()
             self.fc1, self.lif1 = nn.Linear(4, 3, bias=False), snn.Leaky(beta=0.5, reset_mechanism="zero")
-            self.fc2, self.lif2 = nn.Linear(3, 2, bias=False), snn.Leaky(beta=0.5, reset_mechanism="zero")
+            self.fc2, self.lif2 = nn.Linear(3, 2, bias=False), snn.Synaptic(alpha=0.5, beta=0.5, reset_mechanism="zero")
 
     net = Net()
     with torch.no_grad():
-        net.fc1.weight.fill_(0.6)  # every input reaches 3 outputs
+        net.fc1.weight.fill_(0.6)  # every input reaches 3 hidden neurons
         net.fc2.weight.fill_(1.0)  # every hidden neuron reaches 2 outputs
 
-    def loop(model, x):  # the user's own time loop
-        m1, m2, out = model.lif1.init_leaky(), model.lif2.init_leaky(), []
+    def loop(model, x):  # the user's own time loop, state reset per batch
+        mem1 = model.lif1.init_leaky()
+        syn2, mem2 = model.lif2.init_synaptic()
+        out = []
         for x_t in x:
-            s1, m1 = model.lif1(model.fc1(x_t), m1)
-            s2, m2 = model.lif2(model.fc2(s1), m2)
-            out.append(s2)
+            spk1, mem1 = model.lif1(model.fc1(x_t), mem1)
+            spk2, syn2, mem2 = model.lif2(model.fc2(spk1), syn2, mem2)
+            out.append(spk2)
         return torch.stack(out).sum(0)
 
     x = torch.tensor([[[1.0, 1.0, 0.0, 0.0]], [[1.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0]]])
-    p = profile_model(net, [(x, torch.tensor([1]))], 3, run=loop)
-    # fc1 currents: 1.2, 0.6, 0 -> lif1 v: 1.2 spike; 0.6; 0.3: one spike per hidden neuron (3 total)
-    # fc1 ACs = (2 + 1 + 0) inputs x 3 = 9; fc2 ACs = 3 spikes x 2 = 6
-    assert _layer(p, "fc1").acs == 9 and _layer(p, "fc2").acs == 6
-    assert _layer(p, "lif1").spikes == 3 and _layer(p, "lif1").rate_per_step == [1.0, 0.0, 0.0]
+    p = profile(net, [(x, torch.tensor([1]))], timesteps=3, run=loop)
+    # fc1 currents 1.2, 0.6, 0 -> lif1 membrane 1.2 (spike, reset), 0.6, 0.3: 3 spikes, all at t1
+    # fc1 ACs = (2 + 1 + 0) input spikes x 3 = 9; fc2 ACs = 3 spikes x 2 = 6
+    assert p.layer("fc1").acs_per_step == [6.0, 3.0, 0.0] and p.layer("fc2").acs == 6
+    assert p.layer("lif1").spikes == 3 and p.layer("lif1").rate_per_step == [1.0, 0.0, 0.0]
+    assert (p.layer("lif1").state_size, p.layer("lif2").state_size) == (3, 4)  # mem; syn and mem
+    assert p.spiking and p.samples == 1 and p.accuracy in (0.0, 1.0)
 
+    def twice(model, x):  # breaks the contract: lif1 runs twice per step
+        mem = model.lif1.init_leaky()
+        for x_t in x:
+            _, mem = model.lif1(model.fc1(x_t), mem)
+            _, mem = model.lif1(model.fc1(x_t), mem)
+        return torch.zeros(x.shape[1], 2)
+
+    with pytest.raises(ProfileError, match="one call per timestep"):
+        profile(net, x, run=twice)
+
+
+# --- the command: reports, gate, bad input -------------------------------------------------------------
 
 @pytest.fixture
 def digits_ckpt(tmp_path):
@@ -173,76 +244,106 @@ def digits_ckpt(tmp_path):
     return train(config, dataset=small, progress=False)
 
 
-def test_profile_checkpoint_writes_reports_and_compares_with_the_ann(tmp_path, digits_ckpt):
-    out = tmp_path / "report"
-    result = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "100", "--out", str(out), "--json"])
+def test_profile_command_writes_the_reports_and_the_ann_twin(tmp_path, digits_ckpt, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "100", "--json"])
     assert result.exit_code == 0, result.output
-    data = json.loads((out / "profile.json").read_text())
-    p = Profile.from_dict(data)
-    assert p.schema == "snnpipe.profile/1" and p.samples == 100 and p.timesteps == 3
-    assert p.ann["macs"] == 64 * 32 + 32 * 10  # the ANN twin: every layer dense, once
-    assert p.totals["macs"] == 64 * 32 * 3  # the SNN's first layer reads analog input at every step
-    assert "| blocks.hidden1.2 | CubaLIF |" in (out / "profile.md").read_text()
-    assert (out / "profile.png").stat().st_size > 10_000
-    again = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "10", "--out", str(out)])
+    out = tmp_path / "reports" / "run"  # the default: reports/<run name>/
+    p = Profile.from_dict(json.loads((out / "profile.json").read_text()))
+    assert p.schema == "snnpipe.profile/1" and (p.samples, p.timesteps, p.spiking) == (100, 3, True)
+    assert Profile.from_dict(p.to_dict()) == p
+    # the SNN's first layer reads analog input at every step: 64 x 32 x T=3 MACs; the twin's layers
+    # are all dense MACs, once: 64 x 32 + 32 x 10
+    assert p.totals["macs"] == 64 * 32 * 3 and p.ann.totals["macs"] == 64 * 32 + 32 * 10
+    assert p.comparison["ann_over_snn_compute_energy_uj"] == pytest.approx(
+        p.ann.totals["compute_energy_uj"] / p.totals["compute_energy_uj"])
+    assert json.loads(result.output)["firing_rate"] == p.totals["firing_rate"]
+    assert "| hidden1.2 | CubaLIF | 32 | 64 |" in (out / "profile.md").read_text()
+    assert (out / "profile.png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in (out / "profile.html").read_text()
+    again = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "10"])
     assert again.exit_code == 2 and "--force" in again.output
+    forced = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "10", "--force", "--quiet"])
+    assert forced.exit_code == 0 and forced.output == ""
 
 
 def test_gate_fails_for_more_activity_and_passes_for_the_same_model(tmp_path, digits_ckpt):
     base = tmp_path / "baseline.json"
     args = ["profile", str(digits_ckpt.path), "--samples", "100", "--baseline", str(base), "--quiet"]
-    assert CliRunner().invoke(cli, [*args, "--update-baseline", "--out", str(tmp_path / "a")]).exit_code == 0
+    written = CliRunner().invoke(cli, [*args, "--update-baseline", "--out", str(tmp_path / "a")])
+    assert written.exit_code == 0 and base.exists(), written.output
     same = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b"), "--max-increase", "5%"])
-    assert same.exit_code == 0, same.output
+    assert same.exit_code == 0 and same.output == "", same.output
     hot = Checkpoint.load(digits_ckpt.path)
-    hot.neuron = replace(hot.neuron, threshold=hot.neuron.threshold * 0.5)  # fires more
+    hot.neuron = replace(hot.neuron, threshold=hot.neuron.threshold * 0.5)  # the same weights fire more
     hot.save(tmp_path / "hot.pt")
     result = CliRunner().invoke(cli, ["profile", str(tmp_path / "hot.pt"), "--samples", "100", "--baseline", str(base),
-                                      "--out", str(tmp_path / "c"), "--quiet"])
+                                      "--out", str(tmp_path / "c"), "--quiet", "--max-increase", "0.05"])
     assert result.exit_code == 1, result.output
-    assert "FAIL" in result.output and "mean" in result.output and "Traceback" not in result.output
+    assert "FAIL" in result.output and "mean" in result.output and "hidden1.2" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: firing rate rose by more than 5.0%")
+    assert "Traceback" not in result.output
+
+
+def test_gate_arithmetic():
+    p = Profile.from_dict(json.loads(json.dumps(_tiny_profile().to_dict())))
+    assert firing_rate_gate(p, p, 0.0).passed
+    rate = p.layer("1").firing_rate
+    hotter = replace(p, layers=[p.layers[0], replace(p.layer("1"), firing_rate=rate * 1.06)],
+                     totals={**p.totals, "firing_rate": p.totals["firing_rate"] * 1.04})
+    verdict = firing_rate_gate(hotter, p, 0.05)  # the mean rose 4%, the layer 6%: fail
+    assert not verdict.passed and [round(c, 6) for *_, c in verdict.rows] == [0.04, 0.06]
+    assert firing_rate_gate(hotter, p, 0.07).passed
+    assert parse_fraction("5%") == parse_fraction("0.05") == 0.05
+
+
+def _tiny_profile() -> Profile:
+    model = nn.Sequential(nn.Linear(2, 3), CubaLIF(NeuronParams(threshold=0.1)))
+    torch.manual_seed(0)
+    return profile(model, torch.rand(3, 4, 2), run=_steps)
+
+
+def _write_cifar10(parent):
+    folder = parent / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        with open(folder / name, "wb") as handle:
+            pickle.dump({b"data": np.zeros((4, 3072), np.uint8) + np.arange(4, dtype=np.uint8)[:, None],
+                         b"labels": [0, 1, 2, 3]}, handle)
+    return parent
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, digits_ckpt):
     wrong = Checkpoint.load(digits_ckpt.path)
-    wrong.model_args = {"hidden": (64,)}  # weights of another model
+    wrong.model_args = {"hidden": (64,)}  # the weights are of another model
     wrong.save(tmp_path / "wrong.pt")
-    bad_target = tmp_path / "t.toml"
-    bad_target.write_text('name = "x"\nac_pj = "cheap"\nmac_pj = 1.0\n')
-    cases = [
-        ["profile", str(tmp_path / "wrong.pt")],
-        ["profile", str(digits_ckpt.path), "--dataset", "fashion-mnist"],
-        ["profile", str(digits_ckpt.path), "--target", "tpu"],
-        ["profile", str(digits_ckpt.path), "--target-file", str(bad_target)],
-        ["profile", str(digits_ckpt.path), "--max-increase", "lots"],
-    ]
-    for args in cases:
-        result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "r"), "--samples", "5"])
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text('name = "x"\nac_pj = \n')
+    value = tmp_path / "value.yaml"
+    value.write_text("name: x\nac_pj: -1.0\nmac_pj: 1.0\n")
+    cifar = _write_cifar10(tmp_path / "cifar")
+    cases = {
+        "another model": ["profile", str(tmp_path / "wrong.pt")],
+        "data of the wrong shape": ["profile", str(digits_ckpt.path), "--dataset", "cifar10", "--data-dir", str(cifar)],
+        "unknown target": ["profile", str(digits_ckpt.path), "--target", "tpu"],
+        "malformed target file": ["profile", str(digits_ckpt.path), "--target-file", str(syntax)],
+        "bad constant": ["profile", str(digits_ckpt.path), "--target-file", str(value)],
+        "bad tolerance": ["profile", str(digits_ckpt.path), "--max-increase", "lots"],
+        "missing baseline": ["profile", str(digits_ckpt.path), "--baseline", str(tmp_path / "none.json")],
+    }
+    for case, args in cases.items():
+        result = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / case), "--samples", "5"])
         lines = [line for line in result.output.splitlines() if line.strip()]
-        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), (args, result.output)
+        assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), (case, result.output)
+    assert "3x32x32" in CliRunner().invoke(cli, [*cases["data of the wrong shape"], "--out", str(tmp_path / "x")]).output
 
 
-def test_user_target_files(tmp_path):
-    toml = tmp_path / "chip.toml"
-    toml.write_text('name = "chip"\nac_pj = 0.5\nmac_pj = 2.0\n[sources]\nac_pj = "datasheet p. 3"\n')
-    target = load_target_file(toml)
-    assert (target.name, target.ac_pj, target.sources["ac_pj"]) == ("chip", 0.5, "datasheet p. 3")
-    yml = tmp_path / "chip.yaml"
-    yml.write_text("name: chip\nac_pj: 0.5\nmac_pj: 2.0\nvolts: 3\n")
-    with pytest.raises(TargetError, match="unknown field"):
-        load_target_file(yml)
-    with pytest.raises(TargetError, match="unknown target"):
-        get_target("tpu")
-    assert all(t.sources for t in TARGETS.values())  # every built-in constant carries its source
-
-
-def test_profile_energy_matches_the_target_constants(digits_ckpt):
-    cmos = profile(digits_ckpt, samples=50, target="cmos45nm")
-    loihi = profile(digits_ckpt, samples=50, target="loihi")
-    t = cmos.totals
-    assert t["compute_energy_uj"] == pytest.approx((t["acs"] * 0.9 + t["macs"] * 4.6) * 1e-6)
-    updates, spikes = loihi.totals["neuron_updates"], loihi.totals["spikes"]
-    expected = (loihi.totals["acs"] + loihi.totals["macs"]) * 23.6 + spikes * (81 + 1.7) + (updates - spikes) * 52
-    assert loihi.totals["compute_energy_uj"] == pytest.approx(expected * 1e-6)
-    bits = 3 * 2 * 32 * 32 + spikes  # T x 2 x activations x 32 bit + spikes x 1 bit
-    assert t["movement_min_uj"] == pytest.approx(bits / 64 * 10 * 1e-6)
+def test_bad_data_from_python_is_a_profile_error(digits_ckpt):
+    with pytest.raises(ProfileError, match="does not fit mlp"):
+        profile(digits_ckpt, [(torch.zeros(3, 2, 1, 28, 28), torch.zeros(2))])
+    with pytest.raises(ProfileError, match="cannot run on a batch of shape"):
+        profile(digits_ckpt.build_model(), torch.zeros(3, 2, 1, 28, 28))
+    with pytest.raises(ProfileError, match="not \\(T=3, B"):
+        profile(digits_ckpt.build_model(), [torch.zeros(3, 2, 1, 8, 8), torch.zeros(4, 2, 1, 8, 8)])
+    with pytest.raises(ProfileError, match="needs data"):
+        profile(digits_ckpt.build_model())
