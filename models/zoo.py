@@ -151,17 +151,20 @@ def convnet(input_shape, num_classes, neuron, channels: Sequence[int] = (32, 64)
 
 
 _VGG11 = (64, "A", 128, "A", 256, 256, "A", 512, 512, "A", 512, 512, "A")
+_VGG_SMALL = (32, 32, "A", 64, 64, "A")
 
 
-@register_model("vgg11", (3, 32, 32), "VGG-11 (conv + BN + LIF, average pooling), one FC classifier")
-def vgg11(input_shape, num_classes, neuron, width: float = 1.0):
-    """VGG-11 (Simonyan & Zisserman 2015, configuration A); ``width`` scales every channel count."""
+def _vgg(input_shape, num_classes, neuron, config, width: float, name: str):
+    """VGG-style blocks: ``config`` lists conv widths (3x3 conv + BN + LIF) and ``"A"`` (2x2 average
+    pooling, which closes a stage); ``width`` scales every channel count; one FC classifier."""
     if not width > 0:
         raise SnnpipeError(f"width={width} is out of range: it must be > 0")
+    if not config or any(item != "A" and not (isinstance(item, int) and item > 0) for item in config):
+        raise SnnpipeError(f"config={list(config)!r} is not a VGG configuration: channel counts > 0 and \"A\" for pooling")
     blocks: OrderedDict[str, nn.Module] = OrderedDict()
     layers: list[nn.Module] = []
     in_channels, stage = input_shape[0], 1
-    for item in _VGG11:
+    for item in config:
         if item == "A":
             blocks[f"stage{stage}"] = nn.Sequential(*layers, nn.AvgPool2d(2))
             layers, stage = [], stage + 1
@@ -169,10 +172,24 @@ def vgg11(input_shape, num_classes, neuron, width: float = 1.0):
             out_channels = max(1, round(item * width))
             layers += _conv_bn(in_channels, out_channels, neuron)
             in_channels = out_channels
-    h = _pooled(input_shape[1], 5, "vgg11")
-    w = _pooled(input_shape[2], 5, "vgg11")
+    if layers:
+        blocks[f"stage{stage}"] = nn.Sequential(*layers)
+    pools = sum(item == "A" for item in config)
+    h, w = _pooled(input_shape[1], pools, name), _pooled(input_shape[2], pools, name)
     blocks["head"] = nn.Sequential(nn.Flatten(), nn.Linear(in_channels * h * w, num_classes))
     return blocks
+
+
+@register_model("vgg11", (3, 32, 32), "VGG-11 (conv + BN + LIF, average pooling), one FC classifier")
+def vgg11(input_shape, num_classes, neuron, width: float = 1.0):
+    """VGG-11 (Simonyan & Zisserman 2015, configuration A); ``width`` scales every channel count."""
+    return _vgg(input_shape, num_classes, neuron, _VGG11, width, "vgg11")
+
+
+@register_model("vgg", (1, 28, 28), "VGG-style for small images: [conv3x3 + BN + LIF] x2 + avgpool, twice; FC")
+def vgg(input_shape, num_classes, neuron, config: Sequence = _VGG_SMALL, width: float = 1.0):
+    """A VGG-style net of any depth: ``config`` as VGG's tables (widths, ``"A"`` for pooling)."""
+    return _vgg(input_shape, num_classes, neuron, tuple(config), width, "vgg")
 
 
 def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[int]):

@@ -126,6 +126,8 @@ def cli() -> None:
 @click.option("--keep", type=int, default=3, show_default=True, help="Keep the last K step checkpoints.")
 @click.option("--amp", default=None, help="Mixed precision: bf16 (autocast).")
 @click.option("--compile", is_flag=True, help="torch.compile the training step.")
+@click.option("--quantize", type=click.Choice(["loihi"]), default=None,
+              help="Quantization-aware training: compute with the weights `export --target loihi` writes.")
 @click.option("--current-decay", type=float, default=1.0, show_default=True, help="a_u in [0, 1].")
 @click.option("--voltage-decay", type=float, default=0.5, show_default=True, help="a_v in [0, 1].")
 @click.option("--threshold", type=float, default=1.0, show_default=True)
@@ -205,18 +207,20 @@ def models_command(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")
 @click.option("--samples", type=int, default=None, help="Use only the first N test samples.")
+@click.option("--timesteps", type=int, default=None, help="Run the exported network T steps per input (default: as trained).")
 @click.option("--verify", default=None, help="Verify against an independent runtime (loihi: lava).")
 @click.option("--max-drop", type=float, default=None, help="Fail if accuracy drops by more (points).")
 @click.option("--lava-python", default=None, help="Python of the Lava environment (or SNNPIPE_LAVA_PYTHON).")
 @click.option("--opset", type=int, default=None, help="ONNX opset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export_command(checkpoint: str, target: str, out: str | None, force: bool, data_dir: str | None,
-                   samples: int | None, as_json: bool, **options: Any) -> None:
+                   samples: int | None, timesteps: int | None, as_json: bool, **options: Any) -> None:
     """Export a checkpoint to Loihi (Lava netx HDF5), ONNX or NIR, and verify it."""
     from snnpipe.pipeline.export import export
 
     options = {k: v for k, v in options.items() if v is not None}
-    result = export(checkpoint, target, out=out, force=force, data_dir=data_dir, samples=samples, **options)
+    result = export(checkpoint, target, out=out, force=force, data_dir=data_dir, samples=samples, timesteps=timesteps,
+                    **options)
     if as_json:
         click.echo(json.dumps({"target": result.target, "file": str(result.path), **result.report}, default=str))
         return

@@ -53,6 +53,7 @@ class TrainConfig:
     keep: int = 3
     amp: str | None = None
     compile: bool = False
+    quantize: str | None = None
     neuron: NeuronParams = field(default_factory=NeuronParams)
 
     def __post_init__(self) -> None:

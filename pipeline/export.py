@@ -57,9 +57,11 @@ def available_targets() -> list[str]:
     return [t for t, m in EXPORTER_MODULES.items() if t in EXPORTERS or importlib.util.find_spec(m) is not None]
 
 
-def test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, samples: int | None = None,
-                 batch_size: int = 256, seed: int = 0):
-    """A callable giving the checkpoint's test set as encoded (T, B, ...) batches, reproducibly."""
+def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, samples: int | None = None,
+                 batch_size: int = 256, seed: int = 0, timesteps: int | None = None):
+    """A callable giving the checkpoint's test set as encoded (T, B, ...) batches, reproducibly
+    (T: the checkpoint's, or ``timesteps``)."""
+    timesteps = timesteps or ckpt.timesteps
     dataset = load_dataset(ckpt.data.name, data_dir, seed=_split_seed(ckpt))
     images, labels = dataset.test_x, dataset.test_y
     if samples is not None:
@@ -68,7 +70,7 @@ def test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, samples: 
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed)
         for x, y in iterate_batches(images, labels, batch_size, shuffle=False):
-            yield encode(x, ckpt.encoding, ckpt.timesteps, ckpt.data.mean, ckpt.data.std, generator), y
+            yield encode(x, ckpt.encoding, timesteps, ckpt.data.mean, ckpt.data.std, generator), y
 
     return batches
 
@@ -86,6 +88,7 @@ def export(
     force: bool = False,
     data_dir: str | Path | None = None,
     samples: int | None = None,
+    timesteps: int | None = None,
     **options: Any,
 ) -> ExportResult:
     """Export a checkpoint to ``target`` and return what was written and measured.
@@ -97,6 +100,7 @@ def export(
         force: overwrite an existing file.
         data_dir: where the checkpoint's dataset lives, for verification and accuracy.
         samples: use only the first N test samples.
+        timesteps: run the exported network for T steps per input (default: the checkpoint's T).
         options: target-specific options.
     """
     entry = load_exporter(target)
@@ -107,10 +111,15 @@ def export(
     out = Path(out)
     if out.exists() and not force:
         raise SnnpipeError(f"{out} exists; pass --force to overwrite it or --out to write elsewhere")
+    if timesteps is not None and timesteps < 1:
+        raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
+    if samples is not None and samples < 1:
+        raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
     model = ckpt.build_model().eval()
+    timesteps = timesteps or ckpt.timesteps
     request = ExportRequest(
-        model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=ckpt.timesteps,
-        encoding=ckpt.encoding, out=out, batches=test_batches(ckpt, data_dir, samples), options=options,
+        model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
+        out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=options,
     )
     result = entry.fn(request)
     report_path = out.with_name(out.name + ".report.json")

@@ -822,7 +822,7 @@ def profile(
 
 
 def _profile_checkpoint(source, data, timesteps, energy, samples, dataset, batch_size, progress, world) -> Profile:
-    from snnpipe.pipeline.export import test_batches
+    from snnpipe.pipeline.export import encoded_test_batches
 
     ckpt = source if isinstance(source, Checkpoint) else Checkpoint.load(source)
     if timesteps is not None and timesteps != ckpt.timesteps:
@@ -838,8 +838,8 @@ def _profile_checkpoint(source, data, timesteps, energy, samples, dataset, batch
                                f"{ckpt.data.name} {'x'.join(map(str, shape))}: profile it on data of its own shape")
         ckpt = replace(ckpt, data=replace(ckpt.data, name=dataset))
     if data is None or isinstance(data, (str, Path)):
-        snn_batches = test_batches(ckpt, data, samples, batch_size=batch_size)
-        ann_batches = test_batches(replace(ckpt, encoding="direct", timesteps=1), data, samples, batch_size=batch_size)
+        snn_batches = encoded_test_batches(ckpt, data, samples, batch_size=batch_size)
+        ann_batches = encoded_test_batches(replace(ckpt, encoding="direct", timesteps=1), data, samples, batch_size=batch_size)
     else:
         given = list(_batches(data))
         for x, _ in given:

@@ -245,6 +245,10 @@ class _Run:
             neuron=config.neuron, spiking=stage_cls.spiking, **config.model_args,
         )
         self.prior_history = _initial_weights(model, config) if resumed is None else []
+        if config.quantize:  # quantization-aware training: the forward uses the exported weights
+            from snnpipe.hw_targets.loihi.qat import apply_quantization
+
+            apply_quantization(model, config.quantize)
         model.to(device)
         if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
             # conv outputs, pooling and the in-place neuron updates all run faster in NHWC

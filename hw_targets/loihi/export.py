@@ -1,0 +1,283 @@
+"""``snnpipe export --target loihi``: a Lava netx HDF5 file, its accuracy in fixed point, and proof.
+
+Order (SPEC §4): fold BatchNorm -> fold average pooling -> quantize (`quantize`) -> run the
+bit-accurate simulator (`simulator`) on the test set next to the float model -> refuse the export
+when the accuracy drops by more than ``max_drop`` points (default 1.0) or when a current wrapped
+around its 24 bits -> write the file (a temporary file beside the target) -> with ``verify="lava"``,
+run that file in Lava's ``Loihi2SimCfg(select_tag="fixed_pt")`` on the first `VERIFY_SAMPLES` test
+inputs and require every layer's spikes (and the readout's voltage) to equal the simulator's -> rename
+the file into place. Any failure leaves no file behind.
+
+Input: binary spikes, the ``rate`` and ``latency`` encodings. A ``direct``-encoded model feeds analog
+pixels into its first layer; a netx file's input layer carries unary spikes (graded input would need
+``Network(input_message_bits=...)``, which the file cannot say), so it is refused with the fix.
+
+Options (``ExportRequest.options``): ``max_drop`` (points), ``verify`` (``lava``), ``lava_python``,
+``verify_samples``.
+
+The report: accuracy in float and in fixed point (and the drop), every layer's exponent, mantissa
+range, clipping and overflow counts, neurons and synapses, Loihi 2 cores with the per-core limits and
+their source (`cores`), the file size, and the verification.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from snnpipe import __version__
+from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
+from snnpipe.hw_targets.loihi import fixed_point as fx
+from snnpipe.hw_targets.loihi.cores import LOIHI2, network_cores
+from snnpipe.hw_targets.loihi.lava_bridge import lava_python, run_lava
+from snnpipe.hw_targets.loihi.netx import write_netx
+from snnpipe.hw_targets.loihi.network import LoihiNetwork
+from snnpipe.hw_targets.loihi.quantize import QuantizedModel, WeightOverflowError, quantize_model
+from snnpipe.hw_targets.loihi.simulator import LayerCounters, LoihiSimulator
+from snnpipe.models import SpikingModel
+
+#: Largest accepted drop from float to fixed-point accuracy, in percentage points (lava-dl issue
+#: #92: accuracy collapsing to chance after netx conversion must not pass silently).
+DEFAULT_MAX_DROP = 1.0
+#: Test inputs that ``--verify lava`` runs through Lava (Lava simulates one sample at a time).
+VERIFY_SAMPLES = 8
+OPTIONS = ("max_drop", "verify", "lava_python", "verify_samples")
+
+
+class AccuracyDropError(ExportError):
+    """Fixed point loses more accuracy than allowed."""
+
+
+class LavaMismatchError(ExportError):
+    """Lava's run of the written file differs from the simulator's."""
+
+
+@dataclass
+class Evaluation:
+    """Float and fixed-point accuracy on the same encoded test inputs."""
+
+    samples: int
+    float_correct: int
+    fixed_correct: int
+    counters: list[LayerCounters]
+    seconds_simulator: float
+
+    @property
+    def float_accuracy(self) -> float:
+        return self.float_correct / self.samples
+
+    @property
+    def fixed_accuracy(self) -> float:
+        return self.fixed_correct / self.samples
+
+    @property
+    def drop_pt(self) -> float:
+        return 100.0 * (self.float_accuracy - self.fixed_accuracy)
+
+
+def _options(raw: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(raw) - set(OPTIONS))
+    if unknown:
+        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        raise ExportError(f"{names} is not an option of --target loihi; it takes --max-drop, --verify lava, --lava-python")
+    options = dict(raw)
+    if options.get("verify") not in (None, "lava"):
+        raise ExportError(f"--verify {options['verify']!r}: the loihi target verifies with lava (--verify lava)")
+    max_drop = float(options.get("max_drop", DEFAULT_MAX_DROP))
+    if not max_drop >= 0 or math.isinf(max_drop):
+        raise ExportError(f"--max-drop {max_drop} is out of range: a number of points >= 0")
+    options["max_drop"] = max_drop
+    samples = int(options.get("verify_samples", VERIFY_SAMPLES))
+    if samples < 1:
+        raise ExportError(f"verify_samples={samples} is out of range: at least 1")
+    options["verify_samples"] = samples
+    return options
+
+
+def _readout_range(folded: SpikingModel, x: Tensor) -> float:
+    """The largest |sum over steps of the output| of the float model on ``x``."""
+    with torch.no_grad():
+        return float(folded(x.float()).cumsum(0).abs().max())
+
+
+def evaluate(model: SpikingModel, simulator: LoihiSimulator, batches) -> Evaluation:
+    """Accuracy of the float model (mean readout over T) and of the simulator on the same inputs."""
+    samples = float_correct = fixed_correct = 0
+    counters = [LayerCounters() for _ in simulator.net.layers]
+    seconds = 0.0
+    with torch.no_grad():
+        for x, y in batches:
+            x = x.float()
+            float_correct += int((model(x).mean(0).argmax(1) == y).sum())
+            started = time.perf_counter()
+            result = simulator.run(x)
+            seconds += time.perf_counter() - started
+            fixed_correct += int((result.predictions() == y).sum())
+            samples += len(y)
+            for total, layer in zip(counters, result.counters):
+                total.add(layer)
+    return Evaluation(samples, float_correct, fixed_correct, counters, seconds)
+
+
+def check_overflow(net: LoihiNetwork, counters: list[LayerCounters]) -> None:
+    """Refuse a network whose current wrapped around (a silent sign flip) on the test set.
+
+    Raises:
+        WeightOverflowError: naming the first layer that wrapped.
+    """
+    for layer, count in zip(net.layers, counters):
+        events = count.current_wraps + count.accumulator_wraps
+        if events:
+            raise WeightOverflowError(
+                f"{layer.name}: the synaptic input overflowed Loihi's 24-bit current on {events} neuron updates of the "
+                f"test set (inputs up to {count.max_abs_input} weight units; the limit is {fx.STATE_LIMIT >> fx.ACT_SHIFT}): "
+                "the weights overflow; retrain with smaller weights (e.g. --weight-decay) or a higher threshold"
+            )
+
+
+def verify_with_lava(path: Path, net: LoihiNetwork, x: Tensor, python: Path) -> dict[str, Any]:
+    """Run ``path`` in Lava on the input spikes ``x`` (T, N, ...) and compare with the simulator.
+
+    Every layer's spikes at every step must be equal, and the readout's u and v too (it never spikes).
+
+    Raises:
+        LavaMismatchError: the first layer where they differ, with the count.
+    """
+    timesteps, samples = x.shape[0], x.shape[1]
+    steps = net.steps_for(timesteps)
+    readout = net.layers[-1].neuron.readout
+    started = time.perf_counter()
+    sim = LoihiSimulator(net).run(x, record_spikes=True, record_state=readout)
+    seconds_simulator = time.perf_counter() - started
+    padded = np.zeros((samples, steps, *net.input_shape), dtype=np.int8)
+    padded[:, :timesteps] = x.transpose(0, 1).numpy()
+    lava = run_lava(path, padded, python, state="last" if readout else None)
+    compared = spikes = 0
+    for i, layer in enumerate(net.layers):
+        ours = sim.spikes[i].transpose(0, 1).numpy()
+        theirs = lava.spikes[i]
+        if ours.shape != theirs.shape or not np.array_equal(ours, theirs):
+            differ = np.argwhere(ours != theirs) if ours.shape == theirs.shape else None
+            where = f"first at sample {differ[0][0]}, step {differ[0][1]}" if differ is not None and len(differ) else "shapes differ"
+            count = len(differ) if differ is not None else "all"
+            raise LavaMismatchError(f"Lava's fixed_pt run disagrees with the simulator in {layer.name}: {count} spikes differ "
+                                    f"({where}); the file was not written; report this as a bug")
+        compared += ours.size
+        spikes += int(ours.sum())
+    if readout:
+        for name, ours, theirs in (("u", sim.current[-1], lava.current[-1]), ("v", sim.voltage[-1], lava.voltage[-1])):
+            if not np.array_equal(ours.transpose(0, 1).numpy(), theirs):
+                raise LavaMismatchError(f"Lava's fixed_pt run disagrees with the simulator on the readout's {name} "
+                                        f"({net.layers[-1].name}); the file was not written; report this as a bug")
+    return {
+        "runtime": "lava-dl 0.6.0, Loihi2SimCfg(select_tag='fixed_pt')", "samples": samples, "steps": steps,
+        "layers": len(net.layers), "spike_values_compared": compared, "spikes": spikes, "mismatched": 0,
+        "readout_voltage_equal": readout, "seconds_lava": round(lava.seconds_total, 3),
+        "seconds_simulator": round(seconds_simulator, 4),
+    }
+
+
+def _layer_line(quant, layer, cores: int, counters: LayerCounters | None) -> str:
+    shape = "x".join(map(str, layer.out_shape))
+    text = (f"{quant.name}: {quant.kind} {shape}, {quant.neurons:,} neurons, {quant.synapses:,} synapses, {cores} cores; "
+            f"w = m*2^{quant.weight_exp} (m in [{quant.weight_mantissa_min}, {quant.weight_mantissa_max}], "
+            f"{quant.weights_clipped} clipped, {quant.weights_zeroed} rounded to 0, rel. RMS error {quant.weight_rel_rmse:.2%})")
+    text += "; readout (non-spiking)" if quant.readout else f"; vThMant {quant.vth_mant}"
+    text += f"; bias {quant.biases_clipped} clipped; iDecay {quant.i_decay}, vDecay {quant.v_decay}"
+    if quant.pools_folded:
+        text += f"; folded {', '.join(quant.pools_folded)}"
+    if counters is not None and counters.voltage_saturations:
+        text += f"; v saturated {counters.voltage_saturations} times"
+    return text
+
+
+def build_report(quantized: QuantizedModel, evaluation: Evaluation | None, request: ExportRequest, max_drop: float,
+                 file_bytes: int, lava: dict[str, Any] | None) -> dict[str, Any]:
+    """The export report: the scalars a user reads first, one line per layer, then the details."""
+    net = quantized.network
+    cores = network_cores(net)
+    steps = net.steps_for(request.timesteps)
+    report: dict[str, Any] = {}
+    if evaluation is not None:
+        report.update({
+            "accuracy_float": round(evaluation.float_accuracy, 6),
+            "accuracy_fixed_point": round(evaluation.fixed_accuracy, 6),
+            "accuracy_drop_pt": round(evaluation.drop_pt, 4),
+            "max_drop_pt": max_drop,
+            "test_samples": evaluation.samples,
+        })
+    else:
+        report["accuracy"] = "not measured (no test data)"
+    report.update({
+        "timesteps": request.timesteps, "steps": steps, "encoding": request.encoding,
+        "neurons": sum(q.neurons for q in quantized.layers), "synapses": sum(q.synapses for q in quantized.layers),
+        "loihi2_cores": sum(cores), "loihi2_chips": math.ceil(sum(cores) / LOIHI2.cores_per_chip),
+        "core_limits": (f"{LOIHI2.neurons_per_core:,} neurons and {LOIHI2.memory_bytes_per_core // 1024} KB "
+                        f"(1 byte per synapse) per core, {LOIHI2.cores_per_chip} cores per chip"),
+        "core_limits_source": LOIHI2.source,
+        "file_bytes": file_bytes,
+        "verified": (f"lava: {lava['samples']} samples x {lava['steps']} steps, every layer's spikes bit-exact"
+                     if lava else "no (pass --verify lava to run the file in Lava)"),
+    })
+    counters = evaluation.counters if evaluation is not None else [None] * len(net.layers)
+    for i, (quant, layer, count, n) in enumerate(zip(quantized.layers, net.layers, counters, cores), 1):
+        report[f"layer {i}"] = _layer_line(quant, layer, n, count)
+    report["layers"] = [
+        {**quant.to_dict(), "loihi2_cores": n, **({"simulated": vars(count)} if count is not None else {})}
+        for quant, count, n in zip(quantized.layers, counters, cores)
+    ]
+    report["limits"] = LOIHI2.to_dict()
+    if evaluation is not None:
+        report["seconds_simulator"] = round(evaluation.seconds_simulator, 3)
+    if lava:
+        report["lava"] = lava
+    return report
+
+
+@register_exporter("loihi", ".net.h5")
+def export_loihi(request: ExportRequest) -> ExportResult:
+    """Quantize, simulate, gate, write and (optionally) verify; see the module docstring."""
+    options = _options(request.options)
+    if request.encoding == "direct":
+        raise ExportError(
+            "this model was trained with direct (analog) input, and a netx file's input layer carries binary "
+            "spikes; retrain with --encoding rate (or latency) to export it to Loihi, or export with --target nir"
+        )
+    python = lava_python(options.get("lava_python")) if options.get("verify") == "lava" else None
+    first = next(iter(request.batches()), None) if request.batches is not None else None
+    calibration = (lambda folded: _readout_range(folded, first[0])) if first is not None else None
+    quantized = quantize_model(request.model.eval(), tuple(request.input_shape), request.timesteps, calibration)
+    simulator = LoihiSimulator(quantized.network)
+    evaluation = None
+    if first is not None:
+        evaluation = evaluate(request.model, simulator, request.batches())
+        check_overflow(quantized.network, evaluation.counters)
+        if evaluation.drop_pt > options["max_drop"] + 1e-9:
+            raise AccuracyDropError(
+                f"accuracy drops from {evaluation.float_accuracy:.2%} (float) to {evaluation.fixed_accuracy:.2%} (Loihi "
+                f"fixed point) on {evaluation.samples} test samples, {evaluation.drop_pt:.2f} pt > --max-drop "
+                f"{options['max_drop']:g}; nothing was written: retrain with --quantize loihi, or allow it with --max-drop"
+            )
+    out = Path(request.out)
+    attrs = {"snnpipe_version": __version__, "timesteps": request.timesteps, "encoding": request.encoding,
+             "steps": quantized.network.steps_for(request.timesteps)}
+    lava = None
+    with atomic_path(out) as tmp:
+        write_netx(quantized.network, tmp, attrs)
+        if python is not None:
+            if first is not None:
+                x = first[0][:, :options["verify_samples"]].float()
+            else:
+                x = (torch.rand(request.timesteps, options["verify_samples"], *request.input_shape,
+                                generator=torch.Generator().manual_seed(0)) < 0.3).float()
+            lava = verify_with_lava(tmp, quantized.network, x, python)
+        file_bytes = tmp.stat().st_size
+    report = build_report(quantized, evaluation, request, options["max_drop"], file_bytes, lava)
+    return ExportResult("loihi", out, report)

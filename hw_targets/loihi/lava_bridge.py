@@ -1,0 +1,181 @@
+"""Lava as the oracle: find (or build) a Lava environment and run a netx file in it.
+
+Lava needs Python 3.10 (lava-nc 0.10.0 breaks on 3.11) and lava-dl 0.6.0 pins torch 2.3, so it lives
+in its own virtual environment and is driven as a subprocess: `run_lava` writes the input spikes to
+an .npz, runs ``lava_runner.py`` (beside this module) with the environment's python, and reads the
+spikes (and u, v) of every layer back.
+
+The environment's python is, in order: the ``lava_python`` argument (``--lava-python``), the
+``SNNPIPE_LAVA_PYTHON`` variable, or ``~/.cache/snnpipe-lava/bin/python``; when none exists it is
+created there (``python3.10 -m venv``; ``pip install lava-dl==0.6.0``: minutes, about 5.6 GB) from
+the first Python 3.10 found: ``python3.10`` on PATH, then pyenv's versions (``$PYENV_ROOT``,
+default ``~/.pyenv``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snnpipe.errors import SnnpipeError
+
+LAVA_DL_VERSION = "0.6.0"
+ENV_VARIABLE = "SNNPIPE_LAVA_PYTHON"
+RUNNER = Path(__file__).with_name("lava_runner.py")
+_CHECK = (
+    "import importlib.metadata as m, sys; "
+    f"sys.exit(0 if m.version('lava-dl') == '{LAVA_DL_VERSION}' and sys.version_info[:2] == (3, 10) else 3)"
+)
+
+
+class LavaUnavailableError(SnnpipeError):
+    """No Lava environment, and none can be made here: the message says why and what to do."""
+
+
+class LavaRunError(SnnpipeError):
+    """Lava ran and failed."""
+
+
+def default_env_dir() -> Path:
+    """Where snnpipe keeps its Lava environment: ``~/.cache/snnpipe-lava``."""
+    return Path.home() / ".cache" / "snnpipe-lava"
+
+
+def _is_lava_python(python: Path) -> bool:
+    if not python.is_file():
+        return False
+    try:
+        return subprocess.run([str(python), "-c", _CHECK], capture_output=True, timeout=120).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def find_python310() -> Path | None:
+    """A Python 3.10 interpreter: ``python3.10`` on PATH, else the newest pyenv 3.10.x."""
+    found = shutil.which("python3.10")
+    if found:
+        return Path(found)
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = sorted((root / "versions").glob("3.10*/bin/python3.10"))
+    return candidates[-1] if candidates else None
+
+
+def create_env(env_dir: Path, base: Path, quiet: bool = False) -> Path:
+    """``base -m venv env_dir`` then ``pip install lava-dl==0.6.0``; returns the new python.
+
+    Raises:
+        LavaUnavailableError: venv or pip failed (the message carries their last line).
+    """
+    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log(f"creating the Lava environment at {env_dir} (pip install lava-dl=={LAVA_DL_VERSION}; several minutes)")
+    python = env_dir / "bin" / "python"
+    for command in ([str(base), "-m", "venv", str(env_dir)],
+                    [str(python), "-m", "pip", "install", "--quiet", f"lava-dl=={LAVA_DL_VERSION}"]):
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LavaUnavailableError(
+                f"could not build the Lava environment at {env_dir} ({' '.join(command[1:3])} failed: {last}); "
+                f"install lava-dl=={LAVA_DL_VERSION} in a Python 3.10 environment and pass --lava-python PATH"
+            )
+    return python
+
+
+def lava_python(explicit: str | Path | None = None, create: bool = True) -> Path:
+    """The python of a working Lava environment (module docstring), creating one if allowed.
+
+    Raises:
+        LavaUnavailableError: the given python has no lava-dl 0.6.0, or there is none and no Python
+            3.10 to build one with.
+    """
+    given = explicit or os.environ.get(ENV_VARIABLE)
+    if given:
+        python = Path(given).expanduser()
+        source = "--lava-python" if explicit else ENV_VARIABLE
+        if not _is_lava_python(python):
+            raise LavaUnavailableError(
+                f"{source} {python} is not a Python 3.10 with lava-dl {LAVA_DL_VERSION}; point it at the Lava "
+                f"environment's python, or leave it unset to use {default_env_dir()}"
+            )
+        return python
+    env_dir = default_env_dir()
+    python = env_dir / "bin" / "python"
+    if _is_lava_python(python):
+        return python
+    base = find_python310() if create else None
+    if base is None:
+        raise LavaUnavailableError(
+            f"--verify lava needs Lava (Python 3.10 with lava-dl {LAVA_DL_VERSION}): there is none at {env_dir} and no "
+            f"python3.10 to create it; install Python 3.10 (e.g. pyenv install 3.10) or pass --lava-python PATH "
+            f"(or set {ENV_VARIABLE})"
+        )
+    if env_dir.exists():
+        shutil.rmtree(env_dir)  # a half-built environment from an interrupted attempt
+    return create_env(env_dir, base)
+
+
+@dataclass
+class LavaRun:
+    """Lava's answer for N samples.
+
+    Attributes:
+        spikes: per layer, (N, steps, *shape) uint8, shape in (C, H, W) order.
+        current, voltage: per layer, (N, steps, *shape) int64 where ``state`` asked for it, else None.
+        seconds_build, seconds_run: inside the runner (network and probes; compile and run).
+        seconds_total: the whole subprocess, Python start-up and imports included.
+    """
+
+    spikes: list[np.ndarray]
+    current: list[np.ndarray | None]
+    voltage: list[np.ndarray | None]
+    seconds_build: float
+    seconds_run: float
+    seconds_total: float
+
+
+def run_lava(net_path: str | Path, x: np.ndarray, python: str | Path | None = None, state: str | None = None,
+             timeout: float = 3600.0) -> LavaRun:
+    """Run the netx file on input spikes in ``Loihi2SimCfg(select_tag="fixed_pt")``.
+
+    Args:
+        net_path: the netx HDF5 file.
+        x: (N, steps, C, H, W) binary spikes (zeros after the input's T steps).
+        python: the Lava environment's python (default: `lava_python()`).
+        state: also record u and v after every step: ``all`` layers, or the ``last`` one.
+
+    Raises:
+        LavaUnavailableError: no Lava environment (see `lava_python`).
+        LavaRunError: the runner failed; the message carries the last line of its error output.
+    """
+    python = Path(python) if python is not None else lava_python()
+    with tempfile.TemporaryDirectory(prefix="snnpipe-lava-") as tmp:
+        inputs, outputs = Path(tmp) / "input.npz", Path(tmp) / "output.npz"
+        np.savez(inputs, x=np.ascontiguousarray(x, dtype=np.int8))
+        command = [str(python), str(RUNNER), str(Path(net_path).resolve()), str(inputs), str(outputs)]
+        if state is not None:
+            if state not in ("all", "last"):
+                raise ValueError(f"state={state!r} is not 'all', 'last' or None")
+            command.append(f"--state={state}")
+        started = time.perf_counter()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        except subprocess.TimeoutExpired:
+            raise LavaRunError(f"Lava did not finish within {timeout:.0f} s; verify on fewer samples") from None
+        seconds = time.perf_counter() - started
+        if done.returncode != 0 or not outputs.exists():
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            raise LavaRunError(f"Lava failed on {net_path} ({lines[-1] if lines else f'exit {done.returncode}'})")
+        with np.load(outputs) as data:
+            layers = int(data["layers"])
+            spikes = [data[f"spikes_{i}"] for i in range(layers)]
+            current = [data[f"u_{i}"] if f"u_{i}" in data else None for i in range(layers)]
+            voltage = [data[f"v_{i}"] if f"v_{i}" in data else None for i in range(layers)]
+            return LavaRun(spikes, current, voltage, float(data["seconds_build"]), float(data["seconds_run"]), seconds)

@@ -1,0 +1,163 @@
+"""Write and read Lava netx HDF5 files (lava-dl 0.6.0, ``lava/lib/dl/netx/hdf5.py``).
+
+Layout, as netx's ``Network._create`` reads it::
+
+    layer/0    type "input",   shape (C, H, W)                       # no neuron: spikes go straight in
+    layer/i    type "flatten", shape (n,)                            # before a dense layer on an image
+    layer/i    type "dense",   shape (n,), inFeatures, outFeatures, weight (out, in) [, bias (out,)]
+    layer/i    type "conv",    shape (C, H, W), inChannels, outChannels, kernelSize, stride, padding,
+               dilation, groups, weight (out, in/groups, kh, kw) [, bias (out,)]
+    layer/i/neuron   type "CUBA", iDecay, vDecay, vThMant, refDelay, gradedSpike
+
+Shapes and (height, width) pairs are written in torch's order; netx reverses them to its (x, y, z) =
+(W, H, C), flips conv kernels (Lava's ``Conv`` convolves, torch correlates) and flattens in (C, H, W)
+order, so the file is torch's layout. Weights are integers: netx derives Loihi's weight exponent and
+precision from them (`fixed_point.dense_synapse_format`). A bias is netx's ``bias_mant`` with
+``bias_exp`` 6.
+
+netx ignores HDF5 attributes; snnpipe keeps its own there (the module path of each layer, the
+readout flag, the timesteps and encoding of the input) so that `read_netx` gives back the
+`LoihiNetwork` that was written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+
+from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork
+
+FORMAT = "snnpipe.loihi.netx/1"
+
+
+def _type(group: h5py.Group, name: str) -> None:
+    group.create_dataset("type", (1,), "S10", [name.encode("ascii")])
+
+
+def _read_type(group: h5py.Group) -> str:
+    value = group["type"]
+    raw = value[0] if value.shape else value[()]
+    return raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
+
+
+def _write_neuron(group: h5py.Group, neuron: CubaNeuron) -> None:
+    sub = group.create_group("neuron")
+    sub.create_dataset("type", data="CUBA")
+    sub.create_dataset("iDecay", data=neuron.i_decay)
+    sub.create_dataset("vDecay", data=neuron.v_decay)
+    sub.create_dataset("vThMant", data=neuron.vth_mant)
+    sub.create_dataset("refDelay", data=1)
+    sub.create_dataset("gradedSpike", data=False)
+    group.attrs["readout"] = neuron.readout
+
+
+def _read_neuron(group: h5py.Group) -> CubaNeuron:
+    sub = group["neuron"]
+    kind = sub["type"][()]
+    kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
+    if kind != "CUBA":
+        raise ValueError(f"neuron type {kind!r} is not CUBA")
+    return CubaNeuron(int(sub["iDecay"][()]), int(sub["vDecay"][()]), int(sub["vThMant"][()]),
+                      bool(group.attrs.get("readout", False)))
+
+
+def _write_dense(group: h5py.Group, layer: LoihiLayer) -> None:
+    group.create_dataset("inFeatures", data=layer.in_features)
+    group.create_dataset("outFeatures", data=layer.neurons)
+
+
+def _read_dense(group: h5py.Group) -> dict[str, Any]:
+    return {}
+
+
+def _write_conv(group: h5py.Group, layer: LoihiLayer) -> None:
+    group.create_dataset("inChannels", data=layer.in_shape[0])
+    group.create_dataset("outChannels", data=layer.out_shape[0])
+    group.create_dataset("kernelSize", data=np.array(layer.kernel_size))
+    group.create_dataset("stride", data=np.array(layer.stride))
+    group.create_dataset("padding", data=np.array(layer.padding))
+    group.create_dataset("dilation", data=np.array(layer.dilation))
+    group.create_dataset("groups", data=layer.groups)
+
+
+def _read_conv(group: h5py.Group) -> dict[str, Any]:
+    return {key: tuple(int(v) for v in np.broadcast_to(group[key][()], (2,)))
+            for key in ("stride", "padding", "dilation")} | {"groups": int(group["groups"][()])}
+
+
+#: One table for the writer and the reader: layer type -> (write extra fields, read them back).
+LAYER_IO: dict[str, tuple[Callable[[h5py.Group, LoihiLayer], None], Callable[[h5py.Group], dict]]] = {
+    "dense": (_write_dense, _read_dense),
+    "conv": (_write_conv, _read_conv),
+}
+
+
+def write_netx(net: LoihiNetwork, path: str | Path, attrs: dict[str, Any] | None = None) -> None:
+    """Write ``net`` to ``path`` (overwritten). ``attrs`` go to the file's root attributes."""
+    with h5py.File(path, "w") as handle:
+        handle.attrs["format"] = FORMAT
+        for key, value in (attrs or {}).items():
+            handle.attrs[key] = value
+        root = handle.create_group("layer")
+        index = 0
+        group = root.create_group(str(index))
+        _type(group, "input")
+        group.create_dataset("shape", data=np.array(net.input_shape))
+        for layer in net.layers:
+            if layer.flatten:
+                index += 1
+                group = root.create_group(str(index))
+                _type(group, "flatten")
+                group.create_dataset("shape", data=np.array([layer.in_features]))
+            index += 1
+            group = root.create_group(str(index))
+            _type(group, layer.kind)
+            group.attrs["name"] = layer.name
+            group.create_dataset("shape", data=np.array(layer.out_shape))
+            LAYER_IO[layer.kind][0](group, layer)
+            group.create_dataset("weight", data=layer.weight.astype(np.int16))
+            if layer.bias is not None:
+                group.create_dataset("bias", data=layer.bias.astype(np.int16))
+            _write_neuron(group, layer.neuron)
+
+
+def read_netx(path: str | Path) -> tuple[LoihiNetwork, dict[str, Any]]:
+    """The network in a netx file written by `write_netx` (or by lava-dl, for these layer types),
+    and the file's root attributes.
+
+    Raises:
+        ValueError: a layer type this reader does not know, or a file that is not a chain.
+    """
+    with h5py.File(path, "r") as handle:
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in handle.attrs.items()}
+        root = handle["layer"]
+        input_shape: tuple[int, ...] | None = None
+        layers: list[LoihiLayer] = []
+        shape: tuple[int, ...] = ()
+        flatten = False
+        for index in range(len(root)):
+            group = root[str(index)]
+            kind = _read_type(group)
+            if kind == "input":
+                input_shape = shape = tuple(int(n) for n in group["shape"][()])
+                continue
+            if kind == "flatten":
+                flatten = True
+                continue
+            if kind not in LAYER_IO:
+                raise ValueError(f"layer/{index} has type {kind!r}; this reader knows input, flatten, {', '.join(LAYER_IO)}")
+            in_shape = (int(np.prod(shape)),) if flatten else shape
+            layer = LoihiLayer(
+                name=str(group.attrs.get("name", f"layer/{index}")), kind=kind, in_shape=in_shape,
+                out_shape=tuple(int(n) for n in group["shape"][()]), weight=group["weight"][()],
+                bias=group["bias"][()] if "bias" in group else None, neuron=_read_neuron(group),
+                flatten=flatten, **LAYER_IO[kind][1](group),
+            )
+            layers.append(layer)
+            shape, flatten = layer.out_shape, False
+        if input_shape is None:
+            raise ValueError("the file has no input layer (layer/0 of type 'input')")
+    return LoihiNetwork(input_shape, layers), attrs

@@ -1,0 +1,117 @@
+"""Quantization-aware training for Loihi: ``snnpipe train --quantize loihi``.
+
+Every conv and linear that the export turns into a netx layer computes with the weights Loihi will
+hold, with straight-through gradients (Bengio et al. 2013; Jacob et al. 2018 for the BatchNorm
+fold). For a layer with weight W followed by a BatchNorm of scale ``s = gamma / sqrt(running_var +
+eps)`` (per output channel; 1 without BatchNorm)::
+
+    W_used = W + (Q(W s) / s - W).detach(),   Q(w) = clip(round(w / 2^e), -128, 127) 2^e
+
+with the exponent e that `quantize.layer_exponent` gives the folded weights at this step, from the
+threshold of the layer's neuron (the readout: from the weights alone). The BatchNorm still
+normalizes with batch statistics during training; in eval mode (running statistics) the folded
+weight ``W_used s`` is exactly the grid the export writes, so the exported weights are the trained
+ones. Average pooling folded into the next layer divides its weights by k^2 = 4 (2x2 pooling): a
+power of two, which moves e and keeps the mantissas.
+
+What the export does that this forward does not (each small, and measured by the export report):
+the bias is not rounded (one bias unit is 2^(e-1), below the weights' resolution); the neuron's
+fixed-point rounding (rtz of the decays, 2^-6 of a weight unit per step) is not modeled; and
+Lava's one-step delay per layer, with the bias-only first steps it causes, is not modeled.
+
+The checkpoint keeps the latent float weights W under their usual names, so it loads into the plain
+model; export quantizes them with the same `quantize.layer_exponent` and `quantize.fake_quantize`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.loihi.quantize import _stages, fake_quantize, layer_exponent, trace
+from snnpipe.hw_targets.folding import fold_batchnorm
+from snnpipe.models import SpikingModel
+
+
+def _fake_quantized_weight(module: nn.Module) -> Tensor:
+    batchnorm, threshold = module._loihi
+    weight = module.weight
+    with torch.no_grad():
+        if batchnorm is not None:
+            scale = batchnorm.weight / torch.sqrt(batchnorm.running_var + batchnorm.eps)
+            scale = scale.view(-1, *([1] * (weight.dim() - 1)))
+        else:
+            scale = torch.ones((), dtype=weight.dtype, device=weight.device)
+        folded = weight * scale
+        max_abs = float(folded.abs().max())
+        if max_abs == 0.0:
+            return weight
+        exponent = layer_exponent(max_abs, threshold)
+        safe = torch.where(scale == 0, torch.ones_like(scale), scale)
+        target = fake_quantize(folded, exponent) / safe
+    return weight + (target - weight).detach()
+
+
+class LoihiQuantConv2d(nn.Conv2d):
+    """`nn.Conv2d` computing with Loihi's quantized weights (module docstring); same parameters."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._conv_forward(x, _fake_quantized_weight(self), self.bias)
+
+
+class LoihiQuantLinear(nn.Linear):
+    """`nn.Linear` computing with Loihi's quantized weights (module docstring); same parameters."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.linear(x, _fake_quantized_weight(self), self.bias)
+
+
+_QUANT_CLASSES = {nn.Conv2d: LoihiQuantConv2d, nn.Linear: LoihiQuantLinear}
+
+
+def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
+    """Make every netx layer of ``model`` compute with Loihi's weights, in place.
+
+    Raises:
+        SnnpipeError: the model cannot be exported to Loihi (the trace's error, prefixed), so that
+            training does not start on a network the export will refuse.
+    """
+    if not getattr(model, "spiking", True):
+        raise SnnpipeError("--quantize loihi trains a spiking model; this stage trains the ANN twin")
+    input_shape = getattr(model, "input_shape", None)
+    if input_shape is None:
+        raise SnnpipeError("--quantize loihi needs a zoo model (it knows its input shape)")
+    try:
+        stages = _stages(trace(fold_batchnorm(model), tuple(input_shape)))
+    except SnnpipeError as err:
+        raise SnnpipeError(f"--quantize loihi: {err}") from None
+    for stage in stages:
+        path = stage.synapse.path
+        module = model.get_submodule(path)
+        parent_path, _, name = path.rpartition(".")
+        siblings = list(model.get_submodule(parent_path).named_children())
+        names = [n for n, _ in siblings]
+        following = siblings[names.index(name) + 1][1] if names.index(name) + 1 < len(siblings) else None
+        batchnorm = following if isinstance(following, (nn.BatchNorm1d, nn.BatchNorm2d)) else None
+        threshold = stage.neuron.module.params.threshold if stage.neuron is not None else None
+        module.__class__ = _QUANT_CLASSES[type(module)] if type(module) in _QUANT_CLASSES else type(module)
+        module._loihi = (batchnorm, threshold)
+    return model
+
+
+#: ``--quantize`` schemes: name -> function applied to the freshly built model.
+QUANTIZERS: dict[str, Callable[[SpikingModel], SpikingModel]] = {"loihi": apply_loihi_qat}
+
+
+def apply_quantization(model: SpikingModel, scheme: str) -> SpikingModel:
+    """Apply a ``--quantize`` scheme to ``model`` (in place) and return it.
+
+    Raises:
+        SnnpipeError: an unknown scheme, or a model the scheme cannot quantize.
+    """
+    if scheme not in QUANTIZERS:
+        raise SnnpipeError(f"unknown --quantize {scheme!r}: choose one of {', '.join(QUANTIZERS)}")
+    return QUANTIZERS[scheme](model)

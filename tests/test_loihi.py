@@ -1,0 +1,317 @@
+"""Loihi export without Lava: the simulator against committed Lava runs (golden files), the fixed-point
+arithmetic by hand, the quantizer, the netx file, quantization-aware training, the command and bad input.
+
+Lava itself (the oracle on freshly trained models) runs in tests/test_loihi_lava.py (marker ``lava``).
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from torch import nn
+
+from snnpipe.hw_targets.loihi import fixed_point as fx
+from snnpipe.hw_targets.loihi.lava_bridge import LavaUnavailableError, lava_python
+from snnpipe.hw_targets.loihi.netx import read_netx, write_netx
+from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork, readout_neuron
+from snnpipe.hw_targets.loihi.qat import apply_quantization
+from snnpipe.hw_targets.loihi.quantize import WeightOverflowError, block_exponent, quantize_model
+from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
+from snnpipe.hw_targets import UnsupportedLayerError
+from snnpipe.models import SpikingModel, create_model
+from snnpipe.models.neurons import CubaLIF, NeuronParams
+from snnpipe.pipeline.checkpoint import Checkpoint
+from snnpipe.pipeline.cli import cli
+from snnpipe.pipeline.config import TrainConfig
+from snnpipe.pipeline.data import Dataset, DataSpec, load_dataset
+from snnpipe.pipeline.train import train
+
+GOLDEN = Path(__file__).parent / "golden" / "loihi"
+
+
+# --- the simulator against Lava's own runs, committed ---------------------------------------------
+
+@pytest.mark.parametrize("name", ["tiny", "edge_conv", "edge_dense"])
+def test_simulator_reproduces_lavas_golden_runs_bit_for_bit(name):
+    # tests/golden/loihi/make_golden.py ran these files in Lava's Loihi2SimCfg(select_tag="fixed_pt")
+    net, _ = read_netx(GOLDEN / f"{name}.net.h5")
+    want = np.load(GOLDEN / f"{name}.npz")
+    x = torch.from_numpy(want["x"]).float()
+    got = LoihiSimulator(net).run(x, record_spikes=True, record_state=True)
+    for i in range(len(net.layers)):
+        for key, ours in (("spikes", got.spikes[i]), ("u", got.current[i]), ("v", got.voltage[i])):
+            np.testing.assert_array_equal(ours.transpose(0, 1).numpy(), want[f"{key}_{i}"], err_msg=f"{name} {key}_{i}")
+    counters = got.counters
+    if name == "tiny":  # every spiking layer spikes: the comparison is not between silent networks
+        assert all(c.spikes > 0 for c in counters[:-1])
+    if name == "edge_conv":  # the 24-bit conv accumulator and the current both wrapped, and v saturated
+        assert counters[0].accumulator_wraps and counters[0].current_wraps and counters[0].voltage_saturations
+    if name == "edge_dense":
+        assert counters[0].current_wraps and counters[0].voltage_saturations
+
+
+# --- fixed point by hand ------------------------------------------------------------------------------
+
+def _one_neuron(weight_file: int, neuron: CubaNeuron) -> LoihiNetwork:
+    return LoihiNetwork((1,), [LoihiLayer("n", "dense", (1,), (1,), np.array([[weight_file]]), None, neuron)])
+
+
+def test_one_neuron_by_hand():
+    # file weight 100: a_in = 100 per input spike, u gets 100 << 6 = 6400. iDecay 2048: u keeps
+    # 4096 - 2048 = 2048/4096 (half); vDecay 1024: v keeps 3072/4096. Threshold 200 << 6 = 12800.
+    # Input spikes at steps 0 and 1 reach the neuron one step later (Lava's synaptic delay):
+    #   step 0: u 0,                 v 0
+    #   step 1: u 6400,              v 6400
+    #   step 2: u 3200 + 6400 = 9600, v 4800 + 9600 = 14400 > 12800: spike, v = 0
+    #   step 3: u 4800,              v 4800
+    #   step 4: u 2400,              v 3600 + 2400 = 6000
+    net = _one_neuron(100, CubaNeuron(2048, 1024, 200))
+    x = torch.tensor([1.0, 1.0, 0.0]).reshape(3, 1, 1)
+    run = LoihiSimulator(net).run(x, steps=5, record_spikes=True, record_state=True)
+    assert run.current[0].flatten().tolist() == [0, 6400, 9600, 4800, 2400]
+    assert run.voltage[0].flatten().tolist() == [0, 6400, 0, 4800, 6000]
+    assert run.spikes[0].flatten().tolist() == [0, 0, 1, 0, 0]
+    # the threshold is strict: at 225 << 6 = 14400, step 2's v = 14400 does not spike; step 3 then has
+    # v = 14400 x 3/4 + 4800 = 15600 and spikes
+    equal = LoihiSimulator(_one_neuron(100, CubaNeuron(2048, 1024, 225))).run(x, steps=5, record_spikes=True)
+    assert equal.spikes[0].flatten().tolist() == [0, 0, 0, 1, 0]
+
+
+def test_decays_round_toward_zero_and_the_current_decay_is_offset_by_one():
+    # file weights [-2, 2], the first input spikes once: u = -2 << 6 = -128. iDecay 1 means Lava's du = 0,
+    # which still decays by 1/4096 (du + 1): rtz(-128 * 4095 / 4096) = -rtz(127.97) = -127 (floor: -128)
+    net = LoihiNetwork((2,), [LoihiLayer("n", "dense", (2,), (1,), np.array([[-2, 2]]), None, CubaNeuron(1, 0, 1000))])
+    run = LoihiSimulator(net).run(torch.tensor([[[1.0, 0.0]]]), steps=3, record_state=True)
+    assert run.current[0].flatten().tolist() == [0, -128, -127]
+    assert run.voltage[0].flatten().tolist() == [0, -128, -255]  # vDecay 0: v keeps all of itself
+    assert fx.quantize_current_decay(1.0) == 4096 and fx.quantize_voltage_decay(0.5) == 2048
+    with pytest.raises(ValueError, match="4095"):
+        fx.quantize_voltage_decay(1.0)
+
+
+def test_the_readout_integrates_its_input_and_bias():
+    # readout: iDecay 4096 (u = a_in), vDecay 0, never spikes; bias 3 is added at every step (<< 6)
+    # two input spikes x weight 10, over 4 steps: v = (0 + 3) + (10 + 3) + (10 + 3) + 3 = 32, << 6 = 2048
+    net = LoihiNetwork((1,), [LoihiLayer("r", "dense", (1,), (1,), np.array([[10]]), np.array([3]), readout_neuron())])
+    run = LoihiSimulator(net).run(torch.ones(2, 1, 1), steps=4)
+    assert run.output.tolist() == [[32 << 6]]
+
+
+def test_dense_weights_reach_lava_as_written():
+    # netx's optimize_weight_bits then Lava's clip and truncate: mixed-sign even weights arrive unchanged
+    fmt = fx.dense_synapse_format(np.array([[2, 4], [6, -8]]))
+    assert fmt.exact and fmt.sign_mode == "mixed"
+    assert (fmt.weights >> -fmt.weight_exp).tolist() == [[2, 4], [6, -8]]
+    # all-inhibitory -256: Lava clips it to -255 (the golden edge_conv file checks this against Lava)
+    assert not fx.dense_synapse_format(np.array([[-256, -2]])).exact
+
+
+# --- the quantizer --------------------------------------------------------------------------------
+
+def _model(blocks: dict, input_shape=(1, 2, 1), neuron=None) -> SpikingModel:
+    model = SpikingModel(nn.ModuleDict(blocks), spiking=True)
+    model.input_shape, model.num_classes = input_shape, 2
+    return model.eval()
+
+
+def test_block_exponent_mantissas_and_threshold_by_hand():
+    # largest |w| = 1.0: e = -6 (127 x 2^-6 = 1.98 >= 1; 2^-7 would give 0.99); mantissas w / 2^-6;
+    # the file holds them << 1, so one weight unit is 2^-7 and the threshold 1.0 is vThMant 128
+    assert block_exponent(1.0) == -6 and block_exponent(127.0) == 0 and block_exponent(127.5) == 1
+    fc = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.tensor([[1.0, -0.5], [0.25, 0.004]]))
+    head = nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+    model = _model({"hidden": nn.Sequential(nn.Flatten(), fc, CubaLIF(NeuronParams(threshold=1.0))), "head": nn.Sequential(head)})
+    q = quantize_model(model, (1, 2, 1), timesteps=4)
+    layer, stats = q.network.layers[0], q.layers[0]
+    assert layer.weight.tolist() == [[128, -64], [32, 0]]  # 0.004 / 2^-6 = 0.256 rounds to 0
+    assert (stats.weight_exp, stats.weights_zeroed, stats.weights_clipped) == (-6, 1, 0)
+    assert layer.neuron == CubaNeuron(4096, 2048, 128) and layer.flatten
+    assert q.network.layers[1].neuron.readout
+
+
+def test_average_pooling_folds_into_the_next_conv_exactly():
+    # pooling (2, 2) then a 3x3 conv with padding 1 is one 6x6 conv of stride 2 and padding 2 on the
+    # unpooled spikes; checked here on random spikes in float64, independently of the exporter's own check
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1, bias=False)
+    model = _model({
+        "b1": nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, bias=False), CubaLIF(), nn.AvgPool2d(2)),
+        "b2": nn.Sequential(conv, CubaLIF()),
+        "head": nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2)),
+    }, input_shape=(1, 8, 8))
+    q = quantize_model(model, (1, 8, 8), timesteps=4)
+    layer = q.network.layers[1]
+    assert (layer.kernel_size, layer.stride, layer.padding, layer.in_shape) == ((6, 6), (2, 2), (2, 2), (2, 8, 8))
+    assert q.layers[1].pools_folded == ["blocks.b1.2"]
+    spikes = (torch.rand(5, 2, 8, 8) < 0.4).double()
+    unit = 2.0 ** (q.layers[1].weight_exp - 1)
+    folded = F.conv2d(spikes, torch.from_numpy(layer.weight).double() * unit, None, 2, 2)
+    # the reference: pool, then the 3x3 conv with its weights on the 8-bit grid. The fold divides the
+    # weights by 4, a power of two: the same mantissas at an exponent 2 higher
+    step = 2.0 ** (q.layers[1].weight_exp + 2)
+    reference = F.conv2d(F.avg_pool2d(spikes, 2), torch.round(conv.weight.double() / step) * step, None, 1, 1)
+    torch.testing.assert_close(folded, reference, rtol=0, atol=1e-12)
+
+
+def test_netx_file_round_trip(tmp_path):
+    net, _ = read_netx(GOLDEN / "tiny.net.h5")
+    write_netx(net, tmp_path / "again.net.h5", {"timesteps": 8})
+    back, attrs = read_netx(tmp_path / "again.net.h5")
+    assert attrs["timesteps"] == 8 and back.input_shape == net.input_shape
+    for a, b in zip(net.layers, back.layers):
+        assert (a.name, a.kind, a.in_shape, a.out_shape, a.neuron, a.flatten, a.stride, a.padding, a.dilation, a.groups) == \
+               (b.name, b.kind, b.in_shape, b.out_shape, b.neuron, b.flatten, b.stride, b.padding, b.dilation, b.groups)
+        assert np.array_equal(a.weight, b.weight) and (a.bias is None) == (b.bias is None)
+
+
+def test_unsupported_layers_name_their_path_and_point_to_nir():
+    residual = create_model("resnet18", input_shape=(3, 16, 16)).eval()
+    with pytest.raises(UnsupportedLayerError, match=r"blocks\.layer1\.0 \(BasicBlock\).*--target nir"):
+        quantize_model(residual, (3, 16, 16), 4)
+    pooled = _model({"b": nn.Sequential(nn.Conv2d(1, 2, 3), CubaLIF(), nn.MaxPool2d(2)),
+                     "head": nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 3, 2))}, input_shape=(1, 8, 8))
+    with pytest.raises(UnsupportedLayerError, match=r"blocks\.b\.2 \(MaxPool2d\).*--target nir"):
+        quantize_model(pooled, (1, 8, 8), 4)
+    refractory = create_model("mlp", input_shape=(1, 8, 8), neuron=NeuronParams(refractory_steps=1)).eval()
+    with pytest.raises(UnsupportedLayerError, match="refractory"):
+        quantize_model(refractory, (1, 8, 8), 4)
+
+
+def test_weights_too_large_for_the_threshold_overflow():
+    model = create_model("mlp", input_shape=(1, 8, 8)).eval()
+    with torch.no_grad():
+        model.blocks.hidden1[1].weight.mul_(1e4)
+    with pytest.raises(WeightOverflowError, match="overflow"):
+        quantize_model(model, (1, 8, 8), 4)
+
+
+# --- quantization-aware training ------------------------------------------------------------------
+
+def test_qat_forward_uses_exactly_the_exported_weights():
+    torch.manual_seed(0)
+    model = create_model("convnet", input_shape=(1, 8, 8), channels=(4, 8), hidden=16)
+    model.train()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity
+        model(torch.rand(2, 16, 1, 8, 8) * 3)
+    model.eval()
+    apply_quantization(model, "loihi")
+    quantized = quantize_model(model, (1, 8, 8), 4)
+    x = torch.rand(16, 1, 8, 8).lt(0.5).float()
+    for (path, bn_path), layer, stats in zip([("blocks.block1.0", "blocks.block1.1"), ("blocks.block2.0", None),
+                                              ("blocks.head.1", None), ("blocks.head.4", None)],
+                                             quantized.network.layers, quantized.layers):
+        if bn_path is None:
+            continue
+        conv, bn = model.get_submodule(path), model.get_submodule(bn_path)
+        scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().view(-1, 1, 1, 1)
+        exported = torch.from_numpy(layer.weight).float() * 2.0 ** (stats.weight_exp - 1)  # file units -> float
+        with torch.no_grad():  # what the trained conv computes, times the BatchNorm scale, is the file's conv
+            torch.testing.assert_close(conv(x) * scale.view(1, -1, 1, 1), F.conv2d(x, exported, None, 1, 1),
+                                       rtol=1e-5, atol=1e-5)
+    head = model.blocks.head[4]  # the readout: no BatchNorm, exponent from its weights alone
+    exported = torch.from_numpy(quantized.network.layers[-1].weight).float() * 2.0 ** (quantized.layers[-1].weight_exp - 1)
+    h = torch.rand(5, 16).lt(0.5).float()
+    with torch.no_grad():
+        torch.testing.assert_close(head(h) - head.bias, h @ exported.t(), rtol=1e-5, atol=1e-6)
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits_rate(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("loihi")
+    data = load_dataset("digits")
+    small = Dataset(data.spec, data.train_x[:400], data.train_y[:400], data.test_x[:64], data.test_y[:64])
+    config = TrainConfig(model="mlp", model_args={"hidden": (32,)}, epochs=5, lr=5e-3, timesteps=8, encoding="rate",
+                         out=str(tmp / "run"), seed=0, quantize="loihi")
+    return train(config, dataset=small, progress=False)
+
+
+def test_export_writes_the_file_and_a_report_that_its_own_simulation_confirms(tmp_path, digits_rate):
+    out = tmp_path / "m.net.h5"
+    result = CliRunner().invoke(cli, ["export", str(digits_rate.path), "--target", "loihi", "--out", str(out),
+                                      "--samples", "64", "--max-drop", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report == {**json.loads((tmp_path / "m.net.h5.report.json").read_text())}
+    assert report["file_bytes"] == out.stat().st_size and report["test_samples"] == 64
+    assert report["neurons"] == 32 + 10 and report["synapses"] == 64 * 32 + 32 * 10
+    assert report["loihi2_cores"] == 2 and "Table 1" in report["core_limits_source"]
+    layers = report["layers"]
+    assert [l["name"] for l in layers] == ["blocks.hidden1.1", "blocks.head.0"] and layers[1]["readout"]
+    assert all(-128 <= l["weight_mantissa_min"] and l["weight_mantissa_max"] <= 127 for l in layers)
+    # independently: read the file back, run the simulator on the same encoded inputs, count correct
+    from snnpipe.pipeline.export import encoded_test_batches
+
+    net, attrs = read_netx(out)
+    assert attrs["timesteps"] == 8 and attrs["encoding"] == "rate"
+    correct = sum(int((LoihiSimulator(net).run(x).predictions() == y).sum()) for x, y in encoded_test_batches(digits_rate, samples=64)())
+    assert report["accuracy_fixed_point"] == pytest.approx(correct / 64)
+    again = CliRunner().invoke(cli, ["export", str(digits_rate.path), "--target", "loihi", "--out", str(out)])
+    assert again.exit_code == 2 and "--force" in again.output
+
+
+def _one_line_error(result, *words):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+def _save(tmp_path, name, model, encoding="rate", **args) -> Path:
+    spec = DataSpec("digits", (1, 8, 8), 10, (0.3,), (0.4,))
+    path = tmp_path / f"{name}.pt"
+    Checkpoint(name if name in ("mlp", "resnet18") else "mlp", args, True, NeuronParams(), 4, encoding, spec,
+               model.state_dict(), []).save(path)
+    return path
+
+
+def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, digits_rate, monkeypatch):
+    torch.manual_seed(0)
+    residual = _save(tmp_path, "resnet18", create_model("resnet18", input_shape=(1, 8, 8)))
+    direct = _save(tmp_path, "mlp", create_model("mlp", input_shape=(1, 8, 8)), encoding="direct")
+    hot = Checkpoint.load(digits_rate.path)
+    hot.state_dict = {k: v * 1e4 if k.endswith("weight") else v for k, v in hot.state_dict.items()}
+    hot.save(tmp_path / "hot.pt")
+    collapse = Checkpoint.load(digits_rate.path)  # one huge weight: the 8-bit grid zeroes all the others
+    weight = collapse.state_dict["blocks.hidden1.1.weight"].clone()
+    weight[0, 0] = 60.0
+    collapse.state_dict = {**collapse.state_dict, "blocks.hidden1.1.weight": weight}
+    collapse.save(tmp_path / "collapse.pt")
+    monkeypatch.setenv("HOME", str(tmp_path))  # no Lava environment under ~/.cache
+    monkeypatch.delenv("SNNPIPE_LAVA_PYTHON", raising=False)
+    cases = {
+        "residual": ([str(residual)], ("BasicBlock", "--target nir")),
+        "direct encoding": ([str(direct)], ("direct", "--encoding rate")),
+        "weights overflow": ([str(tmp_path / "hot.pt")], ("overflow",)),
+        "accuracy collapse": ([str(tmp_path / "collapse.pt"), "--max-drop", "1"], ("--max-drop", "nothing was written")),
+        "no lava": ([str(digits_rate.path), "--verify", "lava", "--lava-python", str(tmp_path / "nowhere" / "python")],
+                    ("--lava-python", "lava-dl")),
+        "unknown verifier": ([str(digits_rate.path), "--verify", "loihi-hw"], ("--verify",)),
+        "bad max drop": ([str(digits_rate.path), "--max-drop", "-1"], ("--max-drop",)),
+    }
+    for case, (args, words) in cases.items():
+        out = tmp_path / case / "m.net.h5"
+        result = CliRunner().invoke(cli, ["export", *args, "--target", "loihi", "--out", str(out), "--samples", "64"])
+        _one_line_error(result, *words)
+        leftovers = list(out.parent.glob("*")) if out.parent.exists() else []
+        assert leftovers == [], (case, leftovers)
+
+
+def test_no_lava_environment_and_no_python310_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SNNPIPE_LAVA_PYTHON", raising=False)
+    with pytest.raises(LavaUnavailableError, match="python3.10"):
+        lava_python(create=False)
+    monkeypatch.setenv("SNNPIPE_LAVA_PYTHON", str(tmp_path / "python"))
+    with pytest.raises(LavaUnavailableError, match="SNNPIPE_LAVA_PYTHON"):
+        lava_python()

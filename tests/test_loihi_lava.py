@@ -1,0 +1,94 @@
+"""Lava as the oracle: the project's simulator against Lava's ``Loihi2SimCfg(select_tag="fixed_pt")``
+run of the written netx file, spike for spike in every layer, on models trained on digits and on
+Fashion-MNIST. Needs the Lava environment (`lava_bridge.lava_python`: built on first use and cached
+in ``~/.cache/snnpipe-lava``); CI runs these with ``pytest -m lava``."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from snnpipe.hw_targets.loihi.lava_bridge import lava_python, run_lava
+from snnpipe.hw_targets.loihi.netx import read_netx
+from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
+from snnpipe.pipeline.cli import cli
+from snnpipe.pipeline.config import TrainConfig
+from snnpipe.pipeline.data import Dataset, load_dataset
+from snnpipe.pipeline.export import export, encoded_test_batches
+from snnpipe.pipeline.train import train
+
+pytestmark = pytest.mark.lava
+
+GOLDEN = Path(__file__).parent / "golden" / "loihi"
+TIMESTEPS = 32  # each input runs 32 steps (then the layers' delays drain)
+INPUTS = 8
+
+
+@pytest.fixture(scope="module")
+def lava():
+    return lava_python()
+
+
+@pytest.mark.parametrize("name", ["tiny", "edge_conv", "edge_dense"])
+def test_lava_still_computes_the_golden_arrays(lava, name):
+    want = np.load(GOLDEN / f"{name}.npz")
+    x = want["x"]
+    net, _ = read_netx(GOLDEN / f"{name}.net.h5")
+    padded = np.zeros((x.shape[1], want["spikes_0"].shape[1], *net.input_shape), dtype=np.int8)
+    padded[:, :x.shape[0]] = x.transpose(1, 0, *range(2, x.ndim))
+    got = run_lava(GOLDEN / f"{name}.net.h5", padded, lava, state="all")
+    for i in range(len(net.layers)):
+        np.testing.assert_array_equal(got.spikes[i], want[f"spikes_{i}"])
+        np.testing.assert_array_equal(got.current[i], want[f"u_{i}"])
+        np.testing.assert_array_equal(got.voltage[i], want[f"v_{i}"])
+
+
+MODELS = {  # small widths: Lava simulates one sample at a time, slowly
+    "mlp": {"hidden": (64, 32)},
+    "convnet": {"channels": (4, 8), "hidden": 16},
+    "vgg": {"width": 0.125},  # VGG-style: [conv + BN + LIF] x 2 + avgpool, twice, then FC
+}
+
+
+@pytest.mark.parametrize("dataset", ["digits", "fashion-mnist"])
+@pytest.mark.parametrize("model", list(MODELS))
+def test_simulator_equals_lava_spike_for_spike_on_trained_models(tmp_path, lava, model, dataset):
+    data = load_dataset(dataset)
+    small = Dataset(data.spec, data.train_x[:600], data.train_y[:600], data.test_x[:INPUTS], data.test_y[:INPUTS])
+    config = TrainConfig(dataset=dataset, model=model, model_args=MODELS[model], epochs=2, lr=5e-3, batch_size=32,
+                         timesteps=8, encoding="rate", seed=0, quantize="loihi", out=str(tmp_path / "run"))
+    ckpt = train(config, dataset=small, progress=False)
+    out = tmp_path / "m.net.h5"
+    export(ckpt, "loihi", out=out, samples=INPUTS, timesteps=TIMESTEPS, max_drop=100.0)
+    # independently of the exporter's own --verify: read the file back, run both on the same spikes
+    net, _ = read_netx(out)
+    x, _ = next(iter(encoded_test_batches(ckpt, samples=INPUTS, timesteps=TIMESTEPS)()))
+    assert x.shape[:2] == (TIMESTEPS, INPUTS)
+    ours = LoihiSimulator(net).run(x, record_spikes=True, record_state=True)
+    steps = net.steps_for(TIMESTEPS)
+    padded = np.zeros((INPUTS, steps, *net.input_shape), dtype=np.int8)
+    padded[:, :TIMESTEPS] = x.transpose(0, 1).numpy()
+    theirs = run_lava(out, padded, lava, state="last")  # u and v of the readout (Lava's probes are slow)
+    for i, layer in enumerate(net.layers):
+        np.testing.assert_array_equal(ours.spikes[i].transpose(0, 1).numpy(), theirs.spikes[i], err_msg=layer.name)
+        if not layer.neuron.readout:  # the comparison is between networks that spike
+            assert theirs.spikes[i].sum() > 0, layer.name
+    np.testing.assert_array_equal(ours.current[-1].transpose(0, 1).numpy(), theirs.current[-1])
+    np.testing.assert_array_equal(ours.voltage[-1].transpose(0, 1).numpy(), theirs.voltage[-1])
+    assert np.abs(theirs.voltage[-1]).max() > 0
+    assert len(net.layers) >= 3 and steps >= TIMESTEPS
+
+
+def test_export_verify_lava_from_the_command_line(tmp_path, lava):
+    data = load_dataset("digits")
+    small = Dataset(data.spec, data.train_x[:400], data.train_y[:400], data.test_x[:64], data.test_y[:64])
+    config = TrainConfig(model="mlp", model_args={"hidden": (32,)}, epochs=3, lr=5e-3, timesteps=8, encoding="rate",
+                         seed=0, quantize="loihi", out=str(tmp_path / "run"))
+    ckpt = train(config, dataset=small, progress=False)
+    out = tmp_path / "m.net.h5"
+    result = CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "loihi", "--out", str(out), "--samples", "64",
+                                      "--timesteps", "32", "--verify", "lava", "--lava-python", str(lava), "--max-drop", "100"])
+    assert result.exit_code == 0, result.output
+    assert "verified: lava: 8 samples x 34 steps, every layer's spikes bit-exact" in result.output
+    assert out.exists()
