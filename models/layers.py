@@ -87,12 +87,19 @@ class SpikingModel(nn.Module):
     Attributes:
         blocks: the stages of the network, in order; the distillation stages hook in between them.
         spiking: True for the SNN, False for its ANN twin (ReLU in place of every LIF).
+        delay_shift: Loihi's timing (lava-dl slayer's ``delay_shift``): every conv and linear
+            delivers at step t what it computed from its input at step t - 1 (at the first step: its
+            bias alone), and a sequence of T steps runs T + L steps, L the number of conv and linear
+            layers, so that the last input reaches the output. Lava's ``Dense`` and ``Conv`` delay
+            each layer by one step, and its neurons add their bias at every step: trained this way,
+            the float model is the deployed one.
     """
 
-    def __init__(self, blocks: "OrderedDict[str, nn.Module]", spiking: bool) -> None:
+    def __init__(self, blocks: "OrderedDict[str, nn.Module]", spiking: bool, delay_shift: bool = False) -> None:
         super().__init__()
         self.blocks = nn.ModuleDict(blocks)
         self.spiking = spiking
+        self.delay_shift = delay_shift
 
     def neurons(self) -> Iterator[Neuron]:
         return (m for m in self.modules() if isinstance(m, Neuron))
@@ -118,12 +125,37 @@ class SpikingModel(nn.Module):
         with BatchNorm's running statistics updated once per batch.
         """
         self.reset_state()
+        if self.delay_shift and self.spiking:
+            return self._delayed_forward(x)
         if x.dim() > 1 and x.stride(0) == 0 and len(x) > 1:
             head, tail = self._static_prefix()
             if len(head):
                 current = head(x[0])
                 return torch.stack([self._run(tail, current) for _ in range(len(x))])
         return torch.stack([self.step(x_t) for x_t in x])
+
+    def _delayed_forward(self, x: Tensor) -> Tensor:
+        """The forward under ``delay_shift`` (class docstring): (T + L, B, classes)."""
+        with self.timing(x) as steps:
+            return torch.stack([self.step(x_t) for x_t in steps])
+
+    @contextlib.contextmanager
+    def timing(self, x: Tensor) -> Iterator[Tensor]:
+        """Within the block the model runs in its own timing; yields the steps to run. Under
+        ``delay_shift`` that is x and L zero steps, every conv and linear delayed by one step;
+        otherwise x itself, unchanged."""
+        if not (self.delay_shift and self.spiking):
+            yield x
+            return
+        synapses = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        handles = [m.register_forward_hook(_delay_by_one_step) for m in synapses]
+        try:
+            yield torch.cat([x, x.new_zeros(len(synapses), *x.shape[1:])])
+        finally:
+            for handle in handles:
+                handle.remove()
+            for module in synapses:
+                module._delayed = None
 
     def _static_prefix(self) -> tuple[nn.Sequential, list[nn.Module]]:
         """Split the network at its first neuron: (the stateless layers before it, the rest)."""
@@ -143,6 +175,17 @@ class SpikingModel(nn.Module):
         for module in modules:
             x = module(x)
         return x
+
+
+def _delay_by_one_step(module: nn.Module, inputs, output: Tensor) -> Tensor:
+    """Forward hook: return the output of the previous call (at the first call, the bias alone)."""
+    previous = getattr(module, "_delayed", None)
+    module._delayed = output
+    if previous is None:
+        previous = torch.zeros_like(output)
+        if module.bias is not None:
+            previous = previous + module.bias.view(1, -1, *([1] * (output.dim() - 2)))
+    return previous
 
 
 def to_device(x: Tensor, device: torch.device | str) -> Tensor:

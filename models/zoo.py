@@ -50,7 +50,12 @@ def register_model(name: str, default_input: tuple[int, int, int], description: 
 def model_arguments(name: str) -> list[str]:
     """The model-specific keyword arguments of a registered model."""
     params = inspect.signature(_entry(name).builder).parameters
-    return [p for p in params if p not in ("input_shape", "num_classes", "neuron")]
+    return [p for p in params if p not in ("input_shape", "num_classes", "neuron")] + ["delay_shift"]
+
+
+def topology(model_args: dict) -> dict:
+    """The arguments that shape the weights: ``delay_shift`` changes the timing, not the weights."""
+    return {k: v for k, v in model_args.items() if k != "delay_shift"}
 
 
 def _entry(name: str) -> ModelEntry:
@@ -74,6 +79,7 @@ def create_model(
         SnnpipeError: unknown name or keyword argument, or an input the model cannot take.
     """
     entry = _entry(name)
+    delay_shift = bool(kwargs.pop("delay_shift", False))
     unknown = set(kwargs) - set(model_arguments(name))
     if unknown:
         raise SnnpipeError(
@@ -88,9 +94,9 @@ def create_model(
     params = neuron or NeuronParams()
     make_neuron = partial(CubaLIF, params) if spiking else ReLU
     blocks = entry.builder(input_shape=shape, num_classes=num_classes, neuron=make_neuron, **kwargs)
-    model = SpikingModel(blocks, spiking=spiking)
+    model = SpikingModel(blocks, spiking=spiking, delay_shift=delay_shift)
     model.input_shape, model.num_classes = shape, num_classes
-    model.zoo_name, model.zoo_args, model.neuron_params = name, dict(kwargs), params
+    model.zoo_name, model.zoo_args, model.neuron_params = name, dict(kwargs, **({"delay_shift": True} if delay_shift else {})), params
     return model
 
 

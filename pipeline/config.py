@@ -57,6 +57,9 @@ class TrainConfig:
     neuron: NeuronParams = field(default_factory=NeuronParams)
 
     def __post_init__(self) -> None:
+        if self.quantize == "loihi" and "delay_shift" not in self.model_args:
+            # train in Loihi's timing too (one step of delay per layer), as the export will run
+            self.model_args = {**self.model_args, "delay_shift": True}
         if self.timesteps < 1:
             raise SnnpipeError(f"timesteps={self.timesteps} is out of range: T must be at least 1")
         if self.epochs is not None and self.epochs < 1:

@@ -664,7 +664,7 @@ def profile_model(
                     raise ProfileError(f"a batch of shape {tuple(x.shape)} is not (T={timesteps}, B, ...): "
                                        "give the time axis first")
                 if recorder is None:
-                    recorder = _Recorder(model, timesteps, ann=not spiking)
+                    recorder = _Recorder(model, timesteps + _delay_steps(model, spiking), ann=not spiking)
                 if world is not None and world.distributed and i % world.size != world.rank:
                     continue
                 recorder.start_batch(int(x.shape[1]))
@@ -690,7 +690,15 @@ def profile_model(
     if samples == 0:
         raise ProfileError("no samples to profile")
     accuracy = correct / labelled if labelled else None
-    return _summarize(recorder, model, timesteps, samples, energy, spiking, accuracy)
+    return _summarize(recorder, model, timesteps + _delay_steps(model, spiking), samples, energy, spiking, accuracy)
+
+
+def _delay_steps(model: nn.Module, spiking: bool) -> int:
+    """The L extra steps a model in Loihi's timing (``delay_shift``) runs after T: one per conv and linear.
+    Its profile counts all T + L steps, as Loihi runs them."""
+    if not (spiking and getattr(model, "delay_shift", False)):
+        return 0
+    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
 
 
 def _reduce(recorder: _Recorder, world) -> None:

@@ -34,7 +34,7 @@ from snnpipe.pipeline.config import TrainConfig, read_yaml
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
 _TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "resume"}
 _NEURON_KEYS = {f.name for f in fields(NeuronParams)}
-_EXPORT_KEYS = {"from", "target", "name", "samples", "verify", "max_drop", "lava_python", "opset", "data_dir"}
+_EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "verify", "max_drop", "lava_python", "opset", "data_dir"}
 _PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir"}
 _STEP_KEYS = {"train": _TRAIN_KEYS | {"name"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
 

@@ -45,7 +45,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from snnpipe.errors import SnnpipeError, StopRequested
-from snnpipe.models import SpikingModel, create_model, firing_rate
+from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import to_device
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
@@ -172,7 +172,7 @@ def _initial_weights(model: SpikingModel, config: TrainConfig) -> list[dict]:
     if config.init is None:
         return []
     source = Checkpoint.load(config.init)
-    if source.model_name != config.model or source.model_args != config.model_args:
+    if source.model_name != config.model or topology(source.model_args) != topology(config.model_args):
         raise CheckpointError(
             f"--init {config.init} is a {source.model_name!r} model with {source.model_args}; "
             f"this run trains {config.model!r} with {config.model_args}"

@@ -223,6 +223,24 @@ def test_qat_forward_uses_exactly_the_exported_weights():
         torch.testing.assert_close(head(h) - head.bias, h @ exported.t(), rtol=1e-5, atol=1e-6)
 
 
+def test_delay_shift_runs_the_float_model_in_lavas_timing():
+    # one linear layer (L = 1): T = 3 input steps run 4 steps; step 0 is the bias alone, step t
+    # is W x[t-1] + b, as Lava's Dense delivers one step late while the neuron adds its bias every step
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 2, 2), hidden=(), delay_shift=True).eval()
+    head = model.blocks.head[1]
+    x = torch.rand(3, 5, 1, 2, 2)
+    with torch.no_grad():
+        out = model(x)
+        want = torch.stack([head(torch.zeros(5, 4))] + [head(x_t.flatten(1)) for x_t in x])
+    assert out.shape == (4, 5, 10) and model.zoo_args == {"hidden": (), "delay_shift": True}
+    torch.testing.assert_close(out, want)
+    torch.testing.assert_close(out[0], head.bias.expand(5, 10))
+    # a second run starts from rest again: nothing of the last step is left in the delay
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), want)
+
+
 # --- the command -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,8 @@
 
    The readout (the final Linear, no neuron) becomes a non-spiking integrator: its voltage after the
    last step is ``2^6 sum_t (a_in[t] + bias)``. Lava adds its bias at every one of the T + L steps the
-   network runs, so the bias mantissa is scaled by T / (T + L) to keep the float model's T biases.
+   network runs, so the bias mantissa is scaled by T / (T + L) to keep the float model's T biases
+   (unless the model was trained in Loihi's timing, ``delay_shift``, which runs T + L steps itself).
    Its exponent is raised until the largest accumulated output seen on calibration data stays below
    2^16 weight units (half the 24-bit voltage range).
 
@@ -373,7 +374,7 @@ def fake_quantize(weight: Tensor, exponent: int) -> Tensor:
 
 
 def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], timesteps: int, total_layers: int,
-                    readout_range: float | None) -> tuple[LoihiLayer, LayerQuantization]:
+                    readout_range: float | None, delay_shift: bool) -> tuple[LoihiLayer, LayerQuantization]:
     path = stage.synapse.path
     weight, bias = conv.weight, conv.bias
     max_abs = float(weight.abs().max())
@@ -404,7 +405,8 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
     error = float(torch.sqrt(((quantized - weight) ** 2).mean()) / torch.sqrt((weight**2).mean()))
     bias_mant, biases_clipped = None, 0
     if bias is not None:
-        scale = timesteps / (timesteps + total_layers) if params is None else 1.0
+        # a float model in Loihi's timing (delay_shift) adds the readout's bias at all T + L steps too
+        scale = timesteps / (timesteps + total_layers) if params is None and not delay_shift else 1.0
         raw_bias = torch.round(bias * scale / step)
         clipped = raw_bias.clamp(fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX)
         biases_clipped = int((clipped != raw_bias).sum())
@@ -483,7 +485,8 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
     layers, quants = [], []
     for stage in stages:
         conv, in_shape = _float_layer(stage, generator)
-        layer, quant = _quantize_stage(stage, conv, in_shape, timesteps, len(stages), readout_range)
+        layer, quant = _quantize_stage(stage, conv, in_shape, timesteps, len(stages), readout_range,
+                                       bool(getattr(model, "delay_shift", False)))
         layers.append(layer)
         quants.append(quant)
     try:

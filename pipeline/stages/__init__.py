@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record
+from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record, topology
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.registry import register_into
 
@@ -108,15 +108,16 @@ def forward_blocks(model: SpikingModel, x: Tensor, base: str) -> tuple[Tensor, l
     if base == "bptt":
         model.reset_state()
         sums: list[Tensor] = []
-        for x_t in x:
-            h = x_t
-            for i, block in enumerate(blocks):
-                h = block(h)
-                if len(sums) <= i:
-                    sums.append(h)
-                else:
-                    sums[i] = sums[i] + h
-        outputs = [s / len(x) for s in sums]
+        with model.timing(x) as steps:  # Loihi's delays under delay_shift
+            for x_t in steps:
+                h = x_t
+                for i, block in enumerate(blocks):
+                    h = block(h)
+                    if len(sums) <= i:
+                        sums.append(h)
+                    else:
+                        sums[i] = sums[i] + h
+        outputs = [s / len(steps) for s in sums]
         return outputs[-1], outputs
     raise SnnpipeError(f"unknown base {base!r}: a distillation stage runs on ratebp or bptt")
 
@@ -139,7 +140,7 @@ def load_teacher(config: TrainConfig, model: SpikingModel, spiking: bool | None 
     if config.teacher is None:
         raise SnnpipeError(f"stage {config.stage!r} needs a teacher: pass --teacher CKPT (e.g. an ann stage's checkpoint)")
     source = Checkpoint.load(config.teacher)
-    if source.model_name != config.model or source.model_args != config.model_args:
+    if source.model_name != config.model or topology(source.model_args) != topology(config.model_args):
         raise CheckpointError(
             f"teacher {config.teacher} is a {source.model_name!r} model with {source.model_args}; "
             f"the student is {config.model!r} with {config.model_args}: the topologies must match"
