@@ -1,6 +1,8 @@
 """Training step time and peak memory against T, for ``bptt`` and ``ratebp`` on the same model.
 
     python benchmarks/train_cost.py [--model convnet] [--batch-size 64] [--steps 10]
+    python benchmarks/train_cost.py --model resnet19 --timesteps 4 --methods bptt,ratebp --amp bf16 \
+        --device cuda --out reports/bench/gpu_resnet19.json        # GPU throughput, CIFAR-shaped input
 
 Each (method, T) runs in a fresh subprocess so that its peak memory is its own:
 - step time: the median of ``--steps`` full training steps (encode, forward, backward, Adam step)
@@ -10,12 +12,14 @@ Each (method, T) runs in a fresh subprocess so that its peak memory is its own:
   torch and the data are not counted and what remains is what training allocates.
 Input is random [0, 1] images of the dataset's shape (timing does not depend on the pixels), with
 direct encoding. A reference row trains the same network written with snnTorch ``Leaky`` neurons
-by BPTT, when snnTorch is installed. Prints a table and writes ``reports/bench/train_cost.json``.
+by BPTT, when snnTorch is installed (conv net only). Throughput is ``batch / step time`` in images
+per second. Prints a table and writes ``reports/bench/train_cost.json`` (or ``--out``).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import platform
 import resource
@@ -69,7 +73,8 @@ def _snntorch_convnet(channels=(32, 64), hidden=128):
     return Net()
 
 
-def worker(method: str, timesteps: int, model_name: str, batch: int, steps: int, device: str) -> dict:
+def worker(method: str, timesteps: int, model_name: str, batch: int, steps: int, device: str,
+           amp: str | None = None) -> dict:
     from snnpipe.models import MODELS, create_model
     from snnpipe.pipeline.config import TrainConfig
     from snnpipe.pipeline.stages import get_stage
@@ -97,6 +102,13 @@ def worker(method: str, timesteps: int, model_name: str, batch: int, steps: int,
         params = stage.trainable()
     optimizer = torch.optim.Adam(params, lr=1e-3)
     cuda = device.startswith("cuda")
+    if amp:  # as train() does under --amp bf16
+        plain_loss = step_loss
+
+        def step_loss():
+            with torch.autocast(device_type="cuda" if cuda else "cpu", dtype=torch.bfloat16):
+                return plain_loss()
+
     base_rss = _rss_mib()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -117,8 +129,9 @@ def worker(method: str, timesteps: int, model_name: str, batch: int, steps: int,
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20 - base_cuda
-    return {"method": method, "timesteps": timesteps, "step_ms": 1000 * statistics.median(times),
-            "peak_mib": peak, "memory": "cuda_max_allocated" if cuda else "rss_rise"}
+    step = statistics.median(times)
+    return {"method": method, "timesteps": timesteps, "step_ms": 1000 * step, "images_per_s": batch / step,
+            "peak_mib": peak, "memory": "cuda_max_allocated" if cuda else "rss_rise", "amp": amp}
 
 
 def main() -> None:
@@ -127,6 +140,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--timesteps", default=",".join(map(str, TIMESTEPS)), help="T values, e.g. 1,2,4,8")
+    parser.add_argument("--methods", default=",".join(METHODS), help="e.g. bptt,ratebp")
+    parser.add_argument("--amp", choices=["bf16"], default=None, help="bf16 autocast, as train --amp bf16")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -135,40 +151,57 @@ def main() -> None:
     tune_cpu_allocator()  # as the snnpipe command does, for every method alike
     if args.worker:
         method, timesteps = args.worker[0], int(args.worker[1])
-        print(json.dumps(worker(method, timesteps, args.model, args.batch_size, args.steps, args.device)))
+        print(json.dumps(worker(method, timesteps, args.model, args.batch_size, args.steps, args.device, args.amp)))
         return
 
-    try:
-        import snntorch  # noqa: F401
-        methods = METHODS
-    except ImportError:
-        methods = METHODS[:2]
+    methods = [m for m in args.methods.split(",") if m]
+    timesteps_list = [int(t) for t in args.timesteps.split(",") if t]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    if "snntorch-bptt" in methods and (args.model != "convnet" or importlib.util.find_spec("snntorch") is None):
+        methods.remove("snntorch-bptt")  # the snnTorch reference is the conv net, and needs snnTorch
     rows = []
-    for timesteps in TIMESTEPS:  # T outermost: the methods of one T run back to back
+    for timesteps in timesteps_list:  # T outermost: the methods of one T run back to back
         for method in methods:
             cmd = [sys.executable, __file__, "--worker", method, str(timesteps), "--model", args.model,
                    "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--device", args.device]
+            cmd += ["--amp", args.amp] if args.amp else []
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
     by = {(r["method"], r["timesteps"]): r for r in rows}
-    print(f"model {args.model}, batch {args.batch_size}, device {args.device}; ratios are against T=1\n")
-    print(f"{'method':<15}{'T':>3}{'step ms':>10}{'x T=1':>8}{'peak MiB':>10}{'x T=1':>8}")
+    first = timesteps_list[0]
+    print(f"model {args.model}, batch {args.batch_size}, device {args.device}, amp {args.amp or 'off'}; "
+          f"ratios are against T={first}\n")
+    print(f"{'method':<15}{'T':>3}{'step ms':>10}{'img/s':>9}{'x T=' + str(first):>8}{'peak MiB':>10}{'x T=' + str(first):>8}")
     for method in methods:
-        for timesteps in TIMESTEPS:
-            r, one = by[(method, timesteps)], by[(method, 1)]
+        for timesteps in timesteps_list:
+            r, one = by[(method, timesteps)], by[(method, first)]
             r["time_ratio"] = r["step_ms"] / one["step_ms"]
             r["memory_ratio"] = r["peak_mib"] / one["peak_mib"]
-            print(f"{method:<15}{timesteps:>3}{r['step_ms']:>10.1f}{r['time_ratio']:>8.2f}"
+            print(f"{method:<15}{timesteps:>3}{r['step_ms']:>10.1f}{r['images_per_s']:>9.0f}{r['time_ratio']:>8.2f}"
                   f"{r['peak_mib']:>10.1f}{r['memory_ratio']:>8.2f}")
-    rate8 = by[("ratebp", 8)]
-    targets = {"ratebp_memory_T8_over_T1": rate8["memory_ratio"], "ratebp_time_T8_over_T1": rate8["time_ratio"],
-               "memory_target": 1.2, "time_target": 2.5,
-               "met": rate8["memory_ratio"] <= 1.2 and rate8["time_ratio"] <= 2.5}
-    print(f"\nratebp T=8 vs T=1: memory {rate8['memory_ratio']:.2f}x (target <= 1.2), "
-          f"time {rate8['time_ratio']:.2f}x (target <= 2.5): {'met' if targets['met'] else 'NOT met'}")
+    targets = {}
+    if ("ratebp", 1) in by and ("ratebp", 8) in by:
+        rate1, rate8 = by[("ratebp", 1)], by[("ratebp", 8)]
+        memory, time_ = rate8["peak_mib"] / rate1["peak_mib"], rate8["step_ms"] / rate1["step_ms"]
+        targets = {"ratebp_memory_T8_over_T1": memory, "ratebp_time_T8_over_T1": time_,
+                   "memory_target": 1.2, "time_target": 2.5, "met": memory <= 1.2 and time_ <= 2.5}
+        print(f"\nratebp T=8 vs T=1: memory {memory:.2f}x (target <= 1.2), "
+              f"time {time_:.2f}x (target <= 2.5): {'met' if targets['met'] else 'NOT met'}")
+    for timesteps in timesteps_list:
+        if ("ratebp", timesteps) in by and ("bptt", timesteps) in by:
+            rate, bptt = by[("ratebp", timesteps)], by[("bptt", timesteps)]
+            targets[f"ratebp_over_bptt_throughput_T{timesteps}"] = rate["images_per_s"] / bptt["images_per_s"]
+            targets[f"ratebp_over_bptt_memory_T{timesteps}"] = rate["peak_mib"] / bptt["peak_mib"]
+            print(f"T={timesteps}: ratebp {rate['images_per_s']:.0f} img/s vs bptt {bptt['images_per_s']:.0f} img/s "
+                  f"({rate['images_per_s'] / bptt['images_per_s']:.2f}x), memory "
+                  f"{rate['peak_mib']:.0f} vs {bptt['peak_mib']:.0f} MiB")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"benchmark": "train_cost", "command": " ".join([Path(sys.executable).name] + sys.argv),
               "model": args.model, "batch_size": args.batch_size, "steps": args.steps, "device": args.device,
+              "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
+              "amp": args.amp,
               "torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(),
               "rows": rows, "targets": targets}
     args.out.write_text(json.dumps(report, indent=2) + "\n")

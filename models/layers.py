@@ -92,7 +92,10 @@ class SpikingModel(nn.Module):
             bias alone), and a sequence of T steps runs T + L steps, L the number of conv and linear
             layers, so that the last input reaches the output. Lava's ``Dense`` and ``Conv`` delay
             each layer by one step, and its neurons add their bias at every step: trained this way,
-            the float model is the deployed one.
+            the float model is the deployed one. BatchNorm statistics stay frozen in training (its
+            scale and shift still learn), as in quantization-aware training (Jacob et al. 2018): the
+            steps before the input arrives and after it ends would otherwise pull them to zero
+            variance. Start from a model trained without ``delay_shift`` (``--init``).
     """
 
     def __init__(self, blocks: "OrderedDict[str, nn.Module]", spiking: bool, delay_shift: bool = False) -> None:
@@ -100,6 +103,14 @@ class SpikingModel(nn.Module):
         self.blocks = nn.ModuleDict(blocks)
         self.spiking = spiking
         self.delay_shift = delay_shift
+
+    def train(self, mode: bool = True) -> "SpikingModel":
+        super().train(mode)
+        if self.delay_shift and self.spiking:  # frozen BatchNorm statistics (class docstring)
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def neurons(self) -> Iterator[Neuron]:
         return (m for m in self.modules() if isinstance(m, Neuron))
