@@ -65,8 +65,15 @@ leaves no file.
 
 from __future__ import annotations
 
+import faulthandler
 import math
 import operator
+import os
+import pickle
+import select
+import signal
+import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -99,6 +106,13 @@ READ_MAJOR = int(str(nir.version).split(".")[0])
 ATOL = 1e-5
 #: Gains this close to 1 are 1 (float32 files store r = tau/dt as 5.0000005 for 5).
 GAIN_TOLERANCE = 1e-6
+#: Seconds a NIR file may take to read (`read_nir`); longer means a damaged file HDF5 loops on.
+READ_TIMEOUT = 60.0
+#: What h5py, numpy and nir raise on a damaged file: h5py's OSError, KeyError (a damaged object
+#: header) and RuntimeError (a damaged link), numpy's and nir's ValueError and TypeError, nir's asserts.
+READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AssertionError)
+REEXPORT = "re-export it from its source"
+DAMAGED = f"the file is damaged or not a NIR graph snnpipe can read: {REEXPORT}"
 IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "AvgPool2d", "SumPool2d",
               "LIF", "CubaLIF", "IF")
 
@@ -140,10 +154,19 @@ def neuron_to_nir(params: NeuronParams, shape: tuple[int, ...], dt: float = DEFA
                        v_threshold=full(theta), v_reset=full(0.0), w_in=full(tau_syn / dt))
 
 
-def _uniform(name: str, node: object, key: str, values: Any) -> float:
-    array = np.asarray(values, dtype=np.float64).ravel()
-    if array.size == 0 or not np.all(np.isfinite(array)):
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is empty or not finite")
+def _values(name: str, node: object, key: str, ndim: int | None = None) -> np.ndarray:
+    """``node.<key>`` as a non-empty finite float array (of ``ndim`` dimensions), else NirError."""
+    array = np.asarray(getattr(node, key, None))
+    if array.dtype.kind not in "fiu" or array.size == 0 or (ndim is not None and array.ndim != ndim) \
+            or not np.all(np.isfinite(array)):
+        what = f"{ndim}-D " if ndim is not None else ""
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not a finite {what}array "
+                       f"({array.dtype} of shape {array.shape}); {DAMAGED}")
+    return array.astype(np.float64)
+
+
+def _uniform(name: str, node: object, key: str) -> float:
+    array = _values(name, node, key).ravel()
     if not np.allclose(array, array[0], rtol=1e-6, atol=0.0):
         raise NirError(
             f"NIR node {name!r} ({type(node).__name__}) has per-neuron {key} ({array.min():g} .. {array.max():g}); "
@@ -167,7 +190,7 @@ def _decay(name: str, node: object, key: str, tau: float, dt: float) -> float:
 def neuron_from_nir(name: str, node: nir.NIRNode, dt: float = DEFAULT_DT) -> dict[str, Any]:
     """The ``cuba_lif`` layer dict (`snnpipe.models.graph`) of a NIR LIF, IF or CubaLIF node."""
     def get(key: str) -> float:
-        return _uniform(name, node, key, getattr(node, key))
+        return _uniform(name, node, key)
 
     for key in ("v_leak", "v_reset"):
         if hasattr(node, key) and getattr(node, key) is not None and get(key) != 0.0:
@@ -320,6 +343,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:160] if text else type(err).__name__
 
 
+def _brief(value: Any) -> str:
+    """``repr(value)`` on one line, at most 80 characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _node_path(node: fx.Node) -> str:
     stack = node.meta.get("nn_module_stack") or {}
     return list(stack.values())[-1][0] if stack else node.name
@@ -384,23 +413,35 @@ def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAUL
 def read_nir(path: str | Path) -> tuple[nir.NIRGraph, str]:
     """Read a NIR file with ``nir.read`` after checking that it is one, of a version this reads.
 
-    Raises:
-        NirError: missing, not HDF5, no or unknown version, or a graph nir cannot build.
-    """
-    import h5py
+    The reading runs in a child process where the OS can fork: the HDF5 library loops forever or
+    crashes on some damaged files (a flipped byte in a global heap), and that must not take snnpipe
+    with it. A child that crashes or runs past `READ_TIMEOUT` seconds means a damaged file.
 
+    Raises:
+        NirError: missing, not HDF5, no or unknown version, damaged, or a graph nir cannot build.
+    """
     path = Path(path)
     if not path.is_file():
         raise NirError(f"NIR file {path} does not exist")
+    return _isolated(_read, path, what=str(path))
+
+
+def _read(path: Path) -> tuple[nir.NIRGraph, str]:
+    import h5py
+
     try:
         with h5py.File(path, "r") as handle:
             raw = handle["version"][()] if "version" in handle else None
             has_node = "node" in handle
     except OSError as err:
         raise NirError(f"{path} is not a NIR file: it is not readable HDF5 ({_first_line(err)})") from None
+    except READ_ERRORS as err:
+        raise NirError(f"{path} is a damaged NIR file ({type(err).__name__}: {_first_line(err)}); {REEXPORT}") from None
     if raw is None or not has_node:
         raise NirError(f"{path} is not a NIR file: it has no {'version' if raw is None else 'node'} entry")
-    version = raw.decode("utf8", "replace") if isinstance(raw, bytes) else str(raw)
+    if not isinstance(raw, (bytes, str)):
+        raise NirError(f"{path} is a damaged NIR file: its version is {_brief(raw)}, not a string; {REEXPORT}")
+    version = raw.decode("utf8", "replace") if isinstance(raw, bytes) else raw
     major = version.split(".")[0]
     if not major.isdigit() or int(major) > READ_MAJOR:
         raise NirError(
@@ -409,11 +450,66 @@ def read_nir(path: str | Path) -> tuple[nir.NIRGraph, str]:
         )
     try:
         graph = nir.read(path)
-    except Exception as err:  # nir raises what h5py, numpy and its own asserts raise
-        raise NirError(f"{path} is a damaged or malformed NIR graph ({type(err).__name__}: {_first_line(err)})") from None
+    except READ_ERRORS as err:
+        raise NirError(f"{path} is a damaged or malformed NIR graph ({type(err).__name__}: {_first_line(err)}); "
+                       f"{REEXPORT}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NirError(f"{path} holds a single {type(graph).__name__} node, not a NIR graph")
     return graph, version
+
+
+def _isolated(function: Callable[..., Any], *args: Any, what: str) -> Any:
+    """``function(*args)`` in a forked child: its result, or its exception raised here; NirError
+    naming ``what`` where the child crashes or runs past `READ_TIMEOUT` seconds."""
+    if not hasattr(os, "fork"):
+        return function(*args)
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ on fork with threads: the child uses none
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            faulthandler.disable()  # a crash is reported by the parent, without a Python traceback
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            try:
+                outcome: tuple[bool, Any] = (True, function(*args))
+            except BaseException as err:  # noqa: BLE001 - raised again in the parent
+                outcome = (False, err)
+            try:
+                data = pickle.dumps(outcome)
+            except Exception as err:  # noqa: BLE001 - an unpicklable result: its text instead
+                data = pickle.dumps((False, RuntimeError(f"{outcome[1]!r} cannot be sent back ({_first_line(err)})")))
+            with os.fdopen(write_end, "wb") as sink:
+                sink.write(data)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + READ_TIMEOUT
+    finished = False
+    try:
+        while not finished:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                raise NirError(f"{what} is a damaged NIR file: reading it did not finish in {READ_TIMEOUT:g} s; {REEXPORT}")
+            chunk = os.read(read_end, 1 << 20)
+            chunks.append(chunk)
+            finished = not chunk
+    finally:
+        os.close(read_end)
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) or len(chunks) == 1:
+        reason = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+        raise NirError(f"{what} is a damaged NIR file: reading it crashed the HDF5 library ({reason}); {REEXPORT}")
+    ok, value = pickle.loads(b"".join(chunks))
+    if ok:
+        return value
+    raise value
 
 
 @dataclass
@@ -446,9 +542,23 @@ class ImportedNetwork:
         return model.eval()
 
 
-def _ints(value: Any) -> list[int]:
-    flat = np.atleast_1d(np.asarray(value)).astype(np.int64).ravel().tolist()
+def _ints(name: str, node: object, key: str, minimum: int) -> list[int]:
+    """``node.<key>``, one or two integers >= ``minimum``, as two; NirError otherwise."""
+    array = np.atleast_1d(np.asarray(getattr(node, key, None)))
+    if array.dtype.kind not in "fiu" or array.ndim != 1 or len(array) not in (1, 2) or not np.all(np.isfinite(array)) \
+            or np.any(array != np.round(array)) or np.any(array < minimum):
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not one or two integers >= {minimum} "
+                       f"({array.dtype} of shape {array.shape}); {DAMAGED}")
+    flat = array.astype(np.int64).tolist()
     return flat * 2 if len(flat) == 1 else flat
+
+
+def _int(name: str, node: object, key: str) -> int:
+    value = np.asarray(getattr(node, key, None))
+    if value.dtype.kind not in "iu" or value.size != 1:
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not an integer "
+                       f"({value.dtype} of shape {value.shape}); {DAMAGED}")
+    return int(value.reshape(()))
 
 
 def _tensor(value: Any) -> Tensor:
@@ -456,34 +566,53 @@ def _tensor(value: Any) -> Tensor:
 
 
 def _layer_from_nir(name: str, node: nir.NIRNode, in_shape: tuple[int, ...] | None, dt: float):
-    """(layer dict, weights) of one node; NirError for a node type snnpipe does not import."""
+    """(layer dict, weights) of one node; NirError for a node type snnpipe does not import or values
+    that do not make a layer (not finite, shapes that do not fit)."""
+    def damaged(what: str) -> NirError:
+        return NirError(f"NIR node {name!r} ({type(node).__name__}): {what}; {DAMAGED}")
+
     if isinstance(node, (nir.Affine, nir.Linear)):
-        weight = np.asarray(node.weight)
+        weight = _values(name, node, "weight")
         if weight.ndim != 2:
             raise NirError(f"NIR node {name!r} ({type(node).__name__}) has a {weight.ndim}-D weight; snnpipe imports 2-D")
         bias = isinstance(node, nir.Affine)
-        weights = {"weight": _tensor(weight), **({"bias": _tensor(node.bias)} if bias else {})}
+        weights = {"weight": _tensor(weight)}
+        if bias:
+            weights["bias"] = _tensor(_values(name, node, "bias", 1))
+            if len(weights["bias"]) != weight.shape[0]:
+                raise damaged(f"bias has {len(weights['bias'])} values for {weight.shape[0]} outputs")
         return {"type": "linear", "name": name, "in_features": int(weight.shape[1]),
                 "out_features": int(weight.shape[0]), "bias": bias}, weights
     if isinstance(node, nir.Conv2d):
-        weight = np.asarray(node.weight)
-        padding = node.padding if isinstance(node.padding, str) else _ints(node.padding)
-        layer = {"type": "conv2d", "name": name, "in_channels": int(weight.shape[1]) * int(node.groups),
-                 "out_channels": int(weight.shape[0]), "kernel_size": list(weight.shape[2:]),
-                 "stride": _ints(node.stride), "padding": padding, "dilation": _ints(node.dilation),
-                 "groups": int(node.groups), "bias": True}
-        bias = np.zeros(weight.shape[0]) if node.bias is None else np.asarray(node.bias).reshape(-1)
+        weight = _values(name, node, "weight", 4)
+        out, groups = weight.shape[0], _int(name, node, "groups")
+        if groups < 1 or out % groups:
+            raise damaged(f"groups={groups} does not divide its {out} output channels")
+        stride = _ints(name, node, "stride", 1)
+        padding = node.padding if isinstance(node.padding, str) else _ints(name, node, "padding", 0)
+        if isinstance(padding, str) and (padding not in ("same", "valid") or (padding == "same" and stride != [1, 1])):
+            raise damaged(f"padding={padding!r} with stride {stride} is neither 'valid' nor 'same' with stride 1")
+        layer = {"type": "conv2d", "name": name, "in_channels": int(weight.shape[1]) * groups,
+                 "out_channels": int(out), "kernel_size": list(weight.shape[2:]), "stride": stride,
+                 "padding": padding, "dilation": _ints(name, node, "dilation", 1), "groups": groups, "bias": True}
+        bias = np.zeros(out) if node.bias is None else _values(name, node, "bias").reshape(-1)
+        if bias.size != out:
+            raise damaged(f"bias has {bias.size} values for {out} output channels")
         return layer, {"weight": _tensor(weight), "bias": _tensor(bias)}
     if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
         kind = "sumpool2d" if isinstance(node, nir.SumPool2d) else "avgpool2d"
-        return {"type": kind, "name": name, "kernel_size": _ints(node.kernel_size), "stride": _ints(node.stride),
-                "padding": _ints(node.padding)}, {}
+        kernel, padding = _ints(name, node, "kernel_size", 1), _ints(name, node, "padding", 0)
+        if any(2 * p > k for p, k in zip(padding, kernel)):
+            raise damaged(f"padding {padding} is more than half its window {kernel}")
+        return {"type": kind, "name": name, "kernel_size": kernel, "stride": _ints(name, node, "stride", 1),
+                "padding": padding}, {}
     if isinstance(node, nir.Flatten):
+        first, last = _int(name, node, "start_dim"), _int(name, node, "end_dim")
         dims = len(in_shape) if in_shape is not None else None
-        start = node.start_dim + dims if dims is not None and node.start_dim < 0 else node.start_dim
-        end = node.end_dim + dims if dims is not None and node.end_dim < 0 else node.end_dim
+        start = first + dims if dims is not None and first < 0 else first
+        end = last + dims if dims is not None and last < 0 else last
         if dims is not None and not (start == 0 and end == dims - 1) and dims > 1:
-            raise NirError(f"NIR node {name!r} (Flatten) flattens dims {node.start_dim}..{node.end_dim} of "
+            raise NirError(f"NIR node {name!r} (Flatten) flattens dims {first}..{last} of "
                            f"{tuple(in_shape)}; snnpipe imports a Flatten of the whole sample")
         return {"type": "flatten", "name": name}, {}
     if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF)):
@@ -494,8 +623,14 @@ def _layer_from_nir(name: str, node: nir.NIRNode, in_shape: tuple[int, ...] | No
 
 
 def _shape(types: dict | None, key: str) -> tuple[int, ...] | None:
-    value = (types or {}).get(key)
-    return None if value is None else tuple(int(v) for v in np.asarray(value).ravel())
+    value = types.get(key) if isinstance(types, dict) else None
+    if value is None:
+        return None
+    array = np.asarray(value).ravel()
+    if array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)) \
+            or np.any(array < 1):
+        raise NirError(f"the NIR graph has an {key} shape {_brief(value)} that is not positive integers; {DAMAGED}")
+    return tuple(int(v) for v in array)
 
 
 def io_shapes(graph: nir.NIRGraph) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
@@ -520,10 +655,17 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
         NirError: an unsupported node or graph; the message names the node.
     """
     metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
-    if dt is None:
-        dt = float(np.asarray(metadata["dt"])) if "dt" in metadata else DEFAULT_DT
-    if not dt > 0:
-        raise NirError(f"dt={dt} is out of range: it must be > 0")
+    if dt is None and "dt" in metadata:
+        try:
+            dt = float(np.asarray(metadata["dt"]))
+        except (TypeError, ValueError):
+            raise NirError(f"the NIR graph's metadata dt {_brief(metadata['dt'])} is not a number; {DAMAGED}") from None
+    dt = DEFAULT_DT if dt is None else dt
+    if not 0 < dt < math.inf:
+        raise NirError(f"dt={dt} is out of range: it must be > 0 and finite")
+    for edge in graph.edges:
+        if not isinstance(edge, (tuple, list)) or len(edge) != 2 or any(end not in graph.nodes for end in edge):
+            raise NirError(f"the NIR graph has an edge {_brief(edge)} that does not join two of its nodes; {DAMAGED}")
     inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
     outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
     if len(inputs) != 1 or len(outputs) != 1:

@@ -76,13 +76,17 @@ def import_nir(
         force: overwrite an existing checkpoint.
 
     Raises:
-        SnnpipeError: a missing, corrupt or unknown-version file, an unsupported node, bad options.
+        SnnpipeError: a missing, damaged or unknown-version file (one that crashes or hangs the HDF5
+            library included: `snnpipe.hw_targets.nir.read_nir`), values that make no network (not
+            finite, shapes that do not fit), an unsupported node, bad options.
     """
     from snnpipe.hw_targets import nir as nir_target
     from snnpipe.pipeline.encoding import ENCODINGS
 
     path = Path(path)
     target = Path(out) if out is not None else path.with_suffix(".pt")
+    if target.resolve() == path.resolve():
+        raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
     if target.exists() and not force:
         raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
     if timesteps < 1:
