@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.lava_bridge import LavaUnavailableError, lava_python
-from snnpipe.hw_targets.loihi.netx import read_netx, write_netx
+from snnpipe.hw_targets.loihi.netx import NetxError, read_netx, write_netx
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork, readout_neuron
 from snnpipe.hw_targets.loihi.qat import apply_quantization
 from snnpipe.hw_targets.loihi.quantize import WeightOverflowError, block_exponent, quantize_model
@@ -170,6 +172,27 @@ def test_netx_file_round_trip(tmp_path):
         assert (a.name, a.kind, a.in_shape, a.out_shape, a.neuron, a.flatten, a.stride, a.padding, a.dilation, a.groups) == \
                (b.name, b.kind, b.in_shape, b.out_shape, b.neuron, b.flatten, b.stride, b.padding, b.dilation, b.groups)
         assert np.array_equal(a.weight, b.weight) and (a.bias is None) == (b.bias is None)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(offset=st.integers(0, 37511), mask=st.integers(0, 255))
+@example(offset=0, mask=0xFF)  # not HDF5: OSError before
+@example(offset=9000, mask=0)  # cut short
+def test_a_damaged_netx_file_reads_or_is_one_netx_error(tmp_path_factory, offset, mask):
+    # a byte of the golden file flipped (mask 0: the file cut at offset): either a network that runs,
+    # or one line; before, h5py's KeyError, RuntimeError, OSError and numpy's TypeError came through
+    data = (GOLDEN / "tiny.net.h5").read_bytes()
+    damaged = data[:offset] if not mask else data[:offset] + bytes([data[offset] ^ mask]) + data[offset + 1:]
+    path = tmp_path_factory.mktemp("netx") / "m.net.h5"
+    path.write_bytes(damaged)
+    try:
+        net, _ = read_netx(path)
+    except NetxError as err:
+        assert "\n" not in str(err) and str(path) in str(err)
+    else:
+        LoihiSimulator(net).run(torch.zeros(1, 1, *net.input_shape))
+    with pytest.raises(NetxError, match="does not exist"):
+        read_netx(path.with_name("none.h5"))
 
 
 def test_unsupported_layers_name_their_path_and_point_to_nir():

@@ -28,9 +28,17 @@ from typing import Any, Callable
 import h5py
 import numpy as np
 
+from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork
 
 FORMAT = "snnpipe.loihi.netx/1"
+#: What h5py and numpy raise on a damaged file (h5py: OSError, KeyError, RuntimeError; numpy and the
+#: layer checks: ValueError, TypeError; a damaged group: AttributeError, IndexError).
+READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError)
+
+
+class NetxError(SnnpipeError):
+    """A netx file that does not exist, is damaged, or is not a chain of layers this reader knows."""
 
 
 def _type(group: h5py.Group, name: str) -> None:
@@ -129,8 +137,21 @@ def read_netx(path: str | Path) -> tuple[LoihiNetwork, dict[str, Any]]:
     and the file's root attributes.
 
     Raises:
-        ValueError: a layer type this reader does not know, or a file that is not a chain.
+        NetxError: a missing or damaged file, a layer type this reader does not know, values out of
+            Loihi's ranges, or a file that is not a chain; one line, naming the cause.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise NetxError(f"netx file {path} does not exist")
+    try:
+        return _read_netx(path)
+    except READ_ERRORS as err:
+        reason = " ".join(str(err).split())[:200] or type(err).__name__
+        raise NetxError(f"{path} is not a netx file snnpipe can read ({type(err).__name__}: {reason}); "
+                        "re-export it with snnpipe export --target loihi") from None
+
+
+def _read_netx(path: Path) -> tuple[LoihiNetwork, dict[str, Any]]:
     with h5py.File(path, "r") as handle:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in handle.attrs.items()}
         root = handle["layer"]
