@@ -245,6 +245,14 @@ class _Run:
             neuron=config.neuron, spiking=stage_cls.spiking, **config.model_args,
         )
         self.prior_history = _initial_weights(model, config) if resumed is None else []
+        fresh = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                 and not int(m.num_batches_tracked)]
+        if getattr(model, "delay_shift", False) and model.spiking and fresh and resumed is None:
+            raise SnnpipeError(
+                "training in Loihi's timing (--quantize loihi) keeps BatchNorm statistics frozen, and this "
+                f"{config.model}'s BatchNorm has none yet: train it first with --model-arg delay_shift=false "
+                "(or any stage), then continue from that checkpoint with --init CKPT"
+            )
         if config.quantize:  # quantization-aware training: the forward uses the exported weights
             from snnpipe.hw_targets.loihi.qat import apply_quantization
 

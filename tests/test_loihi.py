@@ -23,6 +23,7 @@ from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwor
 from snnpipe.hw_targets.loihi.qat import apply_quantization
 from snnpipe.hw_targets.loihi.quantize import WeightOverflowError, block_exponent, quantize_model
 from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
+from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets import UnsupportedLayerError
 from snnpipe.models import SpikingModel, create_model
 from snnpipe.models.neurons import CubaLIF, NeuronParams
@@ -244,6 +245,19 @@ def test_qat_forward_uses_exactly_the_exported_weights():
     h = torch.rand(5, 16).lt(0.5).float()
     with torch.no_grad():
         torch.testing.assert_close(head(h) - head.bias, h @ exported.t(), rtol=1e-5, atol=1e-6)
+
+
+def test_loihi_timing_from_scratch_with_batchnorm_is_refused_with_the_fix(tmp_path):
+    data = load_dataset("digits")
+    small = Dataset(data.spec, data.train_x[:64], data.train_y[:64], data.test_x[:16], data.test_y[:16])
+    config = TrainConfig(model="convnet", model_args={"channels": (4, 8), "hidden": 16}, epochs=1, timesteps=2,
+                         encoding="rate", quantize="loihi", out=str(tmp_path / "run"))
+    with pytest.raises(SnnpipeError, match="delay_shift=false"):
+        train(config, dataset=small, progress=False)
+    first = train(TrainConfig(**{**vars(config), "model_args": {**config.model_args, "delay_shift": False}}),
+                  dataset=small, progress=False)
+    then = TrainConfig(**{**vars(config), "init": str(first.path), "out": str(tmp_path / "then")})
+    assert train(then, dataset=small, progress=False).model_args["delay_shift"] is True
 
 
 def test_delay_shift_runs_the_float_model_in_lavas_timing():
