@@ -136,7 +136,7 @@ class SpikingModel(nn.Module):
         with BatchNorm's running statistics updated once per batch.
         """
         self.reset_state()
-        if self.delay_shift and self.spiking:
+        if self.delay_steps:
             return self._delayed_forward(x)
         if x.dim() > 1 and x.stride(0) == 0 and len(x) > 1:
             head, tail = self._static_prefix()
@@ -144,6 +144,15 @@ class SpikingModel(nn.Module):
                 current = head(x[0])
                 return torch.stack([self._run(tail, current) for _ in range(len(x))])
         return torch.stack([self.step(x_t) for x_t in x])
+
+    def _synapses(self) -> list[nn.Module]:
+        return [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+    @property
+    def delay_steps(self) -> int:
+        """L, the steps a sequence runs after its T input steps: one per conv and linear under
+        ``delay_shift``, else 0."""
+        return len(self._synapses()) if self.delay_shift and self.spiking else 0
 
     def _delayed_forward(self, x: Tensor) -> Tensor:
         """The forward under ``delay_shift`` (class docstring): (T + L, B, classes)."""
@@ -155,10 +164,10 @@ class SpikingModel(nn.Module):
         """Within the block the model runs in its own timing; yields the steps to run. Under
         ``delay_shift`` that is x and L zero steps, every conv and linear delayed by one step;
         otherwise x itself, unchanged."""
-        if not (self.delay_shift and self.spiking):
+        if not self.delay_steps:
             yield x
             return
-        synapses = [m for m in self.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        synapses = self._synapses()
         handles = [m.register_forward_hook(_delay_by_one_step) for m in synapses]
         try:
             yield torch.cat([x, x.new_zeros(len(synapses), *x.shape[1:])])

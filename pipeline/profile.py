@@ -109,6 +109,13 @@ def _check_counts(obj: Any, names: Iterable[str]) -> None:
             raise ValueError(f"{name}={value!r} must be a count >= 0")
 
 
+def _check_layer(layer: Any) -> None:
+    """A layer profile: a non-empty name; every field but the name and module type a count."""
+    if not isinstance(layer.name, str) or not layer.name:
+        raise ValueError(f"name={layer.name!r} must be a non-empty string")
+    _check_counts(layer, [f.name for f in fields(layer) if f.name not in ("name", "module")])
+
+
 @dataclass
 class SynapseProfile:
     """One synaptic layer's operations per inference; see the module docstring for each count."""
@@ -126,10 +133,7 @@ class SynapseProfile:
     kind: ClassVar[str] = "synapse"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name={self.name!r} must be a non-empty string")
-        _check_counts(self, ("acs", "macs", "acs_per_step", "macs_per_step", "effective_acs",
-                             "effective_macs", "dense", "energy_pj"))
+        _check_layer(self)
 
 
 @dataclass
@@ -149,10 +153,7 @@ class NeuronProfile:
     kind: ClassVar[str] = "neuron"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"name={self.name!r} must be a non-empty string")
-        _check_counts(self, ("neurons", "state_size", "spikes", "firing_rate", "rate_per_step",
-                             "neuron_updates", "active_updates", "energy_pj"))
+        _check_layer(self)
 
 
 LayerProfile = SynapseProfile | NeuronProfile
@@ -694,11 +695,9 @@ def profile_model(
 
 
 def _delay_steps(model: nn.Module, spiking: bool) -> int:
-    """The L extra steps a model in Loihi's timing (``delay_shift``) runs after T: one per conv and linear.
-    Its profile counts all T + L steps, as Loihi runs them."""
-    if not (spiking and getattr(model, "delay_shift", False)):
-        return 0
-    return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+    """The steps a model in Loihi's timing runs after T (`SpikingModel.delay_steps`); its profile counts
+    all of them, as Loihi runs them."""
+    return getattr(model, "delay_steps", 0) if spiking else 0
 
 
 def _reduce(recorder: _Recorder, world) -> None:

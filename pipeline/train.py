@@ -245,9 +245,9 @@ class _Run:
             neuron=config.neuron, spiking=stage_cls.spiking, **config.model_args,
         )
         self.prior_history = _initial_weights(model, config) if resumed is None else []
-        fresh = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
-                 and not int(m.num_batches_tracked)]
-        if getattr(model, "delay_shift", False) and model.spiking and fresh and resumed is None:
+        if model.delay_steps and resumed is None and any(
+                isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not int(m.num_batches_tracked)
+                for m in model.modules()):
             raise SnnpipeError(
                 "training in Loihi's timing (--quantize loihi) keeps BatchNorm statistics frozen, and this "
                 f"{config.model}'s BatchNorm has none yet: train it first with --model-arg delay_shift=false "

@@ -115,7 +115,7 @@ def test_dense_weights_reach_lava_as_written():
 
 # --- the quantizer --------------------------------------------------------------------------------
 
-def _model(blocks: dict, input_shape=(1, 2, 1), neuron=None) -> SpikingModel:
+def _model(blocks: dict, input_shape=(1, 2, 1)) -> SpikingModel:
     model = SpikingModel(nn.ModuleDict(blocks), spiking=True)
     model.input_shape, model.num_classes = input_shape, 2
     return model.eval()
@@ -325,8 +325,7 @@ def _one_line_error(result, *words):
 def _save(tmp_path, name, model, encoding="rate", **args) -> Path:
     spec = DataSpec("digits", (1, 8, 8), 10, (0.3,), (0.4,))
     path = tmp_path / f"{name}.pt"
-    Checkpoint(name if name in ("mlp", "resnet18") else "mlp", args, True, NeuronParams(), 4, encoding, spec,
-               model.state_dict(), []).save(path)
+    Checkpoint(name, args, True, NeuronParams(), 4, encoding, spec, model.state_dict(), []).save(path)
     return path
 
 
