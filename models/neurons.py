@@ -250,7 +250,9 @@ class Neuron(nn.Module):
     """Base of the activation layers of the zoo: a spiking CUBA LIF or its ANN twin's ReLU.
 
     Holds the state between timesteps (``reset_state`` starts a sequence) and counts activity:
-    ``activity_sum`` (spikes, or nonzero activations for ReLU) over ``activity_count`` elements.
+    ``activity_sum`` (spikes, or nonzero activations for ReLU) over ``activity_count`` elements;
+    ``last_count`` is the latest step's count (a tensor), which the profiler takes instead of
+    counting the output again (and sets back to None).
     """
 
     mode: ExecutionMode = ExecutionMode.SPIKE
@@ -259,6 +261,7 @@ class Neuron(nn.Module):
         super().__init__()
         self.activity_sum: Tensor | float = 0.0
         self.activity_count = 0
+        self.last_count: Tensor | None = None
 
     def reset_state(self) -> None:  # pragma: no cover - overridden where there is state
         pass
@@ -268,7 +271,8 @@ class Neuron(nn.Module):
 
     def _count(self, active: Tensor) -> None:
         # a tensor sum: no host sync per step on a GPU
-        self.activity_sum = self.activity_sum + active.detach().sum()
+        self.last_count = active.detach().sum()
+        self.activity_sum = self.activity_sum + self.last_count
         self.activity_count += active.numel()
 
 

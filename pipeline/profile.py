@@ -237,19 +237,76 @@ class Profile:
 
 # --- metrics: stateless callables, and accumulating ones with update / compute / reset -------------
 
-def is_binary(x: Tensor) -> bool:
-    """NeuroBench's test for spikes: every value is 0, 1 or -1."""
-    return bool(((x == 0) | (x.abs() == 1)).all())
+def is_binary(x: Tensor, sync: bool = True) -> bool | Tensor:
+    """NeuroBench's test for spikes: every value is 0, 1 or -1 (a 0-dim bool tensor with ``sync=False``)."""
+    binary = ((x == 0) | (x.abs() == 1)).all()
+    return bool(binary) if sync else binary
+
+
+@dataclass
+class SpikeSource:
+    """A layer's output known to be spikes: 0/1 (``divisor`` None) or average-pooled 0/1 spikes
+    (``tensor * divisor`` counts the spikes in each window). `reduce` sums it over its first (batch)
+    dimension once for every layer it feeds: ``sums``, its values per position, and for pooled
+    spikes ``nonzero`` (nonzero values per position) and ``peak`` (its largest value)."""
+
+    tensor: Tensor
+    divisor: Tensor | None = None
+    may_exceed_one: bool = False  # pooled: whether a value can be above 1 (a sum pooling)
+    sums: Tensor | None = None
+    nonzero: Tensor | None = None
+    peak: Tensor | None = None
+
+    @property
+    def kind(self) -> str:
+        return "spikes" if self.divisor is None else "pooled"
+
+    def holds(self, x: Tensor) -> bool:
+        """x is this tensor or a view of it (see `_Recorder.start_batch`)."""
+        return x.data_ptr() == self.tensor.data_ptr() and x.numel() == self.tensor.numel()
+
+    def reduce(self, rows: Tensor) -> "SpikeSource":
+        """These sums for ``rows``, a view of the tensor with the batch first: from this source when
+        both are contiguous with the same first dimension (they split the memory alike), else anew."""
+        if not (rows.shape[0] == self.tensor.shape[0] and rows.is_contiguous() and self.tensor.is_contiguous()):
+            return SpikeSource(rows, self.divisor, self.may_exceed_one).reduce(rows)
+        if self.sums is None:
+            # a float sum of 0/1 counts them many times faster than count_nonzero; pooled spikes
+            # are >= 0, so their signs count the nonzero ones
+            self.sums = self.tensor.sum(0).flatten()
+            if self.divisor is not None:
+                self.nonzero = self.tensor.sign().sum(0).flatten()
+                self.peak = self.tensor.amax() if self.may_exceed_one else None
+        return self
+
+
+@dataclass
+class SynapticCall:
+    """One call of a synaptic layer, reduced over its rows (the batch) to one input's positions,
+    flat, with no synchronisation: what `SynapticCounts.counts` needs. ``nonzero``: nonzero inputs
+    per position; for ``"pooled"`` input also ``spikes`` (its values per position, before the
+    divisor), ``peak`` (its largest value) and ``pool_divisor``; for ``"other"`` input ``binary``
+    (NeuroBench's value test)."""
+
+    source: str
+    rows: int
+    outputs: int
+    shape: tuple[int, ...]
+    nonzero: Tensor | None = None
+    spikes: Tensor | None = None
+    peak: Tensor | None = None
+    binary: Tensor | None = None
+    pool_divisor: Tensor | None = None
 
 
 class SynapticCounts:
-    """Stateless per call (it caches fan-outs): the operations of one call of a synaptic layer.
+    """The operations of a synaptic layer, per call; it caches the layer's fan-outs.
 
-    ``counts(x, y, source, pool_divisor, ann)`` returns ``acs, macs, effective_acs, effective_macs,
-    dense`` summed over the batch, for input x and output y. ``source``: ``"spikes"`` (x is a
-    spiking neuron's 0/1 output), ``"pooled"`` (x is average-pooled 0/1 spikes: x * pool_divisor
-    counts the spikes in each window) or ``"other"`` (NeuroBench's value test decides); ``ann``: a
-    layer of the ANN twin (every op a dense MAC).
+    ``reduce(x, y, source)`` runs in the forward hook: for input x, output y and x's `SpikeSource`
+    (None when x is not known to be spikes: NeuroBench's value test decides), it keeps only the
+    per-position sums of x over its rows. ``counts(calls, ann)`` then gives, per call, ``acs, macs,
+    effective_acs, effective_macs, dense`` summed over its rows, all calls of a batch in a few
+    tensor operations; ``ann``: a layer of the ANN twin (every op a dense MAC).
     """
 
     def __init__(self, module: nn.Module) -> None:
@@ -289,34 +346,59 @@ class SynapticCounts:
             return x.reshape(-1, x.shape[-1])
         return x if x.dim() == self.module.weight.dim() else x.unsqueeze(0)  # unbatched input
 
-    def __call__(self, x: Tensor, y: Tensor, source: str = "other", pool_divisor: Tensor | None = None,
-                 ann: bool = False) -> dict[str, Any]:
+    def reduce(self, x: Tensor, y: Tensor, source: SpikeSource | None = None) -> SynapticCall:
         rows = self.rows(x)
-        reach, dense_per_row = self.fanout(tuple(rows.shape[1:]))
-        # Nonzero inputs per position, summed over the rows first so that the dot product with the
-        # fan-out runs over one input. Where x is known to be 0/1 spikes (or their average, in
-        # [0, 1]) a float sum (of its ceiling) counts them many times faster than count_nonzero.
+        call = SynapticCall("other" if source is None else source.kind, rows.shape[0], y.numel(), tuple(rows.shape[1:]))
+        if source is None:
+            call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows, sync=False)
+            return call
+        source = source.reduce(rows)
+        call.nonzero = source.sums if source.divisor is None else source.nonzero
+        call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
+        return call
+
+    def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
+        """Per call, its operations (class docstring): the calls of one source and input shape at once."""
+        out: list[dict[str, float]] = [{} for _ in calls]
+        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for i, call in enumerate(calls):
+            groups.setdefault((call.source, call.shape), []).append(i)
+        for (source, shape), index in groups.items():
+            reach, dense_per_row = self.fanout(shape)
+            group = [calls[i] for i in index]
+            effective, binary, acs = self._effective(group, reach)
+            for i, call, eff, is_bin, ac in zip(index, group, effective.tolist(), binary.tolist(), acs.tolist()):
+                counts = dict.fromkeys(SynapticOperations.FIELDS, 0.0)
+                counts["dense"] = float(call.rows * dense_per_row)
+                counts["effective_acs" if is_bin else "effective_macs"] = eff
+                if not ann and (is_bin or source == "pooled"):  # pooled: folded into this layer
+                    counts["acs"] = ac
+                else:
+                    counts["macs"] = float(call.outputs * self.fan_in)
+                out[i] = counts
+        return out
+
+    @staticmethod
+    def _effective(group: list[SynapticCall], reach: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """For calls of one source: (NeuroBench's effective ops, whether the input is 0/1/-1, the
+        ACs when it is spikes), one value per call."""
+        nonzero = torch.stack([c.nonzero for c in group]).to(torch.float64)
+        effective = nonzero @ reach
+        source = group[0].source
         if source == "spikes":
-            binary, nonzero = True, rows.sum(0)
-        elif source == "pooled":
-            binary, nonzero = torch.equal(rows, rows.round()), rows.ceil().sum(0)
-        else:
-            binary, nonzero = is_binary(rows), torch.count_nonzero(rows, dim=0)
-        effective = torch.dot(nonzero.flatten().to(torch.float64), reach)
-        dense_macs = y.numel() * self.fan_in
-        counts = {"acs": 0.0, "macs": 0, "effective_acs": 0.0, "effective_macs": 0.0,
-                  "dense": rows.shape[0] * dense_per_row}
-        counts["effective_acs" if binary else "effective_macs"] = effective
-        if ann:
-            counts["macs"] = dense_macs
-        elif source == "pooled":  # folded: every spike in a window is an event with its fan-out
-            events = (rows.sum(0).flatten().to(torch.float64) * pool_divisor).round_()
-            counts["acs"] = torch.dot(events, reach)
-        elif binary:
-            counts["acs"] = effective
-        else:
-            counts["macs"] = dense_macs
-        return counts
+            return effective, torch.ones(len(group), dtype=torch.bool), effective
+        if source == "other":
+            return effective, torch.stack([c.binary for c in group]), effective
+        # Pooled spikes, values k / d (k spikes in a window of divisor d): every spike in a window is
+        # an event with the window's fan-out (as on Loihi); every value is 0 or 1 iff every k <= d
+        # and sum(k) = sum([k > 0] * d), integers, exact in float64.
+        first = group[0].pool_divisor
+        same = all(c.pool_divisor is first for c in group)  # one pooling layer feeds it: broadcast
+        divisor = first if same else torch.stack([c.pool_divisor for c in group])
+        events = (torch.stack([c.spikes for c in group]).to(torch.float64) * divisor).round_()
+        peak = torch.stack([c.spikes.new_zeros(()) if c.peak is None else c.peak for c in group])
+        binary = (peak <= 1) & (events.sum(1) == (nonzero * divisor).sum(1))
+        return effective, binary, events @ reach
 
 
 def _pool_window_sizes(module: nn.Module, ones: Tensor) -> Tensor:
@@ -346,7 +428,8 @@ def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device
     padding, ``count_include_pad``, ``ceil_mode``, ``divisor_override`` and adaptive windows.
     """
     ones = torch.ones((1, 1, *shape[1:]), dtype=torch.float64)
-    return (_pool_window_sizes(module, ones) / module.forward(ones))[0].to(device)  # forward: no hooks
+    # an integer (a window's size or an override) up to the rounding of the two divisions
+    return (_pool_window_sizes(module, ones) / module.forward(ones))[0].round().to(device)  # forward: no hooks
 
 
 class SynapticOperations:
@@ -476,7 +559,7 @@ class _Recorder:
         self.timesteps, self.ann = timesteps, ann
         named = [(name or type(model).__name__, m) for name, m in model.named_modules()]
         self.order: dict[str, int] = {}  # layer -> when it first ran: the report's order
-        self.divisors: dict[tuple[str, tuple[int, ...]], Tensor] = {}
+        self.divisors: dict[tuple[str, tuple[int, ...]], tuple[Tensor, bool]] = {}
         self.counters = {n: SynapticCounts(m) for n, m in named if isinstance(m, SYNAPSES)}
         self.modules = dict(named)
         if not self.counters:
@@ -492,25 +575,33 @@ class _Recorder:
             if isinstance(module, SYNAPSES):
                 self.handles.append(module.register_forward_hook(self._synapse_hook(name)))
             elif _is_neuron_layer(module):
+                if isinstance(module, Neuron):
+                    module.last_count = None  # not a count of ours (see the hook)
                 self.handles.append(module.register_forward_hook(self._neuron_hook(name)))
             elif isinstance(module, POOLS):
                 self.handles.append(module.register_forward_hook(self._pool_hook(name)))
         self.start_batch(0)
 
-    def start_batch(self, batch_size: int) -> None:
+    def start_batch(self, batch_size: int, x: Tensor | None = None) -> None:
+        """Stage the calls of a new batch; x, the batch's (T, B, ...) input, is a spike source
+        when it is all 0 and 1 (rate coding): its steps need no check of their values."""
         self.batch_size = batch_size
-        self.staged_synapses: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self.staged_synapses: dict[str, list[tuple[int, SynapticCall]]] = {}
         self.staged_neurons: dict[str, list[tuple[Tensor, int, int]]] = {}
-        # module -> (its latest output, None for 0/1 spikes or the pool divisor for pooled spikes).
-        # Holding the tensor keeps its memory from being reused, so a data pointer that matches
-        # is that tensor or a view of it (a Flatten), and the check of its values can be skipped.
-        self.spike_sources: dict[str, tuple[Tensor, Tensor | None]] = {}
+        # module -> its latest output, when that is spikes. Holding the tensor keeps its memory from
+        # being reused, so a data pointer that matches is that tensor or a view of it (a Flatten),
+        # and the check of its values can be skipped.
+        self.spike_sources: dict[str, SpikeSource] = {}
+        self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of a 0/1 input (held by the caller)
+        steps = {x_t.data_ptr(): x_t for x_t in x} if x is not None else {}  # one, for a static input
+        if steps and all(torch.equal(x_t, x_t.bool().to(x_t.dtype)) for x_t in steps.values()):
+            self.input_steps = {ptr: SpikeSource(x_t) for ptr, x_t in steps.items()}
 
-    def _source(self, x: Tensor) -> tuple[Tensor, Tensor | None] | None:
-        for source in self.spike_sources.values():
-            if x.data_ptr() == source[0].data_ptr() and x.numel() == source[0].numel():
-                return source
-        return None
+    def _source(self, x: Tensor) -> SpikeSource | None:
+        step = self.input_steps.get(x.data_ptr())
+        if step is not None and step.holds(x):
+            return step
+        return next((source for source in self.spike_sources.values() if source.holds(x)), None)
 
     def _seen(self, name: str) -> None:
         if name not in self.order:
@@ -522,11 +613,8 @@ class _Recorder:
         def hook(module, inputs, output):
             self._seen(name)
             x = inputs[0].detach()
-            source = self._source(x)
-            kind = "other" if source is None else "spikes" if source[1] is None else "pooled"
             leading = x.shape[0] if x.dim() > 1 else 1
-            self.staged_synapses.setdefault(name, []).append(
-                (leading, counter(x, output, kind, source[1] if source else None, self.ann)))
+            self.staged_synapses.setdefault(name, []).append((leading, counter.reduce(x, output, self._source(x))))
 
         return hook
 
@@ -537,11 +625,16 @@ class _Recorder:
             self._seen(name)
             spikes = (output[0] if isinstance(output, tuple) else output).detach()
             per_sample = spikes[0].numel() if spikes.dim() > 1 else spikes.numel()
-            # a float sum of 0/1 is exact below 2**24 and many times faster than count_nonzero
-            count = spikes.sum() if binary and spikes.numel() < 2**24 else torch.count_nonzero(spikes)
-            self.staged_neurons.setdefault(name, []).append((count, per_sample, _state_variables(module, output)))
+            # an snnpipe neuron counted this step itself; a float sum of 0/1 is exact below 2**24
+            # and many times faster than count_nonzero
+            count = getattr(module, "last_count", None)
+            if count is not None:
+                module.last_count = None
+            if count is None or spikes.numel() >= 2**24:
+                count = spikes.sum() if binary and spikes.numel() < 2**24 else torch.count_nonzero(spikes)
             if binary:
-                self.spike_sources[name] = (spikes, None)
+                self.spike_sources[name] = SpikeSource(spikes)
+            self.staged_neurons.setdefault(name, []).append((count, per_sample, _state_variables(module, output)))
 
         return hook
 
@@ -551,14 +644,17 @@ class _Recorder:
             source = self._source(x)
             self.spike_sources.pop(name, None)
             batched = x.dim() == (4 if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)) else 3)
-            spikes = source is not None and source[1] is None or bool(((x == 0) | (x == 1)).all())
+            spikes = source is not None and source.divisor is None or bool(((x == 0) | (x == 1)).all())
             if self.ann or not batched or not spikes:
                 return
             key = (name, tuple(x.shape[1:]))
             if key not in self.divisors:  # one value per element of one output, flat
                 divisor = pool_divisor(module, key[1], x.device)
-                self.divisors[key] = divisor.expand(output.shape[1:]).flatten()
-            self.spike_sources[name] = (output.detach(), self.divisors[key])
+                # the pooling of ones bounds that of spikes: where it is <= 1 (no sum pooling) so is every value
+                ones = torch.ones((1, 1, *key[1][1:]), dtype=torch.float64)
+                self.divisors[key] = divisor.expand(output.shape[1:]).flatten(), bool(module.forward(ones).max() > 1)
+            divisor, may_exceed_one = self.divisors[key]
+            self.spike_sources[name] = SpikeSource(output.detach(), divisor, may_exceed_one)
 
         return hook
 
@@ -567,15 +663,15 @@ class _Recorder:
         T = self.timesteps
         for name, calls in self.staged_synapses.items():
             if len(calls) == T:
-                per_step = [counts for _, counts in calls]
+                per_step = self.counters[name].counts([call for _, call in calls], self.ann)
             elif len(calls) == 1 and calls[0][0] == self.batch_size:
-                per_step = [calls[0][1]] * T  # static input, computed once: counted at every step
+                # static input, computed once: counted at every step
+                per_step = self.counters[name].counts([calls[0][1]], self.ann) * T
             else:
                 raise ProfileError(
                     f"layer {name} ran {len(calls)} times in a batch of T={T} steps; the profiler needs one call per "
                     "timestep (or one call on a static (B, ...) input): see the contract in snnpipe.pipeline.profile")
-            values = [{k: float(v) for k, v in counts.items()} for counts in per_step]
-            self.synops.update(name, values)
+            self.synops.update(name, per_step)
         for name, calls in self.staged_neurons.items():
             if len(calls) != T:
                 raise ProfileError(
@@ -668,7 +764,7 @@ def profile_model(
                     recorder = _Recorder(model, timesteps + _delay_steps(model, spiking), ann=not spiking)
                 if world is not None and world.distributed and i % world.size != world.rank:
                     continue
-                recorder.start_batch(int(x.shape[1]))
+                recorder.start_batch(int(x.shape[1]), x)
                 try:
                     logits = run(model, x)
                 except RuntimeError as err:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from snnpipe.models import create_model
-from snnpipe.models.neurons import CubaLIF, NeuronParams
+from snnpipe.models.neurons import CubaLIF, ExecutionMode, NeuronParams
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.config import TrainConfig
@@ -94,6 +94,24 @@ def test_average_pooling_of_spikes_folds_into_the_next_layer():
     assert (layer.acs, layer.effective_acs, layer.effective_macs) == (8.0, 2.0, 0.0)
 
 
+def test_sum_pooling_of_spikes_is_binary_only_where_no_window_holds_two():
+    # the same Linear after a 2x2 sum pooling (divisor 1): the values are the spike counts 3, 1, 2, 4.
+    # Folded: the same 9 ACs. NeuroBench: 3, 2 and 4 are not spikes, so 4 nonzero inputs x their
+    # fan-out are Effective_MACs, 2 + 1 + 1 + 0 = 4 (not 3*2 + 1 + 2, not ACs).
+    fc = nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        fc.weight.copy_(torch.tensor([[1.0, 0, 1, 0], [1, 1, 0, 0]]))
+    model = nn.Sequential(nn.AvgPool2d(2, divisor_override=1), nn.Flatten(), fc)
+    spikes = torch.tensor([[1.0, 1, 0, 1], [0, 1, 0, 0], [1, 0, 1, 1], [0, 1, 1, 1]]).reshape(1, 1, 1, 4, 4)
+    layer = profile(model, spikes, run=_steps, spiking=True).layer("2")
+    assert (layer.acs, layer.macs, layer.effective_macs, layer.effective_acs) == (9.0, 0.0, 4.0, 0.0)
+    # one spike in windows 0 and 2: values 1, 0, 1, 0 are spikes: 2 + 1 = 3 Effective_ACs, 3 ACs
+    single = torch.zeros(1, 1, 1, 4, 4)
+    single[..., 0, 0] = single[..., 2, 1] = 1
+    layer = profile(model, single, run=_steps, spiking=True).layer("2")
+    assert (layer.acs, layer.effective_acs, layer.effective_macs) == (3.0, 3.0, 0.0)
+
+
 def test_folded_pooling_in_a_zoo_convnet_equals_a_replay_on_spike_counts():
     # independently: record the spikes before each pooling, sum-pool them (spikes per window) and
     # replay the next layer on those counts with 0/1 weights: every output of the replay counts the
@@ -115,6 +133,22 @@ def test_folded_pooling_in_a_zoo_convnet_equals_a_replay_on_spike_counts():
     fc1_acs = sum(float(F.linear(counts(s).flatten(1), (fc1.weight != 0).float()).sum()) for s in spikes["block2"])
     assert p.layer("blocks.block2.0").acs == pytest.approx(conv2_acs / 2) and conv2_acs > 0
     assert p.layer("blocks.head.1").acs == pytest.approx(fc1_acs / 2) and fc1_acs > 0
+    for b in spikes:  # per sample, over the T steps
+        assert p.layer(f"blocks.{b}.2").spikes == float(sum(s.sum() for s in spikes[b])) / 2
+
+
+def test_a_neuron_that_does_not_count_its_steps_is_counted_by_the_profiler():
+    # snnpipe neurons count each step's spikes and the profiler takes that count; in RECORD mode
+    # (RateBP's pass) they do not, and a count left from an earlier run must not be taken instead
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 4, 4), hidden=[8], neuron=NeuronParams(threshold=0.2)).eval()
+    x = torch.rand(3, 2, 1, 4, 4).lt(0.6).float()
+    expected = profile(model, x).layer("blocks.hidden1.2").spikes
+    with torch.no_grad():
+        model(torch.ones(3, 2, 1, 4, 4))  # leaves the count of another input's last step
+    for neuron in model.neurons():
+        neuron.mode = ExecutionMode.RECORD
+    assert profile(model, x).layer("blocks.hidden1.2").spikes == expected > 0
 
 
 # --- golden numbers ---------------------------------------------------------------------------------
