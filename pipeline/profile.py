@@ -237,10 +237,9 @@ class Profile:
 
 # --- metrics: stateless callables, and accumulating ones with update / compute / reset -------------
 
-def is_binary(x: Tensor, sync: bool = True) -> bool | Tensor:
-    """NeuroBench's test for spikes: every value is 0, 1 or -1 (a 0-dim bool tensor with ``sync=False``)."""
-    binary = ((x == 0) | (x.abs() == 1)).all()
-    return bool(binary) if sync else binary
+def is_binary(x: Tensor) -> Tensor:
+    """NeuroBench's test for spikes: every value is 0, 1 or -1 (a 0-dim bool tensor: no synchronisation)."""
+    return ((x == 0) | (x.abs() == 1)).all()
 
 
 @dataclass
@@ -350,7 +349,7 @@ class SynapticCounts:
         rows = self.rows(x)
         call = SynapticCall("other" if source is None else source.kind, rows.shape[0], y.numel(), tuple(rows.shape[1:]))
         if source is None:
-            call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows, sync=False)
+            call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows)
             return call
         source = source.reduce(rows)
         call.nonzero = source.sums if source.divisor is None else source.nonzero
