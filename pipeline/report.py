@@ -171,7 +171,8 @@ def plot(p: Profile, path: Path) -> None:
     ax = axes[0][0]
     y = range(len(neurons))
     ax.barh(y, [layer.firing_rate for layer in neurons], color="tab:blue", height=0.6)
-    ax.set_ylim(len(neurons) - 0.5, -0.5) if len(neurons) > 2 else ax.set_ylim(1.5, -1.5)
+    pad = max(0.0, (3 - len(neurons)) / 2)  # one or two layers: bars of the height of three, centred
+    ax.set_ylim(len(neurons) - 0.5 + pad, -0.5 - pad)
     ax.axvline(p.totals["firing_rate"], color="black", linestyle="--", linewidth=1,
                label=f"mean {p.totals['firing_rate']:.3f}")
     for i, layer in enumerate(neurons):
