@@ -96,7 +96,7 @@ def create_model(
     blocks = entry.builder(input_shape=shape, num_classes=num_classes, neuron=make_neuron, **kwargs)
     model = SpikingModel(blocks, spiking=spiking, delay_shift=delay_shift)
     model.input_shape, model.num_classes = shape, num_classes
-    model.zoo_name, model.zoo_args, model.neuron_params = name, dict(kwargs, **({"delay_shift": True} if delay_shift else {})), params
+    model.zoo_name, model.zoo_args, model.neuron_params = name, dict(kwargs, delay_shift=True) if delay_shift else kwargs, params
     return model
 
 

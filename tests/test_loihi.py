@@ -229,17 +229,12 @@ def test_qat_forward_uses_exactly_the_exported_weights():
     apply_quantization(model, "loihi")
     quantized = quantize_model(model, (1, 8, 8), 4)
     x = torch.rand(16, 1, 8, 8).lt(0.5).float()
-    for (path, bn_path), layer, stats in zip([("blocks.block1.0", "blocks.block1.1"), ("blocks.block2.0", None),
-                                              ("blocks.head.1", None), ("blocks.head.4", None)],
-                                             quantized.network.layers, quantized.layers):
-        if bn_path is None:
-            continue
-        conv, bn = model.get_submodule(path), model.get_submodule(bn_path)
-        scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().view(-1, 1, 1, 1)
-        exported = torch.from_numpy(layer.weight).float() * 2.0 ** (stats.weight_exp - 1)  # file units -> float
-        with torch.no_grad():  # what the trained conv computes, times the BatchNorm scale, is the file's conv
-            torch.testing.assert_close(conv(x) * scale.view(1, -1, 1, 1), F.conv2d(x, exported, None, 1, 1),
-                                       rtol=1e-5, atol=1e-5)
+    conv, bn = model.blocks.block1[0], model.blocks.block1[1]  # the first conv and its BatchNorm
+    scale = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach()
+    exported = torch.from_numpy(quantized.network.layers[0].weight).float() * 2.0 ** (quantized.layers[0].weight_exp - 1)
+    with torch.no_grad():  # what the trained conv computes, times the BatchNorm scale, is the file's conv
+        torch.testing.assert_close(conv(x) * scale.view(1, -1, 1, 1), F.conv2d(x, exported, None, 1, 1),
+                                   rtol=1e-5, atol=1e-5)
     head = model.blocks.head[4]  # the readout: no BatchNorm, exponent from its weights alone
     exported = torch.from_numpy(quantized.network.layers[-1].weight).float() * 2.0 ** (quantized.layers[-1].weight_exp - 1)
     h = torch.rand(5, 16).lt(0.5).float()
