@@ -639,12 +639,13 @@ class _Recorder:
 
     def _pool_hook(self, name: str):
         def hook(module, inputs, output):
-            x = inputs[0].detach()
-            source = self._source(x)
             self.spike_sources.pop(name, None)
+            x = inputs[0].detach()
             batched = x.dim() == (4 if isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)) else 3)
-            spikes = source is not None and source.divisor is None or bool(((x == 0) | (x == 1)).all())
-            if self.ann or not batched or not spikes:
+            if self.ann or not batched:  # before the value test: the ANN twin's pooling is never spikes
+                return
+            source = self._source(x)
+            if not (source is not None and source.divisor is None or bool(((x == 0) | (x == 1)).all())):
                 return
             key = (name, tuple(x.shape[1:]))
             if key not in self.divisors:  # one value per element of one output, flat
