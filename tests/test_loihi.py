@@ -109,6 +109,13 @@ def test_dense_weights_reach_lava_as_written():
     fmt = fx.dense_synapse_format(np.array([[2, 4], [6, -8]]))
     assert fmt.exact and fmt.sign_mode == "mixed"
     assert (fmt.weights >> -fmt.weight_exp).tolist() == [[2, 4], [6, -8]]
+    # largest weight 0 and negatives: netx is in mixed mode with 127 / 0 = inf, so the scale is
+    # -128 / -3 -> 2**5, plus the sign bit: << 6; odd weights leave no spare bit, 8 - 6 + 1 = 3 bits
+    # (lava-dl 0.6.0's optimize_weight_bits gives [[0, -128], [-192, 0]], 3 bits, exponent -6)
+    fmt = fx.dense_synapse_format(np.array([[0, -2], [-3, 0]]))
+    assert (fmt.weights.tolist(), fmt.num_weight_bits, fmt.weight_exp, fmt.sign_mode) == (
+        [[0, -128], [-192, 0]], 3, -6, "mixed")
+    assert fmt.exact
     # all-inhibitory -256: Lava clips it to -255 (the golden edge_conv file checks this against Lava)
     assert not fx.dense_synapse_format(np.array([[-256, -2]])).exact
 

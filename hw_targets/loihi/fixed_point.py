@@ -21,6 +21,7 @@ One neuron update of ``PyLifModelBitAcc`` (``lava/proc/lif/models.py``, via
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -162,7 +163,7 @@ def dense_synapse_format(weight_file: np.ndarray) -> DenseSynapseFormat:
         scale = 255 / top
     else:
         mode, signed = "mixed", 1
-        scale = min(127 / top, -128 / bottom)
+        scale = min(127 / top if top else math.inf, -128 / bottom)  # netx: 127 / 0 is numpy's inf
     scale_bits = int(np.floor(np.log2(scale))) + signed
     n = 8
     while n > 0 and np.sum(np.abs(w / 2**n - np.round(w / 2**n))) != 0:
