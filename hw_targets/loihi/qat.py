@@ -18,8 +18,10 @@ power of two, which moves e and keeps the mantissas.
 in Lava's timing, every layer one step late with its bias at every step, for T + L steps. Without
 it, the first steps of a deep layer see its bias alone, which cost 2.1 points on Fashion-MNIST.
 What the export does that this forward does not (each small, and measured by the export report):
-the bias is rounded to one weight unit 2^(e-1) and clipped to 13 bits, and the neuron's fixed-point
-rounding (rtz of the decays, 2^-6 of a weight unit) is not modeled.
+the bias is rounded to one weight unit 2^(e-1) and clipped to 13 bits, the neuron's fixed-point
+rounding (rtz of the decays, 2^-6 of a weight unit) is not modeled, and the readout's exponent rises
+at export where its calibrated voltage range would overflow (`quantize.READOUT_HEADROOM`), a coarser
+grid than the one trained (the export report gives its weight error).
 
 The checkpoint keeps the latent float weights W under their usual names, so it loads into the plain
 model; export quantizes them with the same `quantize.layer_exponent` and `quantize.fake_quantize`.

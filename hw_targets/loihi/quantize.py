@@ -367,10 +367,14 @@ def layer_exponent(max_abs_weight: float, threshold: float | None) -> int:
     return e
 
 
+def weight_mantissa(weight: Tensor, exponent: int) -> Tensor:
+    """``clip(round(w / 2^e), -128, 127)``: the 8-bit mantissa of each weight, as float."""
+    return torch.clamp(torch.round(weight / 2.0**exponent), fx.WEIGHT_MANT_MIN, fx.WEIGHT_MANT_MAX)
+
+
 def fake_quantize(weight: Tensor, exponent: int) -> Tensor:
-    """``clip(round(w / 2^e), -128, 127) * 2^e``: the weight Loihi holds, in float."""
-    step = 2.0**exponent
-    return torch.clamp(torch.round(weight / step), fx.WEIGHT_MANT_MIN, fx.WEIGHT_MANT_MAX) * step
+    """``weight_mantissa(w, e) * 2^e``: the weight Loihi holds, in float (what the export writes)."""
+    return weight_mantissa(weight, exponent) * 2.0**exponent
 
 
 def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], timesteps: int, total_layers: int,
@@ -399,9 +403,8 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
             while readout_range / 2.0 ** (e - 1) > READOUT_HEADROOM:
                 e += 1
     step = 2.0 ** (e - 1)  # one weight unit
-    raw = torch.round(weight / 2.0**e)
-    mant = raw.clamp(fx.WEIGHT_MANT_MIN, fx.WEIGHT_MANT_MAX)
-    quantized = mant * 2.0**e
+    mant = weight_mantissa(weight, e)
+    quantized = mant * 2.0**e  # = fake_quantize(weight, e), the grid quantization-aware training used
     error = float(torch.sqrt(((quantized - weight) ** 2).mean()) / torch.sqrt((weight**2).mean()))
     bias_mant, biases_clipped = None, 0
     if bias is not None:
@@ -436,7 +439,7 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
     quant = LayerQuantization(
         name=path, kind=layer.kind, pools_folded=[p.path for p in stage.pools], neurons=layer.neurons,
         synapses=layer.synapses(), weight_exp=e, weight_mantissa_min=int(mant.min()), weight_mantissa_max=int(mant.max()),
-        weights_clipped=int((raw != mant).sum()), weights_zeroed=int(((mant == 0) & (weight != 0)).sum()),
+        weights_clipped=int((torch.round(weight / 2.0**e) != mant).sum()), weights_zeroed=int(((mant == 0) & (weight != 0)).sum()),
         weight_rel_rmse=error, loihi_weight_exp=loihi_exp, loihi_weight_bits=loihi_bits,
         vth_mant=neuron.vth_mant if params is not None else None,
         threshold_rel_error=abs(neuron.vth_mant * step - params.threshold) / params.threshold if params is not None else None,
