@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
-    from snnpipe.hw_targets.loihi.lava_bridge import lava_python, run_lava
+    from snnpipe.hw_targets.loihi.lava_bridge import lava_input, lava_python, run_lava
     from snnpipe.hw_targets.loihi.netx import write_netx
     from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
 
@@ -66,8 +66,6 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     x = (torch.rand(args.timesteps, args.samples, *net.input_shape, generator=generator) < args.rate).float()
     steps = net.steps_for(args.timesteps)
-    padded = np.zeros((args.samples, steps, *net.input_shape), dtype=np.int8)
-    padded[:, :args.timesteps] = x.transpose(0, 1).numpy()
     python = lava_python(args.lava_python)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.h5"
@@ -79,7 +77,7 @@ def main() -> None:
             started = time.perf_counter()
             result = simulator.run(x, record_spikes=True)
             ours_times.append(time.perf_counter() - started)
-        lava = run_lava(path, padded, python)
+        lava = run_lava(path, lava_input(x, steps), python)
     equal = all(np.array_equal(result.spikes[i].transpose(0, 1).numpy(), lava.spikes[i]) for i in range(len(net.layers)))
     ours = statistics.median(ours_times)
     row = {

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from snnpipe.hw_targets.loihi.lava_bridge import lava_python, run_lava
+from snnpipe.hw_targets.loihi.lava_bridge import lava_input, lava_python, run_lava
+from snnpipe.hw_targets.loihi.export import VERIFY_SAMPLES
 from snnpipe.hw_targets.loihi.netx import read_netx
 from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
 from snnpipe.pipeline.cli import cli
@@ -35,9 +36,7 @@ def test_lava_still_computes_the_golden_arrays(lava, name):
     want = np.load(GOLDEN / f"{name}.npz")
     x = want["x"]
     net, _ = read_netx(GOLDEN / f"{name}.net.h5")
-    padded = np.zeros((x.shape[1], want["spikes_0"].shape[1], *net.input_shape), dtype=np.int8)
-    padded[:, :x.shape[0]] = x.transpose(1, 0, *range(2, x.ndim))
-    got = run_lava(GOLDEN / f"{name}.net.h5", padded, lava, state="all")
+    got = run_lava(GOLDEN / f"{name}.net.h5", lava_input(x, want["spikes_0"].shape[1]), lava, state="all")
     for i in range(len(net.layers)):
         np.testing.assert_array_equal(got.spikes[i], want[f"spikes_{i}"])
         np.testing.assert_array_equal(got.current[i], want[f"u_{i}"])
@@ -68,10 +67,7 @@ def test_simulator_equals_lava_spike_for_spike_on_trained_models(tmp_path, lava,
     x, _ = next(iter(encoded_test_batches(ckpt, samples=INPUTS, timesteps=TIMESTEPS)()))
     assert x.shape[:2] == (TIMESTEPS, INPUTS)
     ours = LoihiSimulator(net).run(x, record_spikes=True, record_state=True)
-    steps = net.steps_for(TIMESTEPS)
-    padded = np.zeros((INPUTS, steps, *net.input_shape), dtype=np.int8)
-    padded[:, :TIMESTEPS] = x.transpose(0, 1).numpy()
-    theirs = run_lava(out, padded, lava, state="last")  # u and v of the readout (Lava's probes are slow)
+    theirs = run_lava(out, lava_input(x, net.steps_for(TIMESTEPS)), lava, state="last")  # u, v of the readout only
     for i, layer in enumerate(net.layers):
         np.testing.assert_array_equal(ours.spikes[i].transpose(0, 1).numpy(), theirs.spikes[i], err_msg=layer.name)
         if not layer.neuron.readout:  # the comparison is between networks that spike
@@ -79,7 +75,7 @@ def test_simulator_equals_lava_spike_for_spike_on_trained_models(tmp_path, lava,
     np.testing.assert_array_equal(ours.current[-1].transpose(0, 1).numpy(), theirs.current[-1])
     np.testing.assert_array_equal(ours.voltage[-1].transpose(0, 1).numpy(), theirs.voltage[-1])
     assert np.abs(theirs.voltage[-1]).max() > 0
-    assert len(net.layers) >= 3 and steps >= TIMESTEPS
+    assert len(net.layers) >= 3 and theirs.spikes[0].shape[1] == TIMESTEPS + len(net.layers)  # one step per layer
 
 
 def test_export_verify_lava_from_the_command_line(tmp_path, lava):
@@ -92,5 +88,6 @@ def test_export_verify_lava_from_the_command_line(tmp_path, lava):
     result = CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "loihi", "--out", str(out), "--samples", "64",
                                       "--timesteps", "32", "--verify", "lava", "--lava-python", str(lava), "--max-drop", "100"])
     assert result.exit_code == 0, result.output
-    assert "verified: lava: 8 samples x 34 steps, every layer's spikes bit-exact" in result.output
+    # the first --verify-samples inputs, 32 steps plus one per layer (hidden, readout)
+    assert f"verified: lava: {VERIFY_SAMPLES} samples x {32 + 2} steps, every layer's spikes bit-exact" in result.output
     assert out.exists()

@@ -36,7 +36,7 @@ from snnpipe import __version__
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.cores import LOIHI2, network_cores
-from snnpipe.hw_targets.loihi.lava_bridge import lava_python, run_lava
+from snnpipe.hw_targets.loihi.lava_bridge import lava_input, lava_python, run_lava
 from snnpipe.hw_targets.loihi.netx import write_netx
 from snnpipe.hw_targets.loihi.network import LoihiNetwork
 from snnpipe.hw_targets.loihi.quantize import QuantizedModel, WeightOverflowError, quantize_model
@@ -142,23 +142,23 @@ def check_overflow(net: LoihiNetwork, counters: list[LayerCounters]) -> None:
             )
 
 
-def verify_with_lava(path: Path, net: LoihiNetwork, x: Tensor, python: Path) -> dict[str, Any]:
-    """Run ``path`` in Lava on the input spikes ``x`` (T, N, ...) and compare with the simulator.
+def verify_with_lava(path: Path, simulator: LoihiSimulator, x: Tensor, python: Path) -> dict[str, Any]:
+    """Run ``path`` (the simulator's network, written) in Lava on the input spikes ``x`` (T, N, ...)
+    and compare with the simulator.
 
     Every layer's spikes at every step must be equal, and the readout's u and v too (it never spikes).
 
     Raises:
         LavaMismatchError: the first layer where they differ, with the count.
     """
+    net = simulator.net
     timesteps, samples = x.shape[0], x.shape[1]
     steps = net.steps_for(timesteps)
     readout = net.layers[-1].neuron.readout
     started = time.perf_counter()
-    sim = LoihiSimulator(net).run(x, record_spikes=True, record_state=readout)
+    sim = simulator.run(x, record_spikes=True, record_state=readout)
     seconds_simulator = time.perf_counter() - started
-    padded = np.zeros((samples, steps, *net.input_shape), dtype=np.int8)
-    padded[:, :timesteps] = x.transpose(0, 1).numpy()
-    lava = run_lava(path, padded, python, state="last" if readout else None)
+    lava = run_lava(path, lava_input(x, steps), python, state="last" if readout else None)
     compared = spikes = 0
     for i, layer in enumerate(net.layers):
         ours = sim.spikes[i].transpose(0, 1).numpy()
@@ -277,7 +277,7 @@ def export_loihi(request: ExportRequest) -> ExportResult:
             else:
                 x = (torch.rand(request.timesteps, options["verify_samples"], *request.input_shape,
                                 generator=torch.Generator().manual_seed(0)) < 0.3).float()
-            lava = verify_with_lava(tmp, quantized.network, x, python)
+            lava = verify_with_lava(tmp, simulator, x, python)
         file_bytes = tmp.stat().st_size
     report = build_report(quantized, evaluation, request, options["max_drop"], file_bytes, lava)
     return ExportResult("loihi", out, report)

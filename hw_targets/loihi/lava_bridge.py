@@ -141,13 +141,22 @@ class LavaRun:
     seconds_total: float
 
 
+def lava_input(x, steps: int) -> np.ndarray:
+    """Input spikes x (T, N, ...), a tensor or an array, as `run_lava` takes them: (N, steps, ...)
+    int8, zeros after the T input steps (while the layers' one-step delays drain)."""
+    x = np.asarray(x)
+    padded = np.zeros((x.shape[1], steps, *x.shape[2:]), dtype=np.int8)
+    padded[:, :x.shape[0]] = np.swapaxes(x, 0, 1)
+    return padded
+
+
 def run_lava(net_path: str | Path, x: np.ndarray, python: str | Path | None = None, state: str | None = None,
              timeout: float = 3600.0) -> LavaRun:
     """Run the netx file on input spikes in ``Loihi2SimCfg(select_tag="fixed_pt")``.
 
     Args:
         net_path: the netx HDF5 file.
-        x: (N, steps, C, H, W) binary spikes (zeros after the input's T steps).
+        x: (N, steps, C, H, W) binary spikes (zeros after the input's T steps): `lava_input`.
         python: the Lava environment's python (default: `lava_python()`).
         state: also record u and v after every step: ``all`` layers, or the ``last`` one.
 

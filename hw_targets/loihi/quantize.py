@@ -454,11 +454,10 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
 
 @dataclass
 class QuantizedModel:
-    """The exported network, how each layer was quantized, and the folded float model."""
+    """The exported network and how each layer was quantized."""
 
     network: LoihiNetwork
     layers: list[LayerQuantization]
-    folded: SpikingModel
 
 
 def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps: int,
@@ -496,4 +495,4 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
         network = LoihiNetwork(tuple(input_shape), layers)
     except ValueError as err:  # pragma: no cover - shapes come from tracing the model itself
         raise ExportError(f"the traced layers do not chain: {err}") from None
-    return QuantizedModel(network, quants, folded)
+    return QuantizedModel(network, quants)
