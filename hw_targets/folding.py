@@ -12,17 +12,36 @@ by ``nn.Identity``, so module paths (and error messages that name them) stay the
 from __future__ import annotations
 
 import copy
+from typing import Iterator
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 _FOLDABLE = (nn.Conv2d, nn.Linear)
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
+def batchnorm_scale(bn: nn.modules.batchnorm._BatchNorm) -> Tensor:
+    """``s = gamma / sqrt(var + eps)``, per channel, from the running statistics."""
+    return bn.weight / torch.sqrt(bn.running_var + bn.eps)
+
+
+def batchnorm_pairs(module: nn.Module) -> Iterator[tuple[nn.Module, nn.Module, str, nn.modules.batchnorm._BatchNorm]]:
+    """Every conv or linear directly followed by a BatchNorm in the same container, at any depth:
+    (the container, the layer, the BatchNorm's name in the container, the BatchNorm)."""
+    previous = None
+    for name, child in module.named_children():
+        if isinstance(child, _BATCHNORMS) and isinstance(previous, _FOLDABLE):
+            yield module, previous, name, child
+            previous = None
+            continue
+        yield from batchnorm_pairs(child)
+        previous = child
+
+
 def _fold_pair(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
     with torch.no_grad():
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        scale = batchnorm_scale(bn)
         shape = [-1] + [1] * (layer.weight.dim() - 1)
         layer.weight.mul_(scale.view(shape))
         bias = layer.bias if layer.bias is not None else torch.zeros_like(bn.running_mean)
@@ -33,25 +52,14 @@ def _fold_pair(layer: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
             layer.bias.copy_(folded)
 
 
-def _fold_children(module: nn.Module) -> None:
-    previous_name, previous = None, None
-    for name, child in list(module.named_children()):
-        if isinstance(child, _BATCHNORMS) and isinstance(previous, _FOLDABLE):
-            _fold_pair(previous, child)
-            setattr(module, name, nn.Identity())
-            previous_name, previous = name, None
-            continue
-        _fold_children(child)
-        previous_name, previous = name, child
-    del previous_name
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy of ``model`` (in eval mode) with each BatchNorm that directly follows a conv or linear
     in the same container folded into it. Other BatchNorms are left in place for the exporter to
     refuse or handle."""
     folded = copy.deepcopy(model).eval()
-    _fold_children(folded)
+    for container, layer, name, bn in list(batchnorm_pairs(folded)):
+        _fold_pair(layer, bn)
+        setattr(container, name, nn.Identity())
     return folded
 
 

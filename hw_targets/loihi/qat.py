@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.loihi.quantize import _stages, fake_quantize, layer_exponent, trace
-from snnpipe.hw_targets.folding import fold_batchnorm
+from snnpipe.hw_targets.folding import batchnorm_pairs, batchnorm_scale, fold_batchnorm
 from snnpipe.models import SpikingModel
 
 
@@ -45,8 +45,7 @@ def _fake_quantized_weight(module: nn.Module) -> Tensor:
     weight = module.weight
     with torch.no_grad():
         if batchnorm is not None:
-            scale = batchnorm.weight / torch.sqrt(batchnorm.running_var + batchnorm.eps)
-            scale = scale.view(-1, *([1] * (weight.dim() - 1)))
+            scale = batchnorm_scale(batchnorm).view(-1, *([1] * (weight.dim() - 1)))
         else:
             scale = torch.ones((), dtype=weight.dtype, device=weight.device)
         folded = weight * scale
@@ -92,14 +91,10 @@ def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
         stages = _stages(trace(fold_batchnorm(model), tuple(input_shape)))
     except SnnpipeError as err:
         raise SnnpipeError(f"--quantize loihi: {err}") from None
+    batchnorm_after = {id(layer): bn for _, layer, _, bn in batchnorm_pairs(model)}  # the pairs the export folds
     for stage in stages:
-        path = stage.synapse.path
-        module = model.get_submodule(path)
-        parent_path, _, name = path.rpartition(".")
-        siblings = list(model.get_submodule(parent_path).named_children())
-        names = [n for n, _ in siblings]
-        following = siblings[names.index(name) + 1][1] if names.index(name) + 1 < len(siblings) else None
-        batchnorm = following if isinstance(following, (nn.BatchNorm1d, nn.BatchNorm2d)) else None
+        module = model.get_submodule(stage.synapse.path)
+        batchnorm = batchnorm_after.get(id(module))
         threshold = stage.neuron.module.params.threshold if stage.neuron is not None else None
         module.__class__ = _QUANT_CLASSES[type(module)] if type(module) in _QUANT_CLASSES else type(module)
         module._loihi = (batchnorm, threshold)
