@@ -65,15 +65,8 @@ leaves no file.
 
 from __future__ import annotations
 
-import faulthandler
 import math
 import operator
-import os
-import pickle
-import select
-import signal
-import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -94,6 +87,7 @@ from snnpipe.hw_targets import (
     register_exporter,
 )
 from snnpipe.hw_targets.folding import fold_batchnorm
+from snnpipe.hw_targets.isolated import in_child
 from snnpipe.models import SpikingModel, create_model
 from snnpipe.models.graph import layer_modules, load_layer_weights
 from snnpipe.models.neurons import CubaLIF, Neuron, NeuronParams, ReLU
@@ -423,7 +417,8 @@ def read_nir(path: str | Path) -> tuple[nir.NIRGraph, str]:
     path = Path(path)
     if not path.is_file():
         raise NirError(f"NIR file {path} does not exist")
-    return _isolated(_read, path, what=str(path))
+    return in_child(_read, path, timeout=READ_TIMEOUT,
+                    failure=lambda reason: NirError(f"{path} is a damaged NIR file: {reason}; {REEXPORT}"))
 
 
 def _read(path: Path) -> tuple[nir.NIRGraph, str]:
@@ -456,60 +451,6 @@ def _read(path: Path) -> tuple[nir.NIRGraph, str]:
     if not isinstance(graph, nir.NIRGraph):
         raise NirError(f"{path} holds a single {type(graph).__name__} node, not a NIR graph")
     return graph, version
-
-
-def _isolated(function: Callable[..., Any], *args: Any, what: str) -> Any:
-    """``function(*args)`` in a forked child: its result, or its exception raised here; NirError
-    naming ``what`` where the child crashes or runs past `READ_TIMEOUT` seconds."""
-    if not hasattr(os, "fork"):
-        return function(*args)
-    read_end, write_end = os.pipe()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ on fork with threads: the child uses none
-        pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(read_end)
-            faulthandler.disable()  # a crash is reported by the parent, without a Python traceback
-            quiet = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(quiet, 1)
-            os.dup2(quiet, 2)
-            try:
-                outcome: tuple[bool, Any] = (True, function(*args))
-            except BaseException as err:  # noqa: BLE001 - raised again in the parent
-                outcome = (False, err)
-            try:
-                data = pickle.dumps(outcome)
-            except Exception as err:  # noqa: BLE001 - an unpicklable result: its text instead
-                data = pickle.dumps((False, RuntimeError(f"{outcome[1]!r} cannot be sent back ({_first_line(err)})")))
-            with os.fdopen(write_end, "wb") as sink:
-                sink.write(data)
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + READ_TIMEOUT
-    finished = False
-    try:
-        while not finished:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                raise NirError(f"{what} is a damaged NIR file: reading it did not finish in {READ_TIMEOUT:g} s; {REEXPORT}")
-            chunk = os.read(read_end, 1 << 20)
-            chunks.append(chunk)
-            finished = not chunk
-    finally:
-        os.close(read_end)
-        if not finished:
-            os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) or len(chunks) == 1:
-        reason = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
-        raise NirError(f"{what} is a damaged NIR file: reading it crashed the HDF5 library ({reason}); {REEXPORT}")
-    ok, value = pickle.loads(b"".join(chunks))
-    if ok:
-        return value
-    raise value
 
 
 @dataclass

@@ -29,12 +29,15 @@ import h5py
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.isolated import in_child
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork
 
 FORMAT = "snnpipe.loihi.netx/1"
 #: What h5py and numpy raise on a damaged file (h5py: OSError, KeyError, RuntimeError; numpy and the
 #: layer checks: ValueError, TypeError; a damaged group: AttributeError, IndexError).
 READ_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError, AttributeError, IndexError)
+#: Seconds a netx file may take to read; longer means a damaged file the HDF5 library loops on.
+READ_TIMEOUT = 60.0
 
 
 class NetxError(SnnpipeError):
@@ -134,17 +137,20 @@ def write_netx(net: LoihiNetwork, path: str | Path, attrs: dict[str, Any] | None
 
 def read_netx(path: str | Path) -> tuple[LoihiNetwork, dict[str, Any]]:
     """The network in a netx file written by `write_netx` (or by lava-dl, for these layer types),
-    and the file's root attributes.
+    and the file's root attributes. The reading runs in a forked child (`isolated.in_child`), as
+    for NIR files: the HDF5 library can loop or crash on a damaged file.
 
     Raises:
-        NetxError: a missing or damaged file, a layer type this reader does not know, values out of
+        NetxError: a missing or damaged file (also one the reading crashed on or spent
+            `READ_TIMEOUT` seconds on), a layer type this reader does not know, values out of
             Loihi's ranges, or a file that is not a chain; one line, naming the cause.
     """
     path = Path(path)
     if not path.is_file():
         raise NetxError(f"netx file {path} does not exist")
     try:
-        return _read_netx(path)
+        return in_child(_read_netx, path, timeout=READ_TIMEOUT, failure=lambda reason: NetxError(
+            f"{path} is a damaged netx file: {reason}; re-export it with snnpipe export --target loihi"))
     except READ_ERRORS as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__
         raise NetxError(f"{path} is not a netx file snnpipe can read ({type(err).__name__}: {reason}); "

@@ -1,0 +1,81 @@
+"""Reading a file in a forked child, for the readers of HDF5 files (NIR, netx).
+
+The HDF5 library loops forever or crashes the process on some damaged files (a flipped byte in a
+global heap, found by fuzzing the NIR reader: tests/test_nir_fuzz.py); neither may take snnpipe with
+it. `in_child` runs the reader in a child process, sends its result or exception back through a
+pipe, and turns a crash or a run past the timeout into the caller's one-line error.
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import os
+import pickle
+import select
+import signal
+import time
+import warnings
+from typing import Any, Callable
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: Callable[[str], Exception]) -> Any:
+    """``function(*args)`` in a forked child: its result, or its exception raised here.
+
+    Where the child crashes or runs past ``timeout`` seconds, ``failure(reason)`` is raised, reason
+    being "reading it did not finish in 60 s" or "reading it crashed the HDF5 library (signal 11)".
+    Without ``os.fork`` (Windows) the function runs in this process.
+    """
+    if not hasattr(os, "fork"):
+        return function(*args)
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ on fork with threads: the child uses none
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_end)
+            faulthandler.disable()  # a crash is reported by the parent, without a Python traceback
+            quiet = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(quiet, 1)
+            os.dup2(quiet, 2)
+            try:
+                outcome: tuple[bool, Any] = (True, function(*args))
+            except BaseException as err:  # noqa: BLE001 - raised again in the parent
+                outcome = (False, err)
+            try:
+                data = pickle.dumps(outcome)
+            except Exception as err:  # noqa: BLE001 - an unpicklable result: its text instead
+                data = pickle.dumps((False, RuntimeError(f"{outcome[1]!r} cannot be sent back ({_first_line(err)})")))
+            with os.fdopen(write_end, "wb") as sink:
+                sink.write(data)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    finished = False
+    try:
+        while not finished:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                raise failure(f"reading it did not finish in {timeout:g} s")
+            chunk = os.read(read_end, 1 << 20)
+            chunks.append(chunk)
+            finished = not chunk
+    finally:
+        os.close(read_end)
+        if not finished:
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) or len(chunks) == 1:
+        reason = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
+        raise failure(f"reading it crashed the HDF5 library ({reason})")
+    ok, value = pickle.loads(b"".join(chunks))
+    if ok:
+        return value
+    raise value
