@@ -2,9 +2,11 @@
 finite weights or ends in one line (a `SnnpipeError`, exit code 2 on the command line), never another
 exception, a hang or a crash of the HDF5 library, and never replaces a checkpoint already there.
 
-Bounded: a tiny MLP file (53 kB) built once per module, 60 derandomized examples plus the pinned
+Bounded: a tiny committed MLP file (53 kB, tests/golden/nir), 60 derandomized examples plus the pinned
 offsets that failed before (issue #7): seconds on two cores.
 """
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,17 +17,15 @@ from hypothesis import strategies as st
 pytest.importorskip("nir")
 
 from snnpipe.errors import SnnpipeError  # noqa: E402
-from snnpipe.hw_targets import ExportRequest  # noqa: E402
 from snnpipe.hw_targets import nir as nir_target  # noqa: E402
-from snnpipe.models import create_model  # noqa: E402
 from snnpipe.pipeline.cli import cli  # noqa: E402
 from snnpipe.pipeline.importer import import_nir  # noqa: E402
 
 # Derandomized: CI draws the same examples every run; widen locally with --hypothesis-seed=random.
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-#: (offset, XOR mask; 0 cuts the file at offset) of the file `valid_nir` writes, and what each did
-#: before the fix.
+GOLDEN = Path(__file__).parent / "golden" / "nir" / "mlp.nir"
+#: (offset, XOR mask; 0 cuts the file at offset) of the golden file, and what each did before the fix.
 PINNED = [
     (120, 0xFF),    # RuntimeError from h5py: a damaged B-tree link
     (819, 0xFF),    # KeyError from h5py: a damaged object header
@@ -39,12 +39,11 @@ PINNED = [
 
 
 @pytest.fixture(scope="module")
-def valid_nir(tmp_path_factory) -> bytes:
-    torch.manual_seed(0)
-    model = create_model("mlp", input_shape=(1, 8, 8), hidden=(16,)).eval()
-    path = tmp_path_factory.mktemp("nir") / "mlp.nir"
-    nir_target.export_nir(ExportRequest(model, (1, 8, 8), 4, "direct", path, options={"samples_to_verify": 1}))
-    return path.read_bytes()
+def valid_nir() -> bytes:
+    # committed, so that the pinned offsets keep hitting what they hit whatever h5py or nir write
+    # today; made by export_nir from create_model("mlp", input_shape=(1, 8, 8), hidden=(16,)).eval()
+    # after torch.manual_seed(0), T=4, direct encoding
+    return GOLDEN.read_bytes()
 
 
 @pytest.fixture(scope="module", autouse=True)
