@@ -391,13 +391,11 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
                                         f"refractory_steps={params.refractory_steps}: netx's CUBA neuron (Lava LIF) has no "
                                         "refractory period; retrain with --refractory-steps 0 or export with --target nir")
         try:
-            neuron = CubaNeuron(fx.quantize_current_decay(params.current_decay),
-                                fx.quantize_voltage_decay(params.voltage_decay), 0)
+            decays = fx.quantize_current_decay(params.current_decay), fx.quantize_voltage_decay(params.voltage_decay)
         except ValueError as err:
             raise UnsupportedLayerError(stage.neuron.path, stage.neuron.module, TARGET, f"{err}; retrain with a decay Lava can hold") from None
         e = layer_exponent(max_abs, params.threshold)
     else:
-        neuron = readout_neuron()
         e = block_exponent(max_abs)
         if readout_range is not None:
             while readout_range / 2.0 ** (e - 1) > READOUT_HEADROOM:
@@ -414,20 +412,12 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
         clipped = raw_bias.clamp(fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX)
         biases_clipped = int((clipped != raw_bias).sum())
         bias_mant = clipped.to(torch.int64).numpy() if bool((clipped != 0).any()) else None
-    if params is not None:
-        vth = int(round(params.threshold / step))
-        neuron = CubaNeuron(neuron.i_decay, neuron.v_decay, vth)
+    neuron = CubaNeuron(*decays, int(round(params.threshold / step))) if params is not None else readout_neuron()
     file_weight = (mant.to(torch.int64) << fx.WEIGHT_FILE_SHIFT)
-    is_dense = isinstance(stage.synapse.module, nn.Linear)
-    if is_dense:
+    if isinstance(stage.synapse.module, nn.Linear):
         file_weight = file_weight.reshape(file_weight.shape[0], -1)
-        out_shape = (file_weight.shape[0],)
-        layer = LoihiLayer(path, "dense", (math.prod(in_shape),), out_shape, file_weight.numpy(), bias_mant, neuron,
-                           flatten=stage.flatten or len(in_shape) > 1)
-    else:
-        layer = LoihiLayer(path, "conv", in_shape, stage.synapse.out_shape, file_weight.numpy(), bias_mant, neuron,
-                           stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
-    if is_dense:
+        layer = LoihiLayer(path, "dense", (math.prod(in_shape),), (file_weight.shape[0],), file_weight.numpy(), bias_mant,
+                           neuron, flatten=stage.flatten or len(in_shape) > 1)
         try:
             fmt = fx.dense_synapse_format(layer.weight)
         except ValueError:
@@ -435,6 +425,8 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
                               "layer (retrain with --quantize loihi)") from None
         loihi_exp, loihi_bits = fmt.weight_exp, fmt.num_weight_bits
     else:
+        layer = LoihiLayer(path, "conv", in_shape, stage.synapse.out_shape, file_weight.numpy(), bias_mant, neuron,
+                           stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
         loihi_exp, loihi_bits = 0, 8
     quant = LayerQuantization(
         name=path, kind=layer.kind, pools_folded=[p.path for p in stage.pools], neurons=layer.neurons,
