@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from snnpipe.hw_targets.loihi import fixed_point as fx
-from snnpipe.hw_targets.loihi.lava_bridge import LavaUnavailableError, lava_python
+from snnpipe.hw_targets.loihi.lava_bridge import LavaUnavailableError, find_python310, lava_python
 from snnpipe.hw_targets.loihi.netx import NetxError, read_netx, write_netx
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork, readout_neuron
 from snnpipe.hw_targets.loihi.qat import apply_quantization
@@ -386,10 +386,49 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, digits_rate, 
         assert leftovers == [], (case, leftovers)
 
 
+def _fake_python(folder: Path, body: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / "python3.10"
+    exe.write_text(f"#!/bin/sh\n{body}\n")
+    exe.chmod(0o755)
+    return exe
+
+
+def test_a_broken_python310_first_on_path_is_passed_over_for_one_that_runs(tmp_path, monkeypatch):
+    # pyenv's shim when 3.10 is installed but not active: it exits 127
+    shim = _fake_python(tmp_path / "shims", 'echo "pyenv: python3.10: command not found" >&2; exit 127')
+    real = sorted(Path.home().glob(".pyenv/versions/3.10*/bin/python3.10"))
+    if not real:
+        pytest.skip("no pyenv Python 3.10 on this machine to find")
+    # the real one reached through PATH too, after the shim, under another folder name
+    working = _fake_python(tmp_path / "real", f'exec {real[-1]} "$@"')
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{working.parent}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    found, tried = find_python310()
+    assert tried == [shim, working]
+    assert found == working
+    # pyenv's versions are candidates when nothing on PATH runs
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.setenv("PYENV_ROOT", str(real[-1].parents[3]))
+    found, tried = find_python310()
+    assert tried[0] == shim and found == real[-1]
+
+
+def test_no_python310_that_runs_names_every_candidate_tried(tmp_path, monkeypatch):
+    shim = _fake_python(tmp_path / "shims", "exit 127")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SNNPIPE_LAVA_PYTHON", raising=False)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "no-pyenv"))
+    with pytest.raises(LavaUnavailableError, match=f"tried {shim}: none runs as Python 3.10"):
+        lava_python()
+    assert not (tmp_path / ".cache" / "snnpipe-lava").exists()
+
+
 def test_no_lava_environment_and_no_python310_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("SNNPIPE_LAVA_PYTHON", raising=False)
-    with pytest.raises(LavaUnavailableError, match="python3.10"):
+    with pytest.raises(LavaUnavailableError, match="Python 3.10"):
         lava_python(create=False)
     monkeypatch.setenv("SNNPIPE_LAVA_PYTHON", str(tmp_path / "python"))
     with pytest.raises(LavaUnavailableError, match="SNNPIPE_LAVA_PYTHON"):

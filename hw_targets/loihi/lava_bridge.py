@@ -8,8 +8,9 @@ spikes (and u, v) of every layer back.
 The environment's python is, in order: the ``lava_python`` argument (``--lava-python``), the
 ``SNNPIPE_LAVA_PYTHON`` variable, or ``~/.cache/snnpipe-lava/bin/python``; when none exists it is
 created there (``python3.10 -m venv``; ``pip install lava-dl==0.6.0``: minutes, about 5.6 GB) from
-the first Python 3.10 found: ``python3.10`` on PATH, then pyenv's versions (``$PYENV_ROOT``,
-default ``~/.pyenv``).
+the first Python 3.10 that runs: every ``python3.10`` on PATH, then pyenv's installed versions
+(``$PYENV_ROOT``, default ``~/.pyenv``), newest first. Each candidate is run, not trusted by its
+name: pyenv's shim on PATH exits 127 when 3.10 is installed but not the active version.
 """
 
 from __future__ import annotations
@@ -58,14 +59,41 @@ def _is_lava_python(python: Path) -> bool:
         return False
 
 
-def find_python310() -> Path | None:
-    """A Python 3.10 interpreter: ``python3.10`` on PATH, else the newest pyenv 3.10.x."""
-    found = shutil.which("python3.10")
-    if found:
-        return Path(found)
+#: Run by each candidate interpreter: it must be 3.10 and able to make a virtual environment.
+_PYTHON310_CHECK = "import sys, venv, ensurepip; sys.exit(0 if sys.version_info[:2] == (3, 10) else 3)"
+
+
+def python310_candidates() -> list[Path]:
+    """Every ``python3.10`` on PATH, in PATH order, then pyenv's ``versions/3.10*/bin/python3.10``,
+    newest first (duplicates removed)."""
+    found: list[Path] = []
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        exe = Path(folder or ".") / "python3.10"
+        if exe.is_file() and os.access(exe, os.X_OK):
+            found.append(exe)
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    candidates = sorted((root / "versions").glob("3.10*/bin/python3.10"))
-    return candidates[-1] if candidates else None
+    versions = sorted((root / "versions").glob("3.10*/bin/python3.10"),
+                      key=lambda p: tuple(int(n) for n in p.parents[1].name.split(".") if n.isdigit()), reverse=True)
+    found.extend(versions)
+    unique: list[Path] = []
+    for path in found:
+        if path not in unique:
+            unique.append(path)
+    return unique
+
+
+def _runs_as_python310(python: Path) -> bool:
+    try:
+        return subprocess.run([str(python), "-c", _PYTHON310_CHECK], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def find_python310() -> tuple[Path | None, list[Path]]:
+    """The first candidate (`python310_candidates`) that runs as a Python 3.10 with venv, and every
+    candidate tried, for the message when none does."""
+    tried = python310_candidates()
+    return next((python for python in tried if _runs_as_python310(python)), None), tried
 
 
 def create_env(env_dir: Path, base: Path, quiet: bool = False) -> Path:
@@ -110,12 +138,14 @@ def lava_python(explicit: str | Path | None = None, create: bool = True) -> Path
     python = env_dir / "bin" / "python"
     if _is_lava_python(python):
         return python
-    base = find_python310() if create else None
+    base, tried = find_python310() if create else (None, [])
     if base is None:
+        looked = f"tried {', '.join(map(str, tried))}: none runs as Python 3.10 with venv" if tried else (
+            "no python3.10 on PATH or in pyenv's versions")
         raise LavaUnavailableError(
-            f"--verify lava needs Lava (Python 3.10 with lava-dl {LAVA_DL_VERSION}): there is none at {env_dir} and no "
-            f"python3.10 to create it; install Python 3.10 (e.g. pyenv install 3.10) or pass --lava-python PATH "
-            f"(or set {ENV_VARIABLE})"
+            f"--verify lava needs Lava (Python 3.10 with lava-dl {LAVA_DL_VERSION}): there is none at {env_dir} and "
+            f"none was built ({looked if create else 'create=False'}); install Python 3.10 "
+            f"(e.g. pyenv install 3.10) or pass --lava-python PATH (or set {ENV_VARIABLE})"
         )
     if env_dir.exists():
         shutil.rmtree(env_dir)  # a half-built environment from an interrupted attempt
