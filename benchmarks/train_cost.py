@@ -77,6 +77,7 @@ def worker(method: str, timesteps: int, model_name: str, batch: int, steps: int,
            amp: str | None = None) -> dict:
     from snnpipe.models import MODELS, create_model
     from snnpipe.pipeline.config import TrainConfig
+    from snnpipe.pipeline.data import DataSpec
     from snnpipe.pipeline.stages import get_stage
 
     torch.manual_seed(0)
@@ -93,11 +94,12 @@ def worker(method: str, timesteps: int, model_name: str, batch: int, steps: int,
         params = net.parameters()
     else:
         model = create_model(model_name).to(device).to(memory_format=torch.channels_last)  # as train() does
-        stage = get_stage(method)(model, TrainConfig(stage=method, timesteps=timesteps)).to(device)
+        spec = DataSpec("synthetic", shape, 10, (0.5,) * shape[0], (0.25,) * shape[0])
+        stage = get_stage(method)(model, TrainConfig(stage=method, timesteps=timesteps), spec).to(device)
         stage.train()
 
         def step_loss():
-            return stage.training_step(x, labels).loss
+            return stage.training_step(x, labels, images).loss
 
         params = stage.trainable()
     optimizer = torch.optim.Adam(params, lr=1e-3)

@@ -79,6 +79,12 @@ def encode(
     return ENCODINGS[encoding](x, timesteps, mean_t, std_t, generator)
 
 
+def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean) / std`` per channel: the analog image (B, C, H, W) the direct encoding repeats
+    over T, and what an ANN (the ``ann`` stage, T = 1) is trained on."""
+    return encode(images, "direct", 1, mean, std)[0]
+
+
 @register_encoding("direct")
 def _direct(
     x: torch.Tensor, timesteps: int, mean: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None

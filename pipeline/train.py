@@ -191,8 +191,8 @@ class _StepModule(torch.nn.Module):
         super().__init__()
         self.stage = stage
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.stage.training_step(x, y)
+    def forward(self, x: torch.Tensor, y: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.stage.training_step(x, y, images)
         return out.loss, out.logits
 
 
@@ -262,7 +262,7 @@ class _Run:
             # conv outputs, pooling and the in-place neuron updates all run faster in NHWC
             model.to(memory_format=torch.channels_last)
         self.model = model
-        self.stage: Stage = stage_cls(model, config).to(device)
+        self.stage: Stage = stage_cls(model, config, self.data.spec).to(device)
         step_module: torch.nn.Module = _StepModule(self.stage)
         if world.distributed:
             ids = [device.index] if device.type == "cuda" else None
@@ -343,10 +343,11 @@ class _Run:
         )
         for step in bar:
             index = order[step * self.local_batch:(step + 1) * self.local_batch]
-            x = prepare_input(self.data.train_x[index], self.data.spec, config.encoding, config.timesteps, noise)
-            x, y = to_device(x, self.device), self.data.train_y[index].to(self.device)
+            images = self.data.train_x[index]
+            x = prepare_input(images, self.data.spec, config.encoding, config.timesteps, noise)
+            x, y, images = to_device(x, self.device), self.data.train_y[index].to(self.device), images.to(self.device)
             with autocast:
-                loss, logits = self.step_fn(x, y)
+                loss, logits = self.step_fn(x, y, images)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

@@ -1,6 +1,7 @@
 """Distillation losses on hand-made logits, the joint factorization, and every stage end to end."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
-from snnpipe.pipeline.data import Dataset, load_dataset
+from snnpipe.pipeline.data import Dataset, DataSpec, load_dataset
 from snnpipe.pipeline.stages import STAGES, get_stage
 from snnpipe.pipeline.stages.losses import (
     activity_penalty,
@@ -151,6 +152,98 @@ def test_distillation_stages_run_on_both_bases(tmp_path, tiny, name, base):
     assert train(config, dataset=small, progress=False).history[-1]["stage"] == name
 
 
+@pytest.fixture(scope="module")
+def ann_teacher(tmp_path_factory):
+    """An ANN teacher on the full digits set (10 epochs, seconds)."""
+    out = tmp_path_factory.mktemp("teacher") / "ann"
+    config = TrainConfig(stage="ann", model="mlp", model_args={"hidden": (32,)}, epochs=10, batch_size=32, seed=0,
+                         out=str(out))
+    return train(config, progress=False)
+
+
+def _spy(obj, name, calls):
+    """Replace the bound method ``obj.name`` by one that records its output (for calls without
+    keyword arguments: ann-guided's hybrids pass ``start=``)."""
+    method = getattr(obj, name)
+
+    def spy(*args, **kwargs):
+        out = method(*args, **kwargs)
+        if not kwargs:
+            calls.append(out.detach())
+        return out
+
+    setattr(obj, name, spy)
+
+
+@pytest.mark.parametrize("stage_name", ["ann-guided", "kd-activity"])
+@pytest.mark.parametrize("encoding", ["direct", "rate", "latency"])
+def test_the_ann_teacher_inside_the_stage_is_as_accurate_as_on_its_own(ann_teacher, stage_name, encoding):
+    from snnpipe.models import create_model
+    from snnpipe.pipeline.train import evaluate, prepare_input
+
+    data = load_dataset("digits")
+    teacher_model = ann_teacher.build_model(spiking=False).eval()
+    alone = evaluate(teacher_model, data.test_x, data.test_y, data.spec, "direct", 1)
+    config = TrainConfig(stage=stage_name, model="mlp", model_args={"hidden": (32,)}, teacher=str(ann_teacher.path),
+                         encoding=encoding, timesteps=4)
+    student = create_model("mlp", input_shape=data.spec.input_shape, hidden=(32,))
+    stage = get_stage(stage_name)(student, config, data.spec)
+    calls: list[torch.Tensor] = []
+    _spy(stage.teacher, "step" if stage_name == "ann-guided" else "forward", calls)
+    generator = torch.Generator().manual_seed(0)
+    for start in range(0, len(data.test_y), 128):
+        images, labels = data.test_x[start:start + 128], data.test_y[start:start + 128]
+        stage.training_step(prepare_input(images, data.spec, encoding, 4, generator), labels, images)
+    logits = torch.cat([c.reshape(-1, 10) for c in calls])
+    assert len(logits) == len(data.test_y)
+    correct = int((logits.argmax(1) == data.test_y).sum())
+    assert correct == round(alone.accuracy * len(data.test_y)), (correct, alone.accuracy)
+    assert alone.accuracy > 0.9
+
+
+def test_an_snn_teacher_of_another_encoding_sees_the_images_encoded_its_own_way(tmp_path, tiny):
+    from snnpipe.pipeline.train import prepare_input
+
+    small, base, _ = tiny
+    teacher = train(TrainConfig(stage="bptt", out=str(tmp_path / "snn"), **base), dataset=small, progress=False)
+    assert (teacher.encoding, teacher.timesteps) == ("direct", 2)
+    config = TrainConfig(**{**base, "timesteps": 4}, stage="kd-activity", teacher=str(teacher.path), encoding="rate")
+    stage = get_stage("kd-activity")(teacher.build_model(), config, small.spec)
+    images = small.test_x[:8]
+    x = prepare_input(images, small.spec, "rate", 4, torch.Generator().manual_seed(0))
+    seen = stage.teacher_input(x, images)
+    assert torch.equal(seen, prepare_input(images, small.spec, "direct", 2))
+    # the same encoding and T: the student's own input
+    same = get_stage("kd-activity")(teacher.build_model(), replace(config, encoding="direct", timesteps=2), small.spec)
+    direct = prepare_input(images, small.spec, "direct", 2)
+    assert same.teacher_input(direct, images) is direct
+
+
+def test_kd_activity_penalizes_the_rate_that_is_reported_under_loihi_timing(tiny):
+    """Under delay_shift T input steps run T + L steps; the penalty's rates are over those steps,
+    as `firing_rate` (the reported rate) counts them."""
+    from snnpipe.models import create_model, firing_rate
+    from snnpipe.pipeline.train import prepare_input
+
+    small, base, teacher = tiny
+    for student_base in ("bptt", "ratebp"):
+        config = TrainConfig(**{**base, "model_args": {"hidden": (16, 16), "delay_shift": True}}, stage="kd-activity",
+                             teacher=str(teacher), stage_args={"base": student_base})
+        torch.manual_seed(0)
+        student = create_model("mlp", input_shape=(1, 8, 8), hidden=(16, 16), delay_shift=True)
+        student.load_state_dict(Checkpoint.load(teacher).state_dict)
+        assert student.delay_steps == 3
+        stage = get_stage("kd-activity")(student, config, small.spec)
+        firing_rate(student)  # reset the counts
+        x = prepare_input(small.test_x[:16], small.spec, "direct", 2) * 4  # enough drive for spikes
+        _, rates = stage.layer_rates(x)
+        reported = firing_rate(student)
+        spikes = sum(float(r.detach().sum()) for r in rates)
+        neurons = sum(r.numel() for r in rates)
+        assert reported > 0.01
+        assert spikes / neurons == pytest.approx(reported, rel=1e-6), student_base
+
+
 def test_teacher_of_another_topology_is_refused(tmp_path, tiny):
     small, base, teacher = tiny
     other = {**base, "model_args": {"hidden": (8,)}}
@@ -168,7 +261,8 @@ def test_joint_shares_u_and_v_and_the_svd_reproduces_the_initial_weight():
     torch.manual_seed(0)
     model = create_model("convnet", input_shape=(1, 8, 8), channels=(4, 8), hidden=16)
     initial = {n: m.weight.detach().clone() for n, m in model.named_modules() if hasattr(m, "weight") and m.weight is not None and m.weight.dim() > 1}
-    stage = get_stage("joint")(model, TrainConfig(model="convnet", model_args={"channels": (4, 8), "hidden": 16}))
+    spec = DataSpec("digits", (1, 8, 8), 10, (0.3,), (0.4,))
+    stage = get_stage("joint")(model, TrainConfig(model="convnet", model_args={"channels": (4, 8), "hidden": 16}), spec)
     snn, ann = stage.composed(stage.sigma_snn), stage.composed(stage.sigma_ann)
     for name in stage.layers:
         assert torch.allclose(snn[name], initial[name], atol=1e-5), name

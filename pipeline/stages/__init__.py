@@ -2,7 +2,9 @@
 
 A stage class registers itself with ``@register_stage("name")``; the trainer builds it with the
 model and the config, optimizes ``stage.trainable()`` (the model's parameters, plus any auxiliary
-modules), calls ``training_step`` on each batch and ``after_step`` after each optimizer step.
+modules), calls ``training_step(x, y, images)`` on each batch (x the encoded (T, B, ...) input,
+images the same batch's [0, 1] images, for teachers and ANN twins that take the analog image) and
+``after_step`` after each optimizer step.
 
 Auxiliary modules (distillation branches, mapping layers, the ANN side of joint training) are
 submodules of the stage, not of the model: the checkpoint's weights are ``model_state_dict()``, so
@@ -24,6 +26,8 @@ from torch import Tensor, nn
 from snnpipe.errors import SnnpipeError
 from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record, topology
 from snnpipe.pipeline.config import TrainConfig
+from snnpipe.pipeline.data import DataSpec
+from snnpipe.pipeline.stages.teacher import TeacherInput
 from snnpipe.registry import register_into
 
 
@@ -47,10 +51,11 @@ class Stage(nn.Module):
     spiking: ClassVar[bool] = True
     Args: ClassVar[type] = NoArgs
 
-    def __init__(self, model: SpikingModel, config: TrainConfig) -> None:
+    def __init__(self, model: SpikingModel, config: TrainConfig, data: DataSpec) -> None:
         super().__init__()
         self.model = model
         self.config = config
+        self.data = data
         known = {f.name for f in fields(self.Args)}
         unknown = set(config.stage_args) - known
         if unknown:
@@ -60,8 +65,9 @@ class Stage(nn.Module):
             )
         self.args = self.Args(**config.stage_args)
 
-    def training_step(self, x: Tensor, y: Tensor) -> StepOutput:
-        """Loss and logits for one batch; x is the encoded input (T, B, ...)."""
+    def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
+        """Loss and logits for one batch; x is the encoded input (T, B, ...), images the batch's
+        [0, 1] images (B, C, H, W)."""
         raise NotImplementedError
 
     def after_step(self) -> None:
@@ -129,8 +135,10 @@ def branch_points(model: SpikingModel) -> list[int]:
     return [i for i, name in enumerate(names) if name not in ("stem", "head")]
 
 
-def load_teacher(config: TrainConfig, model: SpikingModel, spiking: bool | None = None) -> SpikingModel:
-    """The frozen teacher of ``--teacher``, which must have the student's topology.
+def load_teacher(config: TrainConfig, model: SpikingModel,
+                 spiking: bool | None = None) -> tuple[SpikingModel, TeacherInput]:
+    """The frozen teacher of ``--teacher``, which must have the student's topology, and how it
+    sees a batch (`TeacherInput`: an ANN the normalized image it was trained on).
 
     Args:
         spiking: build the teacher as ANN (False) or SNN (True); None keeps the checkpoint's kind.
@@ -151,7 +159,13 @@ def load_teacher(config: TrainConfig, model: SpikingModel, spiking: bool | None 
     teacher.eval()
     for param in teacher.parameters():
         param.requires_grad_(False)
-    return teacher.to(next(model.parameters()).device)
+    device = next(model.parameters()).device
+    sees = TeacherInput(
+        spiking=teacher.spiking, encoding=source.encoding, timesteps=source.timesteps, mean=source.data.mean,
+        std=source.data.std, student_encoding=config.encoding, student_timesteps=config.timesteps,
+        generator=torch.Generator(device).manual_seed(config.seed),
+    )
+    return teacher.to(device), sees
 
 
 STAGES: dict[str, type[Stage]] = {}

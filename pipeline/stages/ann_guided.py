@@ -5,7 +5,8 @@ the student's blocks. Hybrid model M_k runs the SNN's blocks up to k, maps their
 ANN's feature space with a learnable 1x1 conv + BN, and finishes with the frozen ANN blocks after
 k; the loss is `losses.eagd_loss`: CE(SNN, y) + sum_k KL(ANN || M_k) + KL(ANN || SNN). Gradients
 of the hybrids flow through the frozen ANN blocks into the mapping and the SNN. Trained with
-rate-based backpropagation (``base=ratebp``, default) or ``base=bptt``. The abstract gives no
+rate-based backpropagation (``base=ratebp``, default) or ``base=bptt``. The teacher sees the
+normalized analog image it was trained on, whatever the student's encoding. The abstract gives no
 temperature or weights: 1 each. The teacher and the mappings are dropped at export.
 """
 
@@ -34,9 +35,9 @@ class AnnGuidedArgs:
 class AnnGuided(Stage):
     Args = AnnGuidedArgs
 
-    def __init__(self, model, config) -> None:
-        super().__init__(model, config)
-        self.teacher = load_teacher(config, model, spiking=False)
+    def __init__(self, model, config, data) -> None:
+        super().__init__(model, config, data)
+        self.teacher, self.teacher_input = load_teacher(config, model, spiking=False)
         shapes = block_shapes(model)
         self.points = branch_points(model)
         if not self.points:
@@ -48,11 +49,10 @@ class AnnGuided(Stage):
         self.teacher.eval()  # frozen: running statistics stay the pretrained ones
         return self
 
-    def training_step(self, x: Tensor, y: Tensor) -> StepOutput:
+    def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         logits, outputs = forward_blocks(self.model, x, self.args.base)
-        analog = x.mean(0)
         with torch.no_grad():
-            ann_logits = self.teacher.step(analog)
+            ann_logits = self.teacher.step(self.teacher_input(x, images)[0])
         hybrids = [self.teacher.step(mapper(outputs[i]), start=i + 1) for mapper, i in zip(self.mappers, self.points)]
         a = self.args
         loss = eagd_loss(logits, hybrids, ann_logits, y, a.temperature, a.hybrid_weight, a.kd_weight)

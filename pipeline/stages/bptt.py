@@ -14,6 +14,6 @@ from snnpipe.pipeline.stages import Stage, StepOutput, register_stage
 
 @register_stage("bptt")
 class BPTT(Stage):
-    def training_step(self, x: Tensor, y: Tensor) -> StepOutput:
+    def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         logits = self.model(x).mean(0)
         return StepOutput(F.cross_entropy(logits, y), logits)

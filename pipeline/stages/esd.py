@@ -32,15 +32,15 @@ class ESDArgs:
 class ESD(Stage):
     Args = ESDArgs
 
-    def __init__(self, model, config) -> None:
-        super().__init__(model, config)
+    def __init__(self, model, config, data) -> None:
+        super().__init__(model, config, data)
         shapes = block_shapes(model)
         # every block but the stem, the head and the last feature block (which feeds the head)
         self.points = branch_points(model)[:-1]
         final = shapes[branch_points(model)[-1]] if branch_points(model) else shapes[-1]
         self.branches = nn.ModuleList(esd_branch(shapes[i], final, model.num_classes) for i in self.points)
 
-    def training_step(self, x: Tensor, y: Tensor) -> StepOutput:
+    def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         logits, outputs = forward_blocks(self.model, x, self.args.base)
         branch_logits = [branch(outputs[i]) for branch, i in zip(self.branches, self.points)]
         a = self.args

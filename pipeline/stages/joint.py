@@ -8,7 +8,8 @@ stem and the head, and the loss is `losses.joint_loss`: CE and KL over all branc
 outputs, the L2 hint on the branches' pooled features (lambda1 = 1, lambda2 = 0.3). The paper trains the SNN with surrogate gradients (``base=bptt``,
 default); ``base=ratebp`` also works. After each step the SNN's composed weights are written into
 the model, so the checkpoint is a plain SNN: the ANN side, the factors and the branches are
-dropped at export.
+dropped at export. The ANN side sees the normalized analog image (the direct encoding's), whatever
+the SNN's encoding.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from snnpipe.models import create_model
+from snnpipe.pipeline.encoding import normalize
 from snnpipe.pipeline.stages import Stage, StepOutput, branch_points, forward_blocks, register_stage
 from snnpipe.pipeline.stages.branches import PooledClassifier, block_shapes
 from snnpipe.pipeline.stages.losses import joint_loss
@@ -57,8 +59,8 @@ def swapped_weights(model: nn.Module, weights: dict[str, Tensor]):
 class Joint(Stage):
     Args = JointArgs
 
-    def __init__(self, model, config) -> None:
-        super().__init__(model, config)
+    def __init__(self, model, config, data) -> None:
+        super().__init__(model, config, data)
         self.ann = create_model(
             config.model, input_shape=model.input_shape, num_classes=model.num_classes, spiking=False,
             **config.model_args,
@@ -90,11 +92,12 @@ class Joint(Stage):
             out[name] = ((self.U[k] * sigma[k]) @ self.V[k].T).reshape(shape)
         return out
 
-    def training_step(self, x: Tensor, y: Tensor) -> StepOutput:
+    def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         with swapped_weights(self.model, self.composed(self.sigma_snn)):
             logits, snn_blocks = forward_blocks(self.model, x, self.args.base)
         with swapped_weights(self.ann, self.composed(self.sigma_ann)):
-            ann_logits, ann_blocks = forward_blocks(self.ann, x.mean(0, keepdim=True), "bptt")
+            analog = normalize(images, self.data.mean, self.data.std).unsqueeze(0)
+            ann_logits, ann_blocks = forward_blocks(self.ann, analog, "bptt")
         snn_features = [b.features(snn_blocks[i]) for b, i in zip(self.snn_branches, self.points)]
         ann_features = [b.features(ann_blocks[i]) for b, i in zip(self.ann_branches, self.points)]
         snn_out = [b.fc(f) for b, f in zip(self.snn_branches, snn_features)] + [logits]

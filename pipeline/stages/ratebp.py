@@ -31,6 +31,6 @@ class RateBP(Stage):
         with execution_mode(self.model, ExecutionMode.RATE):
             return self.model.step(x.mean(0))
 
-    def training_step(self, x: Tensor, y: Tensor) -> StepOutput:
+    def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         logits = self.rate_forward(x)
         return StepOutput(F.cross_entropy(logits, y), logits)
