@@ -8,7 +8,9 @@ it writes ``request.out`` (atomically: a temporary file, then rename) and return
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from torch import Tensor
 
+from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
 from snnpipe.models import SpikingModel
 from snnpipe.registry import register_into
@@ -48,7 +51,8 @@ class ExportRequest:
         out: the file to write.
         batches: a callable returning an iterator of (x, y) test batches, x encoded as (T, B, ...),
             for verification and accuracy; None where there is no data.
-        options: target-specific options from the CLI (``--max-drop``, ``--verify`` ...).
+        options: the target's options, an instance of its entry's ``options`` dataclass (None:
+            the defaults).
     """
 
     model: SpikingModel
@@ -57,7 +61,7 @@ class ExportRequest:
     encoding: str
     out: Path
     batches: Callable[[], Iterable[tuple[Tensor, Tensor]]] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = None
 
 
 @dataclass
@@ -72,26 +76,98 @@ class ExportResult:
 Exporter = Callable[[ExportRequest], ExportResult]
 
 
+@dataclass
+class NoOptions:
+    """An exporter without options."""
+
+
 @dataclass(frozen=True)
 class ExporterEntry:
-    """A registered export target: its function and the file suffix it writes."""
+    """A registered export target: its function, the file suffix it writes and its options.
+
+    Attributes:
+        options: a dataclass whose fields are the target's options, typed (`snnpipe.arguments`)
+            and checked in ``__post_init__``; the exporter gets an instance as ``request.options``.
+    """
 
     name: str
     fn: Exporter
     suffix: str
+    options: type = NoOptions
+
+    def parse_options(self, raw: dict[str, Any]) -> Any:
+        """The options instance from user values; an unknown, inapplicable or ill-typed one is
+        an `ExportError` naming it and this target."""
+        return from_options(self.options, raw, f"--target {self.name}", ExportError,
+                            spell=lambda key: "--" + key.replace("_", "-"))
 
 
 EXPORTERS: dict[str, ExporterEntry] = {}
 
 
-def register_exporter(name: str, suffix: str) -> Callable[[Exporter], Exporter]:
-    """Decorator: register an exporter under a target name; a duplicate name is refused."""
+def register_exporter(name: str, suffix: str, options: type = NoOptions) -> Callable[[Exporter], Exporter]:
+    """Decorator: register an exporter under a target name, with the suffix of the file it writes
+    and its options dataclass; a duplicate name is refused.
+
+    The exporter of target ``name`` lives in ``hw_targets/<name>.py`` or
+    ``hw_targets/<name>/export.py``: `find_exporter` imports it from there when asked for ``name``,
+    so adding a target is adding that one file.
+    """
 
     def wrap(fn: Exporter) -> Exporter:
-        register_into(EXPORTERS, name, "exporter")(ExporterEntry(name, fn, suffix))
+        register_into(EXPORTERS, name, "exporter")(ExporterEntry(name, fn, suffix, options))
         return fn
 
     return wrap
+
+
+def _exporter_module(name: str) -> str | None:
+    """Where the exporter of target ``name`` lives by the rule of `register_exporter`, if anywhere."""
+    here = Path(__file__).resolve().parent
+    if (here / name / "export.py").is_file():
+        return f"{__name__}.{name}.export"
+    if (here / f"{name}.py").is_file():
+        return f"{__name__}.{name}"
+    return None
+
+
+def find_exporter(target: str) -> ExporterEntry:
+    """The registered exporter of ``target``, importing its module on first use.
+
+    Raises:
+        ExportError: no such target (the message lists those there are), or its optional package is
+            not installed (the message says which to install).
+    """
+    if target not in EXPORTERS:
+        module = _exporter_module(target) if target.replace("_", "").isalnum() else None
+        if module is not None:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as err:
+                if not err.name or err.name.split(".")[0] == "snnpipe":
+                    raise
+                raise ExportError(f"export target {target!r} needs the package {err.name!r}: pip install {err.name}") from None
+    if target not in EXPORTERS:
+        raise ExportError(f"unknown export target {target!r}: choose one of {', '.join(export_targets())}")
+    return EXPORTERS[target]
+
+
+def export_targets() -> list[str]:
+    """Every target an exporter module in this package registers (importing them), and those whose
+    optional package is missing, by their module's name."""
+    here = Path(__file__).resolve().parent
+    missing = set()
+    for info in pkgutil.iter_modules([str(here)]):
+        module = _exporter_module(info.name)
+        if module is None or info.name in EXPORTERS:
+            continue
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if not err.name or err.name.split(".")[0] == "snnpipe":
+                raise
+            missing.add(info.name)
+    return sorted(set(EXPORTERS) | missing)
 
 
 @contextmanager

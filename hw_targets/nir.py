@@ -77,6 +77,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from snnpipe import __version__
+from snnpipe.arguments import PositiveFloat, PositiveInt
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets import (
     ExportError,
@@ -725,16 +726,27 @@ def _sample(request: ExportRequest, samples: int) -> Tensor:
     return torch.rand(request.timesteps, samples, *request.input_shape)
 
 
-@register_exporter(TARGET, ".nir")
-def export_nir(request: ExportRequest) -> ExportResult:
-    """Fold BatchNorm, write the NIR graph, read it back and check it against the torch model.
+@dataclass
+class NirOptions:
+    """Options of ``--target nir``.
 
-    Options: ``dt`` (seconds per step, default `DEFAULT_DT`), ``samples_to_verify`` (default 8).
+    Attributes:
+        dt: seconds per step of the time constants written (`DEFAULT_DT`, snnTorch's).
+        verify_samples: test inputs run through the file read back, beside the torch model.
     """
-    dt = float(request.options.get("dt", DEFAULT_DT))
+
+    dt: PositiveFloat = field(default=DEFAULT_DT, metadata={"help": f"Seconds per step of the time constants (default {DEFAULT_DT:g})"})
+    verify_samples: PositiveInt = field(default=8, metadata={"help": "Test inputs the verification runs (default 8)"})
+
+
+@register_exporter(TARGET, ".nir", NirOptions)
+def export_nir(request: ExportRequest) -> ExportResult:
+    """Fold BatchNorm, write the NIR graph, read it back and check it against the torch model."""
+    options = request.options or NirOptions()
+    dt = options.dt
     folded = fold_batchnorm(request.model).eval()
     graph = to_nir(folded, tuple(request.input_shape), dt)
-    x = _sample(request, int(request.options.get("samples_to_verify", 8)))
+    x = _sample(request, options.verify_samples)
     reference_neurons = {name: m for name, m in folded.named_modules() if isinstance(m, CubaLIF)}
     out = Path(request.out)
     with atomic_path(out, suffix=".nir") as tmp:

@@ -16,18 +16,36 @@ both runtimes compute the same graph.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from snnpipe.arguments import PositiveInt, Range
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
 from snnpipe.models import SpikingModel, create_model
 from snnpipe.models.neurons import CubaLIF
 
 OPSET = 17
 ATOL = 1e-5
+
+
+@dataclass
+class OnnxOptions:
+    """Options of ``--target onnx``.
+
+    Attributes:
+        opset: the ONNX opset written. 9 is the lowest whose files onnxruntime runs for these
+            models (opsets 7 and 8 write ``ConstantFill``, which it no longer has); 20 is the highest
+            that torch's TorchScript exporter writes (``torch.onnx._constants``, torch 2.x).
+        verify_samples: test inputs run through onnxruntime beside torch.
+    """
+
+    opset: Annotated[int, Range(9, 20)] = field(default=OPSET, metadata={"help": f"ONNX opset, 9 to 20 (default {OPSET})"})
+    verify_samples: PositiveInt = field(default=8, metadata={"help": "Test inputs the verification runs (default 8)"})
 
 
 class Unrolled(nn.Module):
@@ -61,11 +79,12 @@ class Twin(nn.Module):
         return self.model.step(x)
 
 
-def _to_onnx(module: nn.Module, example: Tensor, inputs: list[str], outputs: list[str], dynamic: dict) -> bytes:
+def _to_onnx(module: nn.Module, example: Tensor, inputs: list[str], outputs: list[str], dynamic: dict,
+             opset: int = OPSET) -> bytes:
     buffer = io.BytesIO()
     try:
         with torch.no_grad():
-            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET,
+            torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset,
                               input_names=inputs, output_names=outputs, dynamic_axes=dynamic)
     except Exception as err:  # the exporter's own errors are many and untyped
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -103,17 +122,18 @@ def _sample(request: ExportRequest, samples: int) -> Tensor:
     return torch.rand(request.timesteps, samples, *request.input_shape)
 
 
-@register_exporter("onnx", ".onnx")
+@register_exporter("onnx", ".onnx", OnnxOptions)
 def export_onnx(request: ExportRequest) -> ExportResult:
     """Write the SNN (unrolled) and its ANN twin as ONNX, and verify both with onnxruntime."""
+    options = request.options or OnnxOptions()
     model = request.model.eval()
-    x = _sample(request, int(request.options.get("samples_to_verify", 8)))
-    report: dict = {"opset": OPSET, "timesteps": request.timesteps, "encoding": request.encoding}
+    x = _sample(request, options.verify_samples)
+    report: dict = {"opset": options.opset, "timesteps": request.timesteps, "encoding": request.encoding}
     out = Path(request.out)
     if model.spiking:
         unrolled = Unrolled(model).eval()  # torch.onnx.export restores the mode it found
         names = ["logits"] + [f"spikes_{i}" for i in range(len(unrolled.lifs))]
-        data = _to_onnx(unrolled, x, ["x"], names, {n: {1: "batch"} for n in ["x", *names]})
+        data = _to_onnx(unrolled, x, ["x"], names, {n: {1: "batch"} for n in ["x", *names]}, options.opset)
         report["snn"] = verify(unrolled, data, x, len(unrolled.lifs))
         twin_model = create_model(_name(model), input_shape=model.input_shape, num_classes=model.num_classes,
                                   spiking=False, **_args(model))
@@ -122,7 +142,7 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     else:
         data, twin_model, ann_path = None, model, out
     twin = Twin(twin_model).eval()
-    ann_data = _to_onnx(twin, x.mean(0), ["x"], ["logits"], {"x": {0: "batch"}, "logits": {0: "batch"}})
+    ann_data = _to_onnx(twin, x.mean(0), ["x"], ["logits"], {"x": {0: "batch"}, "logits": {0: "batch"}}, options.opset)
     report["ann"] = verify(twin, ann_data, x.mean(0), 0)
     for path, blob in ((out, data), (ann_path, ann_data)):
         if blob is not None:

@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 from torch import nn
 
+from snnpipe.arguments import PositiveFloat, PositiveInt, Sizes, call_arguments, coerce
 from snnpipe.errors import SnnpipeError
 from snnpipe.models.layers import BasicBlock, BatchNorm1d, BatchNorm2d, SpikingModel
 from snnpipe.models.neurons import CubaLIF, NeuronParams, ReLU
@@ -53,6 +54,22 @@ def model_arguments(name: str) -> list[str]:
     return [p for p in params if p not in ("input_shape", "num_classes", "neuron")] + ["delay_shift"]
 
 
+def check_model_arguments(name: str, model_args: dict) -> dict:
+    """``model_args`` checked against the builder's annotated parameters (and ``delay_shift``, a
+    bool), coerced (YAML lists become tuples); an unknown name or a wrong value is one line."""
+    unknown = set(model_args) - set(model_arguments(name))
+    if unknown:
+        raise SnnpipeError(
+            f"model {name!r} has no argument {', '.join(sorted(unknown))}; "
+            f"it takes: {', '.join(model_arguments(name)) or 'none'}"
+        )
+    checked = call_arguments(_entry(name).builder, model_args, f"--model-arg of {name!r}",
+                             skip=("input_shape", "num_classes", "neuron"))
+    if "delay_shift" in checked:
+        checked["delay_shift"] = coerce(checked["delay_shift"], bool, f"--model-arg of {name!r}: delay_shift")
+    return checked
+
+
 def topology(model_args: dict) -> dict:
     """The arguments that shape the weights: ``delay_shift`` changes the timing, not the weights."""
     return {k: v for k, v in model_args.items() if k != "delay_shift"}
@@ -79,13 +96,8 @@ def create_model(
         SnnpipeError: unknown name or keyword argument, or an input the model cannot take.
     """
     entry = _entry(name)
-    delay_shift = bool(kwargs.pop("delay_shift", False))
-    unknown = set(kwargs) - set(model_arguments(name))
-    if unknown:
-        raise SnnpipeError(
-            f"model {name!r} has no argument {', '.join(sorted(unknown))}; "
-            f"it takes: {', '.join(model_arguments(name)) or 'none'}"
-        )
+    kwargs = check_model_arguments(name, kwargs)
+    delay_shift = kwargs.pop("delay_shift", False)
     shape = tuple(input_shape) if input_shape is not None else entry.default_input
     if len(shape) != 3 or min(shape) < 1:
         raise SnnpipeError(f"input_shape {shape} is not (channels, height, width)")
@@ -105,7 +117,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 @register_model("mlp", (1, 8, 8), "fully connected: flatten, [Linear + LIF] per hidden layer, Linear")
-def mlp(input_shape, num_classes, neuron, hidden: Sequence[int] = (128,), batch_norm: bool = False):
+def mlp(input_shape, num_classes, neuron, hidden: Sizes = (128,), batch_norm: bool = False):
     blocks: OrderedDict[str, nn.Module] = OrderedDict()
     width = input_shape[0] * input_shape[1] * input_shape[2]
     for i, size in enumerate(hidden):
@@ -138,7 +150,7 @@ def _pooled(size: int, pools: int, name: str) -> int:
 
 
 @register_model("convnet", (1, 28, 28), "small conv net for 28x28: 2 x [conv3x3 + BN + LIF + avgpool2], FC + BN + LIF, FC")
-def convnet(input_shape, num_classes, neuron, channels: Sequence[int] = (32, 64), hidden: int = 128):
+def convnet(input_shape, num_classes, neuron, channels: Sizes = (32, 64), hidden: PositiveInt = 128):
     blocks: OrderedDict[str, nn.Module] = OrderedDict()
     in_channels = input_shape[0]
     for i, out_channels in enumerate(channels):
@@ -187,13 +199,13 @@ def _vgg(input_shape, num_classes, neuron, config, width: float, name: str):
 
 
 @register_model("vgg11", (3, 32, 32), "VGG-11 (conv + BN + LIF, average pooling), one FC classifier")
-def vgg11(input_shape, num_classes, neuron, width: float = 1.0):
+def vgg11(input_shape, num_classes, neuron, width: PositiveFloat = 1.0):
     """VGG-11 (Simonyan & Zisserman 2015, configuration A); ``width`` scales every channel count."""
     return _vgg(input_shape, num_classes, neuron, _VGG11, width, "vgg11")
 
 
 @register_model("vgg", (1, 28, 28), "VGG-style for small images: [conv3x3 + BN + LIF] x2 + avgpool, twice; FC")
-def vgg(input_shape, num_classes, neuron, config: Sequence = _VGG_SMALL, width: float = 1.0):
+def vgg(input_shape, num_classes, neuron, config: Sequence = _VGG_SMALL, width: PositiveFloat = 1.0):
     """A VGG-style net of any depth: ``config`` as VGG's tables (widths, ``"A"`` for pooling)."""
     return _vgg(input_shape, num_classes, neuron, tuple(config), width, "vgg")
 

@@ -11,7 +11,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import click
 import yaml
@@ -43,6 +43,63 @@ class _OneLineErrors(click.Group):
 
 def _one_line(message: str) -> str:
     return " ".join(message.split())
+
+
+class RegistryChoice(click.ParamType):
+    """A name from a registry, read when first needed (``snnpipe --help`` loads no registry): the
+    choices that ``--help`` shows and the check of a value both come from the registry itself."""
+
+    name = "name"
+
+    def __init__(self, what: str, names: Callable[[], Iterable[str]]) -> None:
+        self.what, self.names = what, names
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "[" + "|".join(self.names()) + "]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        names = list(self.names())
+        if value in names:
+            return value
+        close = difflib.get_close_matches(str(value), names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise SnnpipeError(f"unknown {self.what} {value!r}{hint}: choose one of {', '.join(names)}")
+
+
+def _datasets() -> list[str]:
+    from snnpipe.pipeline.data import DATASETS
+
+    return list(DATASETS)
+
+
+def _models() -> list[str]:
+    from snnpipe.models import MODELS
+
+    return sorted(MODELS)
+
+
+def _stages() -> list[str]:
+    from snnpipe.pipeline.stages import STAGES
+
+    return sorted(STAGES)
+
+
+def _encodings() -> list[str]:
+    from snnpipe.pipeline.encoding import ENCODINGS
+
+    return list(ENCODINGS)
+
+
+def _export_targets() -> list[str]:
+    from snnpipe.hw_targets import export_targets
+
+    return export_targets()
+
+
+def _energy_targets() -> list[str]:
+    from snnpipe.hw_targets.energy import TARGETS
+
+    return list(TARGETS)
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -86,7 +143,7 @@ def _parse_model_args(_ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise SnnpipeError(f"--{param.name.replace('_', '-')[:-1]} {item!r}: the value is not valid YAML") from None
-        parsed[key] = tuple(value) if isinstance(value, list) else value
+        parsed[key] = value  # typed and checked against the model or stage (`snnpipe.arguments`)
     return parsed
 
 
@@ -99,14 +156,13 @@ def cli() -> None:
 @cli.command("train")
 @click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_file, is_eager=True,
               expose_value=False, help="YAML file of option defaults (keys are option names).")
-@click.option("--dataset", default="digits", show_default=True,
-              help="digits, fashion-mnist, mnist, cifar10 or cifar100.")
+@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True)
 @click.option("--data-dir", default=None, help="Folder with the dataset files (IDX or CIFAR pickles).")
-@click.option("--model", default=None, help="Zoo model (see `snnpipe models`); default fits the dataset.")
+@click.option("--model", type=RegistryChoice("model", _models), default=None,
+              help="Zoo model (see `snnpipe models`); default: the dataset's.")
 @click.option("--model-arg", "model_args", multiple=True, callback=_parse_model_args,
               help="Model argument KEY=VALUE, repeatable (e.g. hidden=[256,128]).")
-@click.option("--stage", default="bptt", show_default=True,
-              help="ann, bptt, ratebp, esd, ann-guided, kd-activity or joint.")
+@click.option("--stage", type=RegistryChoice("stage", _stages), default="bptt", show_default=True)
 @click.option("--stage-arg", "stage_args", multiple=True, callback=_parse_model_args,
               help="Stage argument KEY=VALUE, repeatable (e.g. base=bptt, eta=0.1).")
 @click.option("--teacher", default=None, help="Teacher checkpoint for the distillation stages.")
@@ -116,10 +172,10 @@ def cli() -> None:
 @click.option("--lr", type=float, default=None, help="Learning rate (adam 1e-3, sgd 0.1), cosine-annealed.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True)
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
-@click.option("--encoding", default="direct", show_default=True, help="direct, rate or latency.")
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--out", default=None, help="Run folder (default runs/<dataset>-<model>-<stage>).")
+@click.option("-o", "--out", default=None, help="Run folder (default runs/<dataset>-<model>-<stage>).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (e.g. an ann stage).")
 @click.option("--resume", default=None, help="Continue the run of this checkpoint.")
 @click.option("--checkpoint-every", type=int, default=None, help="Also write a checkpoint every N steps.")
@@ -141,25 +197,16 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
     """Train a model (default: a spiking MLP on the bundled digits) and write a checkpoint."""
     from snnpipe.models import NeuronParams
     from snnpipe.pipeline.config import TrainConfig
-    from snnpipe.pipeline.data import DATASETS
-    from snnpipe.pipeline.encoding import ENCODINGS
-    from snnpipe.pipeline.stages import get_stage
-    from snnpipe.pipeline.train import train
+    from snnpipe.pipeline.train import check_config, train
 
-    if options["dataset"] not in DATASETS:
-        raise SnnpipeError(f"unknown dataset {options['dataset']!r}: choose one of {', '.join(DATASETS)}")
-    if options["encoding"] not in ENCODINGS:
-        raise SnnpipeError(f"unknown encoding {options['encoding']!r}: choose one of {', '.join(ENCODINGS)}")
-    get_stage(options["stage"])
     neuron = NeuronParams(
         current_decay=options.pop("current_decay"), voltage_decay=options.pop("voltage_decay"),
         threshold=options.pop("threshold"), refractory_steps=options.pop("refractory_steps"),
         surrogate=options.pop("surrogate"), surrogate_width=options.pop("surrogate_width"),
     )
     config = TrainConfig(neuron=neuron, **options)
-    if config.model is not None:
-        from snnpipe.models.zoo import _entry
-        _entry(config.model)
+    if config.resume is None:
+        check_config(config)  # every name and argument, before any work
 
     def report(record: dict) -> None:
         if not quiet and not as_json:
@@ -200,18 +247,48 @@ def models_command(as_json: bool) -> None:
         click.echo(f"{row['name']:<10} {row['parameters']:>11,}  {shape:<10} {row['description']}")
 
 
-@cli.command("export")
+class _ExportCommand(click.Command):
+    """``export``, whose target options come from the exporters' option dataclasses
+    (`ExporterEntry.options`): one ``--option`` per field name across the targets, with the field's
+    ``help`` metadata and the targets that take it. ``export()`` refuses one the target lacks."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not any(getattr(p, "target_option", False) for p in self.params):
+            self.params.extend(_target_options())  # built once, when first parsed or shown
+        return super().get_params(ctx)
+
+
+def _target_options() -> list[click.Option]:
+    import dataclasses
+    import typing
+
+    from snnpipe.hw_targets import EXPORTERS, export_targets
+
+    export_targets()
+    fields: dict[str, tuple[dataclasses.Field, Any, list[str]]] = {}
+    for name, entry in sorted(EXPORTERS.items()):
+        hints = typing.get_type_hints(entry.options, include_extras=True)
+        for f in dataclasses.fields(entry.options):
+            fields.setdefault(f.name, (f, hints[f.name], []))[2].append(name)
+    options = []
+    for key, (f, hint, targets) in fields.items():
+        base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+        kind = {int: int, float: float}.get(base, str)
+        option = click.Option([f"--{key.replace('_', '-')}"], type=kind, default=None,
+                              help=f"{f.metadata.get('help', key)} (--target {', '.join(targets)}).")
+        option.target_option = True  # type: ignore[attr-defined]
+        options.append(option)
+    return options
+
+
+@cli.command("export", cls=_ExportCommand)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--target", required=True, help="loihi, onnx or nir.")
-@click.option("--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
+@click.option("--target", required=True, type=RegistryChoice("export target", _export_targets))
+@click.option("-o", "--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")
 @click.option("--samples", type=int, default=None, help="Use only the first N test samples.")
 @click.option("--timesteps", type=int, default=None, help="Run the exported network T steps per input (default: as trained).")
-@click.option("--verify", default=None, help="Verify against an independent runtime (loihi: lava).")
-@click.option("--max-drop", type=float, default=None, help="Fail if accuracy drops by more (points).")
-@click.option("--lava-python", default=None, help="Python of the Lava environment (or SNNPIPE_LAVA_PYTHON).")
-@click.option("--opset", type=int, default=None, help="ONNX opset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export_command(checkpoint: str, target: str, out: str | None, force: bool, data_dir: str | None,
                    samples: int | None, timesteps: int | None, as_json: bool, **options: Any) -> None:
@@ -232,7 +309,7 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
 
 @cli.command("run")
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False))
-@click.option("--out", default=None, help="Run folder (default runs/<recipe name>, never overwritten).")
+@click.option("-o", "--out", default=None, help="Run folder (default runs/<recipe name>, never overwritten).")
 @click.option("--quiet", is_flag=True, help="Only the summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run_command(recipe: str | None, out: str | None, quiet: bool, as_json: bool) -> None:
@@ -263,11 +340,13 @@ class GateFailed(click.ClickException):
 @cli.command("profile")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is.")
-@click.option("--dataset", default=None, help="Profile on another dataset of the same input shape.")
+@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
+              help="Profile on another dataset of the same input shape.")
 @click.option("--samples", type=int, default=1000, show_default=True, help="The first N test samples to run.")
-@click.option("--target", default=None, help="Energy target: cmos45nm (default) or loihi.")
+@click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
+              help="Energy target (default: cmos45nm).")
 @click.option("--target-file", default=None, help="A TOML or YAML energy target of your own (instead of --target).")
-@click.option("--out", default=None, help="Report folder (default reports/<run name>/).")
+@click.option("-o", "--out", default=None, help="Report folder (default reports/<run name>/).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
 @click.option("--baseline", default=None, help="Firing-rate gate: compare with this profile.json.")
 @click.option("--max-increase", default="5%", show_default=True, help="Gate tolerance, relative: 5% or 0.05.")
@@ -351,10 +430,11 @@ def import_group() -> None:
 
 @import_group.command("nir")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--out", default=None, help="Checkpoint to write (default: FILE with .pt).")
+@click.option("-o", "--out", default=None, help="Checkpoint to write (default: FILE with .pt).")
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
-@click.option("--encoding", default="direct", show_default=True, help="direct, rate or latency.")
-@click.option("--dataset", default=None, help="Dataset for profile and export (default: guessed from the shapes).")
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
+@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
+              help="Dataset for profile and export (default: guessed from the shapes).")
 @click.option("--input-shape", callback=_parse_numbers(int), default=None, help="C,H,W for a graph with flat input.")
 @click.option("--mean", callback=_parse_numbers(float), default=None, help="Per-channel mean (default 0).")
 @click.option("--std", callback=_parse_numbers(float), default=None, help="Per-channel std (default 1).")

@@ -10,16 +10,7 @@ import yaml
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.models import NeuronParams
-
-#: Per-dataset defaults for what the user leaves out: a model that fits the input, and epochs and
-#: batch size that reach the accuracy quoted in the README on a 2-core CPU.
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"model": "mlp", "epochs": 30, "batch_size": 32},
-    "mnist": {"model": "convnet", "epochs": 10, "batch_size": 128},
-    "fashion-mnist": {"model": "convnet", "epochs": 10, "batch_size": 128},
-    "cifar10": {"model": "resnet19", "epochs": 200, "batch_size": 128},
-    "cifar100": {"model": "resnet19", "epochs": 200, "batch_size": 128},
-}
+from snnpipe.pipeline.data import dataset_entry
 
 OPTIMIZERS = ("adam", "sgd")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
@@ -80,13 +71,13 @@ class TrainConfig:
             )
 
     def resolved(self) -> "TrainConfig":
-        """A copy with every ``None`` default filled in from `DATASET_DEFAULTS`."""
-        defaults = DATASET_DEFAULTS.get(self.dataset, DATASET_DEFAULTS["fashion-mnist"])
+        """A copy with every ``None`` default filled in from the dataset's registry entry."""
+        defaults = dataset_entry(self.dataset)
         return replace(
             self,
-            model=self.model or defaults["model"],
-            epochs=self.epochs or defaults["epochs"],
-            batch_size=self.batch_size or defaults["batch_size"],
+            model=self.model or defaults.model,
+            epochs=self.epochs or defaults.epochs,
+            batch_size=self.batch_size or defaults.batch_size,
             lr=self.lr or DEFAULT_LR[self.optimizer],
         )
 

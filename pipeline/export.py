@@ -1,14 +1,13 @@
 """``export(checkpoint, target) -> ExportResult``: a checkpoint into a file for another runtime.
 
-The exporters live in ``hw_targets/`` and register themselves; this stage loads the checkpoint,
+The exporters live in ``hw_targets/`` and register themselves (`snnpipe.hw_targets.find_exporter`
+finds the one of a target, and its options); this stage checks the options, loads the checkpoint,
 gives the exporter the model and the encoded test set (for verification and accuracy), writes the
 report beside the file as JSON, and refuses to overwrite an existing file unless ``force``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,46 +15,10 @@ from typing import Any, Iterator
 import torch
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets import EXPORTERS, ExportRequest, ExportResult
+from snnpipe.hw_targets import ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import iterate_batches, load_dataset
 from snnpipe.pipeline.encoding import encode
-
-#: Modules whose import registers an exporter. A target whose optional dependency is missing is
-#: reported when asked for, not when snnpipe starts.
-EXPORTER_MODULES = {
-    "loihi": "snnpipe.hw_targets.loihi.export",
-    "onnx": "snnpipe.hw_targets.onnx",
-    "nir": "snnpipe.hw_targets.nir",
-}
-
-
-def load_exporter(target: str):
-    """The registered exporter entry for ``target``, importing its module on first use."""
-    if target not in EXPORTER_MODULES and target not in EXPORTERS:
-        raise SnnpipeError(f"unknown export target {target!r}: choose one of {', '.join(EXPORTER_MODULES)}")
-    if target not in EXPORTERS:
-        module = EXPORTER_MODULES[target]
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name and module.startswith(err.name):  # the exporter itself is not in this build
-                raise SnnpipeError(
-                    f"export target {target!r} is not available in this snnpipe build; "
-                    f"available: {', '.join(available_targets()) or 'none yet'}"
-                ) from None
-            if err.name and err.name.startswith("snnpipe"):
-                raise
-            raise SnnpipeError(
-                f"export target {target!r} needs the package {err.name!r}: pip install {err.name}"
-            ) from None
-    return EXPORTERS[target]
-
-
-def available_targets() -> list[str]:
-    """The export targets whose modules are present (their optional packages may still be missing)."""
-    return [t for t, m in EXPORTER_MODULES.items() if t in EXPORTERS or importlib.util.find_spec(m) is not None]
-
 
 def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, samples: int | None = None,
                  batch_size: int = 256, seed: int = 0, timesteps: int | None = None):
@@ -101,9 +64,11 @@ def export(
         data_dir: where the checkpoint's dataset lives, for verification and accuracy.
         samples: use only the first N test samples.
         timesteps: run the exported network for T steps per input (default: the checkpoint's T).
-        options: target-specific options.
+        options: the target's options (the fields of its entry's ``options`` dataclass); an unknown
+            or inapplicable one is refused before any work, naming it and the target.
     """
-    entry = load_exporter(target)
+    entry = find_exporter(target)
+    parsed = entry.parse_options(options)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if out is None:
         base = ckpt.path.parent if ckpt.path else Path(".")
@@ -119,7 +84,7 @@ def export(
     timesteps = timesteps or ckpt.timesteps
     request = ExportRequest(
         model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
-        out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=options,
+        out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,
     )
     result = entry.fn(request)
     report_path = out.with_name(out.name + ".report.json")

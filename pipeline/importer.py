@@ -7,7 +7,7 @@ it); see `snnpipe.models.graph` and, for the neuron and time-constant mapping,
 
 - ``timesteps``: 4 (the default of ``snnpipe train``); ``encoding``: ``direct``.
 - the dataset: ``--dataset``, else the built-in dataset whose image shape and class count fit the
-  graph (`DATASET_SHAPES`; for 1x28x28 with 10 classes, fashion-mnist, SPEC §6's benchmark here).
+  graph (the dataset registry's shapes, in its order; for 1x28x28 with 10 classes, fashion-mnist, SPEC §6's benchmark here).
 - the image shape: the graph's input where it is (C, H, W); where the input is flat (N,), as from
   an snnTorch MLP, ``--input-shape``, else the dataset's image shape (a Flatten goes first).
 - normalization: mean 0, std 1 per channel unless given: the network sees the images as they are.
@@ -24,24 +24,14 @@ from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import DATASETS, DataSpec
 
-#: The image shape and class count of the built-in datasets (`snnpipe.pipeline.data`), in the
-#: order a guess prefers them.
-DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "digits": ((1, 8, 8), 10),
-    "fashion-mnist": ((1, 28, 28), 10),
-    "mnist": ((1, 28, 28), 10),
-    "cifar10": ((3, 32, 32), 10),
-    "cifar100": ((3, 32, 32), 100),
-}
-
-
 class ImportOptionError(SnnpipeError):
     """Options an import cannot work with: one line naming the option."""
 
 
 def _guess_dataset(shape: tuple[int, ...] | None, features: int | None, classes: int) -> str:
-    for name, (image, count) in DATASET_SHAPES.items():
-        if count == classes and (image == shape or (shape is None and math.prod(image) == features)):
+    for name, entry in DATASETS.items():
+        image = entry.input_shape
+        if entry.num_classes == classes and (image == shape or (shape is None and math.prod(image) == features)):
             return name
     what = "x".join(map(str, shape)) if shape else f"{features} flat values"
     raise ImportOptionError(f"no built-in dataset has {what} input and {classes} classes; give --dataset NAME (and --input-shape)")
@@ -103,8 +93,8 @@ def import_nir(
         shape = _image_shape_for_flat_input(graph, dataset, nir_target)
     network = nir_target.from_nir(graph, dt=dt, input_shape=shape, refractory_steps=refractory_steps)
     name = dataset or _guess_dataset(network.input_shape, None, network.num_classes)
-    if name in DATASET_SHAPES and DATASET_SHAPES[name][0] != network.input_shape:
-        image = "x".join(map(str, DATASET_SHAPES[name][0]))
+    if DATASETS[name].input_shape != network.input_shape:
+        image = "x".join(map(str, DATASETS[name].input_shape))
         raise ImportOptionError(f"{name} images are {image}; the network takes {'x'.join(map(str, network.input_shape))}")
     channels = network.input_shape[0]
     try:
@@ -131,8 +121,6 @@ def _image_shape_for_flat_input(graph, dataset: str | None, nir_target) -> tuple
     if flat is None or len(flat) != 1:
         return None  # image input, or a graph from_nir will refuse by name
     if dataset is not None:
-        if dataset not in DATASET_SHAPES:
-            raise ImportOptionError(f"the graph takes flat input of {flat[0]} values; give its image shape with --input-shape C,H,W")
-        return DATASET_SHAPES[dataset][0]
+        return DATASETS[dataset].input_shape
     count = classes[0] if classes and len(classes) == 1 else -1
-    return DATASET_SHAPES[_guess_dataset(None, flat[0], count)][0]
+    return DATASETS[_guess_dataset(None, flat[0], count)].input_shape

@@ -34,7 +34,8 @@ from snnpipe.pipeline.config import TrainConfig, read_yaml
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
 _TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "resume"}
 _NEURON_KEYS = {f.name for f in fields(NeuronParams)}
-_EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "verify", "max_drop", "lava_python", "opset", "data_dir"}
+#: An export step's own keys; the rest are its target's options (`ExporterEntry.options`).
+_EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "data_dir"}
 _PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir"}
 _STEP_KEYS = {"train": _TRAIN_KEYS | {"name"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
 
@@ -120,7 +121,8 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         if not isinstance(options, dict):
             raise RecipeError(f"{source} step {i}: the options of {kind} must be a mapping")
         options = dict(options)
-        _refuse_unknown(options, _STEP_KEYS[kind] | (_NEURON_KEYS if kind == "train" else set()), f"{source} step {i} ({kind})")
+        where = f"{source} step {i} ({kind})"
+        _refuse_unknown(options, _step_keys(kind, options, where), where)
         default_name = options.get("stage", "bptt") if kind == "train" else f"{kind}-{options.get('target', 'default')}"
         step_name = str(options.pop("name", default_name))
         if step_name in {s.name for s in steps}:
@@ -130,8 +132,48 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
                 raise RecipeError(f"{source} step {i}: {key} refers to {value!r}, which no earlier step wrote")
         if kind != "train" and "from" not in options:
             raise RecipeError(f"{source} step {i} ({kind}): 'from' names the checkpoint, e.g. from: '@{steps[-1].name if steps else 'bptt'}'")
-        steps.append(Step(kind, step_name, options))
+        step = Step(kind, step_name, options)
+        _check_values(step, defaults, where)
+        steps.append(step)
     return Recipe(name, defaults, steps, source)
+
+
+def _step_keys(kind: str, options: dict[str, Any], where: str) -> set[str]:
+    """The keys a step of ``kind`` takes; an export step's depend on its target."""
+    if kind == "train":
+        return _STEP_KEYS["train"] | _NEURON_KEYS
+    if kind == "export":
+        from snnpipe.hw_targets import find_exporter
+
+        if "target" not in options:
+            raise RecipeError(f"{where}: 'target' names the export target, e.g. target: loihi")
+        try:
+            entry = find_exporter(str(options["target"]))
+        except SnnpipeError as err:
+            raise RecipeError(f"{where}: {err}") from None
+        return _EXPORT_KEYS | {f.name for f in fields(entry.options)}
+    return _STEP_KEYS[kind]
+
+
+def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
+    """Refuse a value that cannot work (a stage that does not exist, a wrong argument or option)
+    before any step runs, as the CLI would."""
+    try:
+        if step.kind == "train":
+            from snnpipe.pipeline.train import check_config
+
+            check_config(_train_config(defaults, step.options, lambda v: v, Path(".")))
+        elif step.kind == "export":
+            from snnpipe.hw_targets import find_exporter
+
+            entry = find_exporter(str(step.options["target"]))
+            entry.parse_options({k: v for k, v in step.options.items() if k not in _EXPORT_KEYS})
+        elif step.options.get("target") is not None:
+            from snnpipe.hw_targets.energy import get_target
+
+            get_target(step.options["target"])
+    except SnnpipeError as err:
+        raise RecipeError(f"{where}: {err}") from None
 
 
 def load_recipe(path: str | Path | None = None) -> Recipe:
@@ -139,8 +181,8 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
     return parse_recipe(read_yaml(path, "recipe", RecipeError), str(path))
 
 
-def _train_config(recipe: Recipe, options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
-    merged = {**recipe.defaults, **options}
+def _train_config(defaults: dict[str, Any], options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
+    merged = {**defaults, **options}
     neuron = {k: merged.pop(k) for k in list(merged) if k in _NEURON_KEYS}
     for key in ("model_args", "stage_args"):
         if isinstance(merged.get(key), dict):
@@ -149,7 +191,7 @@ def _train_config(recipe: Recipe, options: dict[str, Any], resolve: Callable[[An
     try:
         return TrainConfig(neuron=NeuronParams(**neuron), out=str(out), **merged)
     except TypeError as err:
-        raise RecipeError(f"{recipe.source}: {err}") from None
+        raise RecipeError(f"training options: {err}") from None
 
 
 def run(
@@ -173,17 +215,18 @@ def run(
         started = time.perf_counter()
         target = folder / step.name
         if step.kind == "train":
-            ckpt = train(_train_config(recipe, step.options, resolve, target), progress=progress)
+            ckpt = train(_train_config(recipe.defaults, step.options, resolve, target), progress=progress)
             written[step.name] = ckpt.path
             last = ckpt.history[-1]
             result = StepResult(step.name, "train", str(ckpt.path), 0.0,
                                 {"test_acc": last["test_acc"], "firing_rate": last["firing_rate"]})
         elif step.kind == "export":
-            from snnpipe.pipeline.export import export, load_exporter
+            from snnpipe.hw_targets import find_exporter
+            from snnpipe.pipeline.export import export
 
             options = {k: resolve(v) for k, v in step.options.items() if k not in ("from", "target")}
             source = resolve(step.options["from"])
-            suffix = load_exporter(step.options["target"]).suffix
+            suffix = find_exporter(step.options["target"]).suffix
             exported = export(source, step.options["target"], out=target / f"{Path(source).parent.name}{suffix}", **options)
             result = StepResult(step.name, "export", str(exported.path), 0.0, _scalars(exported.report, 4))
         else:

@@ -47,14 +47,15 @@ from tqdm.auto import tqdm
 from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import to_device
+from snnpipe.models.zoo import check_model_arguments
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import Dataset, DataSpec, iterate_batches, load_dataset
 from snnpipe.pipeline.distributed import World
-from snnpipe.pipeline.encoding import encode
+from snnpipe.pipeline.encoding import ENCODINGS, encode
 from snnpipe.pipeline.runtime import resolve_device
-from snnpipe.pipeline.stages import Stage, get_stage
+from snnpipe.pipeline.stages import Stage, check_stage, get_stage
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -155,6 +156,18 @@ def _check_writable(folder: Path) -> None:
         raise SnnpipeError(f"cannot write to the run folder {folder} ({err.strerror}); choose a writable --out") from None
 
 
+def check_config(config: TrainConfig) -> TrainConfig:
+    """Refuse, before any work, a config that cannot train: an unknown dataset, encoding, model or
+    stage, a model or stage argument of the wrong type or range, a missing teacher. Returns it
+    resolved (dataset defaults filled in) with the model arguments coerced (YAML lists as tuples)."""
+    if config.encoding not in ENCODINGS:
+        raise SnnpipeError(f"unknown encoding {config.encoding!r}: choose one of {', '.join(ENCODINGS)}")
+    resolved = config.resolved()  # an unknown dataset is refused here
+    model_args = check_model_arguments(resolved.model, resolved.model_args)
+    check_stage(resolved)
+    return replace(resolved, model_args=model_args)
+
+
 def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
     """The config to run and the checkpoint to resume from (if any)."""
     if config.resume is None:
@@ -214,7 +227,7 @@ def train(
         TrainingInterrupted: after SIGTERM or SIGINT, once the checkpoint is written.
     """
     config, resumed = _start(config)
-    config = config.resolved()
+    config = check_config(config)
     stage_cls = get_stage(config.stage)
     if not stage_cls.spiking:
         config = replace(config, timesteps=1, encoding="direct")

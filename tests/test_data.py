@@ -265,8 +265,27 @@ def test_unknown_dataset_lists_the_known_ones():
 
 def test_register_dataset_refuses_a_duplicate():
     with pytest.raises(ValueError, match="'digits' is already registered"):
-        register_dataset("digits")(lambda data_dir, seed: None)
-    assert DATASETS["digits"].__name__ == "_digits"
+        register_dataset("digits", input_shape=(1, 8, 8), num_classes=10, model="mlp", epochs=1, batch_size=1)(
+            lambda data_dir, seed: None)
+    assert DATASETS["digits"].loader.__name__ == "_digits"
+
+
+def test_a_new_dataset_brings_its_own_training_defaults_and_shape():
+    """One registration is all a dataset needs: training defaults, the NIR importer's guess."""
+    from snnpipe.pipeline.config import TrainConfig
+    from snnpipe.pipeline.importer import _guess_dataset
+
+    register_dataset("tiny", input_shape=(2, 3, 3), num_classes=7, model="convnet", epochs=3, batch_size=5)(
+        lambda data_dir, seed: None)
+    try:
+        config = TrainConfig(dataset="tiny").resolved()
+        assert (config.model, config.epochs, config.batch_size) == ("convnet", 3, 5)
+        assert _guess_dataset((2, 3, 3), None, 7) == "tiny"
+        assert _guess_dataset(None, 18, 7) == "tiny"
+    finally:
+        del DATASETS["tiny"]
+    with pytest.raises(DataError, match="unknown dataset 'none'"):
+        TrainConfig(dataset="none").resolved()
 
 
 def test_data_spec_round_trips_through_json():

@@ -140,7 +140,7 @@ def test_round_trip_reads_back_with_the_same_outputs_and_spikes(tmp_path, name, 
     model = create_model(name, input_shape=shape, **SHAPES.get(name, {})).eval()
     _randomize_batchnorm(model)
     path = tmp_path / f"{name}.nir"
-    result = nir_target.export_nir(ExportRequest(model, shape, 4, "rate", path, options={"samples_to_verify": 2}))
+    result = nir_target.export_nir(ExportRequest(model, shape, 4, "rate", path, options=nir_target.NirOptions(verify_samples=2)))
     assert path.exists() and result.report["verified"]["spikes_mismatched"] == 0
     graph = nir.read(path)  # the nir package's own reader
     kinds = [type(n).__name__ for n in graph.nodes.values()]
@@ -208,7 +208,7 @@ def test_snntorch_import_nir_runs_our_file_with_the_same_spikes(tmp_path, name, 
     model = create_model(name, input_shape=shape, neuron=neuron).eval()
     _randomize_batchnorm(model)
     path = tmp_path / "m.nir"
-    nir_target.export_nir(ExportRequest(model, shape, 4, "rate", path, options={"samples_to_verify": 1}))
+    nir_target.export_nir(ExportRequest(model, shape, 4, "rate", path, options=nir_target.NirOptions(verify_samples=1)))
     folded = fold_batchnorm(model)
     x = (torch.rand(4, 2, *shape) < 0.4).float()
     want_out, want = nir_target.run_recording(folded, _neurons(folded), x)

@@ -251,7 +251,7 @@ def test_teacher_of_another_topology_is_refused(tmp_path, tiny):
         train(TrainConfig(stage="kd-activity", teacher=str(teacher), out=str(tmp_path / "x"), **other), dataset=small, progress=False)
     with pytest.raises(SnnpipeError, match="needs a teacher"):
         train(TrainConfig(stage="ann-guided", out=str(tmp_path / "y"), **base), dataset=small, progress=False)
-    with pytest.raises(SnnpipeError, match="has no argument"):
+    with pytest.raises(SnnpipeError, match="--stage-arg beta is not an option of stage 'esd'; it takes: base, temperature"):
         train(TrainConfig(stage="esd", stage_args={"beta": 1}, out=str(tmp_path / "z"), **base), dataset=small, progress=False)
 
 

@@ -12,8 +12,8 @@ Input: binary spikes, the ``rate`` and ``latency`` encodings. A ``direct``-encod
 pixels into its first layer; a netx file's input layer carries unary spikes (graded input would need
 ``Network(input_message_bits=...)``, which the file cannot say), so it is refused with the fix.
 
-Options (``ExportRequest.options``): ``max_drop`` (points), ``verify`` (``lava``), ``lava_python``,
-``verify_samples``.
+Options: `LoihiOptions` (``max_drop`` in points, ``verify`` (``lava``), ``lava_python``,
+``verify_samples``).
 
 The report: accuracy in float and in fixed point (and the drop), every layer's exponent, mantissa
 range, clipping and overflow counts, neurons and synapses, Loihi 2 cores with the per-core limits and
@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from snnpipe import __version__
+from snnpipe.arguments import NonNegativeFloat, PositiveInt
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.cores import LOIHI2, network_cores
@@ -48,7 +49,6 @@ from snnpipe.models import SpikingModel
 DEFAULT_MAX_DROP = 1.0
 #: Test inputs that ``--verify lava`` runs through Lava (Lava simulates one sample at a time).
 VERIFY_SAMPLES = 8
-OPTIONS = ("max_drop", "verify", "lava_python", "verify_samples")
 
 
 class AccuracyDropError(ExportError):
@@ -82,23 +82,29 @@ class Evaluation:
         return 100.0 * (self.float_accuracy - self.fixed_accuracy)
 
 
-def _options(raw: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(raw) - set(OPTIONS))
-    if unknown:
-        names = ", ".join("--" + k.replace("_", "-") for k in unknown)
-        raise ExportError(f"{names} is not an option of --target loihi; it takes --max-drop, --verify lava, --lava-python")
-    options = dict(raw)
-    if options.get("verify") not in (None, "lava"):
-        raise ExportError(f"--verify {options['verify']!r}: the loihi target verifies with lava (--verify lava)")
-    max_drop = float(options.get("max_drop", DEFAULT_MAX_DROP))
-    if not max_drop >= 0 or math.isinf(max_drop):
-        raise ExportError(f"--max-drop {max_drop} is out of range: a number of points >= 0")
-    options["max_drop"] = max_drop
-    samples = int(options.get("verify_samples", VERIFY_SAMPLES))
-    if samples < 1:
-        raise ExportError(f"verify_samples={samples} is out of range: at least 1")
-    options["verify_samples"] = samples
-    return options
+@dataclass
+class LoihiOptions:
+    """Options of ``--target loihi``.
+
+    Attributes:
+        max_drop: the largest accepted drop from float to fixed-point accuracy, in points.
+        verify: ``lava`` runs the written file in Lava and requires equal spikes.
+        lava_python: the Lava environment's python (`lava_bridge.lava_python`).
+        verify_samples: test inputs that ``--verify lava`` runs.
+    """
+
+    max_drop: NonNegativeFloat = field(default=DEFAULT_MAX_DROP, metadata={
+        "help": f"Refuse the export when fixed point loses more accuracy, in points (default {DEFAULT_MAX_DROP:g})"})
+    verify: Literal["lava"] | None = field(default=None, metadata={
+        "help": "lava: run the file in Lava and require its spikes to equal the simulator's"})
+    lava_python: str | None = field(default=None, metadata={
+        "help": "Python of the Lava environment (or SNNPIPE_LAVA_PYTHON)"})
+    verify_samples: PositiveInt = field(default=VERIFY_SAMPLES, metadata={
+        "help": f"Test inputs the verification runs (default {VERIFY_SAMPLES})"})
+
+    def __post_init__(self) -> None:
+        if math.isinf(self.max_drop):
+            raise ExportError(f"--max-drop {self.max_drop} is out of range: a finite number of points >= 0")
 
 
 def _readout_range(folded: SpikingModel, x: Tensor) -> float:
@@ -241,16 +247,16 @@ def build_report(quantized: QuantizedModel, evaluation: Evaluation | None, reque
     return report
 
 
-@register_exporter("loihi", ".net.h5")
+@register_exporter("loihi", ".net.h5", LoihiOptions)
 def export_loihi(request: ExportRequest) -> ExportResult:
     """Quantize, simulate, gate, write and (optionally) verify; see the module docstring."""
-    options = _options(request.options)
+    options = request.options or LoihiOptions()
     if request.encoding == "direct":
         raise ExportError(
             "this model was trained with direct (analog) input, and a netx file's input layer carries binary "
             "spikes; retrain with --encoding rate (or latency) to export it to Loihi, or export with --target nir"
         )
-    python = lava_python(options.get("lava_python")) if options.get("verify") == "lava" else None
+    python = lava_python(options.lava_python) if options.verify == "lava" else None
     first = next(iter(request.batches()), None) if request.batches is not None else None
     calibration = (lambda folded: _readout_range(folded, first[0])) if first is not None else None
     quantized = quantize_model(request.model.eval(), tuple(request.input_shape), request.timesteps, calibration)
@@ -259,11 +265,11 @@ def export_loihi(request: ExportRequest) -> ExportResult:
     if first is not None:
         evaluation = evaluate(request.model, simulator, request.batches())
         check_overflow(quantized.network, evaluation.counters)
-        if evaluation.drop_pt > options["max_drop"] + 1e-9:
+        if evaluation.drop_pt > options.max_drop + 1e-9:
             raise AccuracyDropError(
                 f"accuracy drops from {evaluation.float_accuracy:.2%} (float) to {evaluation.fixed_accuracy:.2%} (Loihi "
                 f"fixed point) on {evaluation.samples} test samples, {evaluation.drop_pt:.2f} pt > --max-drop "
-                f"{options['max_drop']:g}; nothing was written: retrain with --quantize loihi, or allow it with --max-drop"
+                f"{options.max_drop:g}; nothing was written: retrain with --quantize loihi, or allow it with --max-drop"
             )
     out = Path(request.out)
     attrs = {"snnpipe_version": __version__, "timesteps": request.timesteps, "encoding": request.encoding,
@@ -273,11 +279,11 @@ def export_loihi(request: ExportRequest) -> ExportResult:
         write_netx(quantized.network, tmp, attrs)
         if python is not None:
             if first is not None:
-                x = first[0][:, :options["verify_samples"]].float()
+                x = first[0][:, :options.verify_samples].float()
             else:
-                x = (torch.rand(request.timesteps, options["verify_samples"], *request.input_shape,
+                x = (torch.rand(request.timesteps, options.verify_samples, *request.input_shape,
                                 generator=torch.Generator().manual_seed(0)) < 0.3).float()
             lava = verify_with_lava(tmp, simulator, x, python)
         file_bytes = tmp.stat().st_size
-    report = build_report(quantized, evaluation, request, options["max_drop"], file_bytes, lava)
+    report = build_report(quantized, evaluation, request, options.max_drop, file_bytes, lava)
     return ExportResult("loihi", out, report)

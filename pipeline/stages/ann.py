@@ -6,7 +6,7 @@ the twin shares the SNN's weight layout, so its weights load into the SNN unchan
 
 from __future__ import annotations
 
-from snnpipe.pipeline.stages import register_stage
+from snnpipe.pipeline.stages.base import register_stage
 from snnpipe.pipeline.stages.bptt import BPTT
 
 

@@ -13,25 +13,27 @@ temperature or weights: 1 each. The teacher and the mappings are dropped at expo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from snnpipe.arguments import NonNegativeFloat, PositiveFloat
 from snnpipe.errors import SnnpipeError
-from snnpipe.pipeline.stages import Stage, StepOutput, branch_points, forward_blocks, load_teacher, register_stage
+from snnpipe.pipeline.stages.base import Stage, StepOutput, branch_points, forward_blocks, load_teacher, register_stage
 from snnpipe.pipeline.stages.branches import block_shapes, feature_mapper
 from snnpipe.pipeline.stages.losses import eagd_loss
 
 
 @dataclass
 class AnnGuidedArgs:
-    base: str = "ratebp"
-    temperature: float = 1.0
-    hybrid_weight: float = 1.0
-    kd_weight: float = 1.0
+    base: Literal["ratebp", "bptt"] = "ratebp"
+    temperature: PositiveFloat = 1.0
+    hybrid_weight: NonNegativeFloat = 1.0
+    kd_weight: NonNegativeFloat = 1.0
 
 
-@register_stage("ann-guided")
+@register_stage("ann-guided", needs_teacher=True)
 class AnnGuided(Stage):
     Args = AnnGuidedArgs
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from snnpipe.pipeline.stages import Stage, StepOutput, register_stage
+from snnpipe.pipeline.stages.base import Stage, StepOutput, register_stage
 
 
 @register_stage("bptt")

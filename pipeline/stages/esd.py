@@ -9,10 +9,12 @@ extra logits p_l; the teacher is the mean of the outputs that are right, and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from torch import Tensor, nn
 
-from snnpipe.pipeline.stages import Stage, StepOutput, branch_points, forward_blocks, register_stage
+from snnpipe.arguments import NonNegativeFloat, PositiveFloat
+from snnpipe.pipeline.stages.base import Stage, StepOutput, branch_points, forward_blocks, register_stage
 from snnpipe.pipeline.stages.branches import block_shapes, esd_branch
 from snnpipe.pipeline.stages.losses import esd_loss
 
@@ -21,11 +23,11 @@ from snnpipe.pipeline.stages.losses import esd_loss
 class ESDArgs:
     """Defaults of the official CIFAR-100 run: alp 1, beta 0.3, temperature 3 (eta: see esd_loss)."""
 
-    base: str = "ratebp"
-    temperature: float = 3.0
-    ce_weight: float = 1.0
-    kd_weight: float = 0.3
-    eta: float = 0.0
+    base: Literal["ratebp", "bptt"] = "ratebp"
+    temperature: PositiveFloat = 3.0
+    ce_weight: NonNegativeFloat = 1.0
+    kd_weight: NonNegativeFloat = 0.3
+    eta: NonNegativeFloat = 0.0
 
 
 @register_stage("esd")

@@ -16,22 +16,24 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from snnpipe.arguments import NonNegativeFloat
 from snnpipe.models import create_model
 from snnpipe.pipeline.encoding import normalize
-from snnpipe.pipeline.stages import Stage, StepOutput, branch_points, forward_blocks, register_stage
+from snnpipe.pipeline.stages.base import Stage, StepOutput, branch_points, forward_blocks, register_stage
 from snnpipe.pipeline.stages.branches import PooledClassifier, block_shapes
 from snnpipe.pipeline.stages.losses import joint_loss
 
 
 @dataclass
 class JointArgs:
-    base: str = "bptt"
-    lambda1: float = 1.0
-    lambda2: float = 0.3
+    base: Literal["ratebp", "bptt"] = "bptt"
+    lambda1: NonNegativeFloat = 1.0
+    lambda2: NonNegativeFloat = 0.3
 
 
 def _key(name: str) -> str:

@@ -15,26 +15,28 @@ weight (~0.01); the activity weight is ours, set so that the firing rate drops b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+from snnpipe.arguments import Fraction, NonNegativeFloat, PositiveFloat
 from snnpipe.models.neurons import CubaLIF
-from snnpipe.pipeline.stages import Stage, StepOutput, forward_blocks, load_teacher, register_stage
+from snnpipe.pipeline.stages.base import Stage, StepOutput, forward_blocks, load_teacher, register_stage
 from snnpipe.pipeline.stages.losses import activity_penalty, kd_loss, logits_penalty
 
 
 @dataclass
 class KDActivityArgs:
-    base: str = "bptt"
-    temperature: float = 2.0
-    alpha: float = 0.5
-    activity_weight: float = 0.5
-    norm: int = 1
-    logits_weight: float = 0.01
+    base: Literal["ratebp", "bptt"] = "bptt"
+    temperature: PositiveFloat = 2.0
+    alpha: Fraction = 0.5
+    activity_weight: NonNegativeFloat = 0.5
+    norm: Literal[1, 2] = 1
+    logits_weight: NonNegativeFloat = 0.01
 
 
-@register_stage("kd-activity")
+@register_stage("kd-activity", needs_teacher=True)
 class KDActivity(Stage):
     Args = KDActivityArgs
 

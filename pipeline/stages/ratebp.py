@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from snnpipe.models import ExecutionMode, execution_mode, finish_record
-from snnpipe.pipeline.stages import Stage, StepOutput, register_stage
+from snnpipe.pipeline.stages.base import Stage, StepOutput, register_stage
 
 
 @register_stage("ratebp")
