@@ -70,6 +70,15 @@ def check_model_arguments(name: str, model_args: dict) -> dict:
     return checked
 
 
+def describe_model(name: str, model_args: dict) -> str:
+    """A model as a user would ask for it: ``mlp --model-arg hidden=[16, 16]``, or ``convnet`` (its
+    default arguments)."""
+    shown = topology(model_args)
+    args = " ".join("--model-arg " + f"{k}={list(v) if isinstance(v, tuple) else v}".replace(" ", "")
+                    for k, v in sorted(shown.items()))
+    return f"{name} {args}".rstrip() if args else f"{name} (default arguments)"
+
+
 def topology(model_args: dict) -> dict:
     """The arguments that shape the weights: ``delay_shift`` changes the timing, not the weights."""
     return {k: v for k, v in model_args.items() if k != "delay_shift"}

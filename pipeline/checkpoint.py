@@ -130,6 +130,13 @@ class Checkpoint:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file")
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+        if head[:2] != _ZIP_MAGIC[:2] and head[:1] != _PICKLE_PROTO:
+            raise CheckpointError(
+                f"{path} is not a checkpoint (a .pt file begins as a zip archive; this one begins with {head!r}); "
+                "give the checkpoint.pt that snnpipe train wrote"
+            )
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
@@ -138,17 +145,20 @@ class Checkpoint:
                     f"{path} carries pickled code, which snnpipe refuses to load; "
                     "re-create it with snnpipe"
                 ) from None
-            raise CheckpointError(f"{path} is corrupt ({_first_line(err)}); re-create it") from None
-        except Exception as err:  # arbitrary bytes make the unpickler raise almost anything
-            raise CheckpointError(f"{path} is corrupt or truncated ({_first_line(err)}); re-create it") from None
+            raise CheckpointError(_damaged(path)) from None
+        except Exception:  # arbitrary bytes make the unpickler raise almost anything
+            raise CheckpointError(_damaged(path)) from None
         ckpt = cls.from_dict(raw, source=str(path))
         ckpt.path = path
         return ckpt
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:160] if text else type(err).__name__
+#: The first bytes of what torch.save writes: a zip archive (torch >= 1.6), or a bare pickle.
+_ZIP_MAGIC, _PICKLE_PROTO = b"PK\x03\x04", b"\x80"
+
+
+def _damaged(path: Path) -> str:
+    return f"{path} is truncated or damaged and cannot be read; use an earlier step-N.pt of its run, or train it again"
 
 
 def atomic_save(obj: Any, path: Path) -> Path:

@@ -359,8 +359,8 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     import torch
 
     from snnpipe.pipeline import distributed
-    from snnpipe.pipeline.profile import firing_rate_gate, parse_fraction, profile
-    from snnpipe.pipeline.report import json_safe, profile_json, write_reports
+    from snnpipe.pipeline.profile import firing_rate_gate, parse_fraction, profile, read_profile
+    from snnpipe.pipeline.report import FILES, ReportError, json_safe, profile_json, write_reports
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
@@ -369,6 +369,13 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
     if target and target_file:
         raise SnnpipeError("give --target or --target-file, not both")
+    # what can fail without the work fails before it: the baseline to gate against, an old report
+    reference = read_profile(baseline) if baseline and not update_baseline else None
+    folder = Path(out) if out else Path("reports") / Path(checkpoint).resolve().parent.name
+    existing = [name for name in FILES if (folder / name).exists()]
+    if existing and not force:
+        raise ReportError(f"{folder} already holds a report ({', '.join(existing)}); pass --force to replace it "
+                          "or --out to write elsewhere")
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
     try:
@@ -378,9 +385,8 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
         distributed.teardown(world)
     if not world.is_main:
         return
-    folder = Path(out) if out else Path("reports") / Path(checkpoint).resolve().parent.name
     write_reports(result, folder, force=force)
-    gate = firing_rate_gate(result, baseline, tolerance) if baseline and not update_baseline else None
+    gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     if update_baseline:
         try:
             Path(baseline).parent.mkdir(parents=True, exist_ok=True)

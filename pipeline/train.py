@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import to_device
-from snnpipe.models.zoo import check_model_arguments
+from snnpipe.models.zoo import check_model_arguments, describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
@@ -187,8 +187,8 @@ def _initial_weights(model: SpikingModel, config: TrainConfig) -> list[dict]:
     source = Checkpoint.load(config.init)
     if source.model_name != config.model or topology(source.model_args) != topology(config.model_args):
         raise CheckpointError(
-            f"--init {config.init} is a {source.model_name!r} model with {source.model_args}; "
-            f"this run trains {config.model!r} with {config.model_args}"
+            f"--init {config.init} is {describe_model(source.model_name, source.model_args)}, this run trains "
+            f"{describe_model(config.model, config.model_args)}; give the same --model and --model-arg, or another --init"
         )
     try:
         model.load_state_dict(source.state_dict)

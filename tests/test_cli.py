@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from snnpipe import __version__
 from snnpipe.pipeline.checkpoint import SCHEMA, Checkpoint
 from snnpipe.pipeline.cli import cli
+from snnpipe.pipeline.config import TrainConfig
+from snnpipe.pipeline.train import train
 
 FAST = ["--epochs", "1", "-T", "2", "--model-arg", "hidden=[16]", "--quiet"]
 
@@ -54,7 +56,8 @@ def test_missing_data_folder_names_what_is_expected(tmp_path):
 def test_corrupt_checkpoint_to_resume(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint at all" * 10)
-    assert_one_line_error(invoke(["train", "--resume", str(bad), "--quiet"], tmp_path), str(bad), "corrupt")
+    assert_one_line_error(invoke(["train", "--resume", str(bad), "--quiet"], tmp_path), str(bad),
+                          "is not a checkpoint", "begins with b'this'", "give the checkpoint.pt that snnpipe train wrote")
 
 
 def test_missing_checkpoint_to_resume(tmp_path):
@@ -134,3 +137,12 @@ def test_export_to_an_unknown_or_absent_target_is_one_line(tmp_path, monkeypatch
     monkeypatch.delitem(sys.modules, "fake_exporter", raising=False)
     with pytest.raises(hw.ExportError, match="needs the package 'a_package_that_is_not_installed'"):
         hw.find_exporter("fpga")
+
+def test_a_missing_baseline_is_refused_before_the_profile_is_written(tmp_path):
+    ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, out=str(tmp_path / "run")), progress=False)
+    report = tmp_path / "report"
+    args = ["profile", str(ckpt.path), "--samples", "5", "-o", str(report)]
+    assert_one_line_error(invoke([*args, "--baseline", str(tmp_path / "none.json")], tmp_path), "none.json")
+    assert not report.exists()  # nothing written, so the retry needs no --force
+    assert invoke(args, tmp_path).exit_code == 0
+    assert_one_line_error(invoke(args, tmp_path), "already holds a report", "--force")

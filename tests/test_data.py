@@ -260,14 +260,13 @@ def test_cifar100_label_out_of_range(tmp_path: Path):
 def test_unknown_dataset_lists_the_known_ones():
     with pytest.raises(DataError, match="choose one of digits, fashion-mnist, mnist, cifar10, cifar100"):
         load_dataset("imagenet")
-    assert issubclass(DataError, SnnpipeError) and issubclass(DataError, ValueError)
 
 
 def test_register_dataset_refuses_a_duplicate():
     with pytest.raises(ValueError, match="'digits' is already registered"):
         register_dataset("digits", input_shape=(1, 8, 8), num_classes=10, model="mlp", epochs=1, batch_size=1)(
             lambda data_dir, seed: None)
-    assert DATASETS["digits"].loader.__name__ == "_digits"
+    assert len(load_dataset("digits").test_y) == 360  # the real digits, not the refused loader
 
 
 def test_a_new_dataset_brings_its_own_training_defaults_and_shape():

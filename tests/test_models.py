@@ -108,3 +108,10 @@ def test_published_shapes_of_the_cifar_resnets():
     assert [r19.blocks[f"layer{i}"][0].conv1.out_channels for i in range(1, 4)] == [128, 256, 512]
     linears = [m for m in r19.blocks["head"] if isinstance(m, torch.nn.Linear)]  # FC 512 -> 256 -> classes
     assert [(m.in_features, m.out_features) for m in linears] == [(512, 256), (256, 10)]
+
+
+def test_a_model_is_described_as_a_user_would_ask_for_it():
+    from snnpipe.models.zoo import describe_model
+
+    assert describe_model("convnet", {}) == "convnet (default arguments)"
+    assert describe_model("mlp", {"hidden": (16, 8), "delay_shift": True}) == "mlp --model-arg hidden=[16,8]"

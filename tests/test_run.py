@@ -17,9 +17,16 @@ RECIPES = sorted(Path(__file__).resolve().parent.parent.joinpath("recipes").glob
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
-def test_shipped_recipes_parse(path):
+def test_shipped_recipes_parse_and_a_misspelled_stage_in_one_fails(path, tmp_path):
     recipe = load_recipe(path)
     assert recipe.steps and recipe.name
+    broken = tmp_path / path.name
+    text = path.read_text()
+    stage = next(s.options["stage"] for s in recipe.steps if s.kind == "train" and "stage" in s.options)
+    broken.write_text(text.replace(f"stage: {stage}", f"stage: {stage}d", 1))
+    assert broken.read_text() != text
+    with pytest.raises(RecipeError, match=f"unknown stage '{stage}d'"):
+        load_recipe(broken)
 
 
 def test_default_recipe_chains_ann_to_loihi_and_profile():
@@ -92,4 +99,3 @@ def test_run_command_refuses_a_bad_recipe_in_one_line(tmp_path):
     path.write_text(yaml.safe_dump({"steps": [{"train": {"stag": "x"}}]}))
     result = CliRunner().invoke(cli, ["run", str(path)])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
-    assert isinstance(RecipeError("x"), SnnpipeError)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
 from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record, topology
+from snnpipe.models.zoo import describe_model
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import DataSpec
 from snnpipe.pipeline.stages.teacher import TeacherInput
@@ -144,8 +145,9 @@ def load_teacher(config: TrainConfig, model: SpikingModel,
     source = Checkpoint.load(config.teacher)
     if source.model_name != config.model or topology(source.model_args) != topology(config.model_args):
         raise CheckpointError(
-            f"teacher {config.teacher} is a {source.model_name!r} model with {source.model_args}; "
-            f"the student is {config.model!r} with {config.model_args}: the topologies must match"
+            f"teacher {config.teacher} is {describe_model(source.model_name, source.model_args)}, the student "
+            f"{describe_model(config.model, config.model_args)}: the topologies must match; train the student as "
+            f"--model {describe_model(source.model_name, source.model_args).replace(' (default arguments)', '')}"
         )
     teacher = source.build_model(spiking=spiking)
     if [tuple(p.shape) for p in teacher.parameters()] != [tuple(p.shape) for p in model.parameters()]:
