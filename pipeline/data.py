@@ -164,6 +164,13 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     return dataset_entry(name).loader(Path(data_dir).expanduser() if data_dir is not None else None, seed)
 
 
+#: The batch size of every evaluation of a test set (train's per-epoch test, export, profile). A
+#: rate-coded batch draws its (T, B, ...) spikes from one generator, so which spikes a sample gets
+#: depends on how the set is cut into batches: cut the same way, every step of the pipeline scores
+#: a checkpoint on the same spikes.
+TEST_BATCH_SIZE = 256
+
+
 def iterate_batches(
     x: torch.Tensor,
     y: torch.Tensor,

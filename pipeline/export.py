@@ -17,14 +17,16 @@ import torch
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets import ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
-from snnpipe.pipeline.data import iterate_batches, load_dataset
+from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
 from snnpipe.pipeline.encoding import encode
 
 def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, samples: int | None = None,
-                 batch_size: int = 256, seed: int = 0, timesteps: int | None = None):
+                 batch_size: int = TEST_BATCH_SIZE, seed: int | None = None, timesteps: int | None = None):
     """A callable giving the checkpoint's test set as encoded (T, B, ...) batches, reproducibly
-    (T: the checkpoint's, or ``timesteps``)."""
+    (T: the checkpoint's, or ``timesteps``). Rate-coded spikes are drawn as training drew them for
+    its per-epoch test (the run's seed, `TEST_BATCH_SIZE`), so every step sees the same spikes."""
     timesteps = timesteps or ckpt.timesteps
+    seed = _split_seed(ckpt) if seed is None else seed
     dataset = load_dataset(ckpt.data.name, data_dir, seed=_split_seed(ckpt))
     images, labels = dataset.test_x, dataset.test_y
     if samples is not None:

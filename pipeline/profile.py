@@ -83,6 +83,7 @@ from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.energy import EnergyTarget, get_target
 from snnpipe.models.neurons import CubaLIF, Neuron, ReLU
 from snnpipe.pipeline.checkpoint import Checkpoint
+from snnpipe.pipeline.data import TEST_BATCH_SIZE
 
 SCHEMA = "snnpipe.profile/1"
 
@@ -882,7 +883,7 @@ def profile(
     spiking: bool | None = None,
     ann_twin: nn.Module | None = None,
     dataset: str | None = None,
-    batch_size: int = 100,
+    batch_size: int = TEST_BATCH_SIZE,
     progress: bool = False,
     world=None,
 ) -> Profile:

@@ -51,7 +51,7 @@ from snnpipe.models.zoo import check_model_arguments, describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
-from snnpipe.pipeline.data import Dataset, DataSpec, iterate_batches, load_dataset
+from snnpipe.pipeline.data import TEST_BATCH_SIZE, Dataset, DataSpec, iterate_batches, load_dataset
 from snnpipe.pipeline.distributed import World
 from snnpipe.pipeline.encoding import ENCODINGS, encode
 from snnpipe.pipeline.runtime import resolve_device
@@ -99,7 +99,7 @@ def evaluate(
     spec: DataSpec,
     encoding: str,
     timesteps: int,
-    batch_size: int = 256,
+    batch_size: int = TEST_BATCH_SIZE,
     device: torch.device | str = "cpu",
     seed: int = 0,
     world: World = World(),
