@@ -124,6 +124,8 @@ def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | 
             continue
         try:
             params[name].type_cast_value(ctx, val)
+        except SnnpipeError as err:  # a registry's name: its own message lists the choices
+            raise SnnpipeError(f"config {path}: {key}: {err}") from None
         except (click.BadParameter, TypeError, ValueError):
             raise SnnpipeError(
                 f"config {path}: {key}: {val!r} is not a valid {params[name].type.name}"
