@@ -9,18 +9,16 @@ it writes ``request.out`` (atomically: a temporary file, then rename) and return
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from torch import Tensor
 
 from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
+from snnpipe.files import atomic_path  # noqa: F401  (the exporters' atomic writes)
 from snnpipe.models import SpikingModel
 from snnpipe.registry import register_into
 
@@ -168,20 +166,3 @@ def export_targets() -> list[str]:
                 raise
             missing.add(info.name)
     return sorted(set(EXPORTERS) | missing)
-
-
-@contextmanager
-def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path``,
-    on failure removed, so no partial file is ever left where the user looks."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

@@ -1,8 +1,9 @@
-"""Reading a file in a forked child, for the readers of HDF5 files (NIR, netx).
+"""Reading or writing a file in a forked child, for the HDF5 readers and writers (NIR, netx).
 
 The HDF5 library loops forever or crashes the process on some damaged files (a flipped byte in a
 global heap, found by fuzzing the NIR reader: tests/test_nir_fuzz.py); neither may take snnpipe with
-it. `in_child` runs the reader in a child process, sends its result or exception back through a
+it, and nor may a write onto a nearly full disk, which has crashed h5py too. `in_child` runs the
+reader (or writer) in a child process, sends its result or exception back through a
 pipe, and turns a crash or a run past the timeout into the caller's one-line error.
 """
 
@@ -23,11 +24,13 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:160] if text else type(err).__name__
 
 
-def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: Callable[[str], Exception]) -> Any:
+def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: Callable[[str], Exception],
+             doing: str = "reading") -> Any:
     """``function(*args)`` in a forked child: its result, or its exception raised here.
 
     Where the child crashes or runs past ``timeout`` seconds, ``failure(reason)`` is raised, reason
-    being "reading it did not finish in 60 s" or "reading it crashed the HDF5 library (signal 11)".
+    being "reading it did not finish in 60 s" or "reading it crashed the HDF5 library (signal 11)"
+    ("writing" for ``doing="writing"``).
     Without ``os.fork`` (Windows) the function runs in this process.
     """
     if not hasattr(os, "fork"):
@@ -63,7 +66,7 @@ def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: 
         while not finished:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([read_end], [], [], left)[0]:
-                raise failure(f"reading it did not finish in {timeout:g} s")
+                raise failure(f"{doing} it did not finish in {timeout:g} s")
             chunk = os.read(read_end, 1 << 20)
             chunks.append(chunk)
             finished = not chunk
@@ -74,7 +77,7 @@ def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: 
         _, status = os.waitpid(pid, 0)
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) or len(chunks) == 1:
         reason = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit status {os.WEXITSTATUS(status)}"
-        raise failure(f"reading it crashed the HDF5 library ({reason})")
+        raise failure(f"{doing} it crashed the HDF5 library ({reason})")
     ok, value = pickle.loads(b"".join(chunks))
     if ok:
         return value

@@ -750,7 +750,9 @@ def export_nir(request: ExportRequest) -> ExportResult:
     reference_neurons = {name: m for name, m in folded.named_modules() if isinstance(m, CubaLIF)}
     out = Path(request.out)
     with atomic_path(out, suffix=".nir") as tmp:
-        nir.write(tmp, graph)
+        # in a child: h5py has crashed the process writing onto a nearly full disk
+        in_child(nir.write, tmp, graph, timeout=READ_TIMEOUT, doing="writing",
+                 failure=lambda reason: OSError(f"writing {out} failed: {reason}"))
         read_back, version = read_nir(tmp)
         imported = from_nir(read_back)
         model = imported.build()

@@ -252,6 +252,21 @@ def firing_rate(model: nn.Module, reset: bool = True) -> float:
     return total / count if count else 0.0
 
 
+def activity(model: nn.Module) -> list[list[float]]:
+    """Every neuron layer's activity counts since the last reset, [[sum, count], ...] in module
+    order: what `firing_rate` reads, kept in a checkpoint so that a resumed epoch counts them all."""
+    return [[float(n.activity_sum), int(n.activity_count)] for n in model.modules() if isinstance(n, Neuron)]
+
+
+def set_activity(model: nn.Module, counts: list[list[float]]) -> None:
+    """Restore `activity`'s counts."""
+    neurons = [n for n in model.modules() if isinstance(n, Neuron)]
+    if len(neurons) != len(counts):
+        raise ValueError(f"{len(counts)} activity counts for {len(neurons)} neuron layers")
+    for neuron, (total, count) in zip(neurons, counts):
+        neuron.activity_sum, neuron.activity_count = float(total), int(count)
+
+
 class BasicBlock(nn.Module):
     """Spiking residual block: LIF(BN(conv(LIF(BN(conv(x))))) + shortcut(x)).
 

@@ -20,9 +20,8 @@ write never leaves a partial checkpoint in place of a good one.
 
 from __future__ import annotations
 
-import os
+import errno
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 import torch
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.files import atomic_path, disk_error
 from snnpipe.models import NeuronParams, SpikingModel, create_model
 from snnpipe.pipeline.data import DataSpec
 
@@ -103,7 +103,7 @@ class Checkpoint:
                 f"{source} has schema {raw['schema']!r}; this snnpipe reads {SCHEMA!r}"
             )
         try:
-            return cls(
+            ckpt = cls(
                 model_name=raw["model"]["name"],
                 model_args=dict(raw["model"]["args"]),
                 spiking=bool(raw["spiking"]),
@@ -119,6 +119,8 @@ class Checkpoint:
             if isinstance(err, SnnpipeError):
                 raise CheckpointError(f"{source}: {err}") from None
             raise CheckpointError(f"{source} is missing or has a malformed field ({err})") from None
+        check_finite(ckpt.state_dict, source)
+        return ckpt
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (temporary file, fsync, rename) and return the path."""
@@ -157,21 +159,34 @@ class Checkpoint:
 _ZIP_MAGIC, _PICKLE_PROTO = b"PK\x03\x04", b"\x80"
 
 
+def check_finite(tensors: dict[str, Any], source: str) -> None:
+    """Refuse weights holding NaN or infinity, naming the first such tensor: they would train on
+    as NaN, profile and export as garbage, or fail deep inside the quantizer."""
+    for name, value in tensors.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{source}: {name} is not a tensor; re-create the checkpoint")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"{source}: tensor {name} holds {bad} NaN or infinite value{'s' if bad > 1 else ''} of "
+                f"{value.numel()}; the run diverged: use an earlier step-N.pt of it, or train again with a lower --lr"
+            )
+
+
 def _damaged(path: Path) -> str:
     return f"{path} is truncated or damaged and cannot be read; use an earlier step-N.pt of its run, or train it again"
 
 
 def atomic_save(obj: Any, path: Path) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """``torch.save`` to a temporary file beside ``path``, fsync it, then rename over ``path``.
+
+    Raises:
+        OSError: the write failed; torch reports a full disk as a RuntimeError, which becomes
+            OSError(ENOSPC) here, so that every caller handles one error type.
+    """
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as err:
+        raise OSError(errno.EIO, disk_error(err, path), str(path)) from None
     return path

@@ -15,7 +15,8 @@ from typing import Any, Iterator
 import torch
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets import ExportRequest, ExportResult, find_exporter
+from snnpipe.files import atomic_path, disk_error
+from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
 from snnpipe.pipeline.encoding import encode
@@ -88,7 +89,11 @@ def export(
         model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
         out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,
     )
-    result = entry.fn(request)
     report_path = out.with_name(out.name + ".report.json")
-    report_path.write_text(json.dumps({"target": target, "file": str(out), **result.report}, indent=2, default=str) + "\n")
+    try:
+        result = entry.fn(request)
+        with atomic_path(report_path) as tmp:
+            tmp.write_text(json.dumps({"target": target, "file": str(out), **result.report}, indent=2, default=str) + "\n")
+    except OSError as err:
+        raise ExportError(f"cannot write {out} ({disk_error(err, out)}); nothing was written there") from None
     return result

@@ -45,8 +45,9 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from snnpipe.errors import SnnpipeError, StopRequested
+from snnpipe.files import atomic_path, check_free_space
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
-from snnpipe.models.layers import to_device
+from snnpipe.models.layers import activity, set_activity, to_device
 from snnpipe.models.zoo import check_model_arguments, describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
@@ -292,16 +293,29 @@ class _Run:
         )
         self.epoch, self.step_in_epoch, self.sums = 0, 0, [0.0, 0.0, 0.0]
         self.noise_state: torch.Tensor | None = None
+        self.activity: list[list[float]] | None = None
         self.epoch_records: list[dict] = []
         self.summary: dict | None = None
         if resumed is not None:
             self._restore(resumed)
             self.run_dir = resumed.path.parent
+            if world.is_main:
+                self._rewrite_metrics()
         else:
             self.run_dir = _run_dir(config)
         distributed.barrier(world)  # every rank has looked before rank 0 creates the folder
         if world.is_main:
+            # a checkpoint: the weights, the stage's modules and the optimizer's state (Adam: 2 per
+            # weight), twice while checkpoint.pt is replaced, plus a step file
+            weights = sum(t.numel() * t.element_size() for t in self.stage.state_dict().values())
+            existed = self.run_dir.exists()
             _check_writable(self.run_dir)
+            try:
+                check_free_space(self.run_dir, 4 * (3 * weights + (1 << 20)), "this run's checkpoints")
+            except SnnpipeError:
+                if not existed:
+                    self.run_dir.rmdir()
+                raise
         self.stop_signal: int | None = None
 
     # -- the loop --------------------------------------------------------------------------
@@ -329,17 +343,20 @@ class _Run:
                 }
                 self.epoch, self.step_in_epoch, self.sums, self.noise_state = self.epoch + 1, 0, [0.0, 0.0, 0.0], None
                 self.epoch_records.append(record)
-                if self.world.is_main:
+                ckpt = self._save()
+                if self.world.is_main:  # after the checkpoint: a crash between the two loses no line (resume rewrites it)
                     self._log(record)
                     if on_epoch:
                         on_epoch(record)
-                ckpt = self._save()
         return ckpt if ckpt is not None else self._checkpoint()  # resuming a finished run
 
     def _train_epoch(self, progress: bool) -> Metrics:
         config, stage, model = self.config, self.stage, self.model
         stage.train()
         firing_rate(model)
+        if self.activity is not None:  # resumed within an epoch: its steps so far count
+            set_activity(model, self.activity)
+            self.activity = None
         self.sampler.set_epoch(self.epoch)
         order = torch.tensor(list(self.sampler), dtype=torch.long)
         noise = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch * 1_009 + self.world.rank)
@@ -384,6 +401,16 @@ class _Run:
                 self._save()
         loss_sum, correct, seen = distributed.all_reduce_sum(self.sums, self.world)
         return Metrics(loss_sum / seen, correct / seen, firing_rate(model))
+
+    def _rewrite_metrics(self) -> None:
+        """On resume: metrics.jsonl holds exactly the checkpoint's epochs, one line each (a crash
+        after a line and before its checkpoint would otherwise leave that epoch twice)."""
+        path = self.run_dir / METRICS_NAME
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_text("".join(json.dumps(record) + "\n" for record in self.epoch_records))
+        except OSError as err:
+            raise SnnpipeError(f"cannot rewrite {path} ({err.strerror}); fix the folder, then --resume") from None
 
     def _log(self, record: dict) -> None:
         try:
@@ -433,6 +460,7 @@ class _Run:
                 "step_in_epoch": self.step_in_epoch,
                 "sums": list(self.sums),
                 "noise_state": self.noise_state,
+                "activity": activity(self.model) if self.step_in_epoch else None,
                 "epochs": self.epoch_records,
                 "summary": self.summary,
                 "prior_history": self.prior_history,
@@ -472,6 +500,7 @@ class _Run:
             self.epoch, self.step_in_epoch = int(state["epoch"]), int(state.get("step_in_epoch", 0))
             self.sums = list(state.get("sums", [0.0, 0.0, 0.0]))
             self.noise_state = state.get("noise_state")
+            self.activity = state.get("activity") if self.step_in_epoch else None
             self.epoch_records = list(state.get("epochs", []))
             self.summary = state.get("summary")
             self.prior_history = list(state.get("prior_history", []))

@@ -1,6 +1,7 @@
 """Never lose work: DDP equals one process, SIGKILL + resume is bit-identical, SIGTERM saves,
 step checkpoints rotate, and checkpoints carrying code are refused."""
 
+import json
 import os
 import signal
 import socket
@@ -103,6 +104,12 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path):
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert len(list((tmp_path / "killed").glob("step-*.pt"))) == 2  # --keep 2
+
+    def metrics(run: str) -> list[dict]:  # one line per epoch, the interrupted epoch's counts whole
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "epoch_seconds"} for line in lines]
+
+    assert metrics("killed") == metrics("whole")
 
 
 @pytest.mark.slow

@@ -107,7 +107,19 @@ LAYER_IO: dict[str, tuple[Callable[[h5py.Group, LoihiLayer], None], Callable[[h5
 
 
 def write_netx(net: LoihiNetwork, path: str | Path, attrs: dict[str, Any] | None = None) -> None:
-    """Write ``net`` to ``path`` (overwritten). ``attrs`` go to the file's root attributes."""
+    """Write ``net`` to ``path`` (overwritten). ``attrs`` go to the file's root attributes.
+
+    The writing runs in a forked child (`isolated.in_child`): onto a full disk h5py reports the
+    failed write and then crashes the process as its objects are freed.
+
+    Raises:
+        OSError: the file could not be written (a full disk, or the writer crashed).
+    """
+    in_child(_write_netx, net, path, attrs, timeout=READ_TIMEOUT, doing="writing",
+             failure=lambda reason: OSError(f"writing {path} failed: {reason}"))
+
+
+def _write_netx(net: LoihiNetwork, path: str | Path, attrs: dict[str, Any] | None) -> None:
     with h5py.File(path, "w") as handle:
         handle.attrs["format"] = FORMAT
         for key, value in (attrs or {}).items():

@@ -1,0 +1,65 @@
+"""Nothing a user has is lost or silently wrong: non-finite weights are refused by every loader,
+naming the tensor; metrics.jsonl holds one line per epoch whatever crashed when."""
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
+from snnpipe.pipeline.cli import cli
+from snnpipe.pipeline.config import TrainConfig
+from snnpipe.pipeline.train import train
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory):
+    """A checkpoint (with its training state) in which one weight is NaN and one is infinite."""
+    folder = tmp_path_factory.mktemp("diverged")
+    ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, encoding="rate", out=str(folder / "run")),
+                 progress=False)
+    weight = ckpt.state_dict["blocks.hidden1.1.weight"]
+    weight[0, 0], weight[1, 1] = math.nan, math.inf
+    ckpt.save(ckpt.path)
+    return ckpt.path
+
+
+@pytest.mark.parametrize("args", [
+    ["profile", "{ckpt}", "--samples", "5"],
+    ["export", "{ckpt}", "--target", "onnx"],
+    ["export", "{ckpt}", "--target", "nir"],
+    ["export", "{ckpt}", "--target", "loihi"],
+    ["train", "--init", "{ckpt}", "--epochs", "1", "--model-arg", "hidden=[16]"],
+    ["train", "--resume", "{ckpt}", "--epochs", "2"],
+])
+def test_non_finite_weights_are_refused_naming_the_tensor(diverged, tmp_path, args):
+    args = [a.format(ckpt=diverged) for a in args]
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "out")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert "tensor blocks.hidden1.1.weight holds 2 NaN or infinite values of 1024" in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(CheckpointError, match="use an earlier step-N.pt"):
+        Checkpoint.load(diverged)
+
+
+def test_metrics_hold_one_line_per_epoch_after_a_crash_on_either_side_of_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    first = train(TrainConfig(model_args={"hidden": (16,)}, epochs=2, out=str(run)), progress=False)
+    log = run / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    # a crash after epoch 3's line and before its checkpoint (the old order wrote the line first) ...
+    log.write_text("\n".join(lines + [lines[-1].replace('"epoch": 2', '"epoch": 3')]) + "\n")
+    train(TrainConfig(resume=str(first.path), epochs=3), progress=False)
+    assert [json.loads(line)["epoch"] for line in log.read_text().splitlines()] == [1, 2, 3]
+    assert log.read_text().splitlines()[:2] == lines
+    # ... and one after a checkpoint and before its line
+    log.write_text("\n".join(log.read_text().splitlines()[:2]) + "\n")
+    again = train(TrainConfig(resume=str(first.path), epochs=4), progress=False)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+    assert records == again.training["epochs"]
+    assert torch.isfinite(torch.tensor([r["train_loss"] for r in records])).all()
