@@ -4,6 +4,8 @@ fsynced, then renamed over it; on any failure the temporary file is removed and 
 from __future__ import annotations
 
 import errno
+import fcntl
+import hashlib
 import os
 import shutil
 import tempfile
@@ -14,13 +16,18 @@ from typing import Iterator
 from snnpipe.errors import SnnpipeError
 
 
+#: In the name of every temporary file `atomic_path` makes: a file killed mid-write leaves one
+#: behind, which `remove_orphan_temporaries` finds by it.
+TEMP_MARK = ".tmp-"
+
+
 @contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path``,
     on failure removed, so no partial file is ever left where the user looks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -64,3 +71,82 @@ def _existing(folder: Path) -> Path:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     return folder
+
+
+#: The lock file a running command holds in the folder it writes (`lock_folder`).
+LOCK_NAME = ".snnpipe.lock"
+
+
+class FolderLock:
+    """An exclusive claim on a folder, held by this process until `release` or its end (even by
+    SIGKILL: the kernel drops a dead process's ``flock``)."""
+
+    def __init__(self, folder: Path, fd: int) -> None:
+        self.folder, self._fd = folder, fd
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = -1
+
+
+def lock_folder(folder: Path) -> FolderLock | None:
+    """Create ``folder`` (and its parents) and take its lock; None where another process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return FolderLock(folder, fd)
+
+
+def holds_work(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but a lock file: a run's output, or a user's files."""
+    return folder.exists() and any(entry.name != LOCK_NAME for entry in folder.iterdir())
+
+
+def claim_free_folder(base: Path) -> FolderLock:
+    """The first of ``base``, ``base-2``, ``base-3`` ... that no running command holds and that holds
+    no work, claimed (locked) by this process: two commands started together take two folders."""
+    n = 1
+    while True:
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        if not holds_work(folder):
+            lock = lock_folder(folder)
+            if lock is not None:
+                if not holds_work(folder):  # still free now that it is ours
+                    return lock
+                lock.release()
+        n += 1
+
+
+def remove_if_unused(folder: Path) -> None:
+    """Remove a folder this process claimed and wrote nothing into (its lock file alone)."""
+    if folder.exists() and not holds_work(folder):
+        (folder / LOCK_NAME).unlink(missing_ok=True)
+        try:
+            folder.rmdir()
+        except OSError:
+            pass  # someone else's file appeared meanwhile: keep the folder
+
+
+def remove_orphan_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that writes killed midway left in ``folder`` (and below); returns
+    them. Only names `atomic_path` makes (``.<name>.tmp-<random>``) are touched."""
+    orphans = [p for p in folder.rglob(f".*{TEMP_MARK}*") if p.is_file() and not p.is_symlink()]
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``folder`` (but lock files), by path relative to it."""
+    if not folder.is_dir():
+        return {}
+    sums = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != LOCK_NAME:
+            sums[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums

@@ -312,9 +312,11 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
 @cli.command("run")
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--out", default=None, help="Run folder (default runs/<recipe name>, never overwritten).")
+@click.option("--resume", default=None, type=click.Path(file_okay=False),
+              help="Continue an interrupted run of this recipe in its folder: finished steps are kept.")
 @click.option("--quiet", is_flag=True, help="Only the summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def run_command(recipe: str | None, out: str | None, quiet: bool, as_json: bool) -> None:
+def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: bool, as_json: bool) -> None:
     """Run a recipe of train, export and profile steps (default: the embedded digits pipeline)."""
     from dataclasses import asdict
 
@@ -326,7 +328,9 @@ def run_command(recipe: str | None, out: str | None, quiet: bool, as_json: bool)
         if not quiet and not as_json:
             click.echo(f"{step.step}: {step.kind} done in {step.seconds:.1f}s -> {step.path}")
 
-    result = run(parsed, out=out, on_step=report)
+    if resume and out:
+        raise SnnpipeError("give --resume FOLDER or --out FOLDER, not both: a resumed run stays in its folder")
+    result = run(parsed, out=out, on_step=report, resume=resume)
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps]}, default=str))
         return

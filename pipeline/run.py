@@ -22,12 +22,16 @@ with a summary table. Unknown keys, steps and references are refused before anyt
 from __future__ import annotations
 
 import difflib
+import json
+import re
+import signal
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from snnpipe.errors import SnnpipeError
+from snnpipe.errors import SnnpipeError, StopRequested
+from snnpipe.files import FolderLock, atomic_path, checksums, claim_free_folder, lock_folder, remove_orphan_temporaries
 from snnpipe.models import NeuronParams
 from snnpipe.pipeline.config import TrainConfig, read_yaml
 
@@ -38,6 +42,10 @@ _NEURON_KEYS = {f.name for f in fields(NeuronParams)}
 _EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "data_dir"}
 _PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir"}
 _STEP_KEYS = {"train": _TRAIN_KEYS | {"name"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
+
+
+#: A recipe's and a step's name: one folder inside runs/, never a path out of it.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 
 class RecipeError(SnnpipeError):
@@ -100,8 +108,8 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         raise RecipeError(f"{source} must be a mapping with 'steps'")
     _refuse_unknown(data, {"name", "defaults", "steps"}, source)
     name = str(data.get("name") or Path(source).stem)
-    if not name or "/" in name or name.startswith("."):
-        raise RecipeError(f"{source}: name {name!r} cannot name a folder")
+    if not _PLAIN_NAME.fullmatch(name):
+        raise RecipeError(f"{source}: name {name!r} cannot name a folder (letters, digits, '.', '-', '_')")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         raise RecipeError(f"{source}: defaults must be a mapping of training options")
@@ -125,6 +133,9 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         _refuse_unknown(options, _step_keys(kind, options, where), where)
         default_name = options.get("stage", "bptt") if kind == "train" else f"{kind}-{options.get('target', 'default')}"
         step_name = str(options.pop("name", default_name))
+        if not _PLAIN_NAME.fullmatch(step_name):
+            raise RecipeError(f"{source} step {i}: name {step_name!r} is not a plain folder name (letters, digits, "
+                              "'.', '-', '_'; no '/' or '..'): every step writes inside the run folder")
         if step_name in {s.name for s in steps}:
             raise RecipeError(f"{source} step {i}: the name {step_name!r} is taken; give this step a 'name'")
         for key, value in options.items():
@@ -199,12 +210,41 @@ def run(
     out: str | Path | None = None,
     on_step: Callable[[StepResult], None] | None = None,
     progress: bool = False,
+    resume: str | Path | None = None,
 ) -> RunResult:
-    """Run every step of ``recipe`` (the embedded default when None) into one folder."""
-    from snnpipe.pipeline.train import train
+    """Run every step of ``recipe`` (the embedded default when None) into one folder.
 
+    The folder is claimed for the run's life (`files.claim_free_folder`: two runs of one recipe
+    take ``runs/<name>`` and ``runs/<name>-2``). After each step, `STATE_NAME` records the step's
+    result and the checksums of its files. ``resume`` (a folder of an earlier, interrupted run of the
+    same recipe) skips the steps recorded there whose files still match, continues an interrupted
+    training step from its checkpoint, redoes an interrupted export or profile, and runs the rest.
+    """
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
-    folder = _free_folder(Path(out) if out else Path("runs") / recipe.name)
+    if resume is not None:
+        folder = Path(resume)
+        lock = _resume_lock(folder)
+        try:
+            remove_orphan_temporaries(folder)
+            done = _finished_steps(folder, recipe)
+        except BaseException:
+            lock.release()
+            raise
+    else:
+        try:
+            lock = claim_free_folder(Path(out) if out else Path("runs") / recipe.name)
+        except OSError as err:
+            raise RecipeError(f"cannot create the run folder ({err.strerror}); choose a writable --out") from None
+        folder, done = lock.folder, {}
+    try:
+        return _run_steps(recipe, folder, done, on_step, progress)
+    finally:
+        lock.release()
+
+
+def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, progress: bool) -> RunResult:
+    from snnpipe.pipeline.train import CHECKPOINT_NAME, TrainingInterrupted, train
+
     written: dict[str, Path] = {}
 
     def resolve(value: Any) -> Any:
@@ -212,10 +252,28 @@ def run(
 
     results: list[StepResult] = []
     for step in recipe.steps:
-        started = time.perf_counter()
         target = folder / step.name
+        if step.name in done:
+            result = StepResult(**done[step.name]["result"])
+            if step.kind == "train":
+                written[step.name] = Path(result.path)
+            results.append(result)
+            if on_step:
+                on_step(result)
+            continue
+        started = time.perf_counter()
         if step.kind == "train":
-            ckpt = train(_train_config(recipe.defaults, step.options, resolve, target), progress=progress)
+            config = _train_config(recipe.defaults, step.options, resolve, target)
+            partial = target / CHECKPOINT_NAME
+            if partial.exists():  # interrupted: go on from its last checkpoint
+                config = replace(config, resume=str(partial))
+            try:
+                ckpt = train(config, progress=progress)
+            except TrainingInterrupted as err:  # the hint: the whole recipe, not this one step
+                stop = StopRequested(f"step {step.name} stopped by {signal.Signals(err.signum).name}; saved {err.path}; "
+                                     f"continue the recipe with snnpipe run {recipe.source} --resume {folder}")
+                stop.exit_code = err.exit_code
+                raise stop from None
             written[step.name] = ckpt.path
             last = ckpt.history[-1]
             result = StepResult(step.name, "train", str(ckpt.path), 0.0,
@@ -227,32 +285,72 @@ def run(
             options = {k: resolve(v) for k, v in step.options.items() if k not in ("from", "target")}
             source = resolve(step.options["from"])
             suffix = find_exporter(step.options["target"]).suffix
-            exported = export(source, step.options["target"], out=target / f"{Path(source).parent.name}{suffix}", **options)
+            exported = export(source, step.options["target"], out=target / f"{Path(source).parent.name}{suffix}",
+                              force=True, **options)  # a file there is this run's own, from before an interruption
             result = StepResult(step.name, "export", str(exported.path), 0.0, _scalars(exported.report, 4))
         else:
             from snnpipe.pipeline.profile import profile_to_reports
 
             options = {k: resolve(v) for k, v in step.options.items() if k != "from"}
-            summary, path = profile_to_reports(resolve(step.options["from"]), out=target, **options)
+            summary, path = profile_to_reports(resolve(step.options["from"]), out=target, force=True, **options)
             result = StepResult(step.name, "profile", str(path), 0.0, summary)
         result.seconds = time.perf_counter() - started
         results.append(result)
+        done[step.name] = {"result": asdict(result), "files": checksums(target)}
+        _write_state(folder, recipe, done)
         if on_step:
             on_step(result)
     run_result = RunResult(folder, results)
-    (folder / "summary.md").write_text(f"# {recipe.name}\n\n{run_result.table()}\n")
+    with atomic_path(folder / "summary.md") as tmp:
+        tmp.write_text(f"# {recipe.name}\n\n{run_result.table()}\n")
     return run_result
+
+
+#: The record of finished steps in a run folder: the recipe, and per step its result and the
+#: SHA-256 of every file it wrote.
+STATE_NAME = "run.json"
+
+
+def _recipe_record(recipe: Recipe) -> dict[str, Any]:
+    return {"name": recipe.name, "defaults": recipe.defaults,
+            "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
+
+
+def _write_state(folder: Path, recipe: Recipe, done: dict[str, dict]) -> None:
+    with atomic_path(folder / STATE_NAME) as tmp:
+        tmp.write_text(json.dumps({"recipe": _recipe_record(recipe), "steps": done}, indent=1, default=str) + "\n")
+
+
+def _resume_lock(folder: Path) -> FolderLock:
+    if not (folder / STATE_NAME).is_file() and not folder.is_dir():
+        raise RecipeError(f"--resume {folder}: there is no such run folder")
+    lock = lock_folder(folder)
+    if lock is None:
+        raise RecipeError(f"--resume {folder}: another snnpipe command is running there; wait for it to finish")
+    return lock
+
+
+def _finished_steps(folder: Path, recipe: Recipe) -> dict[str, dict]:
+    """The steps of ``folder``'s record whose files are as they were written; refuses a folder of
+    another recipe, and one whose finished outputs were changed since."""
+    path = folder / STATE_NAME
+    if not path.is_file():
+        return {}  # killed during its first step
+    try:
+        state = json.loads(path.read_text())
+        recorded, steps = state["recipe"], dict(state["steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RecipeError(f"{path} is damaged; run the recipe again without --resume") from None
+    if json.loads(json.dumps(_recipe_record(recipe), default=str)) != recorded:
+        raise RecipeError(f"{folder} was made by another recipe (or another version of this one); "
+                          "run it without --resume")
+    for name, record in steps.items():
+        if checksums(folder / name) != record.get("files"):
+            raise RecipeError(f"the files of the finished step {name!r} in {folder} changed since it finished; "
+                              f"remove {folder / name} to redo it, or run the recipe again without --resume")
+    return steps
 
 
 def _scalars(report: dict[str, Any], limit: int) -> dict[str, Any]:
     picked = {k: v for k, v in report.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
     return dict(list(picked.items())[:limit])
-
-
-def _free_folder(base: Path) -> Path:
-    path, n = base, 1
-    while path.exists() and any(path.iterdir()):
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -45,7 +45,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from snnpipe.errors import SnnpipeError, StopRequested
-from snnpipe.files import atomic_path, check_free_space
+from snnpipe.files import FolderLock, atomic_path, check_free_space, claim_free_folder, lock_folder, remove_if_unused
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import activity, set_activity, to_device
 from snnpipe.models.zoo import check_model_arguments, describe_model
@@ -130,21 +130,48 @@ def evaluate(
     return Metrics(loss_sum / n, correct / n, activity / count if count else 0.0)
 
 
-def _run_dir(config: TrainConfig) -> Path:
-    if config.out:
-        base = Path(config.out)
-        if (base / CHECKPOINT_NAME).exists():
+def _claim_run_folder(config: TrainConfig, resumed: Checkpoint | None) -> FolderLock:
+    """The run's folder, locked by this process for the run's life, so that no other snnpipe
+    command writes there meanwhile.
+
+    - ``--resume X`` without ``--out``: X's folder, where X is that run's latest checkpoint (an
+      older step file there would overwrite the later work: it needs ``--out``);
+    - ``--out DIR``: DIR, unless it holds a run or another command is writing to it;
+    - neither: the first free ``runs/<dataset>-<model>-<stage>[-N]``.
+    """
+    if resumed is not None and (not config.out or Path(config.out).resolve() == resumed.path.parent.resolve()):
+        folder = resumed.path.parent
+        latest = folder / CHECKPOINT_NAME
+        if latest.exists() and not os.path.samefile(resumed.path, latest):
             raise SnnpipeError(
-                f"{base} already holds a run; choose another --out, or continue it with "
-                f"--resume {base / CHECKPOINT_NAME}"
+                f"{resumed.path} is not the latest checkpoint of its run ({latest} is later): resuming it there would "
+                "overwrite that work; give --out NEW_FOLDER to continue it there"
             )
-        return base
-    base = Path("runs") / f"{config.dataset}-{config.model}-{config.stage}"
-    path, n = base, 1
-    while path.exists() and any(path.iterdir()):
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
+        return _lock(folder)
+    if config.out:
+        folder = Path(config.out)
+        lock = _lock(folder)
+        if (folder / CHECKPOINT_NAME).exists():
+            lock.release()
+            raise SnnpipeError(
+                f"{folder} already holds a run; choose another --out, or continue it with "
+                f"--resume {folder / CHECKPOINT_NAME}"
+            )
+        return lock
+    try:
+        return claim_free_folder(Path("runs") / f"{config.dataset}-{config.model}-{config.stage}")
+    except OSError as err:
+        raise SnnpipeError(f"cannot create a run folder in runs/ ({err.strerror}); choose a writable --out") from None
+
+
+def _lock(folder: Path) -> FolderLock:
+    try:
+        lock = lock_folder(folder)
+    except OSError as err:
+        raise SnnpipeError(f"cannot write to the run folder {folder} ({err.strerror}); choose a writable --out") from None
+    if lock is None:
+        raise SnnpipeError(f"another snnpipe command is writing to {folder}; wait for it to finish, or choose another --out")
+    return lock
 
 
 def _check_writable(folder: Path) -> None:
@@ -178,7 +205,7 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
         raise CheckpointError(f"{config.resume} holds no training state to resume (it was exported or imported)")
     saved = TrainConfig.from_dict(ckpt.training["config"])
     # Only the length of the run may change on resume; everything else is the saved run's.
-    return replace(saved, epochs=config.epochs or saved.epochs, resume=config.resume), ckpt
+    return replace(saved, epochs=config.epochs or saved.epochs, resume=config.resume, out=config.out), ckpt
 
 
 def _initial_weights(model: SpikingModel, config: TrainConfig) -> list[dict]:
@@ -234,10 +261,13 @@ def train(
         config = replace(config, timesteps=1, encoding="direct")
     device = resolve_device(config.device)
     world = distributed.setup(device)
+    run = None
     try:
         run = _Run(config, stage_cls, dataset, resumed, distributed.local_device(device, world), world)
         return run.fit(progress, on_epoch)
     finally:
+        if run is not None and run.lock is not None:
+            run.lock.release()
         distributed.teardown(world)
 
 
@@ -298,24 +328,23 @@ class _Run:
         self.summary: dict | None = None
         if resumed is not None:
             self._restore(resumed)
-            self.run_dir = resumed.path.parent
-            if world.is_main:
-                self._rewrite_metrics()
-        else:
-            self.run_dir = _run_dir(config)
-        distributed.barrier(world)  # every rank has looked before rank 0 creates the folder
+        self.lock: FolderLock | None = None
         if world.is_main:
             # a checkpoint: the weights, the stage's modules and the optimizer's state (Adam: 2 per
             # weight), twice while checkpoint.pt is replaced, plus a step file
             weights = sum(t.numel() * t.element_size() for t in self.stage.state_dict().values())
-            existed = self.run_dir.exists()
-            _check_writable(self.run_dir)
+            self.lock = _claim_run_folder(config, resumed)
             try:
-                check_free_space(self.run_dir, 4 * (3 * weights + (1 << 20)), "this run's checkpoints")
+                _check_writable(self.lock.folder)
+                check_free_space(self.lock.folder, 4 * (3 * weights + (1 << 20)), "this run's checkpoints")
             except SnnpipeError:
-                if not existed:
-                    self.run_dir.rmdir()
+                self.lock.release()
+                remove_if_unused(self.lock.folder)
                 raise
+            if resumed is not None:
+                self._rewrite_metrics(self.lock.folder)
+        # the other ranks write nothing, but name the checkpoint they return after rank 0's folder
+        self.run_dir = Path(distributed.broadcast(str(self.lock.folder) if self.lock else None, world))
         self.stop_signal: int | None = None
 
     # -- the loop --------------------------------------------------------------------------
@@ -348,7 +377,10 @@ class _Run:
                     self._log(record)
                     if on_epoch:
                         on_epoch(record)
-        return ckpt if ckpt is not None else self._checkpoint()  # resuming a finished run
+        if ckpt is None:  # resuming a finished run
+            ckpt = self._checkpoint()
+            ckpt.path = self.run_dir / CHECKPOINT_NAME
+        return ckpt
 
     def _train_epoch(self, progress: bool) -> Metrics:
         config, stage, model = self.config, self.stage, self.model
@@ -402,10 +434,10 @@ class _Run:
         loss_sum, correct, seen = distributed.all_reduce_sum(self.sums, self.world)
         return Metrics(loss_sum / seen, correct / seen, firing_rate(model))
 
-    def _rewrite_metrics(self) -> None:
+    def _rewrite_metrics(self, folder: Path) -> None:
         """On resume: metrics.jsonl holds exactly the checkpoint's epochs, one line each (a crash
         after a line and before its checkpoint would otherwise leave that epoch twice)."""
-        path = self.run_dir / METRICS_NAME
+        path = folder / METRICS_NAME
         try:
             with atomic_path(path) as tmp:
                 tmp.write_text("".join(json.dumps(record) + "\n" for record in self.epoch_records))
