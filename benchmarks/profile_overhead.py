@@ -53,7 +53,7 @@ def main() -> None:
 
     from snnpipe.models import MODELS, create_model
     from snnpipe.pipeline.encoding import encode
-    from snnpipe.pipeline.profile import profile_model
+    from snnpipe.pipeline.profile import profile_module
     from snnpipe.pipeline.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
@@ -76,7 +76,7 @@ def main() -> None:
                     model(x).mean(0)
 
         def profiled() -> None:
-            profile_model(model, batches, args.timesteps)
+            profile_module(model, batches, args.timesteps)
 
         plain(), profiled()  # warm up: allocator, fan-out caches of the first call
         times: dict[str, list[float]] = {"plain": [], "profiled": []}
