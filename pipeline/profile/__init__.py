@@ -13,16 +13,28 @@ One job per module, imports only downward (schema <- counting, metrics, framewor
 - `hooks`: the `Recorder`, which sees the model's calls and checks the contract.
 - `stage`: `profile_module`, `profile_checkpoint` (and `profile`, which picks one).
 - `gate`: the firing-rate gate.
+
+The schema's names import at once; the others on first use (PEP 562), so that reading a profile
+(``report.py``, the gate) never imports the counting stage and torch's hooks.
 """
 
-from snnpipe.pipeline.profile.gate import GateResult, firing_rate_gate, parse_fraction, read_profile
-from snnpipe.pipeline.profile.schema import (
-    SCHEMA, NeuronProfile, Profile, ProfileError, SynapseProfile, Totals,
-)
-from snnpipe.pipeline.profile.stage import profile, profile_checkpoint, profile_module, profile_to_reports
+from __future__ import annotations
 
-__all__ = [
-    "SCHEMA", "GateResult", "NeuronProfile", "Profile", "ProfileError", "SynapseProfile", "Totals",
-    "firing_rate_gate", "parse_fraction", "profile", "profile_checkpoint", "profile_module", "profile_to_reports",
-    "read_profile",
-]
+import importlib
+from typing import Any
+
+from snnpipe.pipeline.profile.schema import SCHEMA, NeuronProfile, Profile, ProfileError, SynapseProfile, Totals
+
+#: public name -> the module that defines it
+_LAZY = {
+    "GateResult": "gate", "firing_rate_gate": "gate", "parse_fraction": "gate", "read_profile": "gate",
+    "profile": "stage", "profile_checkpoint": "stage", "profile_module": "stage", "profile_to_reports": "stage",
+}
+
+__all__ = ["SCHEMA", "NeuronProfile", "Profile", "ProfileError", "SynapseProfile", "Totals", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
