@@ -127,17 +127,18 @@ class SpikeSource:
 
     def reduce(self, rows: Tensor) -> "SpikeSource":
         """These sums for ``rows``, a view of the tensor with the batch first: from this source when
-        both are contiguous with the same first dimension (they split the memory alike), else anew."""
-        if not (rows.shape[0] == self.tensor.shape[0] and rows.is_contiguous() and self.tensor.is_contiguous()):
-            return SpikeSource(rows, self.divisor, self.may_exceed_one).reduce(rows)
-        if self.sums is None:
+        both are contiguous with the same first dimension (they split the memory alike), else from a
+        new source of the rows alone (a step of a batch-major sequence is not contiguous)."""
+        same = rows.shape[0] == self.tensor.shape[0] and rows.is_contiguous() and self.tensor.is_contiguous()
+        source = self if same else SpikeSource(rows, self.divisor, self.may_exceed_one)
+        if source.sums is None:
             # a float sum of 0/1 counts them many times faster than count_nonzero; events are
             # >= 0, so their signs count the nonzero ones
-            self.sums = self.tensor.sum(0).flatten()
-            if self.divisor is not None:
-                self.nonzero = self.tensor.sign().sum(0).flatten()
-                self.peak = self.tensor.amax() if self.may_exceed_one else None
-        return self
+            source.sums = source.tensor.sum(0).flatten()
+            if source.divisor is not None:
+                source.nonzero = source.tensor.sign().sum(0).flatten()
+                source.peak = source.tensor.amax() if source.may_exceed_one else None
+        return source
 
 
 # --- one synaptic layer -----------------------------------------------------------------------------
