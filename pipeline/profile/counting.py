@@ -27,13 +27,14 @@ input and W its weight:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from snnpipe.registry import register_into
 
 
 def is_binary(x: Tensor) -> Tensor:
@@ -66,10 +67,7 @@ SYNAPTIC_OPS: dict[Callable, SynapticOp] = {}
 
 def register_synaptic_op(op: SynapticOp) -> SynapticOp:
     """Add a function to count; refuses one already registered."""
-    if op.function in SYNAPTIC_OPS:
-        raise ValueError(f"synaptic op {op.name} is already registered")
-    SYNAPTIC_OPS[op.function] = op
-    return op
+    return register_into(SYNAPTIC_OPS, op.function, "synaptic op")(op)
 
 
 register_synaptic_op(SynapticOp("linear", F.linear, 1))
@@ -306,12 +304,3 @@ def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device
     # an integer (a window's size or an override) up to the rounding of the two divisions
     return (_pool_window_sizes(module, ones) / module.forward(ones))[0].round().to(device)  # forward: no hooks
 
-
-def spatial_dims(module: nn.Module) -> int:
-    """How many spatial dimensions a pooling module pools (1, 2 or 3)."""
-    return int(type(module).__name__[-2])
-
-
-def per_sample(shape: tuple[int, ...], feature_dims: int) -> int:
-    """Elements of one sample of a tensor whose last ``feature_dims`` dimensions are one sample."""
-    return math.prod(shape[len(shape) - feature_dims:])

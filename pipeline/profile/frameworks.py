@@ -26,6 +26,7 @@ from typing import Any, Callable
 from torch import Tensor, nn
 
 from snnpipe.models.neurons import CubaLIF, ReLU
+from snnpipe.registry import register_into
 
 
 def _first(output: Any) -> Tensor:
@@ -67,10 +68,7 @@ FRAMEWORKS: dict[str, NeuronFramework] = {}
 
 def register_framework(framework: NeuronFramework) -> NeuronFramework:
     """Add a framework's neuron layers; refuses a name already registered."""
-    if framework.name in FRAMEWORKS:
-        raise ValueError(f"neuron framework {framework.name!r} is already registered")
-    FRAMEWORKS[framework.name] = framework
-    return framework
+    return register_into(FRAMEWORKS, framework.name, "neuron framework")(framework)
 
 
 def framework_of(module: nn.Module) -> NeuronFramework | None:

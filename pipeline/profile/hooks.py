@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.counting import (
     POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, pool_divisor, split_args,
 )
-from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.frameworks import NeuronFramework, neuron_layers
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
 from snnpipe.pipeline.profile.schema import ProfileError
