@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.energy import EnergyTarget
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 
 FILES = ("profile.json", "profile.md", "profile.png", "profile.html")
@@ -184,8 +185,9 @@ def plot(p: Profile, path: Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
     ax = axes[0][1]
-    series = [("SNN ACs", "tab:orange", [layer.acs * p.target["ac_pj"] * 1e-6 for layer in synapses]),
-              ("SNN MACs", "tab:red", [layer.macs * p.target["mac_pj"] * 1e-6 for layer in synapses])]
+    target = EnergyTarget.from_dict(p.target)  # its equations: the AC and the MAC share of each layer
+    series = [("SNN ACs", "tab:orange", [target.synaptic_pj(layer.acs, 0.0) * 1e-6 for layer in synapses]),
+              ("SNN MACs", "tab:red", [target.synaptic_pj(0.0, layer.macs) * 1e-6 for layer in synapses])]
     if twin:
         series.append(("ANN twin MACs", "tab:gray", [twin[layer.name].energy_pj * 1e-6 if layer.name in twin else 0.0
                                                      for layer in synapses]))
