@@ -230,3 +230,35 @@ def test_a_squeezed_layer_on_part_of_the_sequence_is_one_error():
     x = torch.ones(3, 2, 4)  # (T=3, B=2): 6 rows; the loop feeds 4 of them
     with pytest.raises(ProfileError, match=r"^layer 0 ran on 4 rows in a batch of B=2 samples and T=3 steps"):
         profile_module(net, x, run=lambda m, x: m(x.flatten(0, 1)[:4]))
+
+
+# --- a framework of your own ------------------------------------------------------------------------
+
+class _Heaviside(nn.Module):
+    """A neuron without state: a spike wherever the input exceeds 0.5."""
+
+    def forward(self, x):
+        return (x > 0.5).float()
+
+
+def test_a_new_framework_is_one_entry():
+    from snnpipe.pipeline.profile.frameworks import FRAMEWORKS, NeuronFramework, register_framework
+
+    net = nn.Sequential(nn.Linear(2, 2, bias=False), _Heaviside(), nn.Linear(2, 3, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2))
+        net[2].weight.fill_(1.0)
+    x = torch.tensor([[[1.0, 0.0]], [[1.0, 1.0]]])  # spikes pass fc1 unchanged: t1 1 spike, t2 2
+    run = lambda m, x: torch.stack([m(x_t) for x_t in x]).mean(0)  # noqa: E731
+    unknown = profile_module(net, x, run=run)
+    assert not unknown.spiking and [layer.name for layer in unknown.layers] == ["0", "2"]  # an ANN: MACs
+    entry = NeuronFramework("heaviside-test", __name__, ("_Heaviside",), state_variables=lambda m, o: 0)
+    register_framework(entry)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_framework(entry)
+        p = profile_module(net, x, run=run)
+        # every spike reaches the 3 outputs of fc2: t1 1 x 3, t2 2 x 3
+        assert p.spiking and p.layer("1").spikes == 3.0 and p.layer("2").acs_per_step == [3.0, 6.0]
+    finally:
+        del FRAMEWORKS["heaviside-test"]

@@ -35,10 +35,18 @@ def _first(output: Any) -> Tensor:
 
 @dataclass(frozen=True)
 class NeuronFramework:
-    """One framework's neuron layers (module docstring)."""
+    """One framework's neuron layers (the module docstring describes the readers).
+
+    Attributes:
+        name: the entry's name in `FRAMEWORKS`.
+        package: the module holding the classes; the entry matches nothing until it is imported.
+        class_names: the neuron classes in it (names this version of the framework lacks are skipped).
+        spiking: its layers emit spikes (False: the ANN twin's activations).
+        accepts: a further test of a matching module (Sinabs: it has a spike function).
+    """
 
     name: str
-    package: str  # where the classes live; the entry is skipped when it is not installed
+    package: str
     class_names: tuple[str, ...]
     spiking: bool = True
     layout: Callable[[nn.Module], str | None] = lambda module: None
@@ -55,7 +63,8 @@ class NeuronFramework:
             if self.package.split(".")[0] not in sys.modules:
                 return ()
             package = importlib.import_module(self.package)
-            self._classes.append(tuple(getattr(package, name) for name in self.class_names))
+            found = (getattr(package, name, None) for name in self.class_names)
+            self._classes.append(tuple(cls for cls in found if isinstance(cls, type)))
         return self._classes[0]
 
     def matches(self, module: nn.Module) -> bool:
