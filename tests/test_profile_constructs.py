@@ -82,12 +82,16 @@ def test_one_call_on_the_whole_sequence_is_split_into_its_steps_even_when_t_equa
         currents = net.fc(x.flatten(0, 1)).unflatten(0, x.shape[:2])  # (T*B, 2) at once, time-major
         return torch.stack([net.lif(c) for c in currents]).mean(0)
 
+    def halves(net, x):  # the sequence in two parts of one step each: (1, B, 2), (1, B, 2)
+        currents = torch.cat([net.fc(x[:1]), net.fc(x[1:])])
+        return torch.stack([net.lif(c) for c in currents]).mean(0)
+
     def stepwise(net, x):
         return torch.stack([net.lif(net.fc(x_t)) for x_t in x]).mean(0)
 
     x = torch.tensor([[[1.0, 0.0], [1.0, 1.0]], [[0.0, 0.0], [1.0, 0.0]]])  # (T=2, B=2, 2)
     # per sample: t1 spikes 1 + 2 = 3 x fan-out 2 / B = 3 ACs; t2 1 spike x 2 / 2 = 1 (not x T: 8)
-    for run in (whole, flat, stepwise):
+    for run in (whole, flat, halves, stepwise):
         fc = profile_module(_Sequence(), x, run=run).layer("fc")
         assert (fc.acs_per_step, fc.macs) == ([3.0, 1.0], 0.0), run.__name__
 

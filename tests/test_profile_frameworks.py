@@ -227,9 +227,11 @@ def test_sinabs_integer_spike_counts_are_events_by_hand():
 def test_a_squeezed_layer_on_part_of_the_sequence_is_one_error():
     sl = pytest.importorskip("sinabs.layers")
     net = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=2))
-    x = torch.ones(3, 2, 4)  # (T=3, B=2): 6 rows; the loop feeds 4 of them
-    with pytest.raises(ProfileError, match=r"^layer 0 ran on 4 rows in a batch of B=2 samples and T=3 steps"):
-        profile_module(net, x, run=lambda m, x: m(x.flatten(0, 1)[:4]))
+    x = torch.ones(3, 2, 4)  # (T=3, B=2): 6 rows
+    with pytest.raises(ProfileError, match=r"^layer 0 ran 1 times \(2 steps\) in a batch of T=3 steps"):
+        profile_module(net, x, run=lambda m, x: m(x.flatten(0, 1)[:4]))  # 2 of the 3 steps
+    with pytest.raises(ProfileError, match=r"^layer 0 ran on 5 rows in a batch of B=2 samples and T=3 steps"):
+        profile_module(net, x, run=lambda m, x: m(x.flatten(0, 1)[:5]))  # not whole steps
 
 
 # --- a framework of your own ------------------------------------------------------------------------

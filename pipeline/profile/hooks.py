@@ -14,7 +14,7 @@ A module that holds weights (a parameter with two dimensions above 1) and runs w
 falls through uncounted.
 
 Calls per batch (T steps, B samples; "rows" are the input's leading dimensions, batch and time):
-a synaptic layer runs once per step on B rows, or on whole sequences of T x B rows, or exactly once
+a synaptic layer runs once per step on B rows, or on k steps at once (k x B rows), or exactly once
 on B rows: before the first neuron step that is a static input (the zoo's stem under direct
 encoding), counted at every step; after the last neuron step it is a readout of the time loop,
 counted once (at the last step). A neuron layer covers T steps in all. Anything else is a
@@ -190,15 +190,14 @@ class Recorder:
         return hook
 
     def _steps(self, name: str, rows: int, what: str) -> int:
-        """Timesteps in a call of ``rows`` rows: 1 (B rows) or T (T x B rows); else an error."""
+        """Timesteps in a call of ``rows`` rows: k for k x B rows, 1 <= k <= T (one step, a part of
+        the sequence, all of it); else an error."""
         B, T = self.batch_size, self.timesteps
-        if rows == B:
-            return 1
-        if rows == T * B:
-            return T
+        if B and rows % B == 0 and 1 <= rows // B <= T:
+            return rows // B
         raise ProfileError(
             f"{what} {name} ran on {rows} rows in a batch of B={B} samples and T={T} steps; call it on one step "
-            "(B, ...) or on the whole sequence (T, B, ...): see the contract in snnpipe.pipeline.profile")
+            "(B, ...) or on steps of the sequence (T, B, ...): see the contract in snnpipe.pipeline.profile")
 
     # --- synaptic ops and pooling --------------------------------------------------------------------
 

@@ -11,9 +11,9 @@ two by its argument).
   (a zoo model or any module that takes (T, B, ...) and returns (T, B, classes)).
 - Within one batch every synaptic layer (``nn.Linear``, ``nn.Conv*d``, ``nn.ConvTranspose*d``, or
   ``F.linear``, ``F.conv*d``, ``F.conv_transpose*d`` in your code) runs once per timestep on that
-  step's (B, ...) input (B = 1 may drop the batch axis), or once on the whole (T, B, ...) sequence
-  (or its (T*B, ...) flattening), or exactly once on (B, ...): before the time loop that is a
-  static input, counted at every step; after it, a readout, counted once.
+  step's (B, ...) input (B = 1 may drop the batch axis), or on steps of the sequence at once (all
+  of (T, B, ...), its (T*B, ...) flattening, or parts of it), or exactly once on (B, ...): before the
+  time loop that is a static input, counted at every step; after it, a readout, counted once.
 - Neuron layers (`frameworks`: snnpipe, snnTorch, SpikingJelly single- and multi-step, Norse cells
   and sequences, Sinabs) cover the T steps one call per step or in one call. Reset their state
   inside ``run``.
