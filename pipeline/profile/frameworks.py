@@ -118,7 +118,8 @@ register_framework(NeuronFramework(
     layout=lambda m: "time" if getattr(m, "step_mode", "s") == "m" else None))
 
 # Norse: cells take one step and return (z, state); the sequence modules take (T, B, ...); the
-# state is a named tuple (LIFFeedForwardState(v, i): 2). Leaky integrators (LI*) do not spike.
+# state is a named tuple (LIFFeedForwardState(v, i): 2; a recurrent cell's LIFState(z, v, i) holds its
+# last spikes too, not a state variable). Leaky integrators (LI*) do not spike.
 _NORSE_SEQUENCES = ("LIF", "LIFBox", "LIFAdEx", "LIFEx", "IAF", "Izhikevich", "LIFRecurrent", "LIFAdExRecurrent",
                     "LIFExRecurrent", "IzhikevichRecurrent", "LIFRefracRecurrent")
 register_framework(NeuronFramework(
@@ -127,7 +128,7 @@ register_framework(NeuronFramework(
      "CobaLIFCell", "LIFRecurrentCell", "LIFAdExRecurrentCell", "LIFExRecurrentCell", "IzhikevichRecurrentCell",
      "LIFRefracRecurrentCell", *(n for n in _NORSE_SEQUENCES if n != "LIFBox")),
     layout=lambda m: "time" if type(m).__name__ in _NORSE_SEQUENCES else None,
-    state_variables=lambda m, o: len(o[1]) if isinstance(o, tuple) and isinstance(o[1], tuple) else 1))
+    state_variables=lambda m, o: len([f for f in getattr(o[1], "_fields", ()) if f != "z"]) if isinstance(o, tuple) else 1))
 
 # Sinabs: every layer takes the whole sequence, (B, T, ...), or (B*T, ...) for the *Squeeze layers;
 # v_mem (and i_syn with a synaptic time constant); MultiSpike (the default) emits integer counts
