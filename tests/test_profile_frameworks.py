@@ -172,6 +172,32 @@ def test_norse_cells_and_sequences_equal_a_replay_of_their_spikes():
     assert box.layer("lif1").state_size == 8  # LIFBoxFeedForwardState(v)
 
 
+def test_a_norse_recurrent_cell_counts_its_input_and_recurrent_weights():
+    norse = pytest.importorskip("norse.torch")
+    torch.manual_seed(0)
+    cell = norse.LIFRecurrentCell(4, 3)
+    with torch.no_grad():
+        cell.input_weights.mul_(40)
+        cell.recurrent_weights.mul_(40)
+    # every input reaches the 3 neurons; without autapses (Norse's default) a neuron reaches the 2 others
+    assert bool((cell.input_weights != 0).all()) and (cell.recurrent_weights != 0).sum(0).tolist() == [2, 2, 2]
+
+    def run(model, x):
+        state, out = None, []
+        for x_t in x:
+            z, state = model(x_t, state)
+            out.append(z)
+        return torch.stack(out).mean(0)
+
+    x = torch.rand(10, 2, 4).lt(0.5).float()
+    p = profile_module(cell, x, run=run)
+    # input spikes x 3 per sample; every spike of step t-1 reaches the 2 other neurons at step t
+    assert p.layer("input_weights").acs == 3 * float(x.sum()) / 2
+    spikes = [rate * 3 for rate in p.layer("LIFRecurrentCell").rate_per_step]
+    assert p.layer("recurrent_weights").acs_per_step == pytest.approx([0.0] + [2 * s for s in spikes[:-1]])
+    assert sum(spikes) > 0 and p.layer("LIFRecurrentCell").state_size == 3 * 2  # v and i
+
+
 # --- Sinabs -----------------------------------------------------------------------------------------
 
 def test_sinabs_squeezed_conv_net_equals_a_replay_of_its_spikes():
