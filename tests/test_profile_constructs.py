@@ -250,3 +250,30 @@ def test_weights_the_profiler_does_not_count_are_one_error(model, run, message):
     with pytest.raises(ProfileError) as err:
         profile_module(model, torch.ones(2, 2, 2), run=run)
     assert _one_line(err).startswith(message)
+
+
+class _TwoPools(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(1, 2, 3, padding=1)
+        self.l1, self.l2 = CubaLIF(NeuronParams(threshold=0.1)), CubaLIF(NeuronParams(threshold=0.1))
+        self.f1, self.f2 = nn.Linear(2 * 4 * 4, 3), nn.Linear(2 * 4 * 4, 3)
+
+    def forward(self, x):  # both poolings run before either result is read
+        a, b = F.avg_pool2d(self.l1(self.c1(x)), 2), F.avg_pool2d(self.l2(self.c2(x)), 2)
+        return self.f1(a.flatten(1)) + self.f2(b.flatten(1))
+
+
+def test_two_functional_poolings_in_one_forward_pass_both_fold():
+    # oracle: the recorded spikes, sum-pooled (spikes per window), through 0/1 weights
+    torch.manual_seed(0)
+    net, spikes = _TwoPools(), {"l1": [], "l2": []}
+    hooks = [getattr(net, n).register_forward_hook(lambda m, i, o, n=n: spikes[n].append(o)) for n in spikes]
+    x = torch.rand(3, 2, 1, 8, 8).lt(0.5).float()
+    p = profile_module(net, x, run=lambda m, x: torch.stack([m(x_t) for x_t in x]).mean(0))
+    for h in hooks:
+        h.remove()
+    for fc, lif in (("f1", "l1"), ("f2", "l2")):
+        weight = (getattr(net, fc).weight != 0).float()
+        events = sum(float(F.linear(F.avg_pool2d(s, 2, divisor_override=1).flatten(1), weight).sum()) for s in spikes[lif])
+        assert p.layer(fc).acs == pytest.approx(events / 2) and events > 0 and p.layer(fc).macs == 0

@@ -233,12 +233,15 @@ class Recorder:
     def pool(self, func, args: tuple, kwargs: dict, out: Tensor) -> None:
         """Average pooling of spikes (or spike counts): its output becomes an event source."""
         (x,), rest, extra = split_args(args, kwargs, ("input",))
-        key = (self.stack[-1][0] if self.stack else "", func.__name__)
+        x = x.detach()
+        source = self._source(x)
+        # one key per pooling: what it pools (a neuron layer's spikes, or else a shape) where it runs, so
+        # that two poolings in one forward pass, or in your loop, do not take each other's place
+        pooled = next((k for k, s in self.spike_sources.items() if s is source), tuple(x.shape)) if source else tuple(x.shape)
+        key = (self.stack[-1][0] if self.stack else "", func.__name__, pooled)
         self.spike_sources.pop(key, None)
         if self.ann:  # before the value test: the ANN twin's pooling is never spikes
             return
-        x = x.detach()
-        source = self._source(x)
         counts = source is not None and source.divisor is not None and source.divisor.dim() == 0
         if not (source is not None and (source.divisor is None or counts) or bool(((x == 0) | (x == 1)).all())):
             return
