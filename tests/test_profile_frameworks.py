@@ -237,7 +237,8 @@ def test_sinabs_integer_spike_counts_are_events_by_hand():
     # IAF (threshold 1, MultiSpike, subtract): t1 v = [2.5, 0.5] -> 2 and 0 spikes, v = [0.5, 0.5]; t2 none
     # fc2 (2 -> 3, all ones): every spike reaches 3 outputs: 2 events x 3 = 6 ACs at t1, no MAC.
     # NeuroBench sees the value 2, not a spike: 1 nonzero input x fan-out 3 = 3 Effective_MACs.
-    # spikes 2 per inference over 2 neurons x 2 steps: firing rate 0.5
+    # spikes 2 per inference over 2 neurons x 2 steps: firing rate 0.5; one neuron update of the 4 is
+    # active (emits anything): activation sparsity 1 - 1/4
     net = nn.Sequential(nn.Linear(1, 2, bias=False), sl.IAF(), nn.Linear(2, 3, bias=False))
     with torch.no_grad():
         net[0].weight.copy_(torch.tensor([[2.5], [0.5]]))
@@ -248,6 +249,7 @@ def test_sinabs_integer_spike_counts_are_events_by_hand():
     assert p.layer("2").acs_per_step == [6.0, 0.0] and p.layer("2").macs == 0.0
     assert (p.layer("2").effective_macs, p.layer("2").effective_acs) == (3.0, 0.0)
     assert (p.layer("1").spikes, p.layer("1").firing_rate, p.layer("1").neurons) == (2.0, 0.5, 2)
+    assert (p.layer("1").active_updates, p.totals.activation_sparsity) == (1.0, 0.75)
 
 
 def test_a_squeezed_layer_on_part_of_the_sequence_is_one_error():

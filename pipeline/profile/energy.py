@@ -21,11 +21,11 @@ from snnpipe.pipeline.profile.schema import LayerProfile, NeuronProfile, Profile
 
 class ActivationSparsity:
     """Stateless: NeuroBench's activation sparsity, 1 - nonzero outputs / all outputs of all neuron
-    layers over all timesteps."""
+    layers over all timesteps (nonzero outputs: the active updates)."""
 
     def __call__(self, neurons: list[NeuronProfile]) -> float:
         total = sum(layer.neuron_updates for layer in neurons)
-        return 1.0 - sum(layer.spikes for layer in neurons) / total if total else 0.0
+        return 1.0 - sum(layer.active_updates for layer in neurons) / total if total else 0.0
 
 
 class DataMovement:

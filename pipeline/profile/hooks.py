@@ -146,7 +146,7 @@ class Recorder:
         self.batch_size = batch_size
         self.tick = 0  # the order of counted calls within the batch
         self.staged_synapses: dict[str, list[tuple[int, int, list[SynapticCall]]]] = {}
-        self.staged_neurons: dict[str, list[tuple[int, int, list[Tensor], int, int]]] = {}
+        self.staged_neurons: dict[str, list[tuple[int, int, list[Tensor], list[Tensor], int, int]]] = {}
         # layer -> its latest output, when that is spikes. Holding the tensor keeps its memory from
         # being reused, so a data pointer that matches (and an unchanged version) is that tensor or a
         # view of it (a Flatten), and the check of its values can be skipped.
@@ -281,13 +281,15 @@ class Recorder:
                 spikes = framework.spikes(output).detach()
                 steps = self._steps(name, self._neuron_rows(spikes, layout), "neuron layer") if layout else 1
                 counts = self._spike_counts(module, spikes, steps, layout, kind)
+                # active neurons: nonzero outputs, fewer than the spikes where a neuron emits several
+                active = self._spike_counts(module, spikes, steps, layout, "values") if kind == "counts" else counts
                 if kind == "spikes":
                     self.spike_sources[name] = SpikeSource(spikes)
                 elif kind == "counts":  # integer spike counts: events, divisor 1
                     self.spike_sources[name] = SpikeSource(spikes, torch.ones((), dtype=torch.float64), True)
                 per_sample = spikes.numel() // max(steps * self.batch_size, 1)
                 self.staged_neurons.setdefault(name, []).append(
-                    (tick, steps, counts, per_sample, framework.state_variables(module, output)))
+                    (tick, steps, counts, active, per_sample, framework.state_variables(module, output)))
 
         return hook
 
@@ -349,8 +351,9 @@ class Recorder:
                     "once per timestep (or once on the whole sequence) and reset its state for each batch: see the "
                     "contract in snnpipe.pipeline.profile")
             counts = torch.stack([c for _, _, step_counts, *_ in calls for c in step_counts]).tolist()
-            _, _, _, per_sample, states = calls[-1]
-            self.activity.update(name, counts, per_sample, per_sample * states)
+            active = torch.stack([c for _, _, _, step_active, *_ in calls for c in step_active]).tolist()
+            *_, per_sample, states = calls[-1]
+            self.activity.update(name, counts, per_sample, per_sample * states, active)
         self.start_batch(0)
 
     def close(self) -> None:

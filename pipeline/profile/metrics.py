@@ -29,7 +29,8 @@ class SynapticOperations:
 
 
 class NeuronActivity:
-    """Accumulating: per neuron layer, nonzero outputs per timestep; its size and state size."""
+    """Accumulating: per neuron layer and timestep, its spikes and its active neurons (nonzero outputs:
+    the same but for integer spike counts); its size and state size."""
 
     def __init__(self, timesteps: int) -> None:
         self.timesteps = timesteps
@@ -37,14 +38,17 @@ class NeuronActivity:
 
     def reset(self) -> None:
         self.spikes: dict[str, list[float]] = {}
+        self.active: dict[str, list[float]] = {}
         self.sizes: dict[str, tuple[int, int]] = {}
 
-    def update(self, name: str, per_step: list[float], neurons: int, state_size: int) -> None:
-        sums = self.spikes.setdefault(name, [0.0] * self.timesteps)
-        for step, count in enumerate(per_step):
-            sums[step] += count
+    def update(self, name: str, per_step: list[float], neurons: int, state_size: int,
+               active: list[float] | None = None) -> None:
+        for table, values in ((self.spikes, per_step), (self.active, per_step if active is None else active)):
+            sums = table.setdefault(name, [0.0] * self.timesteps)
+            for step, count in enumerate(values):
+                sums[step] += count
         self.sizes[name] = (neurons, state_size)
 
     def compute(self) -> dict[str, dict[str, Any]]:
-        return {name: {"spikes": spikes, "neurons": self.sizes[name][0], "state_size": self.sizes[name][1]}
-                for name, spikes in self.spikes.items()}
+        return {name: {"spikes": spikes, "active": self.active[name], "neurons": self.sizes[name][0],
+                       "state_size": self.sizes[name][1]} for name, spikes in self.spikes.items()}

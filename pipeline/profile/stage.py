@@ -289,8 +289,9 @@ def _reduce(recorder: Recorder, world) -> None:
         sums = recorder.synops.sums[name]
         for key in SynapticCounts.FIELDS:
             sums[key] = distributed.all_reduce_sum(sums[key], world)
-    for name in sorted(recorder.activity.spikes):
-        recorder.activity.spikes[name] = distributed.all_reduce_sum(recorder.activity.spikes[name], world)
+    for table in (recorder.activity.spikes, recorder.activity.active):
+        for name in sorted(table):
+            table[name] = distributed.all_reduce_sum(table[name], world)
 
 
 def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, samples: int, target: EnergyTarget,
@@ -308,13 +309,13 @@ def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, samples: in
         elif name in activity:
             a = activity[name]
             per_step = [v / samples for v in a["spikes"]]
-            neurons, spikes = a["neurons"], sum(per_step)
+            neurons, spikes, active = a["neurons"], sum(per_step), sum(a["active"]) / samples
             updates = float(neurons * timesteps)
             layer = NeuronProfile(
                 name, module, neurons=neurons, state_size=a["state_size"], spikes=spikes,
                 firing_rate=spikes / updates if updates else 0.0,
                 rate_per_step=[v / neurons if neurons else 0.0 for v in per_step],
-                neuron_updates=updates, active_updates=spikes)
+                neuron_updates=updates, active_updates=active)
         else:
             continue
         layer.energy_pj = energy(layer)
