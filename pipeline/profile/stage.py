@@ -260,7 +260,7 @@ def _count(
         _reduce(recorder, world)
     if samples == 0:
         raise ProfileError("no samples to profile")
-    if not recorder.counters:
+    if not recorder.synops.sums:  # after the reduction: a rank that ran no batch knows the others' layers
         raise ProfileError(f"{type(model).__name__} ran no layer to count (linear, conv or transposed conv)")
     accuracy = correct / labelled if labelled else None
     return _summarize(recorder, model, timesteps + _delay_steps(model, spiking), samples, energy, spiking, accuracy)
