@@ -4,7 +4,7 @@
 
 For each encoding (``rate``: 0/1 spikes into every layer; ``direct``: the analog image into the
 first layer, which the zoo computes once per batch), the plain path runs ``model(x).mean(0)`` under
-``torch.no_grad``, the profiled path ``profile_model`` on the same batches (counting hooks, the
+``torch.no_grad``, the profiled path ``profile_module`` on the same batches (counting hooks, the
 checks of the contract, the per-layer summary). They run in back-to-back pairs, ``--repeats``
 pairs, each first in half of them; the ratio is the median over the pairs of profiled / plain
 (the medians of each are printed too). Target: profiled <= 1.15 x plain. The data are the first ``--samples``
@@ -53,7 +53,7 @@ def main() -> None:
 
     from snnpipe.models import MODELS, create_model
     from snnpipe.pipeline.encoding import encode
-    from snnpipe.pipeline.profile import profile_model
+    from snnpipe.pipeline.profile import profile_module
     from snnpipe.pipeline.runtime import tune_cpu_allocator
 
     tune_cpu_allocator()
@@ -76,7 +76,7 @@ def main() -> None:
                     model(x).mean(0)
 
         def profiled() -> None:
-            profile_model(model, batches, args.timesteps)
+            profile_module(model, batches, args.timesteps)
 
         plain(), profiled()  # warm up: allocator, fan-out caches of the first call
         times: dict[str, list[float]] = {"plain": [], "profiled": []}

@@ -83,7 +83,7 @@ def _energy_uj(ckpt, samples: int) -> float | None:
     except ImportError:
         return None
     result = profile(ckpt, samples=samples, target="cmos45nm")
-    return result.energy_per_inference_uj
+    return result.totals.compute_energy_uj
 
 
 def _write(results: list[dict], teacher, args) -> None:

@@ -401,16 +401,16 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
             raise SnnpipeError(f"cannot write the baseline {baseline} ({err.strerror or err})") from None
     t = result.totals
     if as_json:
-        summary = {"report": str(folder), "accuracy": result.accuracy, **t, **result.comparison}
+        summary = {"report": str(folder), "accuracy": result.accuracy, **t.to_dict(), **result.comparison}
         if gate:
             summary["gate"] = {"passed": gate.passed, "max_increase": tolerance,
                                "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in gate.rows]}
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
-        click.echo(f"{result.model}: {accuracy}firing rate {t['firing_rate']:.4f}, {t['acs']:.4g} ACs + "
-                   f"{t['macs']:.4g} MACs = {t['compute_energy_uj']:.4g} uJ compute + {t['movement_min_uj']:.4g} to "
-                   f"{t['movement_max_uj']:.4g} uJ data movement per inference on {result.target['name']}"
+        click.echo(f"{result.model}: {accuracy}firing rate {t.firing_rate:.4f}, {t.acs:.4g} ACs + "
+                   f"{t.macs:.4g} MACs = {t.compute_energy_uj:.4g} uJ compute + {t.movement_min_uj:.4g} to "
+                   f"{t.movement_max_uj:.4g} uJ data movement per inference on {result.target['name']}"
                    + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
                       if result.comparison else "") + f"; reports in {folder}/")
         if update_baseline:

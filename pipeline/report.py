@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.pipeline.profile import NeuronProfile, Profile
+from snnpipe.hw_targets.energy import EnergyTarget
+from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 
 FILES = ("profile.json", "profile.md", "profile.png", "profile.html")
 
@@ -55,21 +56,21 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report's tables as (title, header, rows), rendered by `markdown` and `html_page`; the
     columns after the first (two for layer tables) hold numbers."""
     t, ann = p.totals, p.ann
-    a = ann.totals if ann else {}
-    side = lambda key, fmt=_fmt: [fmt(t[key]), fmt(a[key]) if ann else "-"]  # noqa: E731
+    a = ann.totals if ann else None
+    side = lambda key, fmt=_fmt: [fmt(getattr(t, key)), fmt(getattr(a, key)) if ann else "-"]  # noqa: E731
     totals = [
         ["ACs", *side("acs")],
         ["MACs", *side("macs")],
         ["dense synaptic ops (NeuroBench)", *side("dense")],
         ["spikes / nonzero activations", *side("spikes")],
-        ["firing rate / activation density", f"{t['firing_rate']:.4f}", f"{a['firing_rate']:.4f}" if ann else "-"],
+        ["firing rate / activation density", f"{t.firing_rate:.4f}", f"{a.firing_rate:.4f}" if ann else "-"],
         ["activation size (neurons)", *side("neurons")],
         ["membrane size (state variables)", *side("state_size")],
         ["compute energy", *side("compute_energy_uj", _uj)],
-        ["data movement, min to max", f"{_uj(t['movement_min_uj'])} to {_uj(t['movement_max_uj'])}",
-         f"{_uj(a['movement_min_uj'])} to {_uj(a['movement_max_uj'])}" if ann else "-"],
-        ["total energy, min to max", f"{_uj(t['total_min_uj'])} to {_uj(t['total_max_uj'])}",
-         f"{_uj(a['total_min_uj'])} to {_uj(a['total_max_uj'])}" if ann else "-"],
+        ["data movement, min to max", f"{_uj(t.movement_min_uj)} to {_uj(t.movement_max_uj)}",
+         f"{_uj(a.movement_min_uj)} to {_uj(a.movement_max_uj)}" if ann else "-"],
+        ["total energy, min to max", f"{_uj(t.total_min_uj)} to {_uj(t.total_max_uj)}",
+         f"{_uj(a.total_min_uj)} to {_uj(a.total_max_uj)}" if ann else "-"],
         ["accuracy", f"{p.accuracy:.2%}" if p.accuracy is not None else "-",
          f"{ann.accuracy:.2%} (SNN weights)" if ann and ann.accuracy is not None else "-"],
     ]
@@ -173,8 +174,8 @@ def plot(p: Profile, path: Path) -> None:
     ax.barh(y, [layer.firing_rate for layer in neurons], color="tab:blue", height=0.6)
     pad = max(0.0, (3 - len(neurons)) / 2)  # one or two layers: bars of the height of three, centred
     ax.set_ylim(len(neurons) - 0.5 + pad, -0.5 - pad)
-    ax.axvline(p.totals["firing_rate"], color="black", linestyle="--", linewidth=1,
-               label=f"mean {p.totals['firing_rate']:.3f}")
+    ax.axvline(p.totals.firing_rate, color="black", linestyle="--", linewidth=1,
+               label=f"mean {p.totals.firing_rate:.3f}")
     for i, layer in enumerate(neurons):
         ax.text(layer.firing_rate, i, f" {layer.firing_rate:.3f}", va="center", fontsize=8)
     ax.set_yticks(list(y), [label(layer) for layer in neurons], fontsize=8)
@@ -184,8 +185,9 @@ def plot(p: Profile, path: Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
 
     ax = axes[0][1]
-    series = [("SNN ACs", "tab:orange", [layer.acs * p.target["ac_pj"] * 1e-6 for layer in synapses]),
-              ("SNN MACs", "tab:red", [layer.macs * p.target["mac_pj"] * 1e-6 for layer in synapses])]
+    target = EnergyTarget.from_dict(p.target)  # its equations: the AC and the MAC share of each layer
+    series = [("SNN ACs", "tab:orange", [target.synaptic_pj(layer.acs, 0.0) * 1e-6 for layer in synapses]),
+              ("SNN MACs", "tab:red", [target.synaptic_pj(0.0, layer.macs) * 1e-6 for layer in synapses])]
     if twin:
         series.append(("ANN twin MACs", "tab:gray", [twin[layer.name].energy_pj * 1e-6 if layer.name in twin else 0.0
                                                      for layer in synapses]))
@@ -228,15 +230,15 @@ def plot(p: Profile, path: Path) -> None:
     ax = axes[1][1]
     nets = [("SNN" if p.spiking else "ANN", p.totals)] + ([("ANN twin", p.ann.totals)] if p.ann else [])
     for i, (name, t) in enumerate(nets):
-        ax.barh(i, t["compute_energy_uj"], color="tab:orange", label="compute" if i == 0 else None)
-        ax.barh(i, t["movement_min_uj"], left=t["compute_energy_uj"], color="tab:purple",
+        ax.barh(i, t.compute_energy_uj, color="tab:orange", label="compute" if i == 0 else None)
+        ax.barh(i, t.movement_min_uj, left=t.compute_energy_uj, color="tab:purple",
                 label="data movement (min)" if i == 0 else None)
-        ax.barh(i, t["movement_max_uj"] - t["movement_min_uj"], left=t["total_min_uj"], color="tab:purple",
+        ax.barh(i, t.movement_max_uj - t.movement_min_uj, left=t.total_min_uj, color="tab:purple",
                 alpha=0.3, label="data movement (up to max)" if i == 0 else None)
-        ax.text(t["total_max_uj"], i, f" {t['total_min_uj']:.3g} to {t['total_max_uj']:.3g} uJ", va="center", fontsize=8)
+        ax.text(t.total_max_uj, i, f" {t.total_min_uj:.3g} to {t.total_max_uj:.3g} uJ", va="center", fontsize=8)
     ax.set_yticks(range(len(nets)), [name for name, _ in nets])
     ax.invert_yaxis()
-    ax.set_xlim(0, max(t["total_max_uj"] for _, t in nets) * 1.6 or 1.0)
+    ax.set_xlim(0, max(t.total_max_uj for _, t in nets) * 1.6 or 1.0)
     ax.set_xlabel("energy per inference (uJ)")
     ratio = f", ANN / SNN compute {p.comparison['ann_over_snn_compute_energy_uj']:.3g}x" if p.comparison else ""
     ax.set_title(f"Total energy on {p.target['name']}{ratio}")

@@ -31,15 +31,15 @@ def test_loihi_energy_of_a_two_neuron_layer_by_hand():
     x = torch.tensor([[[1.0, 1.0]], [[0.0, 0.0]], [[1.0, 0.0]]])
     model = _two_neurons()
     p = profile(model, x, run=lambda m, x: torch.stack([m(x_t) for x_t in x]).mean(0), target="loihi")
-    assert (p.totals["acs"], p.totals["spikes"], p.totals["neuron_updates"]) == (6, 2, 6)
-    assert p.totals["compute_energy_uj"] == pytest.approx(515.0e-6)
+    assert (p.totals.acs, p.totals.spikes, p.totals.neuron_updates) == (6, 2, 6)
+    assert p.totals.compute_energy_uj == pytest.approx(515.0e-6)
     # data movement: T x 2 x 2 neurons x 32 bit + 2 spikes x 1 bit = 386 bits = 6.03 words of 64 bit
-    assert p.totals["movement_bits"] == 386
-    assert p.totals["movement_min_uj"] == pytest.approx(386 / 64 * 10 * 1e-6)
-    assert p.totals["movement_max_uj"] == pytest.approx(386 / 64 * 100 * 1e-6)
+    assert p.totals.movement_bits == 386
+    assert p.totals.movement_min_uj == pytest.approx(386 / 64 * 10 * 1e-6)
+    assert p.totals.movement_max_uj == pytest.approx(386 / 64 * 100 * 1e-6)
     # 45 nm charges the synaptic ops alone: 6 * 0.9 pJ
     assert profile(model, x, run=lambda m, x: torch.stack([m(x_t) for x_t in x]).mean(0)
-                   ).totals["compute_energy_uj"] == pytest.approx(5.4e-6)
+                   ).totals.compute_energy_uj == pytest.approx(5.4e-6)
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
@@ -51,7 +51,7 @@ def test_every_registered_target_profiles_a_model_and_sources_every_constant(nam
             assert target.sources[constant], constant
     p = profile(_two_neurons(), torch.ones(2, 1, 2), run=lambda m, x: torch.stack([m(x_t) for x_t in x]).mean(0),
                 target=name)
-    assert p.target["name"] == name and p.totals["compute_energy_uj"] > 0
+    assert p.target["name"] == name and p.totals.compute_energy_uj > 0
 
 
 def test_registry_refuses_a_duplicate_name():

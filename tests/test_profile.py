@@ -39,7 +39,7 @@ def test_dense_layer_with_two_inputs_by_hand():
     # t1: one spike x fan-out 2 = 2 ACs; t2: two spikes x 2 = 4 ACs
     assert fc.acs_per_step == [2.0, 4.0] and fc.acs == 6.0 and fc.macs == 0.0
     assert fc.dense == 2 * 3 * 2  # NeuroBench's Dense: 2 steps x 3 outputs x 2 inputs
-    assert p.totals["compute_energy_uj"] == pytest.approx(6 * 0.9e-6)
+    assert p.totals.compute_energy_uj == pytest.approx(6 * 0.9e-6)
     analog = torch.tensor([[[0.5, 0.0]], [[0.5, -2.0]]])  # graded input: MACs
     fc = profile(layer, analog, run=_steps, spiking=True).layer("Linear")
     assert fc.acs == 0.0 and fc.macs_per_step == [6.0, 6.0]  # 3 outputs x fan-in 2, every step
@@ -215,10 +215,10 @@ def test_counts_equal_neurobench_on_zoo_models(name, kwargs, shape):
     for x, kind in ((analog.contiguous(), "Effective_MACs"), (spikes, "Effective_ACs")):
         ours = profile(model, x).totals
         theirs, sparsity = _neurobench(model, x)
-        assert ours["effective_acs"] == pytest.approx(theirs["Effective_ACs"], rel=1e-6)
-        assert ours["effective_macs"] == pytest.approx(theirs["Effective_MACs"], rel=1e-6)
-        assert ours["dense"] == pytest.approx(theirs["Dense"], rel=1e-6)
-        assert ours["activation_sparsity"] == pytest.approx(sparsity, rel=1e-9)
+        assert ours.effective_acs == pytest.approx(theirs["Effective_ACs"], rel=1e-6)
+        assert ours.effective_macs == pytest.approx(theirs["Effective_MACs"], rel=1e-6)
+        assert ours.dense == pytest.approx(theirs["Dense"], rel=1e-6)
+        assert ours.activation_sparsity == pytest.approx(sparsity, rel=1e-9)
         assert theirs[kind] > 0 and 0 < sparsity < 1  # the comparison is not between zeros
 
 
@@ -290,10 +290,10 @@ def test_profile_command_writes_the_reports_and_the_ann_twin(tmp_path, digits_ck
     assert Profile.from_dict(p.to_dict()) == p
     # the SNN's first layer reads analog input at every step: 64 x 32 x T=3 MACs; the twin's layers
     # are all dense MACs, once: 64 x 32 + 32 x 10
-    assert p.totals["macs"] == 64 * 32 * 3 and p.ann.totals["macs"] == 64 * 32 + 32 * 10
+    assert p.totals.macs == 64 * 32 * 3 and p.ann.totals.macs == 64 * 32 + 32 * 10
     assert p.comparison["ann_over_snn_compute_energy_uj"] == pytest.approx(
-        p.ann.totals["compute_energy_uj"] / p.totals["compute_energy_uj"])
-    assert json.loads(result.output)["firing_rate"] == p.totals["firing_rate"]
+        p.ann.totals.compute_energy_uj / p.totals.compute_energy_uj)
+    assert json.loads(result.output)["firing_rate"] == p.totals.firing_rate
     assert "| hidden1.2 | CubaLIF | 32 | 64 |" in (out / "profile.md").read_text()
     assert (out / "profile.png").read_bytes()[:4] == b"\x89PNG"
     assert "data:image/png;base64," in (out / "profile.html").read_text()
@@ -326,7 +326,7 @@ def test_gate_arithmetic():
     assert firing_rate_gate(p, p, 0.0).passed
     rate = p.layer("1").firing_rate
     hotter = replace(p, layers=[p.layers[0], replace(p.layer("1"), firing_rate=rate * 1.06)],
-                     totals={**p.totals, "firing_rate": p.totals["firing_rate"] * 1.04})
+                     totals=replace(p.totals, firing_rate=p.totals.firing_rate * 1.04))
     verdict = firing_rate_gate(hotter, p, 0.05)  # the mean rose 4%, the layer 6%: fail
     assert not verdict.passed and [round(c, 6) for *_, c in verdict.rows] == [0.04, 0.06]
     assert firing_rate_gate(hotter, p, 0.07).passed

@@ -1,0 +1,306 @@
+"""The counting engine: what one call of a synaptic operation costs (SPEC §5).
+
+**Synaptic operations** are torch functions, a table of `SynapticOp`: ``linear``, ``conv1d/2d/3d``
+and ``conv_transpose1d/2d/3d``, whether a module (``nn.Linear``, ``nn.Conv2d``, SpikingJelly's
+``layer.Conv2d`` ...) or your own code (``F.linear(s, w)``) calls them. For each call, with x its
+input and W its weight:
+
+- ``acs`` (accumulates) = sum over the spike events reaching the layer of their fan-out, the number
+  of outputs an input element reaches through nonzero weights. The fan-out is exact at the borders
+  (a corner pixel of a padded 3x3 conv reaches 4 outputs, not 9): it is the gradient
+  ``d sum(op(x, [W != 0])) / dx``, computed once per layer and input shape, so
+  ``sum_i [x_i != 0] * fanout_i`` equals NeuroBench's replay of the layer on binarized input and
+  weights (``Effective_ACs``) without replaying it.
+- ``macs`` (multiply-accumulates), for input that is not spikes (the first layer under direct
+  encoding, and every layer of the ANN twin): the dense count, output elements x fan-in
+  (``W[0].numel()``), the padded window included (SPEC §5: 3x64x9 x 32x32 for ResNet-18's stem);
+  for a transposed conv, input elements x ``W[0].numel()`` (every input element meets its kernel).
+- Average pooling of spikes (`POOL_OPS`: ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d/3d``, from
+  a module or ``F.``) folds into the next synaptic layer, as on Loihi (SPEC §4): every spike in a
+  window is one event with the fan-out of its pooled pixel, ``acs = sum_j k_j * fanout_j`` with
+  ``k_j = pooled_j * divisor_j`` the spikes in window j. Integer spike counts (Sinabs' MultiSpike)
+  are events the same way, with divisor 1.
+- NeuroBench's own definitions beside them: ``effective_acs`` / ``effective_macs`` (nonzero inputs x
+  fan-out, for input that is / is not all in {0, 1, -1}) and ``dense`` (every input, every weight,
+  exact at the borders).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from snnpipe.registry import register_into
+
+
+def is_binary(x: Tensor) -> Tensor:
+    """NeuroBench's test for spikes: every value is 0, 1 or -1 (a 0-dim bool tensor: no synchronisation)."""
+    return ((x == 0) | (x.abs() == 1)).all()
+
+
+# --- the tables: which torch functions are synapses, which are pooling ------------------------------
+
+@dataclass(frozen=True)
+class SynapticOp:
+    """A torch function whose every call the profiler counts.
+
+    Attributes:
+        name: the function's name, ``F.<name>`` in reports for a call outside a synaptic module.
+        function: the function, as a module or your code calls it (``F.linear`` ...).
+        feature_dims: dimensions of one sample's input (1 for linear, N + 1 for an N-d conv); the
+            dimensions before them are rows: the batch, or the time steps and the batch.
+        transposed: MACs per input element (a transposed conv) instead of per output element.
+    """
+
+    name: str
+    function: Callable
+    feature_dims: int
+    transposed: bool = False
+
+
+SYNAPTIC_OPS: dict[Callable, SynapticOp] = {}
+
+
+def register_synaptic_op(op: SynapticOp) -> SynapticOp:
+    """Add a function to count; refuses one already registered."""
+    return register_into(SYNAPTIC_OPS, op.function, "synaptic op")(op)
+
+
+register_synaptic_op(SynapticOp("linear", F.linear, 1))
+for _n in (1, 2, 3):
+    register_synaptic_op(SynapticOp(f"conv{_n}d", getattr(F, f"conv{_n}d"), _n + 1))
+    register_synaptic_op(SynapticOp(f"conv_transpose{_n}d", getattr(F, f"conv_transpose{_n}d"), _n + 1, transposed=True))
+
+#: Average pooling function -> the module with the same arguments (in the same order), which
+#: `pool_divisor` reads: a call ``F.avg_pool2d(x, *args)`` pools as ``nn.AvgPool2d(*args)`` does.
+POOL_OPS: dict[Callable, type[nn.Module]] = {
+    F.avg_pool1d: nn.AvgPool1d, F.avg_pool2d: nn.AvgPool2d, F.avg_pool3d: nn.AvgPool3d,
+    F.adaptive_avg_pool1d: nn.AdaptiveAvgPool1d, F.adaptive_avg_pool2d: nn.AdaptiveAvgPool2d,
+    F.adaptive_avg_pool3d: nn.AdaptiveAvgPool3d,
+}
+
+
+def split_args(args: tuple, kwargs: dict, names: tuple[str, ...]) -> tuple[list[Any], tuple, dict]:
+    """A torch function's leading arguments called ``names`` (positional or keyword), and the rest."""
+    args, kwargs = list(args), dict(kwargs)
+    head = [args.pop(0) if args else kwargs.pop(name, None) for name in names]
+    return head, tuple(args), kwargs
+
+
+# --- spike sources --------------------------------------------------------------------------------
+
+@dataclass
+class SpikeSource:
+    """A layer's output known to be spikes: 0/1 (``divisor`` None) or spike events per position,
+    ``tensor * divisor`` (average-pooled spikes, or integer spike counts with divisor 1).
+    `reduce` sums it over its first (batch) dimension once for every layer it feeds: ``sums``, its
+    values per position, and for events ``nonzero`` (nonzero values per position) and ``peak``
+    (its largest value). ``version``: the tensor's in-place version when it was recorded; an
+    in-place change (``s.mul_(0.5)``) makes it no longer a source."""
+
+    tensor: Tensor
+    divisor: Tensor | None = None
+    may_exceed_one: bool = False  # events: whether a value can be above 1 (a sum pooling, counts)
+    sums: Tensor | None = None
+    nonzero: Tensor | None = None
+    peak: Tensor | None = None
+    version: int = -1
+
+    def __post_init__(self) -> None:
+        if self.version < 0:
+            self.version = self.tensor._version
+
+    @property
+    def kind(self) -> str:
+        return "spikes" if self.divisor is None else "events"
+
+    def holds(self, x: Tensor) -> bool:
+        """x is this tensor or a view of it, unchanged since (see `Recorder.start_batch`)."""
+        return (x.data_ptr() == self.tensor.data_ptr() and x.numel() == self.tensor.numel()
+                and x._version == self.version)
+
+    def reduce(self, rows: Tensor) -> "SpikeSource":
+        """These sums for ``rows``, a view of the tensor with the batch first: from this source when
+        both are contiguous with the same first dimension (they split the memory alike), else from a
+        new source of the rows alone (a step of a batch-major sequence is not contiguous)."""
+        same = rows.shape[0] == self.tensor.shape[0] and rows.is_contiguous() and self.tensor.is_contiguous()
+        source = self if same else SpikeSource(rows, self.divisor, self.may_exceed_one)
+        if source.sums is None:
+            # a float sum of 0/1 counts them many times faster than count_nonzero; events are
+            # >= 0, so their signs count the nonzero ones
+            source.sums = source.tensor.sum(0).flatten()
+            if source.divisor is not None:
+                source.nonzero = source.tensor.sign().sum(0).flatten()
+                source.peak = source.tensor.amax() if source.may_exceed_one else None
+        return source
+
+
+# --- one synaptic layer -----------------------------------------------------------------------------
+
+@dataclass
+class SynapticCall:
+    """One timestep of a synaptic layer, reduced over its rows (the batch) to one input's positions,
+    flat, with no synchronisation: what `SynapticCounts.counts` needs. ``nonzero``: nonzero inputs
+    per position; for ``"events"`` input also ``spikes`` (its values per position, before the
+    divisor), ``peak`` (its largest value) and ``pool_divisor``; for ``"other"`` input ``binary``
+    (NeuroBench's value test). ``mac_elements``: elements the dense MACs count per fan-in."""
+
+    source: str
+    rows: int
+    mac_elements: int
+    shape: tuple[int, ...]
+    nonzero: Tensor | None = None
+    spikes: Tensor | None = None
+    peak: Tensor | None = None
+    binary: Tensor | None = None
+    pool_divisor: Tensor | None = None
+
+
+class SynapticCounts:
+    """The operations of one synaptic layer (a weight used by one `SynapticOp`), per call; it caches
+    the layer's fan-outs.
+
+    ``reduce(x, y, source, steps, layout)`` runs when the op is called: for input x, output y and
+    x's `SpikeSource` (None when x is not known to be spikes: NeuroBench's value test decides), it
+    keeps only the per-position sums of x over its rows, one `SynapticCall` per timestep in the call.
+    ``counts(calls, ann)`` then gives, per call, ``acs, macs, effective_acs, effective_macs, dense``
+    summed over its rows, all calls of a batch in a few tensor operations; ``ann``: a layer of the
+    ANN twin (every op a dense MAC).
+    """
+
+    FIELDS = ("acs", "macs", "effective_acs", "effective_macs", "dense")
+
+    def __init__(self, op: SynapticOp, weight: Tensor, args: tuple = (), kwargs: dict | None = None) -> None:
+        self.op, self.weight = op, weight.detach()
+        self.args, self.kwargs = args, kwargs or {}  # stride, padding ... after (input, weight, bias)
+        self.fan_in = self.weight[0].numel()
+        self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
+
+    def fanout(self, shape: tuple[int, ...]) -> tuple[Tensor, int]:
+        """(outputs each input element reaches through a nonzero weight, flat, as float64;
+        connections of an all-ones input through all weights), exact at the borders."""
+        if shape not in self._fanouts:
+            nonzero = (self.weight != 0).to(torch.float64)
+            reach = self._reach(shape, nonzero)
+            dense = int(self._reach(shape, torch.ones_like(nonzero)).sum())
+            self._fanouts[shape] = (reach.flatten(), dense)
+        return self._fanouts[shape]
+
+    def _reach(self, shape: tuple[int, ...], weight: Tensor) -> Tensor:
+        # d sum(op(x, W)) / dx_i = sum of the weights x_i meets = its fan-out for 0/1 weights; the
+        # op's own stride, padding, dilation, groups and output padding apply
+        probe = torch.zeros((1, *shape), dtype=torch.float64, device=weight.device, requires_grad=True)
+        with torch.enable_grad():
+            out = self.op.function(probe, weight, None, *self.args, **self.kwargs)
+            (reach,) = torch.autograd.grad(out.sum(), probe)
+        return reach[0]
+
+    def rows(self, x: Tensor) -> Tensor:
+        """x as (rows, one input): the batch (and any time or other leading dimensions) first."""
+        return x.reshape(-1, *x.shape[x.dim() - self.op.feature_dims:])
+
+    def reduce(self, x: Tensor, y: Tensor, source: SpikeSource | None, steps: int = 1,
+               layout: str = "time") -> list[SynapticCall]:
+        """One `SynapticCall` per timestep of this call: ``steps`` of them in its rows, which are
+        (steps, batch) for ``layout`` "time" (time-major: SpikingJelly) and (batch, steps) for "batch"
+        (Sinabs)."""
+        rows = self.rows(x)
+        if steps == 1:
+            return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source)]
+        grid = rows.unflatten(0, (steps, -1) if layout == "time" else (-1, steps))
+        elements = (x if self.op.transposed else y).numel() // steps
+        step_rows = [grid[t] if layout == "time" else grid[:, t] for t in range(steps)]
+        return [self._reduce_rows(r, elements, source and SpikeSource(r, source.divisor, source.may_exceed_one))
+                for r in step_rows]
+
+    def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None) -> SynapticCall:
+        call = SynapticCall("other" if source is None else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
+        if source is None:
+            call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows)
+            return call
+        source = source.reduce(rows)
+        call.nonzero = source.sums if source.divisor is None else source.nonzero
+        call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
+        return call
+
+    def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
+        """Per call, its operations (class docstring): the calls of one source and input shape at once."""
+        out: list[dict[str, float]] = [{} for _ in calls]
+        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for i, call in enumerate(calls):
+            groups.setdefault((call.source, call.shape), []).append(i)
+        for (source, shape), index in groups.items():
+            reach, dense_per_row = self.fanout(shape)
+            group = [calls[i] for i in index]
+            effective, binary, acs = self._effective(group, reach)
+            for i, call, eff, is_bin, ac in zip(index, group, effective.tolist(), binary.tolist(), acs.tolist()):
+                counts = dict.fromkeys(self.FIELDS, 0.0)
+                counts["dense"] = float(call.rows * dense_per_row)
+                counts["effective_acs" if is_bin else "effective_macs"] = eff
+                if not ann and (is_bin or source == "events"):  # events: folded into this layer
+                    counts["acs"] = ac
+                else:
+                    counts["macs"] = float(call.mac_elements * self.fan_in)
+                out[i] = counts
+        return out
+
+    @staticmethod
+    def _effective(group: list[SynapticCall], reach: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """For calls of one source: (NeuroBench's effective ops, whether the input is 0/1/-1, the
+        ACs when it is spikes), one value per call."""
+        nonzero = torch.stack([c.nonzero for c in group]).to(torch.float64)
+        effective = nonzero @ reach
+        source = group[0].source
+        if source == "spikes":
+            return effective, torch.ones(len(group), dtype=torch.bool), effective
+        if source == "other":
+            return effective, torch.stack([c.binary for c in group]), effective
+        # Events, values k / d (k spikes in a window of divisor d): every spike in a window is an
+        # event with the window's fan-out (as on Loihi); every value is 0 or 1 iff every k <= d
+        # and sum(k) = sum([k > 0] * d), integers, exact in float64.
+        first = group[0].pool_divisor
+        same = all(c.pool_divisor is first for c in group)  # one pooling layer feeds it: broadcast
+        divisor = first if same else torch.stack([c.pool_divisor for c in group])
+        events = (torch.stack([c.spikes for c in group]).to(torch.float64) * divisor).round_()
+        peak = torch.stack([c.spikes.new_zeros(()) if c.peak is None else c.peak for c in group])
+        binary = (peak <= 1) & (events.sum(1) == (nonzero * divisor).sum(1))
+        return effective, binary, events @ reach
+
+
+# --- pooling ---------------------------------------------------------------------------------------
+
+def _pool_window_sizes(module: nn.Module, ones: Tensor) -> Tensor:
+    """How many input elements each window of an average-pooling layer covers (padding excluded)."""
+    if isinstance(module, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+        one_d = isinstance(module, nn.AvgPool1d)
+        pair = (lambda v: (1, v[0] if isinstance(v, tuple) else v)) if one_d else (lambda v: v)  # noqa: E731
+        pool = F.avg_pool3d if isinstance(module, nn.AvgPool3d) else F.avg_pool2d
+        sums = pool(ones.unsqueeze(-2) if one_d else ones, pair(module.kernel_size), pair(module.stride),
+                    pair(module.padding), module.ceil_mode, True, divisor_override=1)
+        return sums.squeeze(-2) if one_d else sums
+    sizes = ones.shape[2:]
+    out_sizes = module.forward(ones).shape[2:]
+    area = torch.ones((), dtype=ones.dtype)
+    for axis, (size, out) in enumerate(zip(sizes, out_sizes)):
+        i = torch.arange(out)
+        # adaptive windows are [floor(i L / O), ceil((i + 1) L / O))
+        length = torch.div((i + 1) * size + out - 1, out, rounding_mode="floor") - torch.div(i * size, out, rounding_mode="floor")
+        area = area.unsqueeze(-1) * length if axis else length.to(ones.dtype)
+    return area.expand(1, 1, *out_sizes)
+
+
+def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:
+    """What an average pooling divides each window's sum by, shaped like one output (channels
+    broadcast): for spikes in, ``output * divisor`` is the number of spikes in each window.
+
+    It is the window's size over the pooling of ones (size / (size / divisor)), which covers
+    padding, ``count_include_pad``, ``ceil_mode``, ``divisor_override`` and adaptive windows.
+    """
+    ones = torch.ones((1, 1, *shape[1:]), dtype=torch.float64)
+    # an integer (a window's size or an override) up to the rounding of the two divisions
+    return (_pool_window_sizes(module, ones) / module.forward(ones))[0].round().to(device)  # forward: no hooks
+

@@ -1,0 +1,338 @@
+"""The profile stage: ``profile_module(model, data, T)`` and ``profile_checkpoint(checkpoint)`` ->
+`Profile`, spikes, synaptic operations, energy and data movement per layer and per timestep, for an
+SNN and its ANN twin (what is counted: `counting`; energy: `energy`; ``profile()`` picks one of the
+two by its argument).
+
+**Contract for any model** (the zoo is one case of it): ``profile_module(model, data, timesteps)``.
+
+- ``data``: a tensor x of shape (T, B, ...), or an iterable of such x or of ``(x, y)`` batches
+  (y: labels, for accuracy).
+- ``run(model, x) -> logits (B, classes)`` runs your time loop; by default ``model(x).mean(0)``
+  (a zoo model or any module that takes (T, B, ...) and returns (T, B, classes)).
+- Within one batch every synaptic layer (``nn.Linear``, ``nn.Conv*d``, ``nn.ConvTranspose*d``, or
+  ``F.linear``, ``F.conv*d``, ``F.conv_transpose*d`` in your code) runs once per timestep on that
+  step's (B, ...) input (B = 1 may drop the batch axis), or on steps of the sequence at once (all
+  of (T, B, ...), its (T*B, ...) flattening, or parts of it), or exactly once on (B, ...): before the
+  time loop that is a static input, counted at every step; after it, a readout, counted once.
+- Neuron layers (`frameworks`: snnpipe, snnTorch, SpikingJelly single- and multi-step, Norse cells
+  and sequences, Sinabs) cover the T steps one call per step or in one call. Reset their state
+  inside ``run``.
+- Anything else is a `ProfileError` naming the layer: a layer that runs another number of times, a
+  contraction of a weight the profiler does not count (``x @ self.w``, ``nn.LSTM``, ``nn.Embedding``).
+  Spikes changed in place before the next layer (``s.mul_(0.5)``) are no longer spikes: that layer
+  counts them by their values (NeuroBench's test: MACs unless every value is 0 or 1).
+
+Example, a snnTorch model with its own loop::
+
+    def run(net, x):
+        mem = net.lif.init_leaky()
+        out = []
+        for x_t in x:
+            spk, mem = net.lif(net.fc(x_t), mem)
+            out.append(net.fc2(spk))
+        return torch.stack(out).mean(0)
+
+    p = profile_module(net, [(x, y)], timesteps=25, run=run, target="loihi")
+    p.totals.acs, p.totals.compute_energy_uj
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+from snnpipe.hw_targets.energy import EnergyTarget, get_target
+from snnpipe.pipeline.checkpoint import Checkpoint
+from snnpipe.pipeline.data import TEST_BATCH_SIZE
+from snnpipe.pipeline.profile.counting import SynapticCounts
+from snnpipe.pipeline.profile.energy import ComputeEnergy, compare, totals
+from snnpipe.pipeline.profile.frameworks import is_spiking_neuron
+from snnpipe.pipeline.profile.hooks import Recorder
+from snnpipe.pipeline.profile.schema import LayerProfile, NeuronProfile, Profile, ProfileError, SynapseProfile
+
+
+def _default_run(model: nn.Module, x: Tensor) -> Tensor:
+    return model(x).mean(0)
+
+
+def _batches(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+    if isinstance(data, Tensor):
+        yield data, None
+        return
+    try:
+        iterator = iter(data)
+    except TypeError:
+        raise ProfileError(f"data must be a (T, B, ...) tensor or an iterable of batches, not {type(data).__name__}") from None
+    for batch in iterator:
+        if isinstance(batch, Tensor):
+            yield batch, None
+        elif isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+            yield batch[0], (batch[1] if len(batch) > 1 else None)
+        else:
+            raise ProfileError(f"a batch must be x or (x, y) with x a (T, B, ...) tensor, not {type(batch).__name__}")
+
+
+def _energy_target(target: EnergyTarget | str | None, target_file: str | Path | None) -> EnergyTarget:
+    if target is not None and target_file is not None and not isinstance(target, EnergyTarget):
+        raise ProfileError("give an energy target by name or a target file, not both")
+    return target if isinstance(target, EnergyTarget) else get_target(target, target_file)
+
+
+def profile_module(
+    model: nn.Module,
+    data: Any,
+    timesteps: int | None = None,
+    target: EnergyTarget | str | None = None,
+    *,
+    target_file: str | Path | None = None,
+    run: Callable[[nn.Module, Tensor], Tensor] | None = None,
+    spiking: bool | None = None,
+    ann_twin: nn.Module | None = None,
+    progress: bool = False,
+    world=None,
+) -> Profile:
+    """Profile any ``nn.Module`` on ``data`` under the contract of the module docstring.
+
+    Args:
+        model: the network; put in eval mode while profiled, its mode restored afterwards.
+        data: a (T, B, ...) tensor, or an iterable of x or (x, y) batches.
+        timesteps: T; by default the first batch's leading size.
+        target: a registered energy target (default ``cmos45nm``) or an `EnergyTarget`.
+        target_file: a TOML/YAML target file instead of ``target``.
+        run: ``run(model, x) -> logits (B, classes)``; default ``model(x).mean(0)``.
+        spiking: count it as an SNN (ACs where the input is spikes) or as an ANN (every synaptic
+            op a MAC); by default, whether it has a spiking neuron of a registered framework.
+        ann_twin: its ANN twin, profiled beside it at T = 1 on the time-averaged input.
+        progress: show a progress bar over the batches.
+        world: a `distributed.World`: each rank counts every ``world.size``-th batch; the counts
+            are summed over the ranks.
+
+    Raises:
+        ProfileError: no data, data the model cannot take, or a model that breaks the contract.
+    """
+    energy = _energy_target(target, target_file)
+    if data is None or isinstance(data, (str, Path)):
+        raise ProfileError("profiling a module needs data: a (T, B, ...) tensor or an iterable of batches")
+    result = _count(model, data, timesteps, energy, run, spiking, progress, world)
+    if ann_twin is not None:
+        twin_data = ((x.mean(0, keepdim=True), y) for x, y in _batches(data))
+        twin = _count(ann_twin, twin_data, 1, energy, run, False, False, world)
+        result.ann, result.comparison = twin, compare(result, twin)
+    return result
+
+
+def profile_checkpoint(
+    checkpoint: Checkpoint | str | Path,
+    data: Any = None,
+    timesteps: int | None = None,
+    target: EnergyTarget | str | None = None,
+    *,
+    target_file: str | Path | None = None,
+    samples: int | None = 1000,
+    dataset: str | None = None,
+    batch_size: int = TEST_BATCH_SIZE,
+    progress: bool = False,
+    world=None,
+) -> Profile:
+    """Profile a checkpoint's SNN on its test set, and its ANN twin beside it.
+
+    Args:
+        checkpoint: a `Checkpoint` or the path of one.
+        data: None (its own test set), the folder holding its dataset, or (T, B, ...) batches.
+        timesteps: T; the checkpoint's own by default (a checkpoint can be profiled at another T).
+        target, target_file: as for `profile_module`.
+        samples: the first test samples to run (None: all).
+        dataset: profile on another dataset of the same input shape.
+        batch_size: the batch size.
+        progress, world: as for `profile_module`.
+
+    Raises:
+        SnnpipeError: a checkpoint that does not load, data that does not fit the model, an unknown
+            target or a malformed target file.
+    """
+    from snnpipe.pipeline.export import encoded_test_batches
+
+    energy = _energy_target(target, target_file)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
+    if timesteps is not None and timesteps != ckpt.timesteps:
+        ckpt = replace(ckpt, timesteps=timesteps)
+    model = ckpt.build_model().eval()
+    shape = tuple(ckpt.data.input_shape)
+    if dataset is not None and dataset != ckpt.data.name:
+        from snnpipe.pipeline.data import load_dataset
+
+        other = tuple(load_dataset(dataset, data if isinstance(data, (str, Path)) else None).spec.input_shape)
+        if other != shape:
+            raise ProfileError(f"{dataset} images are {'x'.join(map(str, other))}; the model takes "
+                               f"{ckpt.data.name} {'x'.join(map(str, shape))}: profile it on data of its own shape")
+        ckpt = replace(ckpt, data=replace(ckpt.data, name=dataset))
+    if data is None or isinstance(data, (str, Path)):
+        snn_batches = encoded_test_batches(ckpt, data, samples, batch_size=batch_size)
+        ann_batches = encoded_test_batches(replace(ckpt, encoding="direct", timesteps=1), data, samples, batch_size=batch_size)
+    else:
+        given = list(_batches(data))
+        for x, _ in given:
+            if tuple(x.shape[2:]) != shape:
+                raise ProfileError(f"data of shape {tuple(x.shape)} does not fit {ckpt.model_name}: "
+                                   f"(T, B, {', '.join(map(str, shape))}) expected")
+        snn_batches = lambda: iter(given)  # noqa: E731
+        ann_batches = lambda: ((x.mean(0, keepdim=True), y) for x, y in given)  # noqa: E731
+    result = _count(model, snn_batches(), ckpt.timesteps, energy, spiking=ckpt.spiking, progress=progress, world=world)
+    result.model, result.dataset, result.encoding = ckpt.model_name, ckpt.data.name, ckpt.encoding
+    if ckpt.spiking:
+        # the twin on the analog input it is trained on: direct encoding, T = 1
+        twin = _count(ckpt.build_model(spiking=False), ann_batches(), 1, energy, spiking=False, world=world)
+        twin.model, twin.dataset, twin.encoding = ckpt.model_name, ckpt.data.name, "direct"
+        result.ann, result.comparison = twin, compare(result, twin)
+    return result
+
+
+def profile(model_or_checkpoint: nn.Module | Checkpoint | str | Path, data: Any = None, timesteps: int | None = None,
+            target: EnergyTarget | str | None = None, **options: Any) -> Profile:
+    """`profile_module` for an ``nn.Module``, `profile_checkpoint` for a checkpoint or its path;
+    ``options`` are theirs (an option of the other one is a TypeError)."""
+    if isinstance(model_or_checkpoint, nn.Module):
+        return profile_module(model_or_checkpoint, data, timesteps, target, **options)
+    return profile_checkpoint(model_or_checkpoint, data, timesteps, target, **options)
+
+
+def _count(
+    model: nn.Module,
+    data: Any,
+    timesteps: int | None,
+    energy: EnergyTarget,
+    run: Callable[[nn.Module, Tensor], Tensor] | None = None,
+    spiking: bool | None = None,
+    progress: bool = False,
+    world=None,
+) -> Profile:
+    """Run the model on every batch under a `Recorder` and summarize what it counted."""
+    spiking = any(is_spiking_neuron(m) for m in model.modules()) if spiking is None else spiking
+    run = run or _default_run
+    batches = _batches(data)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, desc="profile", unit="batch", leave=False)
+    was_training = model.training
+    model.eval()
+    recorder: Recorder | None = None
+    samples, labelled, correct = 0, 0, 0
+    try:
+        with torch.no_grad():
+            for i, (x, y) in enumerate(batches):
+                if x.dim() < 2:
+                    raise ProfileError(f"a batch of shape {tuple(x.shape)} is not (T, B, ...)")
+                if timesteps is None:
+                    timesteps = int(x.shape[0])
+                if x.shape[0] != timesteps:
+                    raise ProfileError(f"a batch of shape {tuple(x.shape)} is not (T={timesteps}, B, ...): "
+                                       "give the time axis first")
+                if recorder is None:
+                    recorder = Recorder(model, timesteps + _delay_steps(model, spiking), ann=not spiking)
+                if world is not None and world.distributed and i % world.size != world.rank:
+                    continue
+                recorder.start_batch(int(x.shape[1]), x)
+                try:
+                    with recorder.intercept():
+                        logits = run(model, x)
+                except RuntimeError as err:
+                    raise ProfileError(f"the model cannot run on a batch of shape {tuple(x.shape)}: "
+                                       f"{str(err).strip().splitlines()[0]}") from None
+                recorder.finish_batch()
+                samples += int(x.shape[1])
+                if y is not None and isinstance(logits, Tensor) and logits.dim() == 2:
+                    labelled += len(y)
+                    correct += int((logits.argmax(1) == y.to(logits.device)).sum())
+    finally:
+        if recorder is not None:
+            recorder.close()
+        model.train(was_training)
+    if recorder is None:
+        raise ProfileError("no data to profile: the data gave no batch")
+    if world is not None and world.distributed:
+        from snnpipe.pipeline import distributed
+
+        samples, labelled, correct = (int(v) for v in distributed.all_reduce_sum([samples, labelled, correct], world))
+        _reduce(recorder, world)
+    if samples == 0:
+        raise ProfileError("no samples to profile")
+    if not recorder.synops.sums:  # after the reduction: a rank that ran no batch knows the others' layers
+        raise ProfileError(f"{type(model).__name__} ran no layer to count (linear, conv or transposed conv)")
+    accuracy = correct / labelled if labelled else None
+    return _summarize(recorder, model, timesteps + _delay_steps(model, spiking), samples, energy, spiking, accuracy)
+
+
+def _delay_steps(model: nn.Module, spiking: bool) -> int:
+    """The steps a model in Loihi's timing runs after T (`SpikingModel.delay_steps`); its profile counts
+    all of them, as Loihi runs them."""
+    return getattr(model, "delay_steps", 0) if spiking else 0
+
+
+def _reduce(recorder: Recorder, world) -> None:
+    from snnpipe.pipeline import distributed
+
+    # a rank that ran no batch has met no synaptic layer: every rank takes the union of the layers
+    # (in the order of their first call on any rank), then the sums are reduced in a fixed order
+    seen: list[Any] = [None] * world.size
+    torch.distributed.all_gather_object(seen, (recorder.order, recorder.types))
+    for order, types in seen:
+        for name, position in order.items():
+            recorder.order[name] = min(recorder.order.get(name, position), position)
+            if name not in recorder.types:
+                recorder.types[name] = types[name]
+                recorder.synops.update(name, [])
+    for name in sorted(recorder.synops.sums):
+        sums = recorder.synops.sums[name]
+        for key in SynapticCounts.FIELDS:
+            sums[key] = distributed.all_reduce_sum(sums[key], world)
+    for table in (recorder.activity.spikes, recorder.activity.active):
+        for name in sorted(table):
+            table[name] = distributed.all_reduce_sum(table[name], world)
+
+
+def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, samples: int, target: EnergyTarget,
+               spiking: bool, accuracy: float | None) -> Profile:
+    energy = ComputeEnergy(target, spiking)
+    synops, activity = recorder.synops.compute(), recorder.activity.compute()
+    layers: list[LayerProfile] = []
+    for name in sorted(recorder.order, key=recorder.order.get):
+        module = recorder.types[name]
+        if name in synops:
+            s = {k: [v / samples for v in values] for k, values in synops[name].items()}
+            layer: LayerProfile = SynapseProfile(
+                name, module, acs=sum(s["acs"]), macs=sum(s["macs"]), acs_per_step=s["acs"], macs_per_step=s["macs"],
+                effective_acs=sum(s["effective_acs"]), effective_macs=sum(s["effective_macs"]), dense=sum(s["dense"]))
+        elif name in activity:
+            a = activity[name]
+            per_step = [v / samples for v in a["spikes"]]
+            neurons, spikes, active = a["neurons"], sum(per_step), sum(a["active"]) / samples
+            updates = float(neurons * timesteps)
+            layer = NeuronProfile(
+                name, module, neurons=neurons, state_size=a["state_size"], spikes=spikes,
+                firing_rate=spikes / updates if updates else 0.0,
+                rate_per_step=[v / neurons if neurons else 0.0 for v in per_step],
+                neuron_updates=updates, active_updates=active)
+        else:
+            continue
+        layer.energy_pj = energy(layer)
+        layers.append(layer)
+    name = getattr(model, "zoo_name", None) or type(model).__name__
+    return Profile(str(name), spiking, timesteps, samples, target.to_dict(), layers,
+                   totals(layers, timesteps, spiking, target), accuracy=accuracy)
+
+
+def profile_to_reports(source, out: str | Path, target: str | None = None, samples: int | None = 1000,
+                       target_file=None, data_dir=None, force: bool = False) -> tuple[dict, Path]:
+    """Profile a checkpoint and write its reports (a recipe's profile step); returns a summary."""
+    from snnpipe.pipeline.report import write_reports
+
+    result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples)
+    folder = write_reports(result, Path(out), force=force)
+    summary = {"energy_uj": result.totals.compute_energy_uj, "firing_rate": result.totals.firing_rate,
+               "accuracy": result.accuracy}
+    return summary, folder
