@@ -3,6 +3,8 @@ fsynced, then renamed over it; on any failure the temporary file is removed and 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -11,7 +13,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from snnpipe.errors import SnnpipeError
 
@@ -135,9 +137,12 @@ def remove_if_unused(folder: Path) -> None:
 def remove_orphan_temporaries(folder: Path) -> list[Path]:
     """Remove the temporary files that writes killed midway left in ``folder`` (and below); returns
     them. Only names `atomic_path` makes (``.<name>.tmp-<random>``) are touched."""
-    orphans = [p for p in folder.rglob(f".*{TEMP_MARK}*") if p.is_file() and not p.is_symlink()]
+    orphans = [p for p in folder.rglob(f".*{TEMP_MARK}*") if not p.is_symlink()]
     for orphan in orphans:
-        orphan.unlink(missing_ok=True)
+        if orphan.is_dir():
+            shutil.rmtree(orphan, ignore_errors=True)  # a report folder being written (`atomic_folder`)
+        else:
+            orphan.unlink(missing_ok=True)
     return orphans
 
 
@@ -150,3 +155,56 @@ def checksums(folder: Path) -> dict[str, str]:
         if path.is_file() and path.name != LOCK_NAME:
             sums[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
     return sums
+
+
+def _renameat2_exchange() -> Callable[[Path, Path], bool] | None:
+    """Linux's ``renameat2(RENAME_EXCHANGE)``: swaps two paths in one step (glibc >= 2.28)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    at_fdcwd, exchange = -100, 2
+
+    def swap(a: Path, b: Path) -> bool:
+        return call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), exchange) == 0
+
+    return swap
+
+
+_EXCHANGE = _renameat2_exchange()
+
+
+@contextmanager
+def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
+    """Yield a new, empty folder beside ``folder``; on success it takes ``folder``'s place as a
+    whole (swapped in one step where Linux allows, else two renames), on failure it is removed, so
+    ``folder`` holds either all of the old files or all of the new.
+
+    Args:
+        allowed: the names the old folder may hold; one holding anything else (a user's own files)
+            is refused with `SnnpipeError` rather than replaced.
+    """
+    folder = Path(folder)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise SnnpipeError(f"{folder} is not a folder of its own; choose another --out")
+    if folder.is_dir():
+        others = sorted(entry.name for entry in folder.iterdir() if entry.name not in allowed)
+        if others:
+            raise SnnpipeError(f"{folder} holds other files ({', '.join(others[:3])}); give the report a folder of its own with --out")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TEMP_MARK}", dir=folder.parent))
+    try:
+        yield new
+        if not folder.exists():
+            os.rename(new, folder)
+        elif _EXCHANGE is not None and _EXCHANGE(new, folder):
+            shutil.rmtree(new)  # now the old files
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TEMP_MARK}", dir=folder.parent))
+            os.rename(folder, old / folder.name)
+            os.rename(new, folder)
+            shutil.rmtree(old)
+    finally:
+        if new.exists():
+            shutil.rmtree(new, ignore_errors=True)

@@ -51,6 +51,7 @@ class ExportRequest:
             for verification and accuracy; None where there is no data.
         options: the target's options, an instance of its entry's ``options`` dataclass (None:
             the defaults).
+        force: replace files that exist (the exporter's side files included).
     """
 
     model: SpikingModel
@@ -60,6 +61,7 @@ class ExportRequest:
     out: Path
     batches: Callable[[], Iterable[tuple[Tensor, Tensor]]] | None = None
     options: Any = None
+    force: bool = False
 
 
 @dataclass

@@ -16,6 +16,7 @@ both runtimes compute the same graph.
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -127,9 +128,12 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     """Write the SNN (unrolled) and its ANN twin as ONNX, and verify both with onnxruntime."""
     options = request.options or OnnxOptions()
     model = request.model.eval()
+    out = Path(request.out)
+    ann_path = out.with_name(out.name.removesuffix(".onnx") + ".ann.onnx") if model.spiking else out
+    if model.spiking and os.path.lexists(ann_path) and not request.force:
+        raise ExportError(f"{ann_path} exists; pass --force to overwrite it or --out to write elsewhere")
     x = _sample(request, options.verify_samples)
     report: dict = {"opset": options.opset, "timesteps": request.timesteps, "encoding": request.encoding}
-    out = Path(request.out)
     if model.spiking:
         unrolled = Unrolled(model).eval()  # torch.onnx.export restores the mode it found
         names = ["logits"] + [f"spikes_{i}" for i in range(len(unrolled.lifs))]
@@ -138,9 +142,8 @@ def export_onnx(request: ExportRequest) -> ExportResult:
         twin_model = create_model(_name(model), input_shape=model.input_shape, num_classes=model.num_classes,
                                   spiking=False, **_args(model))
         twin_model.load_state_dict(model.state_dict())
-        ann_path = out.with_name(out.name.removesuffix(".onnx") + ".ann.onnx")
     else:
-        data, twin_model, ann_path = None, model, out
+        data, twin_model = None, model
     twin = Twin(twin_model).eval()
     ann_data = _to_onnx(twin, x.mean(0), ["x"], ["logits"], {"x": {0: "batch"}, "logits": {0: "batch"}}, options.opset)
     report["ann"] = verify(twin, ann_data, x.mean(0), 0)

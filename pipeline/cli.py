@@ -364,9 +364,10 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate."""
     import torch
 
+    from snnpipe.files import atomic_path
     from snnpipe.pipeline import distributed
     from snnpipe.pipeline.profile import firing_rate_gate, parse_fraction, profile, read_profile
-    from snnpipe.pipeline.report import FILES, ReportError, json_safe, profile_json, write_reports
+    from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
@@ -378,10 +379,7 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     # what can fail without the work fails before it: the baseline to gate against, an old report
     reference = read_profile(baseline) if baseline and not update_baseline else None
     folder = Path(out) if out else Path("reports") / Path(checkpoint).resolve().parent.name
-    existing = [name for name in FILES if (folder / name).exists()]
-    if existing and not force:
-        raise ReportError(f"{folder} already holds a report ({', '.join(existing)}); pass --force to replace it "
-                          "or --out to write elsewhere")
+    check_report_folder(folder, force)
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
     try:
@@ -395,8 +393,8 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     if update_baseline:
         try:
-            Path(baseline).parent.mkdir(parents=True, exist_ok=True)
-            Path(baseline).write_text(profile_json(result))
+            with atomic_path(Path(baseline)) as tmp:  # the old baseline stays whole until the new one is
+                tmp.write_text(profile_json(result))
         except OSError as err:
             raise SnnpipeError(f"cannot write the baseline {baseline} ({err.strerror or err})") from None
     t = result.totals

@@ -9,6 +9,7 @@ report beside the file as JSON, and refuses to overwrite an existing file unless
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -77,8 +78,10 @@ def export(
         base = ckpt.path.parent if ckpt.path else Path(".")
         out = base / "export" / f"{ckpt.model_name}{entry.suffix}"
     out = Path(out)
-    if out.exists() and not force:
-        raise SnnpipeError(f"{out} exists; pass --force to overwrite it or --out to write elsewhere")
+    report_path = out.with_name(out.name + ".report.json")
+    for path in (out, report_path):  # a link counts, dangling or not: it is replaced, never followed
+        if os.path.lexists(path) and not force:
+            raise SnnpipeError(f"{path} exists; pass --force to overwrite it or --out to write elsewhere")
     if timesteps is not None and timesteps < 1:
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     if samples is not None and samples < 1:
@@ -88,8 +91,8 @@ def export(
     request = ExportRequest(
         model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
         out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,
+        force=force,
     )
-    report_path = out.with_name(out.name + ".report.json")
     try:
         result = entry.fn(request)
         with atomic_path(report_path) as tmp:

@@ -17,6 +17,7 @@ it); see `snnpipe.models.graph` and, for the neuron and time-constant mapping,
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -77,7 +78,7 @@ def import_nir(
     target = Path(out) if out is not None else path.with_suffix(".pt")
     if target.resolve() == path.resolve():
         raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
-    if target.exists() and not force:
+    if os.path.lexists(target) and not force:
         raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
     if timesteps < 1:
         raise ImportOptionError(f"--timesteps {timesteps} is out of range: at least 1")

@@ -18,11 +18,13 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import math
 from pathlib import Path
 from typing import Any
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.files import atomic_folder, disk_error
 from snnpipe.hw_targets.energy import EnergyTarget
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 
@@ -272,16 +274,23 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False) -> Path:
         ReportError: the folder already holds a report and ``force`` is not set, or cannot be written.
     """
     folder = Path(folder)
-    existing = [name for name in FILES if (folder / name).exists()]
+    check_report_folder(folder, force)
+    try:
+        with atomic_folder(folder, allowed=FILES) as new:  # all four files replace the old ones, or none do
+            (new / "profile.json").write_text(profile_json(p))
+            (new / "profile.md").write_text(markdown(p))
+            plot(p, new / "profile.png")
+            (new / "profile.html").write_text(html_page(p, (new / "profile.png").read_bytes()))
+    except OSError as err:
+        raise ReportError(f"cannot write the report in {folder} ({disk_error(err, folder / 'profile.json')}); "
+                          "choose a writable --out") from None
+    return folder
+
+
+def check_report_folder(folder: Path, force: bool) -> None:
+    """Refuse, before any work, to write over a report without ``force`` (a link by a report's
+    name counts, dangling or not: it is replaced, never followed)."""
+    existing = [name for name in FILES if os.path.lexists(folder / name)]
     if existing and not force:
         raise ReportError(f"{folder} already holds a report ({', '.join(existing)}); pass --force to replace it "
                           "or --out to write elsewhere")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "profile.json").write_text(profile_json(p))
-        (folder / "profile.md").write_text(markdown(p))
-        plot(p, folder / "profile.png")
-        (folder / "profile.html").write_text(html_page(p, (folder / "profile.png").read_bytes()))
-    except OSError as err:
-        raise ReportError(f"cannot write the report in {folder} ({err.strerror or err}); choose a writable --out") from None
-    return folder

@@ -77,3 +77,16 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(tmp_path, m
     assert first.path.read_bytes() == good
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [files.LOCK_NAME]  # no temp file
     torch.load(first.path, weights_only=True)
+
+
+def test_update_baseline_on_a_full_disk_leaves_the_old_baseline_whole(small_disk, checkpoint, tmp_path):
+    (small_disk / "filler").unlink()
+    baseline = small_disk / "baseline.json"
+    args = ["profile", str(checkpoint.path), "--samples", "20", "--baseline", str(baseline), "--update-baseline"]
+    assert CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "a")]).exit_code == 0
+    good = baseline.read_bytes()
+    (small_disk / "filler").write_bytes(b"\0" * (1_040_000 - len(good)))
+    result = CliRunner().invoke(cli, [*args, "-o", str(tmp_path / "b")])
+    _one_line(result, "cannot write the baseline")
+    assert baseline.read_bytes() == good  # not truncated
+    assert sorted(p.name for p in small_disk.iterdir()) == ["baseline.json", "filler"]
