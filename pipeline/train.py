@@ -52,11 +52,12 @@ from snnpipe.models.zoo import check_model_arguments, describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
-from snnpipe.pipeline.data import TEST_BATCH_SIZE, Dataset, DataSpec, iterate_batches, load_dataset
+from snnpipe.pipeline.data import TEST_BATCH_SIZE, Dataset, DataSpec, dataset_entry, iterate_batches, load_dataset
 from snnpipe.pipeline.distributed import World
+from snnpipe.pipeline.memory import check_fits, model_size, training_bytes
 from snnpipe.pipeline.encoding import ENCODINGS, encode
 from snnpipe.pipeline.runtime import resolve_device
-from snnpipe.pipeline.stages import Stage, check_stage, get_stage
+from snnpipe.pipeline.stages import Stage, check_stage, get_stage, stage_arguments
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -196,6 +197,19 @@ def check_config(config: TrainConfig) -> TrainConfig:
     return replace(resolved, model_args=model_args)
 
 
+def _check_memory(config: TrainConfig, stage_cls: type[Stage], dataset: Dataset | None) -> None:
+    """Refuse a run that cannot fit before anything is allocated (`memory`)."""
+    entry = dataset_entry(config.dataset)
+    shape, classes = (dataset.spec.input_shape, dataset.spec.num_classes) if dataset else (entry.input_shape, entry.num_classes)
+    size = model_size(config.model, config.model_args, shape, classes, config.neuron, stage_cls.spiking)
+    over_time = stage_cls.graph_over_time(stage_arguments(config.stage, config.stage_args))
+    needed = training_bytes(size, shape, config.timesteps, config.batch_size, over_time)
+    hint = (f"lower -T ({config.timesteps}) or --batch-size ({config.batch_size}), or train with --stage ratebp, whose "
+            "memory does not grow with T" if over_time else f"lower --batch-size ({config.batch_size}) or the model's size")
+    check_fits(needed, f"training {config.model} ({size.parameters:,} parameters, {size.neurons:,} neurons)", hint,
+               resolve_device(config.device))
+
+
 def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
     """The config to run and the checkpoint to resume from (if any)."""
     if config.resume is None:
@@ -259,6 +273,7 @@ def train(
     stage_cls = get_stage(config.stage)
     if not stage_cls.spiking:
         config = replace(config, timesteps=1, encoding="direct")
+    _check_memory(config, stage_cls, dataset)
     device = resolve_device(config.device)
     world = distributed.setup(device)
     run = None

@@ -63,3 +63,27 @@ def test_metrics_hold_one_line_per_epoch_after_a_crash_on_either_side_of_the_che
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
     assert records == again.training["epochs"]
     assert torch.isfinite(torch.tensor([r["train_loss"] for r in records])).all()
+
+
+@pytest.mark.parametrize("args", [
+    ["--model-arg", "hidden=[1000000000]"],             # 64 G parameters: refused before one is allocated
+    ["-T", "100000000", "--model-arg", "hidden=[16]"],  # BPTT keeps T steps of graph: terabytes
+])
+def test_a_run_that_cannot_fit_in_memory_is_refused_before_it_allocates(tmp_path, args):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = CliRunner().invoke(cli, ["train", *args, "-o", str(tmp_path / "run")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "GB available" in lines[0], result.output
+    assert not (tmp_path / "run").exists()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # kB: nothing large was allocated
+
+
+def test_profiling_a_checkpoint_that_declares_too_many_timesteps_is_refused(tmp_path):
+    ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, out=str(tmp_path / "run")), progress=False)
+    ckpt.timesteps = 100_000_000
+    ckpt.save(tmp_path / "huge.pt")
+    result = CliRunner().invoke(cli, ["profile", str(tmp_path / "huge.pt"), "-o", str(tmp_path / "report")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "T=100000000" in lines[0] and "GB available" in lines[0], result.output

@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from snnpipe.hw_targets.energy import EnergyTarget, get_target
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE
+from snnpipe.pipeline.memory import check_fits, model_size, profile_bytes
 from snnpipe.pipeline.profile.counting import SynapticCounts
 from snnpipe.pipeline.profile.energy import ComputeEnergy, compare, totals
 from snnpipe.pipeline.profile.frameworks import is_spiking_neuron
@@ -160,8 +161,12 @@ def profile_checkpoint(
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if timesteps is not None and timesteps != ckpt.timesteps:
         ckpt = replace(ckpt, timesteps=timesteps)
-    model = ckpt.build_model().eval()
     shape = tuple(ckpt.data.input_shape)
+    size = model_size(ckpt.model_name, ckpt.model_args, shape, ckpt.data.num_classes, ckpt.neuron, ckpt.spiking)
+    check_fits(profile_bytes(size, shape, ckpt.timesteps, batch_size),  # before anything is allocated
+               f"profiling {ckpt.model_name} at T={ckpt.timesteps} in batches of {batch_size}",
+               "profile it for fewer timesteps (profile(..., timesteps=N)) or in smaller batches")
+    model = ckpt.build_model().eval()
     if dataset is not None and dataset != ckpt.data.name:
         from snnpipe.pipeline.data import load_dataset
 

@@ -60,6 +60,12 @@ class Stage(nn.Module):
         self.data = data
         self.args = stage_arguments(self.name, config.stage_args)
 
+    @classmethod
+    def graph_over_time(cls, args: Any) -> bool:
+        """Whether training keeps autograd's graph over all T steps (BPTT), so that its memory grows
+        with T; the one-step stages (RateBP, and the distillation stages on ``base=ratebp``) do not."""
+        return getattr(args, "base", "bptt") == "bptt"
+
     def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         """Loss and logits for one batch; x is the encoded input (T, B, ...), images the batch's
         [0, 1] images (B, C, H, W)."""

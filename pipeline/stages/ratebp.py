@@ -23,6 +23,10 @@ from snnpipe.pipeline.stages.base import Stage, StepOutput, register_stage
 
 @register_stage("ratebp")
 class RateBP(Stage):
+    @classmethod
+    def graph_over_time(cls, args) -> bool:
+        return False
+
     def rate_forward(self, x: Tensor) -> Tensor:
         """Record T steps without a graph, then return the differentiable rate-pass logits."""
         with torch.no_grad(), execution_mode(self.model, ExecutionMode.RECORD):
