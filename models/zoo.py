@@ -198,9 +198,9 @@ def vgg(input_shape, num_classes, neuron, config: Sequence = _VGG_SMALL, width: 
     return _vgg(input_shape, num_classes, neuron, tuple(config), width, "vgg")
 
 
-def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[int]):
+def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[int], stem_stride: int = 1):
     blocks: OrderedDict[str, nn.Module] = OrderedDict()
-    blocks["stem"] = nn.Sequential(*_conv_bn(input_shape[0], stem, neuron))
+    blocks["stem"] = nn.Sequential(*_conv_bn(input_shape[0], stem, neuron, stem_stride))
     in_channels = stem
     for i, (channels, repeats, stride) in enumerate(stages):
         layer = []
@@ -214,6 +214,18 @@ def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[
         in_channels = size
     blocks["head"] = nn.Sequential(*fc, nn.Linear(in_channels, num_classes))
     return blocks
+
+
+@register_model("resnet", (1, 28, 28), "small ResNet for 28x28: stride-2 stem, then per width a stage of BasicBlocks "
+                "(the first identity, later stages open with a stride-2 1x1 projection), FC")
+def resnet(input_shape, num_classes, neuron, channels: Sequence[int] = (8, 16), blocks: int = 1):
+    """A reduced-width ResNet (He et al. 2016; spiking blocks as `BasicBlock`): a 3x3 stride-2 stem of
+    ``channels[0]``, then one stage per width of ``blocks`` BasicBlocks, stride 1 for the first stage
+    (identity shortcuts) and 2 after (a 1x1 projection opens the stage), global average pooling, FC."""
+    if not channels or min(channels) < 1 or blocks < 1:
+        raise SnnpipeError(f"channels={list(channels)!r}, blocks={blocks}: at least one width >= 1 and one block")
+    stages = [(width, blocks, 1 if i == 0 else 2) for i, width in enumerate(channels)]
+    return _resnet(input_shape, num_classes, neuron, stem=channels[0], stages=stages, head=(), stem_stride=2)
 
 
 @register_model("resnet18", (3, 32, 32), "ResNet-18, CIFAR variant: 3x3 stride-1 stem of 64, stages [2,2,2,2]")

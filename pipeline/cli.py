@@ -211,6 +211,7 @@ def models_command(as_json: bool) -> None:
 @click.option("--verify", default=None, help="Verify against an independent runtime (loihi: lava).")
 @click.option("--max-drop", type=float, default=None, help="Fail if accuracy drops by more (points).")
 @click.option("--lava-python", default=None, help="Python of the Lava environment (or SNNPIPE_LAVA_PYTHON).")
+@click.option("--input-bits", type=int, default=None, help="loihi, direct input: bits of the graded input spikes (8).")
 @click.option("--opset", type=int, default=None, help="ONNX opset.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def export_command(checkpoint: str, target: str, out: str | None, force: bool, data_dir: str | None,
