@@ -142,6 +142,66 @@ def test_a_residual_block_becomes_two_summed_branches_and_a_relay(projection):
     assert graph.steps_for(4) == 4 + 4  # stem, conv1, conv2, readout: the relay runs beside conv1
 
 
+def _on_grid(model: SpikingModel) -> SpikingModel:
+    """Put every weight on the grid the export writes (so that quantizing it again changes nothing)."""
+    q = quantize_model(model, model.input_shape, timesteps=4)
+    units = {name: 2.0 ** (quant.weight_exp - 1) for name, quant in zip([n.name for n in q.graph.nodes], q.layers)}
+    with torch.no_grad():
+        for node in q.graph.nodes:
+            for connection in node.connections:
+                if connection.name.endswith("shortcut") or node.relay:
+                    continue
+                module = model.get_submodule(connection.name)
+                module.weight.copy_(torch.from_numpy(connection.weight).float().reshape(module.weight.shape) * units[node.name])
+    return model
+
+
+@pytest.mark.parametrize("projection", [False, True])
+def test_the_float_model_in_loihis_timing_spikes_as_the_deployed_residual_graph(projection):
+    # The float model with delay_shift (each conv one step late, the shortcut aligned by BasicBlock)
+    # and the graph with its relay in the bit-accurate simulator: every neuron's spikes, every step
+    model = _on_grid(_tiny_resnet(projection, delay_shift=True))
+    graph = quantize_model(model, (1, 4, 4), timesteps=6).graph
+    x = (torch.rand(6, 5, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    recorded = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, key=name: recorded.setdefault(key, []).append(o))
+             for name, m in model.named_modules() if isinstance(m, CubaLIF)]
+    with torch.no_grad():
+        logits = model(x)
+    for h in hooks:
+        h.remove()
+    sim = LoihiSimulator(graph).run(x, record_spikes=True)
+    assert len(logits) == graph.steps_for(6) == 6 + model.delay_steps
+    float_spikes = {"blocks.stem.0": "blocks.stem.1", "blocks.block.0.conv1": "blocks.block.0.lif1",
+                    "blocks.block.0.conv2": "blocks.block.0.lif2"}
+    total = 0
+    for i, node in enumerate(graph.nodes):
+        if node.name in float_spikes:
+            ours = torch.stack(recorded[float_spikes[node.name]])
+            torch.testing.assert_close(sim.spikes[i].float(), ours, rtol=0, atol=0, msg=node.name)
+            total += int(ours.sum())
+    assert total > 50  # the comparison is between networks that spike
+    unit = 2.0 ** (quantize_model(model, (1, 4, 4), 6).layers[-1].weight_exp - 1)
+    torch.testing.assert_close(sim.output.double() / 64 * unit, logits.sum(0).double(), rtol=0, atol=1e-9)
+
+
+def test_without_the_alignment_the_shortcut_would_arrive_early():
+    # the same float model with BasicBlock's alignment switched off differs from the deployed graph:
+    # the test above can fail
+    model = _on_grid(_tiny_resnet(False, delay_shift=True))
+    graph = quantize_model(model, (1, 4, 4), timesteps=6).graph
+    x = (torch.rand(6, 5, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    block = model.blocks.block[0]
+    block.align_shortcut = lambda on: None  # never delays
+    spikes = []
+    hook = block.lif2.register_forward_hook(lambda m, i, o: spikes.append(o))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    sim = LoihiSimulator(graph).run(x, record_spikes=True)
+    assert not torch.equal(sim.spikes[3].float(), torch.stack(spikes))
+
+
 def test_qat_gives_conv2_and_its_shortcut_one_exponent_the_exported_one():
     model = _tiny_resnet(True)
     apply_quantization(model, "loihi")
@@ -161,7 +221,8 @@ def test_zoo_resnet_traces_with_relays_and_refusals_name_the_path():
     q = quantize_model(model, (1, 28, 28), timesteps=4)
     relays = [n for n in q.graph.nodes if n.relay]
     assert [r.name for r in relays] == ["blocks.stem.0.relay1", "blocks.layer1.0.conv2.relay1"]
-    assert q.graph.steps_for(4) == 4 + 6  # stem, 2 per block, readout
+    timed = create_model("resnet", input_shape=(1, 28, 28), channels=(4, 8), delay_shift=True)
+    assert q.graph.steps_for(4) == 4 + timed.delay_steps == 4 + 7  # stem, 2 per block, hidden, readout
     pooled = SpikingModel(nn.ModuleDict({
         "stem": nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), CubaLIF(), nn.AvgPool2d(2)),
         "block": nn.Sequential(BasicBlock(2, 2, 1, CubaLIF)),
