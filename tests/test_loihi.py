@@ -380,6 +380,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, digits_rate, 
     cases = {
         "imported graph": ([str(imported)], ("GraphBlock", "--target nir")),
         "graded input of 1 bit": ([str(direct), "--input-bits", "1"], ("--input-bits", "2..24")),
+        "graded input bits for spikes": ([str(digits_rate.path), "--input-bits", "8"], ("--input-bits", "direct-coded")),
         "weights overflow": ([str(tmp_path / "hot.pt")], ("overflow",)),
         "accuracy collapse": ([str(tmp_path / "collapse.pt"), "--max-drop", "1"], ("--max-drop", "nothing was written")),
         "no lava": ([str(digits_rate.path), "--verify", "lava", "--lava-python", str(tmp_path / "nowhere" / "python")],

@@ -254,3 +254,15 @@ def test_graded_input_gives_up_low_bits_so_that_the_first_current_fits_24_bits()
     assert run.counters[0].max_abs_input == 61440 and run.counters[0].current_wraps == 0
     at_range = LoihiGraph(q.graph.input_shape, q.graph.nodes, 8, -6)  # what the range alone would have given
     assert LoihiSimulator(at_range).run(x).counters[0].current_wraps > 0
+
+
+def test_a_shortcut_from_graded_input_is_refused_relays_carry_spikes():
+    # a residual block straight on direct (analog) input: its shortcut would need a relay of the
+    # graded input, which a spiking relay cannot carry; refused, naming the shortcut
+    model = SpikingModel(nn.ModuleDict({
+        "block": nn.Sequential(BasicBlock(1, 1, 1, CubaLIF)),
+        "head": nn.Sequential(nn.Flatten(), nn.Linear(16, 2)),
+    }), spiking=True).eval()
+    with pytest.raises(UnsupportedLayerError, match=r"blocks\.block\.0\.shortcut .*graded input"):
+        quantize_model(model, (1, 4, 4), 4, input_bits=8)
+    assert quantize_model(model, (1, 4, 4), 4).graph.nodes[1].relay  # with spikes in: a relay of the input

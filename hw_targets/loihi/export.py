@@ -286,6 +286,9 @@ def build_report(quantized: QuantizedModel, evaluation: Evaluation | None, reque
 def export_loihi(request: ExportRequest) -> ExportResult:
     """Quantize, simulate, gate, write and (optionally) verify; see the module docstring."""
     options = _options(request.options)
+    if "input_bits" in request.options and request.encoding != "direct":
+        raise ExportError(f"--input-bits sets the graded input of a direct-coded model; this one takes "
+                          f"{request.encoding}-coded spikes (one bit)")
     input_bits = options["input_bits"] if request.encoding == "direct" else 0
     python = lava_python(options.get("lava_python")) if options.get("verify") == "lava" else None
     first = next(iter(request.batches()), None) if request.batches is not None else None
