@@ -49,8 +49,8 @@ def _lava_shape(shape):
 
 
 def build_netx(path, source):
-    """The netx network fed by ``source``; returns [(out port, neuron, synapses)] per layer, the
-    runnable process, and whether its input is flat."""
+    """The netx network fed by ``source``; returns [(out port, neuron, synapses)] per layer and the
+    process to run."""
     from lava.lib.dl import netx
 
     net = netx.hdf5.Network(net_config=path)

@@ -248,7 +248,9 @@ def fake_quantize(weight: Tensor, exponent: int) -> Tensor:
     return weight_mantissa(weight, exponent) * 2.0**exponent
 
 
-def _node_exponent(node: TracedNode, max_abs: float, params: NeuronParams | None, readout_range: float | None) -> int:
+def _node_exponent(max_abs: float, params: NeuronParams | None, readout_range: float | None) -> int:
+    """The node's exponent: from its threshold (`layer_exponent`), or for the readout from its weights,
+    raised until the calibrated output range fits `READOUT_HEADROOM`."""
     if params is not None:
         return layer_exponent(max_abs, params.threshold)
     e = block_exponent(max_abs)
@@ -289,7 +291,7 @@ def _quantize_node(node: TracedNode, floats: list[tuple[_FloatConv, tuple[int, .
                           "or retrain)")
     params: NeuronParams | None = node.neuron.module.params if node.neuron is not None else None
     decays = _neuron_decays(node, params) if params is not None else None
-    e = _node_exponent(node, max_abs, params, readout_range)
+    e = _node_exponent(max_abs, params, readout_range)
     step = 2.0 ** (e - 1)  # one weight unit
     connections, mantissas, originals = [], [], []
     for branch, fl in zip(node.branches, floats):
@@ -396,7 +398,7 @@ def _graded_input_exponent(traced: list[TracedNode], bits: int, x: Tensor | None
         floats = [_float_layer(b, generator) for b in branches]
         params = node.neuron.module.params if node.neuron is not None else None
         max_abs = max(float(conv.weight.abs().max()) for conv, _ in floats)
-        unit = 2.0 ** (_node_exponent(node, max_abs, params, None) - 1)
+        unit = 2.0 ** (_node_exponent(max_abs, params, None) - 1)
         with torch.no_grad():
             current = sum(_apply(_FloatConv(conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups),
                                  x0.reshape(len(x0), *(in_shape if len(in_shape) == 3 else (-1, 1, 1))))
