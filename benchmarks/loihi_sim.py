@@ -1,10 +1,11 @@
-"""The project's bit-accurate Loihi simulator against Lava's CPU simulator, on the same netx file and inputs.
+"""The project's bit-accurate Loihi simulator against Lava's CPU simulator, on the same file and inputs.
 
     python benchmarks/loihi_sim.py [--checkpoint CKPT] [--model convnet] [--samples 16] [--timesteps 32]
 
-The network is a checkpoint's (exported as ``snnpipe export --target loihi`` would) or, by default, a
-zoo model with seeded weights on Fashion-MNIST's input shape. The inputs are seeded rate-coded spikes.
-Both run every sample from rest for T + layers steps:
+The network is a checkpoint's (exported as ``snnpipe export --target loihi`` would: a netx file for a
+chain, a Loihi graph file for a residual network, whose Lava process graph ``lava_runner.py`` builds)
+or, by default, a zoo model with seeded weights on Fashion-MNIST's input shape. The inputs are seeded
+rate-coded spikes. Both run every sample from rest for T + depth steps:
 
 - Lava: ``Loihi2SimCfg(select_tag="fixed_pt")`` in its own Python 3.10 environment, one sample at a
   time (how Lava runs); its time is measured inside the runner (``seconds_run``: compile and run,
@@ -43,8 +44,9 @@ def build_network(args):
     else:
         torch.manual_seed(0)
         shape = (1, 28, 28)
-        model, name = create_model(args.model, input_shape=shape).eval(), args.model
-    return quantize_model(model, shape, args.timesteps).network, name
+        kwargs = {k: json.loads(v) for k, v in (a.split("=", 1) for a in args.model_arg)}
+        model, name = create_model(args.model, input_shape=shape, **kwargs).eval(), args.model
+    return quantize_model(model, shape, args.timesteps).graph, name
 
 
 def main() -> None:
@@ -56,8 +58,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.2, help="input spike probability per step")
     parser.add_argument("--lava-python", default=None)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model-arg", action="append", default=[], help="KEY=VALUE (JSON value), for --model")
     args = parser.parse_args()
 
+    from snnpipe.hw_targets.loihi.graph_file import write_graph
     from snnpipe.hw_targets.loihi.lava_bridge import lava_input, lava_python, run_lava
     from snnpipe.hw_targets.loihi.netx import write_netx
     from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
@@ -69,7 +73,10 @@ def main() -> None:
     python = lava_python(args.lava_python)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "net.h5"
-        write_netx(net, path)
+        if net.is_chain():
+            write_netx(net.as_network(), path)
+        else:
+            write_graph(net, path)
         simulator = LoihiSimulator(net)
         simulator.run(x[:, :1])  # warm-up
         ours_times, result = [], None
@@ -78,10 +85,11 @@ def main() -> None:
             result = simulator.run(x, record_spikes=True)
             ours_times.append(time.perf_counter() - started)
         lava = run_lava(path, lava_input(x, steps), python)
-    equal = all(np.array_equal(result.spikes[i].transpose(0, 1).numpy(), lava.spikes[i]) for i in range(len(net.layers)))
+    equal = all(np.array_equal(result.spikes[i].transpose(0, 1).numpy(), lava.spikes[i]) for i in range(len(net.nodes)))
     ours = statistics.median(ours_times)
     row = {
-        "network": name, "layers": len(net.layers), "neurons": sum(l.neurons for l in net.layers),
+        "network": name, "format": "netx" if net.is_chain() else "snnpipe.loihi.graph/1", "layers": len(net.nodes),
+        "relays": sum(n.relay for n in net.nodes), "neurons": sum(n.neurons for n in net.nodes),
         "samples": args.samples, "timesteps": args.timesteps, "steps": steps,
         "spikes": int(sum(int(s.sum()) for s in result.spikes)), "spikes_equal": equal,
         "ours_seconds": ours, "lava_seconds_run": lava.seconds_run, "lava_seconds_total": lava.seconds_total,

@@ -150,9 +150,13 @@ class SpikingModel(nn.Module):
 
     @property
     def delay_steps(self) -> int:
-        """L, the steps a sequence runs after its T input steps: one per conv and linear under
-        ``delay_shift``, else 0."""
-        return len(self._synapses()) if self.delay_shift and self.spiking else 0
+        """L, the steps a sequence runs after its T input steps under ``delay_shift`` (else 0): one
+        per conv and linear on the path from input to output; a residual block's shortcut runs
+        beside its main branch and adds none."""
+        if not (self.delay_shift and self.spiking):
+            return 0
+        shortcuts = {id(m) for block in self.modules() if isinstance(block, BasicBlock) for m in block.shortcut.modules()}
+        return sum(id(m) not in shortcuts for m in self._synapses())
 
     def _delayed_forward(self, x: Tensor) -> Tensor:
         """The forward under ``delay_shift`` (class docstring): (T + L, B, classes)."""
@@ -169,13 +173,18 @@ class SpikingModel(nn.Module):
             return
         synapses = self._synapses()
         handles = [m.register_forward_hook(_delay_by_one_step) for m in synapses]
+        residual = [m for m in self.modules() if isinstance(m, BasicBlock)]
+        for block in residual:
+            block.align_shortcut(True)
         try:
-            yield torch.cat([x, x.new_zeros(len(synapses), *x.shape[1:])])
+            yield torch.cat([x, x.new_zeros(self.delay_steps, *x.shape[1:])])
         finally:
             for handle in handles:
                 handle.remove()
             for module in synapses:
                 module._delayed = None
+            for block in residual:
+                block.align_shortcut(False)
 
     def _static_prefix(self) -> tuple[nn.Sequential, list[nn.Module]]:
         """Split the network at its first neuron: (the stateless layers before it, the rest)."""
@@ -272,6 +281,11 @@ class BasicBlock(nn.Module):
 
     The add comes before the second neuron (Zheng et al. 2021, tdBN ResNet-19), so the block emits
     spikes; the shortcut is identity, or a 1x1 conv + BN where the shape changes.
+
+    In Loihi's timing (`SpikingModel.timing`) every conv delays by one step: the main branch by two,
+    the shortcut by its own convs (none or one). The shortcut then reads x as it was
+    ``2 - (its convs)`` steps earlier (zeros before the first step), so that both branches add what
+    x gave on the same step, as the Loihi export's relay neurons align them on the chip.
     """
 
     def __init__(self, in_channels: int, channels: int, stride: int, neuron) -> None:
@@ -288,6 +302,20 @@ class BasicBlock(nn.Module):
             )
         self.lif2 = neuron()
 
+        self._shortcut_delay = 0
+        self._past: list[Tensor] = []
+
+    def align_shortcut(self, on: bool) -> None:
+        """Delay the shortcut's input to its main branch's depth (class docstring), or stop doing so;
+        either way the delay starts empty."""
+        convs = sum(isinstance(m, nn.Conv2d) for m in self.shortcut.modules())
+        self._shortcut_delay = 2 - convs if on else 0
+        self._past = []
+
     def forward(self, x: Tensor) -> Tensor:
         out = self.lif1(self.bn1(self.conv1(x)))
-        return self.lif2(self.bn2(self.conv2(out)) + self.shortcut(x))
+        skip = x
+        if self._shortcut_delay:  # only inside SpikingModel.timing, one call per step
+            self._past.append(x)
+            skip = self._past.pop(0) if len(self._past) > self._shortcut_delay else torch.zeros_like(x)
+        return self.lif2(self.bn2(self.conv2(out)) + self.shortcut(skip))

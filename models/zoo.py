@@ -219,9 +219,10 @@ def vgg(input_shape, num_classes, neuron, config: Sequence = _VGG_SMALL, width: 
     return _vgg(input_shape, num_classes, neuron, tuple(config), width, "vgg")
 
 
-def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[int]):
+def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[int], stem_stride: int = 1,
+            global_pool: bool = True):
     blocks: OrderedDict[str, nn.Module] = OrderedDict()
-    blocks["stem"] = nn.Sequential(*_conv_bn(input_shape[0], stem, neuron))
+    blocks["stem"] = nn.Sequential(*_conv_bn(input_shape[0], stem, neuron, stem_stride))
     in_channels = stem
     for i, (channels, repeats, stride) in enumerate(stages):
         layer = []
@@ -229,12 +230,35 @@ def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[
             layer.append(BasicBlock(in_channels, channels, stride if r == 0 else 1, neuron))
             in_channels = channels
         blocks[f"layer{i + 1}"] = nn.Sequential(*layer)
-    fc: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    if global_pool:
+        fc: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    else:
+        fc = [nn.Flatten()]
+        h, w = input_shape[1:]
+        for stride in [stem_stride] + [s for _, _, s in stages]:
+            h, w = (h - 1) // stride + 1, (w - 1) // stride + 1
+        in_channels *= h * w
     for size in head:
         fc += [nn.Linear(in_channels, size, bias=False), BatchNorm1d(size), neuron()]
         in_channels = size
     blocks["head"] = nn.Sequential(*fc, nn.Linear(in_channels, num_classes))
     return blocks
+
+
+@register_model("resnet", (1, 28, 28), "small ResNet for 28x28: stride-2 stem, then per width a stage of BasicBlocks "
+                "(the first identity, later stages open with a stride-2 1x1 projection), FC + BN + LIF, FC")
+def resnet(input_shape, num_classes, neuron, channels: Sizes = (8, 16), blocks: PositiveInt = 1, hidden: PositiveInt = 64):
+    """A reduced-width ResNet (He et al. 2016; spiking blocks as `BasicBlock`): a 3x3 stride-2 stem of
+    ``channels[0]``, then one stage per width of ``blocks`` BasicBlocks, stride 1 for the first stage
+    (identity shortcuts) and 2 after (a 1x1 projection opens the stage), then the whole last map (no
+    global pooling: at this width its channel means alone leave the classifier 16 numbers) into FC
+    ``hidden`` + BN + LIF, FC."""
+    if not channels or min(channels) < 1 or blocks < 1 or hidden < 1:
+        raise SnnpipeError(f"channels={list(channels)!r}, blocks={blocks}, hidden={hidden}: at least one width >= 1, "
+                           "one block and one hidden neuron")
+    stages = [(width, blocks, 1 if i == 0 else 2) for i, width in enumerate(channels)]
+    return _resnet(input_shape, num_classes, neuron, stem=channels[0], stages=stages, head=(hidden,), stem_stride=2,
+                   global_pool=False)
 
 
 @register_model("resnet18", (3, 32, 32), "ResNet-18, CIFAR variant: 3x3 stride-1 stem of 64, stages [2,2,2,2]")

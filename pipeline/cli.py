@@ -262,6 +262,7 @@ class _ExportCommand(click.Command):
 
 def _target_options() -> list[click.Option]:
     import dataclasses
+    import types
     import typing
 
     from snnpipe.hw_targets import EXPORTERS, export_targets
@@ -274,8 +275,10 @@ def _target_options() -> list[click.Option]:
             fields.setdefault(f.name, (f, hints[f.name], []))[2].append(name)
     options = []
     for key, (f, hint, targets) in fields.items():
-        base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
-        kind = {int: int, float: float}.get(base, str)
+        kind = str
+        for option in typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,):
+            base = typing.get_args(option)[0] if typing.get_origin(option) is typing.Annotated else option
+            kind = {int: int, float: float}.get(base, kind)
         option = click.Option([f"--{key.replace('_', '-')}"], type=kind, default=None,
                               help=f"{f.metadata.get('help', key)} (--target {', '.join(targets)}).")
         option.target_option = True  # type: ignore[attr-defined]

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from snnpipe.hw_targets.loihi import fixed_point as fx
+from snnpipe.hw_targets.loihi.graph_file import read_loihi
 from snnpipe.hw_targets.loihi.lava_bridge import LavaUnavailableError, find_python310, lava_python
 from snnpipe.hw_targets.loihi.netx import NetxError, read_netx, write_netx
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork, readout_neuron
@@ -41,23 +42,31 @@ GOLDEN = Path(__file__).parent / "golden" / "loihi"
 
 # --- the simulator against Lava's own runs, committed ---------------------------------------------
 
-@pytest.mark.parametrize("name", ["tiny", "edge_conv", "edge_dense"])
+@pytest.mark.parametrize("name", ["tiny.net", "edge_conv.net", "edge_dense.net", "residual_identity.graph",
+                                  "residual_projection.graph", "graded_input.graph"])
 def test_simulator_reproduces_lavas_golden_runs_bit_for_bit(name):
-    # tests/golden/loihi/make_golden.py ran these files in Lava's Loihi2SimCfg(select_tag="fixed_pt")
-    net, _ = read_netx(GOLDEN / f"{name}.net.h5")
+    # tests/golden/loihi/make_golden.py ran these files in Lava's Loihi2SimCfg(select_tag="fixed_pt"):
+    # netx files through lava-dl's netx, graph files through lava_runner.py's process graph
+    graph, attrs = read_loihi(GOLDEN / f"{name}.h5")
+    name = name.split(".")[0]
     want = np.load(GOLDEN / f"{name}.npz")
     x = torch.from_numpy(want["x"]).float()
-    got = LoihiSimulator(net).run(x, record_spikes=True, record_state=True)
-    for i in range(len(net.layers)):
+    got = LoihiSimulator(graph).run(x, record_spikes=True, record_state=True)
+    for i in range(len(graph.nodes)):
         for key, ours in (("spikes", got.spikes[i]), ("u", got.current[i]), ("v", got.voltage[i])):
             np.testing.assert_array_equal(ours.transpose(0, 1).numpy(), want[f"{key}_{i}"], err_msg=f"{name} {key}_{i}")
     counters = got.counters
-    if name == "tiny":  # every spiking layer spikes: the comparison is not between silent networks
-        assert all(c.spikes > 0 for c in counters[:-1])
+    if name in ("tiny", "residual_identity", "residual_projection", "graded_input"):
+        assert all(c.spikes > 0 for c in counters[:-1])  # every spiking layer spikes: not silent networks
     if name == "edge_conv":  # the 24-bit conv accumulator and the current both wrapped, and v saturated
         assert counters[0].accumulator_wraps and counters[0].current_wraps and counters[0].voltage_saturations
     if name == "edge_dense":
         assert counters[0].current_wraps and counters[0].voltage_saturations
+    if name.startswith("residual"):  # a block's two branches, the shortcut through a relay
+        assert [len(n.connections) for n in graph.nodes] == [1, 1, 1, 2, 1] and graph.nodes[2].relay
+    if name == "graded_input":  # 8-bit integers, some clipped at 127
+        assert graph.input_bits == 8 and attrs["encoding"] == "direct"
+        assert graph.quantize_input(x).max() == 127 and len(graph.quantize_input(x).unique()) > 100
 
 
 # --- fixed point by hand ------------------------------------------------------------------------------
@@ -227,9 +236,9 @@ def test_a_netx_read_that_crashes_or_hangs_the_hdf5_library_is_one_netx_error(mo
 
 
 def test_unsupported_layers_name_their_path_and_point_to_nir():
-    residual = create_model("resnet18", input_shape=(3, 16, 16)).eval()
-    with pytest.raises(UnsupportedLayerError, match=r"blocks\.layer1\.0 \(BasicBlock\).*--target nir"):
-        quantize_model(residual, (3, 16, 16), 4)
+    imported = create_model("graph", input_shape=(1, 8, 8)).eval()  # an imported graph with a skip: not traced
+    with pytest.raises(UnsupportedLayerError, match=r"blocks\.graph \(GraphBlock\).*--target nir"):
+        quantize_model(imported, (1, 8, 8), 4)
     pooled = _model({"b": nn.Sequential(nn.Conv2d(1, 2, 3), CubaLIF(), nn.MaxPool2d(2)),
                      "head": nn.Sequential(nn.Flatten(), nn.Linear(2 * 3 * 3, 2))}, input_shape=(1, 8, 8))
     with pytest.raises(UnsupportedLayerError, match=r"blocks\.b\.2 \(MaxPool2d\).*--target nir"):
@@ -356,7 +365,7 @@ def _save(tmp_path, name, model, encoding="rate", **args) -> Path:
 
 def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, digits_rate, monkeypatch):
     torch.manual_seed(0)
-    residual = _save(tmp_path, "resnet18", create_model("resnet18", input_shape=(1, 8, 8)))
+    imported = _save(tmp_path, "graph", create_model("graph", input_shape=(1, 8, 8)))
     direct = _save(tmp_path, "mlp", create_model("mlp", input_shape=(1, 8, 8)), encoding="direct")
     hot = Checkpoint.load(digits_rate.path)
     hot.state_dict = {k: v * 1e4 if k.endswith("weight") else v for k, v in hot.state_dict.items()}
@@ -369,8 +378,9 @@ def test_bad_input_is_one_line_exit_2_and_leaves_no_file(tmp_path, digits_rate, 
     monkeypatch.setenv("HOME", str(tmp_path))  # no Lava environment under ~/.cache
     monkeypatch.delenv("SNNPIPE_LAVA_PYTHON", raising=False)
     cases = {
-        "residual": ([str(residual)], ("BasicBlock", "--target nir")),
-        "direct encoding": ([str(direct)], ("direct", "--encoding rate")),
+        "imported graph": ([str(imported)], ("GraphBlock", "--target nir")),
+        "graded input of 1 bit": ([str(direct), "--input-bits", "1"], ("--input-bits", "1 is not an integer >= 2 and <= 24")),
+        "graded input bits for spikes": ([str(digits_rate.path), "--input-bits", "8"], ("--input-bits", "direct-coded")),
         "weights overflow": ([str(tmp_path / "hot.pt")], ("overflow",)),
         "accuracy collapse": ([str(tmp_path / "collapse.pt"), "--max-drop", "1"], ("--max-drop", "nothing was written")),
         "no lava": ([str(digits_rate.path), "--verify", "lava", "--lava-python", str(tmp_path / "nowhere" / "python")],

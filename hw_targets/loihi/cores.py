@@ -8,7 +8,9 @@ brief (2021), Table 1 (Loihi 2 column):
 - 192 KB of memory per core, shared between synapses, neuron state and routing;
 - up to 120 million synapses per chip.
 
-Mapping rule (a lower bound: no fragmentation, no routing tables): each layer gets its own cores,
+Mapping rule (a lower bound: no fragmentation, no routing tables): each layer (each node of a
+graph, with the synapses of all its incoming connections: a residual block's shortcut is stored
+with the neurons it feeds) gets its own cores,
 enough for its neurons (8,192 per core) and for its synaptic weights at one byte each (the 8-bit
 mantissa) in 192 KB, whichever needs more. Conv synapses are counted unrolled (every output
 neuron's taps), as Loihi 1 stored them; weight sharing across a conv, where the Loihi 2 compiler
@@ -20,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from snnpipe.hw_targets.loihi.graph import LoihiGraph
 from snnpipe.hw_targets.loihi.network import LoihiLayer, LoihiNetwork
 
 SOURCE = ("Intel Labs, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', technology brief "
@@ -51,13 +54,22 @@ class CoreLimits:
 LOIHI2 = CoreLimits()
 
 
-def layer_cores(layer: LoihiLayer, limits: CoreLimits = LOIHI2) -> int:
-    """Cores one layer needs: max(neurons / neurons_per_core, synapse bytes / memory per core)."""
-    by_neurons = math.ceil(layer.neurons / limits.neurons_per_core)
-    by_memory = math.ceil(layer.synapses() * limits.synapse_bytes / limits.memory_bytes_per_core)
+def cores_for(neurons: int, synapses: int, limits: CoreLimits = LOIHI2) -> int:
+    """Cores a group of neurons and its synapses need: max(neurons / neurons_per_core, synapse
+    bytes / memory per core), at least 1."""
+    by_neurons = math.ceil(neurons / limits.neurons_per_core)
+    by_memory = math.ceil(synapses * limits.synapse_bytes / limits.memory_bytes_per_core)
     return max(1, by_neurons, by_memory)
 
 
-def network_cores(net: LoihiNetwork, limits: CoreLimits = LOIHI2) -> list[int]:
-    """Cores per layer, in order (their sum is the network's; chips = ceil(sum / cores_per_chip))."""
+def layer_cores(layer: LoihiLayer, limits: CoreLimits = LOIHI2) -> int:
+    """Cores one netx layer needs (`cores_for`)."""
+    return cores_for(layer.neurons, layer.synapses(), limits)
+
+
+def network_cores(net: LoihiNetwork | LoihiGraph, limits: CoreLimits = LOIHI2) -> list[int]:
+    """Cores per layer (per node of a graph: its neurons and the synapses of every connection into
+    it, a relay node included), in order; their sum is the network's, chips = ceil(sum / cores_per_chip)."""
+    if isinstance(net, LoihiGraph):
+        return [cores_for(node.neurons, node.synapses(), limits) for node in net.nodes]
     return [layer_cores(layer, limits) for layer in net.layers]

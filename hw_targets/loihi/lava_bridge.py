@@ -1,4 +1,4 @@
-"""Lava as the oracle: find (or build) a Lava environment and run a netx file in it.
+"""Lava as the oracle: find (or build) a Lava environment and run a netx or Loihi graph file in it.
 
 Lava needs Python 3.10 (lava-nc 0.10.0 breaks on 3.11) and lava-dl 0.6.0 pins torch 2.3, so it lives
 in its own virtual environment and is driven as a subprocess: `run_lava` writes the input spikes to
@@ -172,21 +172,21 @@ class LavaRun:
 
 
 def lava_input(x, steps: int) -> np.ndarray:
-    """Input spikes x (T, N, ...), a tensor or an array, as `run_lava` takes them: (N, steps, ...)
-    int8, zeros after the T input steps (while the layers' one-step delays drain)."""
+    """Input x (T, N, ...), spikes or graded integers, a tensor or an array, as `run_lava` takes it:
+    (N, steps, ...) int32, zeros after the T input steps (while the layers' one-step delays drain)."""
     x = np.asarray(x)
-    padded = np.zeros((x.shape[1], steps, *x.shape[2:]), dtype=np.int8)
+    padded = np.zeros((x.shape[1], steps, *x.shape[2:]), dtype=np.int32)
     padded[:, :x.shape[0]] = np.swapaxes(x, 0, 1)
     return padded
 
 
 def run_lava(net_path: str | Path, x: np.ndarray, python: str | Path | None = None, state: str | None = None,
              timeout: float = 3600.0) -> LavaRun:
-    """Run the netx file on input spikes in ``Loihi2SimCfg(select_tag="fixed_pt")``.
+    """Run the netx or graph file on its input in ``Loihi2SimCfg(select_tag="fixed_pt")``.
 
     Args:
         net_path: the netx HDF5 file.
-        x: (N, steps, C, H, W) binary spikes (zeros after the input's T steps): `lava_input`.
+        x: (N, steps, C, H, W) binary spikes or graded integers (zeros after the input's T steps): `lava_input`.
         python: the Lava environment's python (default: `lava_python()`).
         state: also record u and v after every step: ``all`` layers, or the ``last`` one.
 
@@ -197,7 +197,7 @@ def run_lava(net_path: str | Path, x: np.ndarray, python: str | Path | None = No
     python = Path(python) if python is not None else lava_python()
     with tempfile.TemporaryDirectory(prefix="snnpipe-lava-") as tmp:
         inputs, outputs = Path(tmp) / "input.npz", Path(tmp) / "output.npz"
-        np.savez(inputs, x=np.ascontiguousarray(x, dtype=np.int8))
+        np.savez(inputs, x=np.ascontiguousarray(x, dtype=np.int32))
         command = [str(python), str(RUNNER), str(Path(net_path).resolve()), str(inputs), str(outputs)]
         if state is not None:
             if state not in ("all", "last"):

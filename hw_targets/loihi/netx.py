@@ -149,24 +149,29 @@ def _write_netx(net: LoihiNetwork, path: str | Path, attrs: dict[str, Any] | Non
 
 def read_netx(path: str | Path) -> tuple[LoihiNetwork, dict[str, Any]]:
     """The network in a netx file written by `write_netx` (or by lava-dl, for these layer types),
-    and the file's root attributes. The reading runs in a forked child (`isolated.in_child`), as
-    for NIR files: the HDF5 library can loop or crash on a damaged file.
+    and the file's root attributes (`read_isolated`).
 
     Raises:
         NetxError: a missing or damaged file (also one the reading crashed on or spent
             `READ_TIMEOUT` seconds on), a layer type this reader does not know, values out of
             Loihi's ranges, or a file that is not a chain; one line, naming the cause.
     """
+    return read_isolated(path, _read_netx, NetxError, "netx file")
+
+
+def read_isolated(path: str | Path, reader: Callable[[Path], Any], error: type[SnnpipeError], what: str) -> Any:
+    """``reader(path)`` in a forked child (`isolated.in_child`), as for NIR files: the HDF5 library
+    can loop or crash on a damaged file. Every failure is one ``error`` naming ``path`` and the cause."""
     path = Path(path)
     if not path.is_file():
-        raise NetxError(f"netx file {path} does not exist")
+        raise error(f"{what} {path} does not exist")
     try:
-        return in_child(_read_netx, path, timeout=READ_TIMEOUT, failure=lambda reason: NetxError(
-            f"{path} is a damaged netx file: {reason}; re-export it with snnpipe export --target loihi"))
+        return in_child(reader, path, timeout=READ_TIMEOUT, failure=lambda reason: error(
+            f"{path} is a damaged {what}: {reason}; re-export it with snnpipe export --target loihi"))
     except READ_ERRORS as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise NetxError(f"{path} is not a netx file snnpipe can read ({type(err).__name__}: {reason}); "
-                        "re-export it with snnpipe export --target loihi") from None
+        raise error(f"{path} is not a {what} snnpipe can read ({type(err).__name__}: {reason}); "
+                    "re-export it with snnpipe export --target loihi") from None
 
 
 def _read_netx(path: Path) -> tuple[LoihiNetwork, dict[str, Any]]:

@@ -8,7 +8,9 @@ eps)`` (per output channel; 1 without BatchNorm)::
     W_used = W + (Q(W s) / s - W).detach(),   Q(w) = clip(round(w / 2^e), -128, 127) 2^e
 
 with the exponent e that `quantize.layer_exponent` gives the folded weights at this step, from the
-threshold of the layer's neuron (the readout: from the weights alone). The BatchNorm still
+threshold of the layer's neuron (the readout: from the weights alone). Synapses summed into one
+neuron (a residual block's conv2 and its shortcut) share one exponent, from the largest folded
+weight of all of them, an identity shortcut counting as 1.0, as the export quantizes them. The BatchNorm still
 normalizes with batch statistics during training; in eval mode (running statistics) the folded
 weight ``W_used s`` is exactly the grid the export writes, so the exported weights are the trained
 ones. Average pooling folded into the next layer divides its weights by k^2 = 4 (2x2 pooling): a
@@ -35,21 +37,29 @@ import torch
 from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets.loihi.quantize import _stages, fake_quantize, layer_exponent, trace
+from snnpipe.hw_targets.loihi.quantize import fake_quantize, layer_exponent
+from snnpipe.hw_targets.loihi.trace import trace_graph
 from snnpipe.hw_targets.folding import batchnorm_pairs, batchnorm_scale, fold_batchnorm
 from snnpipe.models import SpikingModel
 
 
+def _folded(module: nn.Module, batchnorm: nn.Module | None) -> tuple[Tensor, Tensor]:
+    """(weight x BatchNorm scale, the scale shaped to multiply the weight)."""
+    weight = module.weight
+    if batchnorm is not None:
+        scale = batchnorm_scale(batchnorm).view(-1, *([1] * (weight.dim() - 1)))
+    else:
+        scale = torch.ones((), dtype=weight.dtype, device=weight.device)
+    return weight * scale, scale
+
+
 def _fake_quantized_weight(module: nn.Module) -> Tensor:
-    batchnorm, threshold = module._loihi
+    batchnorm, threshold, group, identity = module._loihi
     weight = module.weight
     with torch.no_grad():
-        if batchnorm is not None:
-            scale = batchnorm_scale(batchnorm).view(-1, *([1] * (weight.dim() - 1)))
-        else:
-            scale = torch.ones((), dtype=weight.dtype, device=weight.device)
-        folded = weight * scale
-        max_abs = float(folded.abs().max())
+        folded, scale = _folded(module, batchnorm)
+        # the node's exponent: every synapse summed into it (and an identity shortcut's 1.0) shares it
+        max_abs = max([float(_folded(m, bn)[0].abs().max()) for m, bn in group] + [1.0 if identity else 0.0])
         if max_abs == 0.0:
             return weight
         exponent = layer_exponent(max_abs, threshold)
@@ -88,16 +98,18 @@ def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
     if input_shape is None:
         raise SnnpipeError("--quantize loihi needs a zoo model (it knows its input shape)")
     try:
-        stages = _stages(trace(fold_batchnorm(model), tuple(input_shape)))
+        nodes = trace_graph(fold_batchnorm(model), tuple(input_shape))
     except SnnpipeError as err:
         raise SnnpipeError(f"--quantize loihi: {err}") from None
     batchnorm_after = {id(layer): bn for _, layer, _, bn in batchnorm_pairs(model)}  # the pairs the export folds
-    for stage in stages:
-        module = model.get_submodule(stage.synapse.path)
-        batchnorm = batchnorm_after.get(id(module))
-        threshold = stage.neuron.module.params.threshold if stage.neuron is not None else None
-        module.__class__ = _QUANT_CLASSES[type(module)] if type(module) in _QUANT_CLASSES else type(module)
-        module._loihi = (batchnorm, threshold)
+    for node in nodes:
+        modules = [model.get_submodule(b.synapse.path) for b in node.branches if not b.identity]
+        group = [(m, batchnorm_after.get(id(m))) for m in modules]
+        identity = any(b.identity for b in node.branches)
+        threshold = node.neuron.module.params.threshold if node.neuron is not None else None
+        for module, batchnorm in group:
+            module.__class__ = _QUANT_CLASSES[type(module)] if type(module) in _QUANT_CLASSES else type(module)
+            module._loihi = (batchnorm, threshold, group, identity)
     return model
 
 

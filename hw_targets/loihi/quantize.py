@@ -1,40 +1,53 @@
-"""From a trained `SpikingModel` to a `LoihiNetwork`: trace, fold, quantize.
+"""From a trained `SpikingModel` to a `LoihiGraph` (a `LoihiNetwork` when it is a chain): fold, quantize.
 
-1. **Trace.** The model's blocks are walked in order into a chain of leaf modules, each looked up in
-   `LEAVES`, a {module type: role} table. A module with no role (max pooling, a residual block, a
-   graph with adds, recurrence, anything netx cannot express) raises `UnsupportedLayerError` naming
-   its module path and pointing to ``--target nir``.
+1. **Trace** (`trace`): the model as nodes of neurons, each fed by the sum of its branches.
 2. **Fold.** BatchNorm is folded into the conv or linear before it (`folding.fold_batchnorm`).
    Average pooling after a neuron is folded into the synapse that follows, which sees the unpooled
    spikes: pooling (k, s) then a conv (K, S, P, D) is one conv with stride s S, padding s P and the
    kernel spread, ``W'[s D a + alpha] += W[a] / k^2`` (per axis); pooling then Flatten + Linear is
    the Linear treated as a conv whose kernel is the whole pooled map. Every fold is checked
    numerically against the unfolded layers (float64) before it is used.
-3. **Quantize.** Per layer, with the float weights W, bias b, threshold theta:
+3. **Quantize.** Per node, with the float weights W of all its branches, their biases b, threshold theta:
 
-   - an 8-bit weight mantissa with a per-layer exponent e (block floating point):
-     ``w_mant = clip(round(W / 2^e), -128, 127)``, e the smallest integer with max|W| <= 127 2^e;
-     the file holds ``w_mant << 1`` (netx's 8-bit scheme), so one weight unit is 2^(e-1);
+   - an 8-bit weight mantissa with one exponent e for every branch of the node (they add into the
+     same current, so they share its unit): ``w_mant = clip(round(W / 2^e), -128, 127)``, e the
+     smallest integer with max|W| <= 127 2^e over the branches; the file holds ``w_mant << 1``
+     (netx's 8-bit scheme), so one weight unit is 2^(e-1);
+   - an identity branch (a residual block's identity shortcut) has the weight 1.0: it counts in
+     max|W| and becomes the mantissa ``2^-e`` (exact for -6 <= e <= 0, else `WeightOverflowError`);
    - the threshold mantissa ``vThMant = round(theta / 2^(e-1))`` (17-bit; e is raised until it
      fits); a threshold that rounds to 0 means the weights overflow the format (`WeightOverflowError`);
-   - the bias mantissa ``round(b / 2^(e-1))``, 13-bit, clipped; its exponent is netx's fixed
+   - the bias mantissa ``round(sum b / 2^(e-1))``, 13-bit, clipped; its exponent is netx's fixed
      ``bias_exp = 6`` (state units), i.e. the same 2^(e-1) float step as a weight unit;
    - decays ``iDecay = round(a_u 4096)``, ``vDecay = round(a_v 4096)`` (12-bit; `fixed_point`).
 
+   Graded input (``input_bits`` b > 0, the direct encoding): the input is sent as the integers
+   ``x_q = round(x / 2^input_exp)`` (`LoihiGraph.quantize_input`), ``input_exp`` the smallest with
+   max|x| <= (2^(b-1) - 1) 2^input_exp on the calibration data; a branch from the input computes
+   ``W x = (W 2^input_exp) x_q``, so ``W 2^input_exp`` is what is quantized (the same mantissas as W:
+   a power of two moves only the exponent). ``input_exp`` is then raised until the first layer's
+   current on the calibration data, ``a_in = W x / (2^(e-1) 2^input_exp)`` weight units, stays below
+   2^16 (half of what u's 24 bits hold after the 6-bit shift): a dense layer of 784 pixels can sum
+   more than 8-bit inputs times 8-bit weights fit. The bits above the exponent then go unused, and
+   the report says how many are left.
+
    The readout (the final Linear, no neuron) becomes a non-spiking integrator: its voltage after the
    last step is ``2^6 sum_t (a_in[t] + bias)``. Lava adds its bias at every one of the T + L steps the
-   network runs, so the bias mantissa is scaled by T / (T + L) to keep the float model's T biases
-   (unless the model was trained in Loihi's timing, ``delay_shift``, which runs T + L steps itself).
-   Its exponent is raised until the largest accumulated output seen on calibration data stays below
-   2^16 weight units (half the 24-bit voltage range).
+   network runs (L the readout's depth), so the bias mantissa is scaled by T / (T + L) to keep the
+   float model's T biases (unless the model was trained in Loihi's timing, ``delay_shift``, which
+   runs T + L steps itself). Its exponent is raised until the largest accumulated output seen on
+   calibration data stays below 2^16 weight units (half the 24-bit voltage range).
+4. **Align** (`graph`): where a node's branches have different depths (a residual block: two
+   synapses on the main branch, none or one on the shortcut), relay nodes are put on the shorter
+   branch, shared by every branch that needs the same delay of the same source.
 
-Every layer's clipping statistics are recorded in `LayerQuantization`.
+Every node's clipping statistics are recorded in `LayerQuantization`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -44,165 +57,22 @@ from torch import Tensor, nn
 from snnpipe.hw_targets import ExportError, UnsupportedLayerError
 from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.hw_targets.loihi import fixed_point as fx
-from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork, readout_neuron
+from snnpipe.hw_targets.loihi.graph import INPUT, Connection, GraphNode, LoihiGraph, identity_connection, relay_node
+from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiNetwork, readout_neuron
+from snnpipe.hw_targets.loihi.trace import TARGET, Branch, Leaf, TracedNode, trace_graph
 from snnpipe.models import SpikingModel
-from snnpipe.models.graph import GraphBlock
-from snnpipe.models.layers import BasicBlock
-from snnpipe.models.neurons import CubaLIF, Neuron, NeuronParams
+from snnpipe.models.neurons import NeuronParams
 
-TARGET = "loihi"
-NIR_HINT = "netx files are sequential chains of dense and conv layers; export this model with --target nir"
 #: The readout's accumulated |a_in + bias| must stay below this many weight units: half of the
 #: 2^17 that fit in v's 24 bits after the 6-bit shift, a margin for inputs beyond the calibration set.
 READOUT_HEADROOM = 1 << 16
+#: A first layer's graded-input current |a_in| must stay below this many weight units on the
+#: calibration data (the 24-bit u holds 2^17 after the 6-bit shift; half of it, a margin).
+INPUT_CURRENT_HEADROOM = 1 << 16
 
 
 class WeightOverflowError(ExportError):
     """Weights too large for Loihi's fixed point at the layer's threshold."""
-
-
-@dataclass(frozen=True)
-class Role:
-    """What a module type is in a netx chain: ``synapse``, ``neuron``, ``pool``, ``flatten``, ``skip``,
-    or ``unsupported`` with the hint that the error gives."""
-
-    kind: str
-    hint: str = ""
-
-
-LEAVES: dict[type, Role] = {
-    nn.Conv2d: Role("synapse"),
-    nn.Linear: Role("synapse"),
-    CubaLIF: Role("neuron"),
-    nn.AvgPool2d: Role("pool"),
-    nn.AdaptiveAvgPool2d: Role("pool"),
-    nn.Flatten: Role("flatten"),
-    nn.Identity: Role("skip"),
-    nn.Dropout: Role("skip"),
-    nn.MaxPool2d: Role("unsupported", "max pooling has no netx layer (netx cannot read pool layers); "
-                       "train with average pooling, or export with --target nir"),
-    nn.AdaptiveMaxPool2d: Role("unsupported", "max pooling has no netx layer; export with --target nir"),
-    BasicBlock: Role("unsupported", f"a residual add is not sequential: {NIR_HINT}"),
-    GraphBlock: Role("unsupported", f"a graph with adds or branches is not sequential: {NIR_HINT}"),
-    nn.RNNBase: Role("unsupported", f"recurrence has no netx layer here: {NIR_HINT}"),
-    nn.BatchNorm1d: Role("unsupported", "this BatchNorm does not directly follow a conv or linear, so it "
-                         "cannot be folded; move it after one, or export with --target nir"),
-    nn.BatchNorm2d: Role("unsupported", "this BatchNorm does not directly follow a conv or linear, so it "
-                         "cannot be folded; move it after one, or export with --target nir"),
-}
-
-
-def _role(module: nn.Module) -> Role | None:
-    for cls in type(module).__mro__:
-        if cls in LEAVES:
-            return LEAVES[cls]
-    if isinstance(module, Neuron):  # the ANN twin's ReLU
-        return Role("unsupported", "this is the ANN twin (ReLU, not spiking neurons); export a spiking checkpoint")
-    return None
-
-
-@dataclass
-class _Leaf:
-    path: str
-    module: nn.Module
-    role: Role
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-
-
-def trace(model: SpikingModel, input_shape: tuple[int, ...]) -> list[_Leaf]:
-    """The model's modules in execution order, with the shape of one sample before and after each.
-
-    Raises:
-        UnsupportedLayerError: a module netx cannot express, named by its path.
-    """
-    leaves: list[_Leaf] = []
-
-    def visit(path: str, module: nn.Module) -> None:
-        role = _role(module)
-        if role is None and isinstance(module, nn.Sequential):
-            for name, child in module.named_children():
-                visit(f"{path}.{name}" if path else name, child)
-            return
-        if role is None:
-            role = Role("unsupported", f"it has no netx equivalent: {NIR_HINT}")
-        if role.kind == "unsupported":
-            raise UnsupportedLayerError(path, module, TARGET, role.hint)
-        leaves.append(_Leaf(path, module, role, (), ()))
-
-    blocks = getattr(model, "blocks", None)
-    if not isinstance(blocks, nn.ModuleDict):
-        raise UnsupportedLayerError("", model, TARGET, "only snnpipe SpikingModels (named blocks) can be traced")
-    for name, block in blocks.items():
-        visit(f"blocks.{name}", block)
-    x = torch.zeros(1, *input_shape)
-    with torch.no_grad():
-        for leaf in leaves:
-            leaf.in_shape = tuple(x.shape[1:])
-            if leaf.role.kind != "neuron":  # a neuron keeps the shape; its state must not be touched
-                x = leaf.module(x)
-            leaf.out_shape = tuple(x.shape[1:])
-    return leaves
-
-
-@dataclass
-class _Stage:
-    """One synaptic layer with the pools folded into it and the neuron after it (None: readout)."""
-
-    synapse: _Leaf
-    pools: list[_Leaf]
-    flatten: bool
-    neuron: _Leaf | None = None
-
-
-def _stages(leaves: list[_Leaf]) -> list[_Stage]:
-    stages: list[_Stage] = []
-    pools: list[_Leaf] = []
-    flatten = False
-    open_stage: _Stage | None = None
-    for leaf in leaves:
-        kind = leaf.role.kind
-        if kind == "skip":
-            continue
-        if kind == "pool":
-            if open_stage is not None:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "average pooling between a synapse and its "
-                                            "neuron cannot be folded; pool after the neuron")
-            if flatten:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "pooling after a Flatten has no image to pool")
-            pools.append(leaf)
-        elif kind == "flatten":
-            if open_stage is not None:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "a Flatten between a synapse and its neuron")
-            flatten = len(leaf.in_shape) > 1
-        elif kind == "synapse":
-            if open_stage is not None:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "two synaptic layers with no neuron between "
-                                            "them; netx gives every layer neurons")
-            if isinstance(leaf.module, nn.Linear) and len(leaf.in_shape) != 1:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "a Linear on an image needs a Flatten before it")
-            if isinstance(leaf.module, nn.Conv2d) and len(leaf.in_shape) != 3:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "a Conv2d needs a (C, H, W) input")
-            open_stage = _Stage(leaf, pools, flatten)
-            pools, flatten = [], False
-        elif kind == "neuron":
-            if open_stage is None:
-                raise UnsupportedLayerError(leaf.path, leaf.module, TARGET, "a neuron with no conv or linear before it "
-                                            "has no netx layer")
-            open_stage.neuron = leaf
-            stages.append(open_stage)
-            open_stage = None
-    if open_stage is not None:
-        stages.append(open_stage)  # the readout
-    if pools or flatten:
-        last = (pools or leaves)[-1]
-        raise UnsupportedLayerError(last.path, last.module, TARGET, "nothing after it to fold it into")
-    if not stages:
-        raise UnsupportedLayerError("", leaves[0].module if leaves else None, TARGET, "the model has no conv or linear layer")
-    for stage in stages[:-1]:
-        if stage.neuron is None:  # pragma: no cover - _stages closes a stage only at a neuron
-            raise UnsupportedLayerError(stage.synapse.path, stage.synapse.module, TARGET, "a layer without neurons")
-    return stages
 
 
 @dataclass
@@ -217,7 +87,7 @@ class _FloatConv:
     groups: int
 
 
-def _pool_geometry(pool: _Leaf) -> tuple[tuple[int, int], tuple[int, int], float]:
+def _pool_geometry(pool: Leaf) -> tuple[tuple[int, int], tuple[int, int], float]:
     module = pool.module
     if isinstance(module, nn.AdaptiveAvgPool2d):
         out = nn.modules.utils._pair(module.output_size)
@@ -237,7 +107,7 @@ def _pool_geometry(pool: _Leaf) -> tuple[tuple[int, int], tuple[int, int], float
     return kernel, stride, 1.0 / divisor
 
 
-def _fold_pool(conv: _FloatConv, pool: _Leaf) -> _FloatConv:
+def _fold_pool(conv: _FloatConv, pool: Leaf) -> _FloatConv:
     """The conv of ``conv(pool(x))`` on x (module docstring); ``pool`` is the pooling module's leaf."""
     (kh, kw), (sh, sw), scale = _pool_geometry(pool)
     out, cin, ah, aw = conv.weight.shape
@@ -256,36 +126,33 @@ def _apply(conv: _FloatConv, x: Tensor) -> Tensor:
     return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
-def _float_layer(stage: _Stage, generator: torch.Generator) -> tuple[_FloatConv, tuple[int, ...]]:
-    """The stage's synapse with its pools folded in, and the shape of the input it then takes."""
-    module = stage.synapse.module
+def _float_layer(branch: Branch, generator: torch.Generator) -> tuple[_FloatConv, tuple[int, ...]]:
+    """The branch's synapse with its source's pools folded in, and the shape of the input it then takes."""
+    synapse, pools = branch.synapse, branch.source.pools
+    module = synapse.module
     with torch.no_grad():
         bias = module.bias.detach().double().clone() if module.bias is not None else None
         if isinstance(module, nn.Conv2d):
             pad4 = module._reversed_padding_repeated_twice  # (left, right, top, bottom)
             if module.padding_mode != "zeros" or pad4[0] != pad4[1] or pad4[2] != pad4[3]:
-                raise UnsupportedLayerError(stage.synapse.path, module, TARGET, "only symmetric zero padding has a netx form")
+                raise UnsupportedLayerError(synapse.path, module, TARGET, "only symmetric zero padding has a Loihi form")
             pad = (pad4[2], pad4[0])
             conv = _FloatConv(module.weight.detach().double().clone(), bias, tuple(module.stride), pad,
                               tuple(module.dilation), module.groups)
-            in_shape = stage.synapse.in_shape
+        elif pools:  # the Linear as a conv over the pooled (C, H, W) map
+            conv = _FloatConv(module.weight.detach().double().reshape(module.out_features, *pools[-1].out_shape), bias,
+                              (1, 1), (0, 0), (1, 1), 1)
         else:
-            pooled = stage.pools[-1].out_shape if stage.pools else None
-            if stage.pools:  # the Linear as a conv over the pooled (C, H, W) map
-                conv = _FloatConv(module.weight.detach().double().reshape(module.out_features, *pooled), bias,
-                                  (1, 1), (0, 0), (1, 1), 1)
-            else:
-                conv = _FloatConv(module.weight.detach().double()[:, :, None, None], bias, (1, 1), (0, 0), (1, 1), 1)
-            in_shape = stage.synapse.in_shape
-        for pool in reversed(stage.pools):
+            conv = _FloatConv(module.weight.detach().double()[:, :, None, None], bias, (1, 1), (0, 0), (1, 1), 1)
+        in_shape = synapse.in_shape
+        for pool in reversed(pools):
             folded = _fold_pool(conv, pool)
             x = torch.rand(2, *pool.in_shape, generator=generator, dtype=torch.float64)
-            pooled = pool.module(x)
-            reference = _apply(conv, pooled)
+            reference = _apply(conv, pool.module(x))
             got = _apply(folded, x)
             if got.shape != reference.shape or not torch.allclose(got, reference, rtol=1e-9, atol=1e-9):
                 raise UnsupportedLayerError(pool.path, pool.module, TARGET, f"its windows do not tile its {pool.in_shape} "
-                                            f"input, so it cannot be folded into {stage.synapse.path}")
+                                            f"input, so it cannot be folded into {synapse.path}")
             conv, in_shape = folded, pool.in_shape
     return conv, in_shape
 
@@ -308,6 +175,8 @@ class LayerQuantization:
         biases_clipped: bias mantissas clipped to 13 bits.
         i_decay, v_decay: netx's decays; ``current_decay_error``, ``voltage_decay_error``: |a_q - a|.
         readout: the non-spiking output layer.
+        connections: the module paths of the synapses summed into the node (a residual block: two).
+        relay: a delay relay the exporter inserted to align branches (not a layer of the model).
     """
 
     name: str
@@ -333,17 +202,19 @@ class LayerQuantization:
     current_decay_error: float
     voltage_decay_error: float
     readout: bool
+    connections: list[str] = field(default_factory=list)
+    relay: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def block_exponent(max_abs_weight: float) -> int:
-    """The smallest e with ``max_abs_weight <= 127 * 2^e`` (the 8-bit mantissa's largest value)."""
-    e = math.ceil(math.log2(max_abs_weight / fx.WEIGHT_MANT_MAX))
-    while max_abs_weight > fx.WEIGHT_MANT_MAX * 2.0**e:  # log2 rounding at exact powers
+def block_exponent(max_abs_weight: float, mantissa_max: int = fx.WEIGHT_MANT_MAX) -> int:
+    """The smallest e with ``max_abs_weight <= mantissa_max * 2^e`` (default: the 8-bit weight mantissa's 127)."""
+    e = math.ceil(math.log2(max_abs_weight / mantissa_max))
+    while max_abs_weight > mantissa_max * 2.0**e:  # log2 rounding at exact powers
         e += 1
-    while e > -1074 and max_abs_weight <= fx.WEIGHT_MANT_MAX * 2.0 ** (e - 1):
+    while e > -1074 and max_abs_weight <= mantissa_max * 2.0 ** (e - 1):
         e -= 1
     return e
 
@@ -377,61 +248,96 @@ def fake_quantize(weight: Tensor, exponent: int) -> Tensor:
     return weight_mantissa(weight, exponent) * 2.0**exponent
 
 
-def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], timesteps: int, total_layers: int,
-                    readout_range: float | None, delay_shift: bool) -> tuple[LoihiLayer, LayerQuantization]:
-    path = stage.synapse.path
-    weight, bias = conv.weight, conv.bias
-    max_abs = float(weight.abs().max())
-    if max_abs == 0.0:
-        raise ExportError(f"{path}: every weight is zero; netx cannot scale an all-zero layer (remove the layer or retrain)")
-    params: NeuronParams | None = stage.neuron.module.params if stage.neuron is not None else None
+def _node_exponent(max_abs: float, params: NeuronParams | None, readout_range: float | None) -> int:
+    """The node's exponent: from its threshold (`layer_exponent`), or for the readout from its weights,
+    raised until the calibrated output range fits `READOUT_HEADROOM`."""
     if params is not None:
-        if params.refractory_steps:
-            raise UnsupportedLayerError(stage.neuron.path, stage.neuron.module, TARGET,
-                                        f"refractory_steps={params.refractory_steps}: netx's CUBA neuron (Lava LIF) has no "
-                                        "refractory period; retrain with --refractory-steps 0 or export with --target nir")
-        try:
-            decays = fx.quantize_current_decay(params.current_decay), fx.quantize_voltage_decay(params.voltage_decay)
-        except ValueError as err:
-            raise UnsupportedLayerError(stage.neuron.path, stage.neuron.module, TARGET, f"{err}; retrain with a decay Lava can hold") from None
-        e = layer_exponent(max_abs, params.threshold)
-    else:
-        e = block_exponent(max_abs)
-        if readout_range is not None:
-            while readout_range / 2.0 ** (e - 1) > READOUT_HEADROOM:
-                e += 1
+        return layer_exponent(max_abs, params.threshold)
+    e = block_exponent(max_abs)
+    if readout_range is not None:
+        while readout_range / 2.0 ** (e - 1) > READOUT_HEADROOM:
+            e += 1
+    return e
+
+
+def _neuron_decays(node: TracedNode, params: NeuronParams) -> tuple[int, int]:
+    if params.refractory_steps:
+        raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET,
+                                    f"refractory_steps={params.refractory_steps}: netx's CUBA neuron (Lava LIF) has no "
+                                    "refractory period; retrain with --refractory-steps 0 or export with --target nir")
+    try:
+        return fx.quantize_current_decay(params.current_decay), fx.quantize_voltage_decay(params.voltage_decay)
+    except ValueError as err:
+        raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET, f"{err}; retrain with a decay Lava can hold") from None
+
+
+def _synapse_connection(branch: Branch, conv: _FloatConv, in_shape: tuple[int, ...], file_weight: Tensor) -> Connection:
+    if isinstance(branch.synapse.module, nn.Linear):
+        return Connection(branch.source.node, branch.path, "dense", (math.prod(in_shape),),
+                          file_weight.reshape(file_weight.shape[0], -1).numpy(),
+                          flatten=branch.source.flatten or len(in_shape) > 1)
+    return Connection(branch.source.node, branch.path, "conv", in_shape, file_weight.numpy(), stride=conv.stride,
+                      padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
+
+
+def _quantize_node(node: TracedNode, floats: list[tuple[_FloatConv, tuple[int, ...]] | None], timesteps: int,
+                   depth: int, readout_range: float | None, delay_shift: bool) -> tuple[GraphNode, "LayerQuantization"]:
+    """One node: its branches' weights on one exponent, its threshold, summed bias and decays
+    (module docstring, step 3). ``floats`` holds each branch's folded float layer (None: identity)."""
+    weights = [f[0].weight for f in floats if f is not None]
+    max_abs = max([float(w.abs().max()) for w in weights] + [1.0 if None in floats else 0.0])
+    if max_abs == 0.0:
+        raise ExportError(f"{node.name}: every weight is zero; Loihi cannot scale an all-zero layer (remove the layer "
+                          "or retrain)")
+    params: NeuronParams | None = node.neuron.module.params if node.neuron is not None else None
+    decays = _neuron_decays(node, params) if params is not None else None
+    e = _node_exponent(max_abs, params, readout_range)
     step = 2.0 ** (e - 1)  # one weight unit
-    mant = weight_mantissa(weight, e)
-    quantized = mant * 2.0**e  # = fake_quantize(weight, e), the grid quantization-aware training used
-    error = float(torch.sqrt(((quantized - weight) ** 2).mean()) / torch.sqrt((weight**2).mean()))
+    connections, mantissas, originals = [], [], []
+    for branch, fl in zip(node.branches, floats):
+        if fl is None:
+            if e > 0:
+                raise WeightOverflowError(f"{branch.path}: the identity shortcut (weight 1.0) has no 8-bit mantissa at "
+                                          f"its node's exponent {e} (weights up to {max_abs:.4g}); retrain with smaller "
+                                          "weights or a lower threshold")
+            connections.append(identity_connection(branch.source.node, branch.path, branch.source.shape, 1 << -e))
+            continue
+        conv, in_shape = fl
+        mant = weight_mantissa(conv.weight, e)
+        mantissas.append(mant)
+        originals.append(conv.weight)
+        connections.append(_synapse_connection(branch, conv, in_shape, mant.to(torch.int64) << fx.WEIGHT_FILE_SHIFT))
+    biases = [f[0].bias for f in floats if f is not None and f[0].bias is not None]
     bias_mant, biases_clipped = None, 0
-    if bias is not None:
+    if biases:
         # a float model in Loihi's timing (delay_shift) adds the readout's bias at all T + L steps too
-        scale = timesteps / (timesteps + total_layers) if params is None and not delay_shift else 1.0
-        raw_bias = torch.round(bias * scale / step)
+        scale = timesteps / (timesteps + depth) if params is None and not delay_shift else 1.0
+        raw_bias = torch.round(sum(biases) * scale / step)
         clipped = raw_bias.clamp(fx.BIAS_MANT_MIN, fx.BIAS_MANT_MAX)
         biases_clipped = int((clipped != raw_bias).sum())
         bias_mant = clipped.to(torch.int64).numpy() if bool((clipped != 0).any()) else None
     neuron = CubaNeuron(*decays, int(round(params.threshold / step))) if params is not None else readout_neuron()
-    file_weight = (mant.to(torch.int64) << fx.WEIGHT_FILE_SHIFT)
-    if isinstance(stage.synapse.module, nn.Linear):
-        file_weight = file_weight.reshape(file_weight.shape[0], -1)
-        layer = LoihiLayer(path, "dense", (math.prod(in_shape),), (file_weight.shape[0],), file_weight.numpy(), bias_mant,
-                           neuron, flatten=stage.flatten or len(in_shape) > 1)
+    graph_node = GraphNode(node.name, node.out_shape, neuron, bias_mant, connections)
+    main = connections[0]
+    if main.kind == "dense":
         try:
-            fmt = fx.dense_synapse_format(layer.weight)
+            fmt = fx.dense_synapse_format(main.weight)
         except ValueError:
-            raise ExportError(f"{path}: every weight quantizes to zero at exponent {e}; netx cannot scale an all-zero "
-                              "layer (retrain with --quantize loihi)") from None
+            raise ExportError(f"{node.name}: every weight quantizes to zero at exponent {e}; Loihi cannot scale an "
+                              "all-zero layer (retrain with --quantize loihi)") from None
         loihi_exp, loihi_bits = fmt.weight_exp, fmt.num_weight_bits
     else:
-        layer = LoihiLayer(path, "conv", in_shape, stage.synapse.out_shape, file_weight.numpy(), bias_mant, neuron,
-                           stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
         loihi_exp, loihi_bits = 0, 8
+    all_mant = torch.cat([m.flatten() for m in mantissas]) if mantissas else torch.ones(1)
+    all_w = torch.cat([w.flatten() for w in originals]) if originals else torch.ones(1)
+    quantized = all_mant * 2.0**e
+    error = float(torch.sqrt(((quantized - all_w) ** 2).mean()) / torch.sqrt((all_w**2).mean()))
     quant = LayerQuantization(
-        name=path, kind=layer.kind, pools_folded=[p.path for p in stage.pools], neurons=layer.neurons,
-        synapses=layer.synapses(), weight_exp=e, weight_mantissa_min=int(mant.min()), weight_mantissa_max=int(mant.max()),
-        weights_clipped=int((torch.round(weight / 2.0**e) != mant).sum()), weights_zeroed=int(((mant == 0) & (weight != 0)).sum()),
+        name=node.name, kind=main.kind, pools_folded=[p.path for b in node.branches for p in b.source.pools],
+        neurons=graph_node.neurons, synapses=graph_node.synapses(), weight_exp=e,
+        weight_mantissa_min=int(all_mant.min()), weight_mantissa_max=int(all_mant.max()),
+        weights_clipped=int((torch.round(all_w / 2.0**e) != all_mant).sum()),
+        weights_zeroed=int(((all_mant == 0) & (all_w != 0)).sum()),
         weight_rel_rmse=error, loihi_weight_exp=loihi_exp, loihi_weight_bits=loihi_bits,
         vth_mant=neuron.vth_mant if params is not None else None,
         threshold_rel_error=abs(neuron.vth_mant * step - params.threshold) / params.threshold if params is not None else None,
@@ -439,52 +345,141 @@ def _quantize_stage(stage: _Stage, conv: _FloatConv, in_shape: tuple[int, ...], 
         i_decay=neuron.i_decay, v_decay=neuron.v_decay,
         current_decay_error=abs(neuron.i_decay / fx.DECAY_UNITY - (params.current_decay if params else 1.0)),
         voltage_decay_error=abs(neuron.v_decay / fx.DECAY_UNITY - (params.voltage_decay if params else 0.0)),
-        readout=params is None,
+        readout=params is None, connections=[c.name for c in connections],
     )
-    return layer, quant
+    return graph_node, quant
+
+
+def _relay_quantization(node: GraphNode) -> "LayerQuantization":
+    """The report entry of a relay node: one identity weight, nothing lost."""
+    return LayerQuantization(
+        name=node.name, kind=node.connections[0].kind, pools_folded=[], neurons=node.neurons, synapses=node.synapses(),
+        weight_exp=0, weight_mantissa_min=1, weight_mantissa_max=1, weights_clipped=0, weights_zeroed=0,
+        weight_rel_rmse=0.0, loihi_weight_exp=0, loihi_weight_bits=8, vth_mant=node.neuron.vth_mant,
+        threshold_rel_error=None, bias_exp=fx.NETX_BIAS_EXP, bias_step=0.0, biases_clipped=0,
+        i_decay=node.neuron.i_decay, v_decay=node.neuron.v_decay, current_decay_error=0.0, voltage_decay_error=0.0,
+        readout=False, connections=[c.name for c in node.connections], relay=True,
+    )
 
 
 @dataclass
 class QuantizedModel:
-    """The exported network and how each layer was quantized."""
+    """The exported graph, how each node was quantized, and the netx chain when it is one."""
 
-    network: LoihiNetwork
+    graph: LoihiGraph
     layers: list[LayerQuantization]
+    input_exp_for_range: int = 0  # graded input: the exponent the input's range alone asked for
+
+    @property
+    def network(self) -> LoihiNetwork | None:
+        """The netx chain (`LoihiGraph.as_network`), or None for a graph netx cannot say."""
+        return self.graph.as_network() if self.graph.is_chain() else None
+
+
+def input_exponent(max_abs_input: float, bits: int) -> int:
+    """The smallest e with ``max_abs_input <= (2^(bits-1) - 1) 2^e``: the graded input's exponent."""
+    return block_exponent(max_abs_input, (1 << (bits - 1)) - 1)
+
+
+def _graded_input_exponent(traced: list[TracedNode], bits: int, x: Tensor | None,
+                           generator: torch.Generator) -> tuple[int, int]:
+    """(the input's exponent, the exponent its range alone asks for): the smallest that holds the
+    largest |x| of ``x`` in ``bits``, raised until the first layer's current stays below
+    `INPUT_CURRENT_HEADROOM` weight units on ``x`` (module docstring)."""
+    if x is None:
+        return (e := input_exponent(1.0, bits)), e
+    by_range = input_exponent(float(x.abs().max()), bits)
+    e = by_range
+    x0 = x.reshape(-1, *x.shape[2:]).double() if x.dim() > 4 else x.double()
+    for node in traced:
+        branches = [b for b in node.branches if b.source.node == INPUT and not b.identity]
+        if not branches:
+            continue
+        floats = [_float_layer(b, generator) for b in branches]
+        params = node.neuron.module.params if node.neuron is not None else None
+        max_abs = max(float(conv.weight.abs().max()) for conv, _ in floats)
+        unit = 2.0 ** (_node_exponent(max_abs, params, None) - 1)
+        with torch.no_grad():
+            current = sum(_apply(_FloatConv(conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups),
+                                 x0.reshape(len(x0), *(in_shape if len(in_shape) == 3 else (-1, 1, 1))))
+                          for conv, in_shape in floats)
+        peak = float(current.abs().max()) / unit  # a_in at input exponent 0, in weight units
+        while peak / 2.0**e > INPUT_CURRENT_HEADROOM:
+            e += 1
+    return e, by_range
 
 
 def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps: int,
-                   readout_range: Callable[[SpikingModel], float] | float | None = None) -> QuantizedModel:
+                   readout_range: Callable[[SpikingModel], float] | float | None = None, input_bits: int = 0,
+                   calibration_input: Tensor | None = None) -> QuantizedModel:
     """Fold and quantize ``model`` (module docstring).
 
     Args:
         model: the trained spiking model.
         input_shape: one sample, (C, H, W).
-        timesteps: T of the input: the readout's bias is scaled by T / (T + layers).
+        timesteps: T of the input: the readout's bias is scaled by T / (T + depth).
         readout_range: the largest |sum_t output| of the folded float model on calibration data, or
             a function of the folded model that measures it; None skips the readout's range check.
+        input_bits: 0 for binary input spikes; else the bits of the graded (direct) input.
+        calibration_input: (T, B, *input_shape) input that sets the graded input's exponent (its
+            range and the first layer's current); None assumes |x| <= 1.
 
     Raises:
-        UnsupportedLayerError: a module netx cannot express (named by its path).
+        UnsupportedLayerError: a module Loihi cannot express (named by its path).
         WeightOverflowError: weights too large for the fixed point at the layer's threshold.
         ExportError: a layer whose weights are all zero.
     """
     if not getattr(model, "spiking", True):
         raise UnsupportedLayerError("", model, TARGET, "this is the ANN twin (ReLU, not spiking neurons); export a spiking checkpoint")
     folded = fold_batchnorm(model)
-    leaves = trace(folded, tuple(input_shape))
-    stages = _stages(leaves)
+    traced = trace_graph(folded, tuple(input_shape))
     if callable(readout_range):
         readout_range = readout_range(folded)
     generator = torch.Generator().manual_seed(0)
-    layers, quants = [], []
-    for stage in stages:
-        conv, in_shape = _float_layer(stage, generator)
-        layer, quant = _quantize_stage(stage, conv, in_shape, timesteps, len(stages), readout_range,
-                                       bool(getattr(model, "delay_shift", False)))
-        layers.append(layer)
+    input_exp, range_exp = _graded_input_exponent(traced, input_bits, calibration_input, generator) if input_bits else (0, 0)
+    delay_shift = bool(getattr(model, "delay_shift", False))
+    depth: dict[str, int] = {INPUT: 0}
+    nodes: list[GraphNode] = []
+    quants: list[LayerQuantization] = []
+    relays: dict[tuple[str, int], str] = {}
+    for node in traced:
+        floats = []
+        for branch in node.branches:
+            if branch.identity:
+                floats.append(None)
+                continue
+            conv, in_shape = _float_layer(branch, generator)
+            if branch.source.node == INPUT and input_bits:
+                conv = _FloatConv(conv.weight * 2.0**input_exp, conv.bias, conv.stride, conv.padding, conv.dilation,
+                                  conv.groups)
+            floats.append((conv, in_shape))
+        node_depth = max(depth[b.source.node] for b in node.branches) + 1
+        graph_node, quant = _quantize_node(node, floats, timesteps, node_depth, readout_range, delay_shift)
+        for connection, branch in zip(graph_node.connections, node.branches):
+            missing = node_depth - 1 - depth[connection.source]
+            if missing and connection.source == INPUT and input_bits:
+                raise UnsupportedLayerError(branch.path, branch.synapse.module if branch.synapse else model, TARGET,
+                                            "a branch from graded input would need a relay, and relays carry spikes")
+            for k in range(1, missing + 1):  # relays of the source, shared by the branches that need them
+                if (connection.source, k) not in relays:
+                    source = relays.get((connection.source, k - 1), connection.source)
+                    relay = relay_node(connection.source, _node_shape(nodes, input_shape, connection.source), k)
+                    relay.connections[0].source = source
+                    nodes.append(relay)
+                    quants.append(_relay_quantization(relay))
+                    depth[relay.name] = depth[connection.source] + k
+                    relays[(connection.source, k)] = relay.name
+            if missing:
+                connection.source = relays[(connection.source, missing)]
+        nodes.append(graph_node)
         quants.append(quant)
+        depth[graph_node.name] = node_depth
     try:
-        network = LoihiNetwork(tuple(input_shape), layers)
-    except ValueError as err:  # pragma: no cover - shapes come from tracing the model itself
-        raise ExportError(f"the traced layers do not chain: {err}") from None
-    return QuantizedModel(network, quants)
+        graph = LoihiGraph(tuple(input_shape), nodes, input_bits, input_exp)
+    except ValueError as err:  # pragma: no cover - shapes and depths come from tracing the model itself
+        raise ExportError(f"the traced layers do not form a Loihi graph: {err}") from None
+    return QuantizedModel(graph, quants, range_exp)
+
+
+def _node_shape(nodes: list[GraphNode], input_shape: tuple[int, ...], name: str) -> tuple[int, ...]:
+    return tuple(input_shape) if name == INPUT else next(n.out_shape for n in nodes if n.name == name)

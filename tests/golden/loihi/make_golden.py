@@ -2,7 +2,7 @@
 
 Needs the Lava environment (see `snnpipe.hw_targets.loihi.lava_bridge`); run from the repository:
 
-    python tests/golden/loihi/make_golden.py
+    python tests/golden/loihi/make_golden.py [LAVA_PYTHON] [--only=residual_identity,graded_input]
 
 For each network it writes ``<name>.net.h5`` and ``<name>.npz``: the input spikes ``x`` (T, N, C, H, W)
 and, for every layer i, Lava's ``spikes_i``, ``u_i`` and ``v_i`` (N, steps, *shape) from
@@ -16,6 +16,12 @@ and, for every layer i, Lava's ``spikes_i``, ``u_i`` and ``v_i`` (N, steps, *sha
   24-bit current, feeding an all-inhibitory dense layer (whose -256 weights Lava clips to -255) and
   an excitatory readout with small weights (a negative Loihi weight exponent) and a bias.
 - ``edge_dense``: a dense layer of fan-in 600 whose current wraps both ways and whose voltage saturates.
+- ``residual_identity`` and ``residual_projection``: Loihi graph files (``snnpipe.loihi.graph/1``) of a
+  stem conv, one `BasicBlock` (an identity shortcut; a stride-2 1x1 projection to 3 channels) and a
+  readout, exported by ``export_loihi``: two branches summed at the block's second neuron, a relay
+  aligning the shortcut; decays 0.5 / 0.25, seeded weights.
+- ``graded_input``: a direct-coded conv + dense + readout graph whose first layer takes 8-bit graded
+  input (analog x in [-1, 2), its largest values clipped to 127).
 """
 
 from __future__ import annotations
@@ -28,10 +34,13 @@ import torch
 
 from snnpipe.hw_targets import ExportRequest
 from snnpipe.hw_targets.loihi.export import export_loihi
-from snnpipe.hw_targets.loihi.lava_bridge import run_lava
+from snnpipe.hw_targets.loihi.graph_file import read_graph
+from snnpipe.hw_targets.loihi.lava_bridge import lava_input, run_lava
 from snnpipe.hw_targets.loihi.netx import write_netx
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork, readout_neuron
-from snnpipe.models import create_model
+from snnpipe.models import SpikingModel, create_model
+from snnpipe.models.layers import BasicBlock
+from snnpipe.models.neurons import CubaLIF, NeuronParams
 
 HERE = Path(__file__).resolve().parent
 TIMESTEPS = 8
@@ -51,15 +60,53 @@ GOLDEN_LAYERS = [
 ]
 
 
-def tiny_model():
-    """The ``tiny`` model with its seeded weights (weights scaled so that every layer spikes)."""
-    torch.manual_seed(7)
-    model = create_model("sequential", input_shape=(1, 8, 8), num_classes=3, layers=GOLDEN_LAYERS).eval()
+def _scaled(model: SpikingModel, factor: float) -> SpikingModel:
+    """``model`` in eval mode with every conv and linear weight times ``factor`` (so that every layer spikes)."""
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                module.weight.mul_(3.0)
-    return model
+                module.weight.mul_(factor)
+    return model.eval()
+
+
+def tiny_model():
+    """The ``tiny`` model with its seeded weights (weights scaled so that every layer spikes)."""
+    torch.manual_seed(7)
+    return _scaled(create_model("sequential", input_shape=(1, 8, 8), num_classes=3, layers=GOLDEN_LAYERS), 3.0)
+
+
+def residual_model(projection: bool) -> SpikingModel:
+    """Stem conv + LIF, one BasicBlock (identity, or 2 -> 3 channels at stride 2), flatten, readout."""
+    torch.manual_seed(11 + projection)
+    params = NeuronParams(current_decay=0.5, voltage_decay=0.25, threshold=1.0)
+    lif = lambda: CubaLIF(params)  # noqa: E731
+    out, side = (3, 3) if projection else (2, 6)
+    blocks = {
+        "stem": torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1, bias=True), lif()),
+        "block": torch.nn.Sequential(BasicBlock(2, out, 2 if projection else 1, lif)),
+        "head": torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(out * side * side, 3)),
+    }
+    model = SpikingModel(torch.nn.ModuleDict(blocks), spiking=True)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):  # statistics that are not the identity
+                module.running_mean.uniform_(-0.2, 0.2)
+                module.running_var.uniform_(0.5, 1.5)
+    return _scaled(model, 3.0)
+
+
+def graded_model() -> SpikingModel:
+    torch.manual_seed(13)
+    layers = [
+        {"type": "conv2d", "name": "conv1", "in_channels": 1, "out_channels": 3, "kernel_size": [3, 3], "padding": [1, 1],
+         "bias": True},
+        {"type": "cuba_lif", "name": "lif1", "current_decay": 0.5, "voltage_decay": 0.125, "threshold": 1.0},
+        {"type": "flatten", "name": "flatten"},
+        {"type": "linear", "name": "fc1", "in_features": 48, "out_features": 6, "bias": True},
+        {"type": "cuba_lif", "name": "lif2", "current_decay": 1.0, "voltage_decay": 0.25, "threshold": 1.0},
+        {"type": "linear", "name": "fc2", "in_features": 6, "out_features": 3, "bias": True},
+    ]
+    return _scaled(create_model("sequential", input_shape=(1, 4, 4), num_classes=3, layers=layers), 2.0)
 
 
 def edge_conv() -> LoihiNetwork:
@@ -96,24 +143,44 @@ def _input(shape: tuple[int, ...], samples: int, rate: float, seed: int) -> torc
 
 
 def main() -> int:
-    python = sys.argv[1] if len(sys.argv) > 1 else None
+    """``make_golden.py [LAVA_PYTHON] [--only NAME,NAME]``: every case, or the ones named."""
+    args = [a for a in sys.argv[1:] if not a.startswith("--only")]
+    only = next((a.split("=", 1)[1].split(",") for a in sys.argv[1:] if a.startswith("--only=")), None)
+    python = args[0] if args else None
     cases = {}
+    wanted = lambda name: only is None or name in only  # noqa: E731
     path = HERE / "tiny.net.h5"
-    export_loihi(ExportRequest(tiny_model(), (1, 8, 8), TIMESTEPS, "rate", path))
-    path.chmod(0o644)
-    cases["tiny"] = (path, (1, 8, 8), _input((1, 8, 8), 3, 0.5, 0), 4)
+    if wanted("tiny"):
+        export_loihi(ExportRequest(tiny_model(), (1, 8, 8), TIMESTEPS, "rate", path))
+        path.chmod(0o644)
+        cases["tiny"] = (path, (1, 8, 8), _input((1, 8, 8), 3, 0.5, 0), 4)
     for name, builder, rate in (("edge_conv", edge_conv, 0.9755), ("edge_dense", edge_dense, 0.9)):
+        if not wanted(name):
+            continue
         net = builder()
         path = HERE / f"{name}.net.h5"
         write_netx(net, path)
         cases[name] = (path, net.input_shape, _input(net.input_shape, 2, rate, 1), len(net.layers))
-    for name, (path, shape, x, layers) in cases.items():
+    for name, model, shape, encoding in (("residual_identity", residual_model(False), (1, 6, 6), "rate"),
+                                         ("residual_projection", residual_model(True), (1, 6, 6), "rate"),
+                                         ("graded_input", graded_model(), (1, 4, 4), "direct")):
+        if not wanted(name):
+            continue
+        path = HERE / f"{name}.graph.h5"
+        result = export_loihi(ExportRequest(model, shape, TIMESTEPS, encoding, path))
+        path.chmod(0o644)
+        graph, _ = read_graph(path)
+        if encoding == "direct":
+            x = torch.rand(TIMESTEPS, 3, *shape, generator=torch.Generator().manual_seed(2)) * 3 - 1
+        else:
+            x = _input(shape, 3, 0.5, 2)
+        print(name, result.report["format"], [n.name for n in graph.nodes])
+        cases[name] = (path, shape, x, graph.steps_for(TIMESTEPS) - TIMESTEPS, graph)
+    for name, (path, shape, x, layers, *graph) in cases.items():
         steps = TIMESTEPS + layers
-        padded = np.zeros((x.shape[1], steps, *shape), dtype=np.int8)
-        padded[:, :TIMESTEPS] = x.transpose(0, 1).numpy()
-        lava = run_lava(path, padded, python, state="all")
-        arrays = {"x": x.numpy().astype(np.uint8)}
-        for i in range(layers):
+        lava = run_lava(path, lava_input(graph[0].quantize_input(x) if graph else x, steps), python, state="all")
+        arrays = {"x": x.numpy() if graph and graph[0].graded else x.numpy().astype(np.uint8)}
+        for i in range(len(graph[0].nodes) if graph else layers):
             arrays[f"spikes_{i}"], arrays[f"u_{i}"], arrays[f"v_{i}"] = lava.spikes[i], lava.current[i], lava.voltage[i]
         np.savez_compressed(HERE / f"{name}.npz", **arrays)
         print(name, {k: v.shape for k, v in arrays.items()})
