@@ -1,5 +1,12 @@
-"""Writing files so that a user never finds a partial one: a temporary file beside the target,
-fsynced, then renamed over it; on any failure the temporary file is removed and the old file stays."""
+"""The files a command writes, kept safe: nothing a user has is lost, clobbered or left half-written.
+
+- `atomic_path`, `atomic_folder`: a temporary file (folder) beside the target, then renamed (swapped)
+  into place; on failure it is removed and the old one stays. `remove_orphan_temporaries` clears
+  what a killed write left (names carrying `TEMP_MARK`).
+- `lock_folder`, `claim_free_folder`: a folder belongs to one running command (``flock``).
+- `disk_error`, `check_free_space`: a full disk named as such, and refused up front.
+- `checksums`: what a finished step wrote, to tell later whether it is unchanged.
+"""
 
 from __future__ import annotations
 

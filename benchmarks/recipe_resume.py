@@ -4,7 +4,7 @@
 
 Runs the recipe (default: the embedded default recipe) once uninterrupted, then once per step: killed
 (SIGKILL) while that step runs (a training step once its first checkpoint is written, an export or a
-profile once its folder appears), then ``snnpipe run RECIPE --resume FOLDER``. Each resumed run's
+profile once its folder, or the temporary folder its report is written into, appears), then ``snnpipe run RECIPE --resume FOLDER``. Each resumed run's
 outputs are compared with the whole run's: every checkpoint's weights bit for bit, every export and
 profile file byte for byte, the ``*.report.json`` files equal but for timings and the folder's name.
 Prints a table and writes JSON and Markdown (exit 1 when any output differs).
@@ -65,6 +65,7 @@ def main() -> int:
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
 
+    from snnpipe.files import TEMP_MARK
     from snnpipe.pipeline.run import load_recipe
 
     recipe = load_recipe(args.recipe)
@@ -82,7 +83,10 @@ def main() -> int:
         proc = subprocess.Popen(["snnpipe", "run", *source, "-o", str(folder), "--quiet"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         target = folder / step.name
-        _wait((lambda: (target / "checkpoint.pt").exists()) if step.kind == "train" else target.exists, proc)
+        if step.kind == "train":
+            _wait(lambda: (target / "checkpoint.pt").exists(), proc)
+        else:  # its folder, or the one a report is written into before it is swapped in
+            _wait(lambda: target.exists() or any(folder.glob(f".{step.name}{TEMP_MARK}*")), proc)
         finished_before = proc.poll() is not None
         proc.send_signal(signal.SIGKILL)
         proc.wait()
