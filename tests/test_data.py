@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.data import (
     DATASETS,
     FASHION_MNIST_DIR,

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.run import DEFAULT_RECIPE, RecipeError, load_recipe, parse_recipe, run
