@@ -1,6 +1,6 @@
 """Profile reports: ``profile.json``, ``profile.md``, ``profile.png`` and ``profile.html``.
 
-- ``profile.json``: `Profile.to_dict` (schema ``snnpipe.profile/1``), read back by `Profile.from_dict`
+- ``profile.json``: `Profile.to_dict` (schema ``snnpipe.profile/2``), read back by `Profile.from_dict`
   and by the firing-rate gate; an infinite ratio is written as null.
 - ``profile.md``: totals of the SNN and its ANN twin side by side, one table for the synaptic layers
   and one for the neuron layers (SNN and ANN columns next to each other), the firing rate at every

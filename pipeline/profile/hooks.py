@@ -146,7 +146,7 @@ class Recorder:
         self.batch_size = batch_size
         self.tick = 0  # the order of counted calls within the batch
         self.staged_synapses: dict[str, list[tuple[int, int, list[SynapticCall]]]] = {}
-        self.staged_neurons: dict[str, list[tuple[int, int, list[Tensor], list[Tensor], int, int]]] = {}
+        self.staged_neurons: dict[str, list[tuple]] = {}  # (tick, steps, counts, active, size, states, per-sample spikes, active)
         # layer -> its latest output, when that is spikes. Holding the tensor keeps its memory from
         # being reused, so a data pointer that matches (and an unchanged version) is that tensor or a
         # view of it (a Flatten), and the check of its values can be skipped.
@@ -214,13 +214,13 @@ class Recorder:
         return f"{caller}.{op.name}", f"F.{op.name}"
 
     def synapse(self, op: SynapticOp, args: tuple, kwargs: dict, out: Tensor) -> None:
-        (x, weight, _), rest, extra = split_args(args, kwargs, ("input", "weight", "bias"))
+        (x, weight, bias), rest, extra = split_args(args, kwargs, ("input", "weight", "bias"))
         name, kind = self._layer(op, weight)
         if self.stack:
             self.stack[-1][1] = True
         counter = self.counters.get(name)
         if counter is None:
-            counter = self.counters[name] = SynapticCounts(op, weight, rest, extra)
+            counter = self.counters[name] = SynapticCounts(op, weight, rest, extra, bias)
             self.types[name] = kind
             self.synops.update(name, [])
         tick = self._seen(name)
@@ -288,8 +288,11 @@ class Recorder:
                 elif kind == "counts":  # integer spike counts: events, divisor 1
                     self.spike_sources[name] = SpikeSource(spikes, torch.ones((), dtype=torch.float64), True)
                 per_sample = spikes.numel() // max(steps * self.batch_size, 1)
+                sample_spikes = self._per_sample(spikes, steps, layout, kind != "values")
+                sample_active = sample_spikes if kind == "spikes" else self._per_sample(spikes, steps, layout, False)
                 self.staged_neurons.setdefault(name, []).append(
-                    (tick, steps, counts, active, per_sample, framework.state_variables(module, output)))
+                    (tick, steps, counts, active, per_sample, framework.state_variables(module, output),
+                     sample_spikes, sample_active))
 
         return hook
 
@@ -312,6 +315,14 @@ class Recorder:
             return [self._count(row, kind) for row in spikes.reshape(steps, -1)]
         grid = spikes.reshape(self.batch_size, steps, -1)
         return [self._count(grid[:, t], kind) for t in range(steps)]
+
+    def _per_sample(self, spikes: Tensor, steps: int, layout: str | None, summed: bool) -> Tensor:
+        """Per sample, over the steps of one call: the sum of the outputs (spikes, spike counts), or
+        with ``summed`` False the nonzero outputs."""
+        B = max(self.batch_size, 1)
+        grid = spikes.reshape(B, steps, -1) if layout == "batch" and steps > 1 else spikes.reshape(steps, B, -1)
+        values = grid if summed else grid != 0
+        return values.sum(dim=(1, 2) if layout == "batch" and steps > 1 else (0, 2), dtype=torch.float32)
 
     @staticmethod
     def _count(values: Tensor, kind: str) -> Tensor:
@@ -343,6 +354,9 @@ class Recorder:
                     "one call per timestep, one on the whole sequence, or one on a static (B, ...) input before the "
                     "loop or a readout after it: see the contract in snnpipe.pipeline.profile")
             self.synops.update(name, per_step)
+            self.synops.update_samples(name, **{
+                key: self._sum_samples(d.get(f"sample_{key}", 0.0) for d in per_step)
+                for key in ("acs", "macs", "input_events")})
         for name, calls in self.staged_neurons.items():
             steps = sum(s for _, s, *_ in calls)
             if steps != T:
@@ -352,9 +366,17 @@ class Recorder:
                     "contract in snnpipe.pipeline.profile")
             counts = torch.stack([c for _, _, step_counts, *_ in calls for c in step_counts]).tolist()
             active = torch.stack([c for _, _, _, step_active, *_ in calls for c in step_active]).tolist()
-            *_, per_sample, states = calls[-1]
+            *_, per_sample, states, _, _ = calls[-1]
             self.activity.update(name, counts, per_sample, per_sample * states, active)
+            self.activity.update_samples(name, spikes=sum(c[6] for c in calls), active=sum(c[7] for c in calls))
         self.start_batch(0)
+
+    def _sum_samples(self, values) -> Tensor:
+        """The sum over steps of per-sample values (tensors of B) and per-row constants (floats)."""
+        total = torch.zeros(max(self.batch_size, 1), dtype=torch.float64)
+        for value in values:
+            total += value.to("cpu", torch.float64) if isinstance(value, Tensor) else value
+        return total
 
     def close(self) -> None:
         for handle in self.handles:
