@@ -102,6 +102,24 @@ def _energy_targets() -> list[str]:
     return list(TARGETS)
 
 
+def _energy_models() -> list[str]:
+    from snnpipe.pipeline.profile.estimators import ENERGY_MODELS
+
+    return list(ENERGY_MODELS)
+
+
+def _precisions() -> list[str]:
+    from snnpipe.hw_targets.precision import PRECISIONS
+
+    return list(PRECISIONS)
+
+
+def _chips() -> list[str]:
+    from snnpipe.hw_targets.chip import CHIPS
+
+    return list(CHIPS)
+
+
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     """Eager callback of ``--config``: YAML keys become option defaults; unknown keys are refused."""
     if value is None:
@@ -355,26 +373,41 @@ class GateFailed(click.ClickException):
 @click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
               help="Energy target (default: cmos45nm).")
 @click.option("--target-file", default=None, help="A TOML or YAML energy target of your own (instead of --target).")
+@click.option("--energy-model", type=RegistryChoice("energy model", _energy_models), default="ops", show_default=True,
+              help="How the SNN and its ANN baselines are priced.")
+@click.option("--precision", type=RegistryChoice("precision", _precisions), default="int8", show_default=True,
+              help="The SNN's arithmetic and weights under --energy-model memory (int8: the Loihi export's).")
+@click.option("--chip", type=RegistryChoice("chip", _chips), default=None,
+              help="The chip under --energy-model chip (default: loihi2).")
+@click.option("--chip-file", default=None, help="A TOML or YAML chip of your own (instead of --chip).")
 @click.option("-o", "--out", default=None, help="Report folder (default reports/<run name>/).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
-@click.option("--baseline", default=None, help="Firing-rate gate: compare with this profile.json.")
-@click.option("--max-increase", default="5%", show_default=True, help="Gate tolerance, relative: 5% or 0.05.")
+@click.option("--baseline", default=None, help="Firing-rate (and energy) gate: compare with this profile.json.")
+@click.option("--max-increase", default="5%", show_default=True, help="Firing-rate gate tolerance, relative: 5% or 0.05.")
+@click.option("--max-energy-increase", default=None,
+              help="Energy gate tolerance, relative (5% or 0.05): gate the SNN's energy estimate too, per layer and total.")
 @click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline instead of gating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals (and the gate) as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
-def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_file, out, force, baseline,
-                    max_increase, update_baseline, as_json, quiet) -> None:
+def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_file, energy_model, precision, chip,
+                    chip_file, out, force, baseline, max_increase, max_energy_increase, update_baseline, as_json,
+                    quiet) -> None:
     """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate."""
     import torch
 
     from snnpipe.files import atomic_path
     from snnpipe.pipeline import distributed
-    from snnpipe.pipeline.profile import firing_rate_gate, parse_fraction, profile, read_profile
+    from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, profile, read_profile
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
     tolerance = parse_fraction(max_increase)
+    energy_tolerance = parse_fraction(max_energy_increase, "--max-energy-increase") if max_energy_increase else None
+    if energy_tolerance is not None and not baseline:
+        raise SnnpipeError("--max-energy-increase needs --baseline FILE to gate against")
+    if chip and chip_file:
+        raise SnnpipeError("give --chip or --chip-file, not both")
     if update_baseline and not baseline:
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
     if target and target_file:
@@ -387,13 +420,15 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     world = distributed.setup(torch.device("cpu"))
     try:
         result = profile(checkpoint, data_dir, target=target, target_file=target_file, samples=samples,
-                         dataset=dataset, progress=not (quiet or as_json) and sys.stderr.isatty(), world=world)
+                         dataset=dataset, progress=not (quiet or as_json) and sys.stderr.isatty(), world=world,
+                         energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)
     finally:
         distributed.teardown(world)
     if not world.is_main:
         return
     write_reports(result, folder, force=force)
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
+    egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
     if update_baseline:
         try:
             with atomic_path(Path(baseline)) as tmp:  # the old baseline stays whole until the new one is
@@ -403,9 +438,16 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     t = result.totals
     if as_json:
         summary = {"report": str(folder), "accuracy": result.accuracy, **t.to_dict(), **result.comparison}
-        if gate:
-            summary["gate"] = {"passed": gate.passed, "max_increase": tolerance,
-                               "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in gate.rows]}
+        snn = result.estimates.get("snn")
+        if snn is not None:
+            summary["energy"] = {"model": result.energy_model, "precision": snn.precision,
+                                 **{f"{name}_uj": e.total_uj for name, e in result.estimates.items()},
+                                 "snn_min_uj": snn.min_pj * 1e-6, "snn_max_uj": snn.max_pj * 1e-6,
+                                 "snn_stderr_uj": snn.stderr_pj * 1e-6}
+        for key, g, tol in (("gate", gate, tolerance), ("energy_gate", egate, energy_tolerance)):
+            if g:
+                summary[key] = {"passed": g.passed, "max_increase": tol,
+                                "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
@@ -414,12 +456,21 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
                    f"{t.movement_max_uj:.4g} uJ data movement per inference on {result.target['name']}"
                    + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
                       if result.comparison else "") + f"; reports in {folder}/")
+        snn = result.estimates.get("snn")
+        if snn is not None:
+            versus = ", ".join(f"{name} {e.total_uj:.4g} uJ" for name, e in result.estimates.items() if name != "snn")
+            click.echo(f"energy model {result.energy_model} ({snn.precision}): SNN {snn.total_uj:.4g} uJ "
+                       f"({snn.min_pj * 1e-6:.4g} to {snn.max_pj * 1e-6:.4g}, stderr {snn.stderr_pj * 1e-6:.2g}) "
+                       f"per inference; {versus}")
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
-    if gate and (not gate.passed or not (quiet or as_json)):
-        click.echo(gate.table())
-    if gate and not gate.passed:
-        raise GateFailed(f"firing rate rose by more than {tolerance:.1%} over the baseline {baseline}")
+    for g in (gate, egate):
+        if g and (not g.passed or not (quiet or as_json)):
+            click.echo(g.table())
+    failed = [what for what, g, tol in (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance))
+              if g and not g.passed]
+    if failed:
+        raise GateFailed(f"{' and '.join(failed)} rose by more than the tolerance over the baseline {baseline}")
 
 
 def _parse_numbers(kind: type):

@@ -410,12 +410,16 @@ def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, delay: int,
 
 
 def profile_to_reports(source, out: str | Path, target: str | None = None, samples: int | None = 1000,
-                       target_file=None, data_dir=None, force: bool = False) -> tuple[dict, Path]:
+                       target_file=None, data_dir=None, force: bool = False, energy_model: str = "ops",
+                       precision: str = "int8", chip: str | None = None, chip_file=None) -> tuple[dict, Path]:
     """Profile a checkpoint and write its reports (a recipe's profile step); returns a summary."""
     from snnpipe.pipeline.report import write_reports
 
-    result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples)
+    result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples,
+                                energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)
     folder = write_reports(result, Path(out), force=force)
     summary = {"energy_uj": result.totals.compute_energy_uj, "firing_rate": result.totals.firing_rate,
                "accuracy": result.accuracy}
+    if energy_model != "ops" and "snn" in result.estimates:  # the default recipe's summary keeps its keys
+        summary[f"{energy_model}_energy_uj"] = result.estimates["snn"].total_uj
     return summary, folder

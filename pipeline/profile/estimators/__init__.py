@@ -10,7 +10,7 @@ over its constants' published values. One module each, registered by `register_e
 its baselines, break-even points, standard errors).
 """
 
-from snnpipe.pipeline.profile.estimators import chip, memory, ops  # noqa: F401  (each registers itself)
+from snnpipe.pipeline.profile.estimators import chip, memory, ops  # each registers itself
 from snnpipe.pipeline.profile.estimators.base import ENERGY_MODELS, EnergyModelEntry, Priced, Span, register_energy_model
 
-__all__ = ["ENERGY_MODELS", "EnergyModelEntry", "Priced", "Span", "register_energy_model"]
+__all__ = ["chip", "memory", "ops", "ENERGY_MODELS", "EnergyModelEntry", "Priced", "Span", "register_energy_model"]
