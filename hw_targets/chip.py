@@ -51,6 +51,7 @@ CHIP_FIELDS = {
     "cores_per_chip": "cores on one chip",
     "synapse_bits": "bits per stored synaptic weight",
 }
+EXPORT_BITS = "snnpipe's Loihi export: 8-bit weight mantissas (hw_targets/loihi/quantize.py)"
 _INTEGERS = {"neurons_per_core", "memory_bytes_per_core", "cores_per_chip", "synapse_bits"}
 _OPTIONAL = {"static_w", "step_s"}
 
@@ -84,6 +85,8 @@ class Chip:
             raise ValueError(f"name={self.name!r} must be a non-empty string")
         if not isinstance(self.sources, dict) or not all(isinstance(v, str) and v for v in self.sources.values()):
             raise ValueError("sources must map field names to non-empty citation strings")
+        if self.synapse_bits == 8 and "synapse_bits" not in self.sources:  # the default carries its own source
+            object.__setattr__(self, "sources", {**self.sources, "synapse_bits": EXPORT_BITS})
         unknown = set(self.sources) - set(CHIP_FIELDS)
         if unknown:
             raise ValueError(f"sources names unknown field(s) {', '.join(sorted(map(str, unknown)))}")
