@@ -44,10 +44,10 @@ def spikingjelly_version() -> tuple[int, ...] | None:
         import spikingjelly
         from importlib.metadata import version
 
-        from spikingjelly.activation_based.op_counter import LemaireEnergyProfiler  # noqa: F401
+        from spikingjelly.activation_based.op_counter import LemaireEnergyProfiler
     except ImportError:
         return None
-    del spikingjelly
+    del spikingjelly, LemaireEnergyProfiler
     return tuple(int(p) for p in version("spikingjelly").split(".")[:3] if p.isdigit())
 
 
