@@ -467,10 +467,10 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     for g in (gate, egate):
         if g and (not g.passed or not (quiet or as_json)):
             click.echo(g.table())
-    failed = [what for what, g, tol in (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance))
-              if g and not g.passed]
+    failed = [f"{what} rose by more than {tol:.1%}" for what, g, tol in
+              (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance)) if g and not g.passed]
     if failed:
-        raise GateFailed(f"{' and '.join(failed)} rose by more than the tolerance over the baseline {baseline}")
+        raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
 
 
 def _parse_numbers(kind: type):

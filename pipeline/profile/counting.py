@@ -256,13 +256,16 @@ class SynapticCounts:
             call.nonzero = source.sums if source.divisor is None else source.nonzero
             call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
         # per sample: a float32 sum of counts is exact below 2**24 per row, far above one sample's
-        call.sample_events = events.sum(1)
-        call.sample_acs = events.to(torch.float32) @ self._reach_f32(call.shape, rows.device)
+        # one pass: [fan-out, 1] gives each row's ACs and events together
+        both = events.to(torch.float32) @ self._reach_f32(call.shape, rows.device)
+        call.sample_acs, call.sample_events = both[:, 0], both[:, 1]
         return call
 
     def _reach_f32(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
+        """(fan-out, 1) per input element, float32, (elements, 2)."""
         if shape not in self._reach32:
-            self._reach32[shape] = self.fanout(shape)[0].to(device=device, dtype=torch.float32)
+            reach = self.fanout(shape)[0].to(device=device, dtype=torch.float32)
+            self._reach32[shape] = torch.stack([reach, torch.ones_like(reach)], 1)
         return self._reach32[shape]
 
     def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:

@@ -280,7 +280,15 @@ class Recorder:
                 tick = self._seen(name)
                 spikes = framework.spikes(output).detach()
                 steps = self._steps(name, self._neuron_rows(spikes, layout), "neuron layer") if layout else 1
-                counts = self._spike_counts(module, spikes, steps, layout, kind)
+                own = getattr(module, "last_count", None)  # an snnpipe neuron counted this step per sample itself
+                if own is not None:
+                    module.last_count = None
+                if own is not None and steps == 1 and kind == "spikes" and own.numel() == max(self.batch_size, 1):
+                    sample_spikes = own.to(torch.float32)
+                    counts = [sample_spikes.sum()] if spikes.numel() < 2**24 else self._spike_counts(module, spikes, 1, layout, kind)
+                else:
+                    sample_spikes = self._per_sample(spikes, steps, layout, kind != "values")
+                    counts = self._spike_counts(module, spikes, steps, layout, kind)
                 # active neurons: nonzero outputs, fewer than the spikes where a neuron emits several
                 active = self._spike_counts(module, spikes, steps, layout, "values") if kind == "counts" else counts
                 if kind == "spikes":
@@ -288,7 +296,6 @@ class Recorder:
                 elif kind == "counts":  # integer spike counts: events, divisor 1
                     self.spike_sources[name] = SpikeSource(spikes, torch.ones((), dtype=torch.float64), True)
                 per_sample = spikes.numel() // max(steps * self.batch_size, 1)
-                sample_spikes = self._per_sample(spikes, steps, layout, kind != "values")
                 sample_active = sample_spikes if kind == "spikes" else self._per_sample(spikes, steps, layout, False)
                 self.staged_neurons.setdefault(name, []).append(
                     (tick, steps, counts, active, per_sample, framework.state_variables(module, output),
@@ -304,11 +311,6 @@ class Recorder:
 
     def _spike_counts(self, module: nn.Module, spikes: Tensor, steps: int, layout: str | None, kind: str) -> list[Tensor]:
         """Spikes per step of one call (0-dim tensors): nonzero outputs, or the sum of spike counts."""
-        count = getattr(module, "last_count", None)  # an snnpipe neuron counted this step itself
-        if count is not None:
-            module.last_count = None
-            if steps == 1 and spikes.numel() < 2**24:
-                return [count]
         if steps == 1:
             return [self._count(spikes, kind)]
         if layout == "time":
