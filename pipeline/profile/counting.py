@@ -203,7 +203,7 @@ class SynapticCounts:
             self.kernel_fanout = int(self.weight.shape[0]) // int(groups) * self.kernel
         self.inputs = self.outputs = self.dense_macs = 0
         self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
-        self._reach32: dict[tuple[int, ...], Tensor] = {}
+        self._reach32: dict[tuple, Tensor] = {}
 
     def fanout(self, shape: tuple[int, ...]) -> tuple[Tensor, int]:
         """(outputs each input element reaches through a nonzero weight, flat, as float64;
@@ -247,26 +247,30 @@ class SynapticCounts:
     def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None) -> SynapticCall:
         call = SynapticCall("other" if source is None else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
         flat = rows.reshape(rows.shape[0], -1)
+        divisor = None
         if source is None:
             call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows)
-            events = (flat != 0).to(torch.float32)
+            flat = (flat != 0).to(torch.float32)
         else:
-            events = flat if source.divisor is None else (flat * source.divisor).round_().to(flat.dtype)
+            divisor = source.divisor
             source = source.reduce(rows)
             call.nonzero = source.sums if source.divisor is None else source.nonzero
             call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
-        # per sample: a float32 sum of counts is exact below 2**24 per row, far above one sample's
-        # one pass: [fan-out, 1] gives each row's ACs and events together
-        both = events.to(torch.float32) @ self._reach_f32(call.shape, rows.device)
+        # one product gives each row's ACs and events: [fan-out, 1] per element, times the pooling
+        # divisor for events (a pooled value times its divisor is the spikes in its window)
+        both = flat.to(torch.float32) @ self._per_row(call.shape, divisor, rows.device)
         call.sample_acs, call.sample_events = both[:, 0], both[:, 1]
         return call
 
-    def _reach_f32(self, shape: tuple[int, ...], device: torch.device) -> Tensor:
-        """(fan-out, 1) per input element, float32, (elements, 2)."""
-        if shape not in self._reach32:
+    def _per_row(self, shape: tuple[int, ...], divisor: Tensor | None, device: torch.device) -> Tensor:
+        """(fan-out, 1) per input element, times the divisor, float32, (elements, 2); cached (the
+        divisors of a profile live as long as it)."""
+        key = (shape, None if divisor is None else divisor.data_ptr())
+        if key not in self._reach32:
             reach = self.fanout(shape)[0].to(device=device, dtype=torch.float32)
-            self._reach32[shape] = torch.stack([reach, torch.ones_like(reach)], 1)
-        return self._reach32[shape]
+            both = torch.stack([reach, torch.ones_like(reach)], 1)
+            self._reach32[key] = both if divisor is None else both * divisor.to(device, torch.float32).reshape(-1, 1)
+        return self._reach32[key]
 
     def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
         """Per call, its operations (class docstring): the calls of one source and input shape at once."""
