@@ -72,6 +72,9 @@ def energy_tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
                        f"much as each baseline (Dampfhoffer et al.'s band: {DAMPFHOFFER_BAND[0]} to {DAMPFHOFFER_BAND[1]})",
                        ["layer", "spikes/synapse", "rate", *(f"{n} {k}" for n in names for k in ("spikes/syn.", "rate"))],
                        breaks))
+    if p.energy_sources:
+        tables.append(("Energy model constants and their sources", ["constant", "source"],
+                       [[k, v] for k, v in p.energy_sources.items()]))
     return tables
 
 

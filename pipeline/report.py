@@ -129,7 +129,7 @@ def markdown(p: Profile) -> str:
     title, line = _heading(p)
     out = [f"# {title}", "", line]
     for caption, header, rows in tables(p):
-        text = 2 if caption.startswith(("Synaptic", "Neuron layers")) else 3 if caption.startswith("SNN against") else 1
+        text = 2 if caption.startswith(("Synaptic", "Neuron layers")) else 3 if caption.startswith("SNN against") else 2 if caption.startswith("Energy model constants") else 1
         out += ["", f"## {caption}", "", "| " + " | ".join(header) + " |",
                 "| " + " | ".join(["---"] * text + ["---:"] * (len(header) - text)) + " |"]
         out += ["| " + " | ".join(row) + " |" for row in rows]

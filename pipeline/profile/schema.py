@@ -237,6 +237,7 @@ class Profile:
         estimates: ``snn`` and each baseline (``ann-fp32``, ``ann-int8``, ``qann-<b>bit``) priced.
         break_even: per synaptic layer and ``total``, the activity at which the SNN costs as much
             as each baseline.
+        energy_sources: constant (or constant set) -> its source, for every number the estimates used.
     """
 
     model: str
@@ -254,6 +255,7 @@ class Profile:
     energy_model: str | None = None
     estimates: dict[str, EnergyEstimate] = field(default_factory=dict)
     break_even: list[BreakEven] = field(default_factory=list)
+    energy_sources: dict[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:

@@ -402,11 +402,11 @@ def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, delay: int,
     all_spikes = [per_sample[l.name]["spikes"] for l in layers if isinstance(l, NeuronProfile) and l.name in per_sample]
     if all_spikes and sums.neuron_updates:
         sums = replace(sums, firing_rate_stderr=stderr(sum(all_spikes) / sums.neuron_updates))
-    estimates, break_even = estimate_energy(
+    estimates, break_even, sources = estimate_energy(
         layers, steps, timesteps, spiking, settings.model, target=target, precision=settings.precision,
         chip=settings.chip, samples=per_sample, firing_rate=sums.firing_rate)
     return Profile(str(name), spiking, steps, samples, target.to_dict(), layers, sums, accuracy=accuracy,
-                   energy_model=settings.model, estimates=estimates, break_even=break_even)
+                   energy_model=settings.model, estimates=estimates, break_even=break_even, energy_sources=sources)
 
 
 def profile_to_reports(source, out: str | Path, target: str | None = None, samples: int | None = 1000,

@@ -65,8 +65,9 @@ def baseline_precisions(timesteps: int) -> dict[str, Precision]:
 def estimate_energy(layers: list, steps: int, timesteps: int, spiking: bool, model: str, *, target: EnergyTarget,
                     precision: Precision, chip: Chip, memory: MemoryModel = HOROWITZ_45NM,
                     samples: dict[str, dict[str, Any]] | None = None, firing_rate: float = 0.0,
-                    ) -> tuple[dict[str, EnergyEstimate], list[BreakEven]]:
-    """Price a profile's layers with ``model`` and its baselines; the break-even points.
+                    ) -> tuple[dict[str, EnergyEstimate], list[BreakEven], dict[str, str]]:
+    """Price a profile's layers with ``model`` and its baselines; the break-even points; the sources of
+    the constants used.
 
     Args:
         layers: the profile's `SynapseProfile` and `NeuronProfile` layers (per inference).
@@ -91,14 +92,36 @@ def estimate_energy(layers: list, steps: int, timesteps: int, spiking: bool, mod
     priced = entry.price(net, **costs)
     per_sample = entry.price(sample_view(net, samples), **costs) if samples else None
     estimates = {"snn" if spiking else "ann": to_estimate(priced, "snn" if spiking else "ann", model, label, per_sample)}
+    sources = _sources(model, target, precision, chip, memory)
     if not spiking:
-        return estimates, []
+        return estimates, [], sources
     base = ENERGY_MODELS[entry.baseline]
-    baselines = {name: base.price(ann_view(net), **{**costs, "precision": p})
-                 for name, p in baseline_precisions(timesteps).items()}
+    precisions = baseline_precisions(timesteps)
+    baselines = {name: base.price(ann_view(net), **{**costs, "precision": p}) for name, p in precisions.items()}
     for name, b in baselines.items():
         estimates[name] = to_estimate(b, name, base.name, name.removeprefix("ann-"))
-    return estimates, break_even(net, entry.price, costs, priced, baselines, firing_rate)
+    for name, p in precisions.items():
+        sources.update(_sources(base.name, target, p, chip, memory, prefix=f"{name}: "))
+    sources["break-even band"] = DAMPFHOFFER
+    return estimates, break_even(net, entry.price, costs, priced, baselines, firing_rate), sources
+
+
+def _sources(model: str, target: EnergyTarget, precision: Precision, chip: Chip, memory: MemoryModel,
+             prefix: str = "") -> dict[str, str]:
+    """The constants a model used, with their sources (``ops``: the target's own, listed by the report)."""
+    from snnpipe.pipeline.profile.estimators.memory import ADDRESS, EVENT_BITS, FIFO_EVENTS
+
+    if model == "ops":
+        return {f"{prefix}MAC {precision.mac_pj:.3g} pJ": precision.source} if prefix else {}
+    if model == "chip":
+        return {f"{chip.name}.{k} = {getattr(chip, k)}": v for k, v in chip.sources.items()}
+    return {f"{prefix}{precision.name}: add {precision.add_pj:.3g} pJ, mult {precision.mult_pj:.3g} pJ, "
+            f"{precision.bits}-bit weights, {precision.act_bits}-bit activations, {precision.state_bits}-bit state":
+            precision.source,
+            f"{prefix}memory access by size": memory.source,
+            f"{prefix}address arithmetic: INT32 add {ADDRESS.add_pj} pJ, mult {ADDRESS.mult_pj} pJ": ADDRESS.source,
+            f"{prefix}spike events: {EVENT_BITS} bit, FIFO of {FIFO_EVENTS}":
+            "Lemaire et al., ICONIP 2022 (arXiv 2210.13107), experiments; SpikingJelly 2 LemaireEnergyConfig defaults"}
 
 
 def _point(e0: float, e1: float, eb: float, sps: float, rate: float) -> dict[str, float] | None:
