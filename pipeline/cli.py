@@ -172,7 +172,12 @@ def cli() -> None:
 @click.option("--batch-size", type=int, default=None, help="Batch size (default depends on the dataset).")
 @click.option("--optimizer", default="adam", show_default=True, help="adam or sgd.")
 @click.option("--lr", type=float, default=None, help="Learning rate (adam 1e-3, sgd 0.1), cosine-annealed.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="L2 on conv and linear weights (not biases or BatchNorm).")
+@click.option("--grad-scale", type=click.Choice(["1", "1/T"]), default="1", show_default=True,
+              help="1/T divides the loss gradient by T in one-step stages (the official RateBP).")
+@click.option("--augment", is_flag=True, help="Random crop, flip and Cutout as the dataset's entry says.")
+@click.option("--train-samples", type=int, default=None, help="Train on this many images (a fixed subset).")
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
 @click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -193,6 +198,8 @@ def cli() -> None:
 @click.option("--surrogate", default="atan", show_default=True,
               help="rectangular, triangular, sigmoid or atan.")
 @click.option("--surrogate-width", type=float, default=1.0, show_default=True)
+@click.option("--reset", type=click.Choice(["zero", "subtract"]), default="zero", show_default=True,
+              help="After a spike: v = 0 (Loihi) or v - threshold (soft).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
@@ -205,6 +212,7 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
         current_decay=options.pop("current_decay"), voltage_decay=options.pop("voltage_decay"),
         threshold=options.pop("threshold"), refractory_steps=options.pop("refractory_steps"),
         surrogate=options.pop("surrogate"), surrogate_width=options.pop("surrogate_width"),
+        reset=options.pop("reset"),
     )
     config = TrainConfig(neuron=neuron, **options)
     if config.resume is None:
