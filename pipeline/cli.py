@@ -339,9 +339,15 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
         if not quiet and not as_json:
             click.echo(f"{step.step}: {step.kind} done in {step.seconds:.1f}s -> {step.path}")
 
+    def report_cell(index: int, count: int, cell, reused: bool) -> None:
+        if not quiet and not as_json:
+            how = "kept from before" if reused else f"{cell.seconds:.0f}s"
+            click.echo(f"{cell.step} cell {index}/{count} {cell.cell}: test {cell.test_acc:.2%}  "
+                       f"rate {cell.firing_rate:.4f}  {cell.energy_uj:.3f} uJ  ({how}; {count - index} left)")
+
     if resume and out:
         raise SnnpipeError("give --resume FOLDER or --out FOLDER, not both: a resumed run stays in its folder")
-    result = run(parsed, out=out, on_step=report, resume=resume)
+    result = run(parsed, out=out, on_step=report, resume=resume, on_cell=report_cell)
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps]}, default=str))
         return
