@@ -172,6 +172,7 @@ def cli() -> None:
 @click.option("--batch-size", type=int, default=None, help="Batch size (default depends on the dataset).")
 @click.option("--optimizer", default="adam", show_default=True, help="adam or sgd.")
 @click.option("--lr", type=float, default=None, help="Learning rate (adam 1e-3, sgd 0.1), cosine-annealed.")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="L2 on conv and linear weights (not biases or BatchNorm).")
 @click.option("--grad-scale", type=click.Choice(["1", "1/T"]), default="1", show_default=True,

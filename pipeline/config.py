@@ -74,6 +74,8 @@ class TrainConfig:
             raise SnnpipeError(f"amp={self.amp!r} is not supported: use bf16 or leave it out")
         if self.grad_scale not in GRAD_SCALES:
             raise SnnpipeError(f"grad_scale={self.grad_scale!r} is not one of {', '.join(GRAD_SCALES)}")
+        if not 0 <= self.momentum < 1:
+            raise SnnpipeError(f"momentum={self.momentum} is out of range: it lies in [0, 1)")
         if not self.weight_decay >= 0:
             raise SnnpipeError(f"weight_decay={self.weight_decay} is out of range: it must be >= 0")
         if self.train_samples is not None and self.train_samples < 1:
