@@ -313,8 +313,8 @@ def export_loihi(request: ExportRequest) -> ExportResult:
                 f"{options.max_drop:g}; nothing was written: retrain with --quantize loihi, or allow it with --max-drop"
             )
     out = Path(request.out)
-    attrs = {"snnpipe_version": __version__, "timesteps": request.timesteps, "encoding": request.encoding,
-             "steps": graph.steps_for(request.timesteps)}
+    attrs = {**request.metadata, "snnpipe_version": __version__, "timesteps": request.timesteps,
+             "encoding": request.encoding, "steps": graph.steps_for(request.timesteps)}
     lava = None
     with atomic_path(out) as tmp:
         if quantized.network is not None:
