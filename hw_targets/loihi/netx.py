@@ -26,7 +26,7 @@ called ``layer/<i>``; a file without an input layer takes the first dense layer'
 ``gradedSpike`` are ignored, as netx's ``get_neuron_params`` ignores them for CUBA neurons. What
 netx would run differently from the simulator is refused, naming the layer: an input layer with its
 own neuron (netx's ``Input`` block is driven through its neuron's bias, not by the spikes sent to the
-network), axonal ``delay``\ s (netx's ``DelayDense``), graded output (``messageBits``), complex
+network), axonal ``delay`` datasets (netx's ``DelayDense``), graded output (``messageBits``), complex
 weights, a layer without a neuron, and any other layer or neuron type.
 """
 
