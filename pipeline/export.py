@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -31,8 +31,8 @@ def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, s
                            _split_seed(ckpt), data_dir, samples, batch_size, seed)
 
 
-def encoded_batches(dataset_name: str, encoding: str, timesteps: int, mean, std, split_seed: int = 0,
-                    data_dir: str | Path | None = None, samples: int | None = None,
+def encoded_batches(dataset_name: str, encoding: str, timesteps: int, mean: Sequence[float], std: Sequence[float],
+                    split_seed: int = 0, data_dir: str | Path | None = None, samples: int | None = None,
                     batch_size: int = TEST_BATCH_SIZE, seed: int | None = None):
     """`encoded_test_batches` for a dataset named outright: its test set split with ``split_seed``,
     the first ``samples``, encoded for ``timesteps`` steps with random spikes drawn from ``seed``
