@@ -194,11 +194,13 @@ def test_bad_files_and_missing_data_are_one_line_exit_2_and_write_nothing(tmp_pa
     with h5py.File(foreign, "w") as handle:
         handle.create_dataset("x", data=np.arange(3))
     golden = str(GOLDEN / "lavadl.net.h5")
+    direct = _checkpoint(tmp_path / "direct", encoding="direct")
     cases = {
         "missing": ([str(tmp_path / "nowhere.net.h5")], ("nowhere.net.h5", "does not exist")),
         "corrupt": ([str(corrupt)], ("corrupt.h5", "Loihi file")),
         "not netx": ([str(foreign)], ("other.h5", "Loihi file")),
-        "pooling": ([str(_edited(tmp_path, "pool", lambda h: _retype(h["layer/2"], "pool")))], ("layer/2", "'pool'")),
+        "pooling": ([str(_edited(tmp_path, "pool", lambda h: _retype(h["layer/2"], "pool")))],
+                    ("layer/2", "'pool'", "input, flatten, dense and conv layers")),
         "sigma-delta": ([str(_edited(tmp_path, "sdnn", lambda h: (h["layer/3/neuron"].pop("type"),
                                                                     h["layer/3/neuron"].create_dataset("type", data="SDNN"))))],
                         ("layer/3", "'SDNN'")),
@@ -212,6 +214,7 @@ def test_bad_files_and_missing_data_are_one_line_exit_2_and_write_nothing(tmp_pa
         "analog into spikes": ([str(exported), "--encoding", "direct"], ("takes spikes", "--encoding rate or latency")),
         "file beside a file": ([str(exported), "--deployed", golden], ("--deployed", "give the checkpoint first")),
         "encoding of a checkpoint": ([str(ckpt), "--encoding", "rate"], ("--encoding", "Loihi file")),
+        "another checkpoint's file": ([str(direct), "--deployed", str(exported)], ("exported for rate encoding", "direct")),
         "deployed missing": ([str(ckpt), "--deployed", str(tmp_path / "none.net.h5")], ("none.net.h5", "does not exist")),
         "bad timesteps": ([golden, "-T", "0"], ("--timesteps 0",)),
     }

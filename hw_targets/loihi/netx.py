@@ -178,19 +178,20 @@ def read_netx(path: str | Path) -> tuple[LoihiNetwork, dict[str, Any]]:
     return read_isolated(path, _read_netx, NetxError, "netx file")
 
 
-def read_isolated(path: str | Path, reader: Callable[[Path], Any], error: type[SnnpipeError], what: str) -> Any:
+def read_isolated(path: str | Path, reader: Callable[[Path], Any], error: type[SnnpipeError], what: str,
+                  hint: str = "re-export it with snnpipe export --target loihi") -> Any:
     """``reader(path)`` in a forked child (`isolated.in_child`), as for NIR files: the HDF5 library
-    can loop or crash on a damaged file. Every failure is one ``error`` naming ``path`` and the cause."""
+    can loop or crash on a damaged file. Every failure is one ``error`` naming ``path`` and the cause,
+    then ``hint``."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
     try:
         return in_child(reader, path, timeout=READ_TIMEOUT, failure=lambda reason: error(
-            f"{path} is a damaged {what}: {reason}; re-export it with snnpipe export --target loihi"))
+            f"{path} is a damaged {what}: {reason}; {hint}"))
     except READ_ERRORS as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise error(f"{path} is not a {what} snnpipe can read ({type(err).__name__}: {reason}); "
-                    "re-export it with snnpipe export --target loihi") from None
+        raise error(f"{path} is not a {what} snnpipe can read ({type(err).__name__}: {reason}); {hint}") from None
 
 
 def _read_netx(path: Path) -> tuple[LoihiNetwork, dict[str, Any]]:

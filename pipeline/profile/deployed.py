@@ -197,6 +197,11 @@ class DataPlan:
     split_seed: int
 
 
+def _text(value: Any) -> str | None:
+    """An HDF5 string attribute (bytes or str) as str."""
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+
+
 def _attr_list(value: Any) -> tuple[float, ...] | None:
     if value is None:
         return None
@@ -210,11 +215,10 @@ def data_plan(path: Path, attrs: dict[str, Any], dataset: str | None, encoding: 
     Raises:
         ProfileError: one line naming the option that is missing (a file that does not say).
     """
-    text = lambda v: v.decode() if isinstance(v, bytes) else (None if v is None else str(v))  # noqa: E731
-    own = text(attrs.get("dataset"))
+    own = _text(attrs.get("dataset"))
     normalization = dataset is None or dataset == own  # the file's mean and std are its own dataset's
     dataset = dataset or own
-    encoding = encoding or text(attrs.get("encoding"))
+    encoding = encoding or _text(attrs.get("encoding"))
     timesteps = timesteps or (int(attrs["timesteps"]) if attrs.get("timesteps") is not None else None)
     missing = [option for option, value in (("--dataset", dataset), ("--encoding", encoding), ("--timesteps", timesteps))
                if value is None]
@@ -301,7 +305,7 @@ def profile_deployed(
         SnnpipeError: an unreadable or unsupported file, missing data options, data that does not
             fit the file; one line each.
     """
-    from snnpipe.pipeline.data import load_dataset
+    from snnpipe.pipeline.data import dataset_entry, load_dataset
     from snnpipe.pipeline.export import encoded_batches, encoded_test_batches
 
     path = Path(path)
@@ -310,25 +314,27 @@ def profile_deployed(
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
         if dataset is not None and dataset != ckpt.data.name:
             ckpt = replace(ckpt, data=replace(ckpt.data, name=dataset))
-        file_encoding = attrs.get("encoding")
-        file_encoding = file_encoding.decode() if isinstance(file_encoding, bytes) else file_encoding
-        if file_encoding is not None and file_encoding != ckpt.encoding:
-            raise ProfileError(f"{path} was exported for {file_encoding} input; the checkpoint takes {ckpt.encoding}: "
-                               "profile the file exported from this checkpoint")
+        for key, own in (("encoding", ckpt.encoding), ("dataset", None if dataset else ckpt.data.name)):
+            written = _text(attrs.get(key))
+            if None not in (written, own) and written != own:
+                raise ProfileError(f"{path} was exported for {written} {key}; the checkpoint's is {own}: profile it "
+                                   "beside the checkpoint it was exported from")
         plan = DataPlan(ckpt.data.name, ckpt.encoding, timesteps or ckpt.timesteps, ckpt.data.mean, ckpt.data.std, 0)
         check_input(path, graph, plan.encoding)
-        batches = _fit(encoded_test_batches(ckpt, data_dir, samples, batch_size=batch_size, timesteps=plan.timesteps),
-                       ckpt.data.input_shape, graph, path)
-        num_classes = ckpt.data.num_classes
+        batches = encoded_test_batches(ckpt, data_dir, samples, batch_size=batch_size, timesteps=plan.timesteps)
+        shape, num_classes = ckpt.data.input_shape, ckpt.data.num_classes
     else:
         plan = data_plan(path, attrs, dataset, encoding, timesteps)
         check_input(path, graph, plan.encoding)
-        loaded = load_dataset(plan.dataset, data_dir, seed=plan.split_seed).spec
-        mean, std = plan.mean or loaded.mean, plan.std or loaded.std
-        batches = _fit(encoded_batches(plan.dataset, plan.encoding, plan.timesteps, mean, std, plan.split_seed, data_dir,
-                                       samples, batch_size), loaded.input_shape, graph, path)
-        num_classes = loaded.num_classes
-    result = count_deployed(graph, batches(), plan.timesteps, target, target_file=target_file,
+        entry = dataset_entry(plan.dataset)
+        mean, std = plan.mean, plan.std
+        if mean is None or std is None:  # the dataset's own, as training computes them
+            spec = load_dataset(plan.dataset, data_dir, seed=plan.split_seed).spec
+            mean, std = spec.mean, spec.std
+        batches = encoded_batches(plan.dataset, plan.encoding, plan.timesteps, mean, std, plan.split_seed, data_dir,
+                                  samples, batch_size)
+        shape, num_classes = entry.input_shape, entry.num_classes
+    result = count_deployed(graph, _fit(batches, shape, graph, path)(), plan.timesteps, target, target_file=target_file,
                             name=f"{_model_name(path)} (Loihi fixed point)", num_classes=num_classes, progress=progress)
     result.dataset, result.encoding = plan.dataset, plan.encoding
     return result
