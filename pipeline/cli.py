@@ -365,7 +365,12 @@ class GateFailed(click.ClickException):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is.")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
-              help="Profile on another dataset of the same input shape.")
+              help="Profile on another dataset of the same input shape (a Loihi file: the dataset it runs on).")
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default=None,
+              help="A Loihi file's input encoding (default: the one it was exported with).")
+@click.option("-T", "--timesteps", type=int, default=None, help="Timesteps T per sample (default: as trained).")
+@click.option("--deployed", default=None, type=click.Path(dir_okay=False),
+              help="The checkpoint's Loihi file: profile it in fixed point on the same input, side by side.")
 @click.option("--samples", type=int, default=1000, show_default=True, help="The first N test samples to run.")
 @click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
               help="Energy target (default: cmos45nm).")
@@ -377,9 +382,12 @@ class GateFailed(click.ClickException):
 @click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline instead of gating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals (and the gate) as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
-def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_file, out, force, baseline,
-                    max_increase, update_baseline, as_json, quiet) -> None:
-    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate."""
+def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, deployed, samples, target, target_file,
+                    out, force, baseline, max_increase, update_baseline, as_json, quiet) -> None:
+    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate.
+
+    CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
+    that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
     import torch
 
     from snnpipe.files import atomic_path
@@ -389,6 +397,14 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
+    if timesteps is not None and timesteps < 1:
+        raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
+    loihi_file = _is_loihi_file(Path(checkpoint))
+    if loihi_file and deployed:
+        raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
+                           "give the checkpoint first")
+    if encoding and not loihi_file:
+        raise SnnpipeError("--encoding is for a Loihi file (a checkpoint profiles in its own encoding)")
     tolerance = parse_fraction(max_increase)
     if update_baseline and not baseline:
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
@@ -396,18 +412,32 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the baseline to gate against, an old report
     reference = read_profile(baseline) if baseline and not update_baseline else None
-    folder = Path(out) if out else Path("reports") / Path(checkpoint).resolve().parent.name
+    folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file)
     check_report_folder(folder, force)
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
+    progress = not (quiet or as_json) and sys.stderr.isatty()
+    fixed_point = None
     try:
-        result = profile(checkpoint, data_dir, target=target, target_file=target_file, samples=samples,
-                         dataset=dataset, progress=not (quiet or as_json) and sys.stderr.isatty(), world=world)
+        if loihi_file:
+            from snnpipe.pipeline.profile.deployed import profile_deployed
+
+            result = profile_deployed(checkpoint, data_dir, dataset=dataset, encoding=encoding, timesteps=timesteps,
+                                      samples=samples, target=target, target_file=target_file, progress=progress)
+        else:
+            result = profile(checkpoint, data_dir, timesteps, target=target, target_file=target_file, samples=samples,
+                             dataset=dataset, progress=progress, world=world)
+            if deployed:
+                from snnpipe.pipeline.profile.deployed import profile_deployed
+
+                fixed_point = profile_deployed(deployed, data_dir, checkpoint=checkpoint, dataset=dataset,
+                                               timesteps=timesteps, samples=samples, target=target,
+                                               target_file=target_file, progress=progress)
     finally:
         distributed.teardown(world)
     if not world.is_main:
         return
-    write_reports(result, folder, force=force)
+    write_reports(result, folder, force=force, deployed=fixed_point)
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     if update_baseline:
         try:
@@ -418,6 +448,8 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
     t = result.totals
     if as_json:
         summary = {"report": str(folder), "accuracy": result.accuracy, **t.to_dict(), **result.comparison}
+        if fixed_point is not None:
+            summary["deployed"] = {"accuracy": fixed_point.accuracy, **fixed_point.totals.to_dict()}
         if gate:
             summary["gate"] = {"passed": gate.passed, "max_increase": tolerance,
                                "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in gate.rows]}
@@ -429,12 +461,46 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
                    f"{t.movement_max_uj:.4g} uJ data movement per inference on {result.target['name']}"
                    + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
                       if result.comparison else "") + f"; reports in {folder}/")
+        if fixed_point is not None:
+            f, d = result.totals, fixed_point.totals
+            click.echo(f"deployed ({fixed_point.model}): "
+                       + (f"accuracy {fixed_point.accuracy:.2%}, " if fixed_point.accuracy is not None else "")
+                       + f"{d.spikes:.4g} spikes (float {f.spikes:.4g}), {d.acs:.4g} ACs (float {f.acs:.4g}), "
+                       f"{d.macs:.4g} MACs (float {f.macs:.4g}) per inference; side by side in {folder}/deployed.md")
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
     if gate and (not gate.passed or not (quiet or as_json)):
         click.echo(gate.table())
     if gate and not gate.passed:
         raise GateFailed(f"firing rate rose by more than {tolerance:.1%} over the baseline {baseline}")
+
+
+#: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
+LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
+
+
+def _is_loihi_file(path: Path) -> bool:
+    """An HDF5 file (netx, or snnpipe's Loihi graph), or one named as such; a checkpoint is a zip."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+    except OSError:
+        pass
+    return path.suffix.lower() in LOIHI_SUFFIXES
+
+
+def _report_name(path: Path, loihi_file: bool) -> str:
+    """The default report folder's name: a checkpoint's run folder; a Loihi file's run (the folder
+    above ``export/``, or its own folder) and name, as ``<run>-<file>``."""
+    run = path.resolve().parent
+    if not loihi_file:
+        return run.name
+    if run.name.startswith("export"):
+        run = run.parent
+    return f"{run.name}-{path.name.split('.')[0]}"
 
 
 def _parse_numbers(kind: type):

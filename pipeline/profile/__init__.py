@@ -12,6 +12,8 @@ One job per module, imports only downward (schema <- counting, metrics, framewor
   Norse, Sinabs); a new framework is one entry.
 - `hooks`: the `Recorder`, which sees the model's calls and checks the contract.
 - `stage`: `profile_module`, `profile_checkpoint` (and `profile`, which picks one).
+- `deployed`: `profile_deployed`, a Loihi file run in the bit-accurate simulator, counted as `stage` counts.
+- `side_by_side`: a float profile beside its deployed one, as tables (schema only).
 - `gate`: the firing-rate gate.
 
 The schema's names import at once; the others on first use (PEP 562), so that reading a profile
@@ -29,6 +31,7 @@ from snnpipe.pipeline.profile.schema import SCHEMA, NeuronProfile, Profile, Prof
 _LAZY = {
     "GateResult": "gate", "firing_rate_gate": "gate", "parse_fraction": "gate", "read_profile": "gate",
     "profile": "stage", "profile_checkpoint": "stage", "profile_module": "stage", "profile_to_reports": "stage",
+    "profile_deployed": "deployed",
 }
 
 __all__ = ["SCHEMA", "NeuronProfile", "Profile", "ProfileError", "SynapseProfile", "Totals", *_LAZY]
