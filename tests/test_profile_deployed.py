@@ -24,7 +24,9 @@ from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.data import DataSpec
 from snnpipe.pipeline.export import encoded_test_batches
 from snnpipe.pipeline.profile import Profile
-from snnpipe.pipeline.profile.deployed import count_deployed, profile_deployed, read_deployed
+from snnpipe.pipeline.profile.deployed import profile_deployed
+from snnpipe.pipeline.profile.deployed_counts import count_deployed
+from snnpipe.pipeline.profile.deployed_data import read_deployed
 
 GOLDEN = Path(__file__).parent / "golden" / "loihi"
 

@@ -1,7 +1,8 @@
 """``snnpipe profile``: spikes, synaptic operations, energy and data movement of any spiking model,
 per layer and per timestep, and a firing-rate regression gate.
 
-One job per module, imports only downward (schema <- counting, metrics, frameworks <- hooks <- stage):
+One job per module, imports only downward (schema <- counting, metrics, frameworks <- hooks <- stage
+<- deployed_counts <- deployed; deployed_data <- deployed):
 
 - `schema`: the report's data shapes (`Profile`, `SynapseProfile`, `NeuronProfile`, `Totals`) and
   their JSON; what ``report.py`` and the gate read.
@@ -12,7 +13,8 @@ One job per module, imports only downward (schema <- counting, metrics, framewor
   Norse, Sinabs); a new framework is one entry.
 - `hooks`: the `Recorder`, which sees the model's calls and checks the contract.
 - `stage`: `profile_module`, `profile_checkpoint` (and `profile`, which picks one).
-- `deployed`: `profile_deployed`, a Loihi file run in the bit-accurate simulator, counted as `stage` counts.
+- `deployed`: `profile_deployed`, a Loihi file run in the bit-accurate simulator, counted as `stage` counts;
+  `deployed_data` reads the file and plans its data, `deployed_counts` runs and counts it.
 - `side_by_side`: a float profile beside its deployed one, as tables (schema only).
 - `gate`: the firing-rate gate.
 

@@ -60,7 +60,13 @@ def _default_run(model: nn.Module, x: Tensor) -> Tensor:
     return model(x).mean(0)
 
 
-def _batches(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+def batches_of(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """The (x, y) batches of the contract's ``data``: a (T, B, ...) tensor, or an iterable of x or
+    (x, y) batches; y is None where there are no labels.
+
+    Raises:
+        ProfileError: data or a batch of another kind, one line.
+    """
     if isinstance(data, Tensor):
         yield data, None
         return
@@ -77,7 +83,14 @@ def _batches(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
             raise ProfileError(f"a batch must be x or (x, y) with x a (T, B, ...) tensor, not {type(batch).__name__}")
 
 
-def _energy_target(target: EnergyTarget | str | None, target_file: str | Path | None) -> EnergyTarget:
+def energy_target(target: EnergyTarget | str | None, target_file: str | Path | None) -> EnergyTarget:
+    """The energy target a profile prices its counts with: ``target`` itself, by name, or from
+    ``target_file`` (`hw_targets.energy.get_target`; neither: its default).
+
+    Raises:
+        ProfileError: a name and a file both given.
+        TargetError: an unknown name or an invalid file (`hw_targets.energy.get_target`).
+    """
     if target is not None and target_file is not None and not isinstance(target, EnergyTarget):
         raise ProfileError("give an energy target by name or a target file, not both")
     return target if isinstance(target, EnergyTarget) else get_target(target, target_file)
@@ -115,12 +128,12 @@ def profile_module(
     Raises:
         ProfileError: no data, data the model cannot take, or a model that breaks the contract.
     """
-    energy = _energy_target(target, target_file)
+    energy = energy_target(target, target_file)
     if data is None or isinstance(data, (str, Path)):
         raise ProfileError("profiling a module needs data: a (T, B, ...) tensor or an iterable of batches")
     result = _count(model, data, timesteps, energy, run, spiking, progress, world)
     if ann_twin is not None:
-        twin_data = ((x.mean(0, keepdim=True), y) for x, y in _batches(data))
+        twin_data = ((x.mean(0, keepdim=True), y) for x, y in batches_of(data))
         twin = _count(ann_twin, twin_data, 1, energy, run, False, False, world)
         result.ann, result.comparison = twin, compare(result, twin)
     return result
@@ -157,7 +170,7 @@ def profile_checkpoint(
     """
     from snnpipe.pipeline.export import encoded_test_batches
 
-    energy = _energy_target(target, target_file)
+    energy = energy_target(target, target_file)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if timesteps is not None and timesteps != ckpt.timesteps:
         ckpt = replace(ckpt, timesteps=timesteps)
@@ -179,7 +192,7 @@ def profile_checkpoint(
         snn_batches = encoded_test_batches(ckpt, data, samples, batch_size=batch_size)
         ann_batches = encoded_test_batches(replace(ckpt, encoding="direct", timesteps=1), data, samples, batch_size=batch_size)
     else:
-        given = list(_batches(data))
+        given = list(batches_of(data))
         for x, _ in given:
             if tuple(x.shape[2:]) != shape:
                 raise ProfileError(f"data of shape {tuple(x.shape)} does not fit {ckpt.model_name}: "
@@ -218,7 +231,7 @@ def _count(
     """Run the model on every batch under a `Recorder` and summarize what it counted."""
     spiking = any(is_spiking_neuron(m) for m in model.modules()) if spiking is None else spiking
     run = run or _default_run
-    batches = _batches(data)
+    batches = batches_of(data)
     if progress:
         from tqdm import tqdm
 
@@ -269,7 +282,7 @@ def _count(
     if not recorder.synops.sums:  # after the reduction: a rank that ran no batch knows the others' layers
         raise ProfileError(f"{type(model).__name__} ran no layer to count (linear, conv or transposed conv)")
     accuracy = correct / labelled if labelled else None
-    return _summarize(recorder, model, timesteps + _delay_steps(model, spiking), samples, energy, spiking, accuracy)
+    return summarize_counts(recorder, model, timesteps + _delay_steps(model, spiking), samples, energy, spiking, accuracy)
 
 
 def _delay_steps(model: nn.Module, spiking: bool) -> int:
@@ -300,8 +313,25 @@ def _reduce(recorder: Recorder, world) -> None:
             table[name] = distributed.all_reduce_sum(table[name], world)
 
 
-def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, samples: int, target: EnergyTarget,
-               spiking: bool, accuracy: float | None) -> Profile:
+def summarize_counts(recorder: Recorder, model: nn.Module, timesteps: int, samples: int, target: EnergyTarget,
+                     spiking: bool, accuracy: float | None) -> Profile:
+    """The `Profile` of what a run counted: per layer in ``recorder.order``, its counts per sample
+    and their energy (`energy.ComputeEnergy`), and the totals (`energy.totals`).
+
+    Per synaptic layer ``ops = sum_t ops_t / samples`` (ACs, MACs and their effective and dense
+    counts); per neuron layer ``spikes = sum_t spikes_t / samples``, ``updates = neurons * timesteps``
+    and ``firing_rate = spikes / updates``.
+
+    Args:
+        recorder: the counts: a `Recorder`, or anything with its ``synops``, ``activity``, ``order``
+            and ``types`` (`deployed_counts.DeployedCounts`), summed over the samples.
+        model: names the profile (its ``zoo_name``, else its class name).
+        timesteps: the steps the run took (the model's delays included).
+        samples: the samples counted.
+        target: prices the counts.
+        spiking: an SNN (a spike costs ACs) or an ANN.
+        accuracy: the measured accuracy, or None.
+    """
     energy = ComputeEnergy(target, spiking)
     synops, activity = recorder.synops.compute(), recorder.activity.compute()
     layers: list[LayerProfile] = []
