@@ -179,6 +179,7 @@ def cli() -> None:
               help="1/T divides the loss gradient by T in one-step stages (the official RateBP).")
 @click.option("--augment", is_flag=True, help="Random crop, flip and Cutout as the dataset's entry says.")
 @click.option("--train-samples", type=int, default=None, help="Train on this many images (a fixed subset).")
+@click.option("--test-samples", type=int, default=None, help="Test each epoch on this many images (a fixed subset).")
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
 @click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -40,6 +40,7 @@ class TrainConfig:
     grad_scale: str = "1"
     augment: bool = False
     train_samples: int | None = None
+    test_samples: int | None = None
     timesteps: int = 4
     encoding: str = "direct"
     seed: int = 0
@@ -78,8 +79,10 @@ class TrainConfig:
             raise SnnpipeError(f"momentum={self.momentum} is out of range: it lies in [0, 1)")
         if not self.weight_decay >= 0:
             raise SnnpipeError(f"weight_decay={self.weight_decay} is out of range: it must be >= 0")
-        if self.train_samples is not None and self.train_samples < 1:
-            raise SnnpipeError(f"train_samples={self.train_samples} is out of range: at least 1 (or leave it out: all)")
+        for name in ("train_samples", "test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SnnpipeError(f"{name}={value} is out of range: at least 1 (or leave it out: all)")
         if self.optimizer not in OPTIMIZERS:
             raise SnnpipeError(
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"

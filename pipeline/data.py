@@ -167,18 +167,25 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     return dataset_entry(name).loader(Path(data_dir).expanduser() if data_dir is not None else None, seed)
 
 
-#: Seeds the choice of `training_subset`: fixed, so that runs of every seed train on the same images.
+#: Seeds the choice of `subset`: fixed, so that runs of every seed see the same images.
 SUBSET_SEED = 0
 
 
-def training_subset(data: Dataset, samples: int) -> Dataset:
-    """``data`` with ``samples`` training images, the first of one fixed permutation (`SUBSET_SEED`);
-    the test split and the normalization (of the whole training split) are unchanged."""
-    if samples >= len(data.train_y):
-        return data
-    index = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(SUBSET_SEED))[:samples]
-    index = index.sort().values
-    return replace(data, train_x=data.train_x[index], train_y=data.train_y[index])
+def _first_of_permutation(count: int, samples: int) -> torch.Tensor:
+    index = torch.randperm(count, generator=torch.Generator().manual_seed(SUBSET_SEED))[:samples]
+    return index.sort().values
+
+
+def subset(data: Dataset, train: int | None = None, test: int | None = None) -> Dataset:
+    """``data`` with ``train`` training and ``test`` test images (None: all), each the first of one
+    fixed permutation (`SUBSET_SEED`); the normalization (of the whole training split) is unchanged."""
+    if train is not None and train < len(data.train_y):
+        index = _first_of_permutation(len(data.train_y), train)
+        data = replace(data, train_x=data.train_x[index], train_y=data.train_y[index])
+    if test is not None and test < len(data.test_y):
+        index = _first_of_permutation(len(data.test_y), test)
+        data = replace(data, test_x=data.test_x[index], test_y=data.test_y[index])
+    return data
 
 
 #: The batch size of every evaluation of a test set (train's per-epoch test, export, profile). A

@@ -53,7 +53,7 @@ from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import (TEST_BATCH_SIZE, Dataset, DataSpec, dataset_entry, iterate_batches, load_dataset,
-                                   training_subset)
+                                   subset)
 from snnpipe.pipeline.distributed import World
 from snnpipe.pipeline.memory import check_fits, model_size, training_bytes
 from snnpipe.pipeline.augment import augment
@@ -309,8 +309,7 @@ class _Run:
             )
         self.local_batch = config.batch_size // world.size
         self.data = dataset or load_dataset(config.dataset, config.data_dir, seed=config.seed)
-        if config.train_samples is not None:
-            self.data = training_subset(self.data, config.train_samples)
+        self.data = subset(self.data, config.train_samples, config.test_samples)
         self.augmentation = dataset_entry(config.dataset).augmentation if config.augment else None
         torch.manual_seed(config.seed)
         model = create_model(

@@ -11,7 +11,7 @@ from snnpipe.models import NeuronParams, create_model
 from snnpipe.pipeline.augment import Augmentation, augment
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.config import TrainConfig
-from snnpipe.pipeline.data import Dataset, DataSpec, load_dataset, training_subset
+from snnpipe.pipeline.data import Dataset, DataSpec, load_dataset, subset
 from snnpipe.pipeline.stages import StepOutput
 from snnpipe.pipeline.train import _StepModule, check_config, parameter_groups, train
 
@@ -131,15 +131,19 @@ def test_training_with_augmentation_differs_from_without_and_repeats_under_its_s
     assert torch.equal(weights["a"], weights["b"]) and not torch.equal(weights["a"], weights["c"])
 
 
-def test_the_training_subset_is_one_fixed_choice_for_every_seed():
+def test_the_subsets_are_one_fixed_choice_for_every_seed():
     spec = DataSpec("toy", (1, 1, 1), 2, (0.5,), (0.5,))
-    data = Dataset(spec, torch.arange(10.0).view(10, 1, 1, 1), torch.arange(10) % 2, torch.zeros(2, 1, 1, 1),
-                   torch.zeros(2, dtype=torch.long))
-    part = training_subset(data, 4)
+    data = Dataset(spec, torch.arange(10.0).view(10, 1, 1, 1), torch.arange(10) % 2, torch.arange(6.0).view(6, 1, 1, 1),
+                   torch.arange(6) % 2)
+    part = subset(data, train=4)
     assert len(part.train_y) == 4 and part.train_x.flatten().tolist() == sorted(part.train_x.flatten().tolist())
-    assert torch.equal(part.train_x, training_subset(data, 4).train_x)
+    assert torch.equal(part.train_x, subset(data, train=4).train_x)
+    assert torch.equal(part.train_y, part.train_x.flatten().long() % 2)  # images keep their labels
     assert set(part.train_x.flatten().tolist()) <= set(range(10)) and part.test_x is data.test_x
-    assert training_subset(data, 50) is data
+    both = subset(data, train=4, test=3)
+    assert torch.equal(both.train_x, part.train_x) and len(both.test_y) == 3
+    assert torch.equal(both.test_y, both.test_x.flatten().long() % 2)
+    assert subset(data, 50, 50) is data
 
 
 def test_a_soft_reset_checkpoint_is_refused_by_loihi_and_nir_naming_the_option(tmp_path):
