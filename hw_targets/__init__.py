@@ -52,6 +52,8 @@ class ExportRequest:
         options: the target's options, an instance of its entry's ``options`` dataclass (None:
             the defaults).
         force: replace files that exist (the exporter's side files included).
+        metadata: what a reader of the file needs to run it on the same data (``dataset``,
+            ``data_seed``, ``mean``, ``std``); an exporter keeps it where its format has room.
     """
 
     model: SpikingModel
@@ -62,6 +64,7 @@ class ExportRequest:
     batches: Callable[[], Iterable[tuple[Tensor, Tensor]]] | None = None
     options: Any = None
     force: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -46,7 +46,7 @@ instead of 0.5). Our files also record dt in the graph's metadata, and import us
 without one (snnTorch's, for instance) is read with dt = 1e-4 unless the caller gives another.
 
 What NIR's neurons cannot say, and is refused rather than approximated: a refractory period
-(``refractory_steps > 0``), a decay of 0 in a CubaLIF (an infinite time constant), per-neuron time
+(``refractory_steps > 0``), the soft reset (``reset="subtract"``), a decay of 0 in a CubaLIF (an infinite time constant), per-neuron time
 constants or thresholds on import (snnpipe's CUBA LIF has one set per layer), ``v_leak != 0`` and
 ``v_reset != 0``.
 
@@ -132,6 +132,9 @@ def neuron_to_nir(params: NeuronParams, shape: tuple[int, ...], dt: float = DEFA
     if params.refractory_steps:
         raise UnsupportedLayerError(path, owner, TARGET, "NIR's neurons have no refractory period "
                                     f"(refractory_steps={params.refractory_steps})")
+    if params.reset != "zero":
+        raise UnsupportedLayerError(path, owner, TARGET, f"reset={params.reset!r}: NIR's neurons reset to v_reset; "
+                                    "retrain with --reset zero, or export with --target onnx")
 
     def full(value: float) -> np.ndarray:
         return np.full(shape, value, dtype=np.float64)

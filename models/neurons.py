@@ -6,7 +6,8 @@ Per timestep t and neuron, with current decay ``a_u`` and voltage decay ``a_v`` 
     u[t] = (1 - a_u) * u[t-1] + I[t]          # synaptic current; a_u = 1 gives a plain LIF
     v[t] = (1 - a_v) * v[t-1] + u[t] + bias
     s[t] = 1 if v[t] > theta else 0           # strictly greater, as Lava
-    v[t] = 0 where s[t] = 1                   # hard reset
+    v[t] = 0 where s[t] = 1                   # hard reset (reset="zero", Loihi's)
+    v[t] = v[t] - theta where s[t] = 1        # or soft reset (reset="subtract", RateBP's and ESD's neuron)
 
 With ``refractory_steps = R > 0`` the voltage is held (at its reset value, 0) for the R steps after
 a spike while the current keeps integrating: Lava's ``LIFRefractory(refractory_period=R)``.
@@ -98,6 +99,10 @@ SURROGATES_INPLACE: dict[str, Callable[[Tensor, float], tuple[Tensor, float]]] =
 }
 
 
+#: After a spike: ``zero`` sets v = 0 (hard), ``subtract`` sets v = v - theta (soft).
+RESETS = ("zero", "subtract")
+
+
 @dataclass(frozen=True)
 class NeuronParams:
     """Parameters of a CUBA LIF layer.
@@ -109,6 +114,9 @@ class NeuronParams:
         refractory_steps: R >= 0 steps the voltage is held after a spike.
         surrogate: name in `SURROGATES`.
         surrogate_width: w > 0, the width of the surrogate derivative around theta.
+        reset: ``"zero"`` sets v to 0 after a spike (Lava's LIF, the only one the Loihi and NIR exports
+            take); ``"subtract"`` lowers it by theta, keeping the excess (the soft reset of the official
+            RateBP and ESD code, spikingjelly's ``v_reset=None``).
     """
 
     current_decay: float = 1.0
@@ -117,6 +125,7 @@ class NeuronParams:
     refractory_steps: int = 0
     surrogate: str = "atan"
     surrogate_width: float = 1.0
+    reset: str = "zero"
 
     def __post_init__(self) -> None:
         for name in ("current_decay", "voltage_decay"):
@@ -137,6 +146,11 @@ class NeuronParams:
             raise SnnpipeError(
                 f"surrogate_width={self.surrogate_width} is out of range: it must be > 0"
             )
+        if self.reset not in RESETS:
+            raise SnnpipeError(f"unknown reset {self.reset!r}: choose one of {', '.join(RESETS)}")
+        if self.reset == "subtract" and self.refractory_steps:
+            raise SnnpipeError("reset='subtract' with refractory_steps > 0 is not a neuron snnpipe has: "
+                               "a refractory period holds the hard-reset voltage; use one or the other")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -202,7 +216,11 @@ def _integrate(
 def _after_spike(
     spikes: Tensor, voltage: Tensor, state: CubaState, params: NeuronParams
 ) -> CubaState:
-    voltage = voltage * (1.0 - spikes.detach())  # reset not differentiated (snnTorch, slayer)
+    # the reset is not differentiated (snnTorch, slayer; the official RateBP's detach_reset)
+    if params.reset == "subtract":
+        voltage = voltage - params.threshold * spikes.detach()
+    else:
+        voltage = voltage * (1.0 - spikes.detach())
     refractory = None
     if state.refractory is not None:
         refractory = torch.where(
@@ -289,6 +307,9 @@ class CubaLIF(Neuron):
 
         f_u[t] = (1 - a_u) f_u[t-1] + 1
         f[t]   = (1 - a_v) f[t-1] (1 - s[t-1]) + f_u[t]     (0 while refractory)
+        f[t]   = (1 - a_v) f[t-1] + f_u[t]                  (reset="subtract": v - theta keeps dv/dI)
+
+The soft-reset trace is the official RateBP's ``calcu_elig_factor_soft_reset_detach_reset``.
 
     In ``RATE`` mode it takes the time-averaged input current x and returns
     ``r + x*e - (x*e).detach()``: the recorded rate, with gradient e with respect to x.
@@ -308,7 +329,7 @@ class CubaLIF(Neuron):
         return (
             f"current_decay={p.current_decay}, voltage_decay={p.voltage_decay}, "
             f"threshold={p.threshold}, refractory_steps={p.refractory_steps}, "
-            f"surrogate={p.surrogate}"
+            f"surrogate={p.surrogate}, reset={p.reset}"
         )
 
     def reset_state(self) -> None:
@@ -352,8 +373,11 @@ class CubaLIF(Neuron):
         surrogate, scale = SURROGATES_INPLACE[p.surrogate](voltage - p.threshold, p.surrogate_width)
         self.eligibility.addcmul_(surrogate, trace_v, value=scale)
         self.rate.add_(spikes)
-        voltage.addcmul_(voltage, spikes, value=-1.0)  # v (1 - s): float ops beat a bool mask here
-        trace_v.addcmul_(trace_v, spikes, value=-1.0)
+        if p.reset == "subtract":
+            voltage.sub_(spikes, alpha=p.threshold)
+        else:
+            voltage.addcmul_(voltage, spikes, value=-1.0)  # v (1 - s): float ops beat a bool mask here
+            trace_v.addcmul_(trace_v, spikes, value=-1.0)
         if refractory is not None:
             refractory.sub_(1).clamp_(min=0).masked_fill_(spikes > 0, p.refractory_steps)
         self.state = CubaState(current, voltage, refractory)

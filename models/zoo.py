@@ -219,6 +219,16 @@ def vgg(input_shape, num_classes, neuron, config: Sequence = _VGG_SMALL, width: 
     return _vgg(input_shape, num_classes, neuron, tuple(config), width, "vgg")
 
 
+_VGG4 = (32, "A", 64, "A", 128, "A", 256)
+
+
+@register_model("vgg4", (1, 28, 28), "VGG-style in 4 stages for 28x28: conv3x3 + BN + LIF per stage, avgpool after 3; FC")
+def vgg4(input_shape, num_classes, neuron, width: PositiveFloat = 1.0):
+    """Four stages of one conv each (32, 64, 128, 256 channels times ``width``), the first three closed
+    by 2x2 average pooling: three branch points for ESD and four blocks for EAGD and joint training."""
+    return _vgg(input_shape, num_classes, neuron, _VGG4, width, "vgg4")
+
+
 def _resnet(input_shape, num_classes, neuron, stem: int, stages, head: Sequence[int], stem_stride: int = 1,
             global_pool: bool = True):
     blocks: OrderedDict[str, nn.Module] = OrderedDict()

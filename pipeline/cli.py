@@ -190,7 +190,14 @@ def cli() -> None:
 @click.option("--batch-size", type=int, default=None, help="Batch size (default depends on the dataset).")
 @click.option("--optimizer", default="adam", show_default=True, help="adam or sgd.")
 @click.option("--lr", type=float, default=None, help="Learning rate (adam 1e-3, sgd 0.1), cosine-annealed.")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum.")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True,
+              help="L2 on conv and linear weights (not biases or BatchNorm).")
+@click.option("--grad-scale", type=click.Choice(["1", "1/T"]), default="1", show_default=True,
+              help="1/T divides the loss gradient by T in one-step stages (the official RateBP).")
+@click.option("--augment", is_flag=True, help="Random crop, flip and Cutout as the dataset's entry says.")
+@click.option("--train-samples", type=int, default=None, help="Train on this many images (a fixed subset).")
+@click.option("--test-samples", type=int, default=None, help="Test each epoch on this many images (a fixed subset).")
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
 @click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -211,6 +218,8 @@ def cli() -> None:
 @click.option("--surrogate", default="atan", show_default=True,
               help="rectangular, triangular, sigmoid or atan.")
 @click.option("--surrogate-width", type=float, default=1.0, show_default=True)
+@click.option("--reset", type=click.Choice(["zero", "subtract"]), default="zero", show_default=True,
+              help="After a spike: v = 0 (Loihi) or v - threshold (soft).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
@@ -223,6 +232,7 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
         current_decay=options.pop("current_decay"), voltage_decay=options.pop("voltage_decay"),
         threshold=options.pop("threshold"), refractory_steps=options.pop("refractory_steps"),
         surrogate=options.pop("surrogate"), surrogate_width=options.pop("surrogate_width"),
+        reset=options.pop("reset"),
     )
     config = TrainConfig(neuron=neuron, **options)
     if config.resume is None:
@@ -349,9 +359,15 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
         if not quiet and not as_json:
             click.echo(f"{step.step}: {step.kind} done in {step.seconds:.1f}s -> {step.path}")
 
+    def report_cell(index: int, count: int, cell, reused: bool) -> None:
+        if not quiet and not as_json:
+            how = "kept from before" if reused else f"{cell.seconds:.0f}s"
+            click.echo(f"{cell.step} cell {index}/{count} {cell.cell}: test {cell.test_acc:.2%}  "
+                       f"rate {cell.firing_rate:.4f}  {cell.energy_uj:.3f} uJ  ({how}; {count - index} left)")
+
     if resume and out:
         raise SnnpipeError("give --resume FOLDER or --out FOLDER, not both: a resumed run stays in its folder")
-    result = run(parsed, out=out, on_step=report, resume=resume)
+    result = run(parsed, out=out, on_step=report, resume=resume, on_cell=report_cell)
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps]}, default=str))
         return
@@ -368,7 +384,12 @@ class GateFailed(click.ClickException):
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is.")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
-              help="Profile on another dataset of the same input shape.")
+              help="Profile on another dataset of the same input shape (a Loihi file: the dataset it runs on).")
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default=None,
+              help="A Loihi file's input encoding (default: the one it was exported with).")
+@click.option("-T", "--timesteps", type=int, default=None, help="Timesteps T per sample (default: as trained).")
+@click.option("--deployed", default=None, type=click.Path(dir_okay=False),
+              help="The checkpoint's Loihi file: profile it in fixed point on the same input, side by side.")
 @click.option("--samples", type=int, default=1000, show_default=True, help="The first N test samples to run.")
 @click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
               help="Energy target (default: cmos45nm).")
@@ -389,10 +410,14 @@ class GateFailed(click.ClickException):
 @click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline instead of gating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals (and the gate) as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
-def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_file, energy_model, precision, chip,
-                    chip_file, out, force, baseline, max_increase, max_energy_increase, update_baseline, as_json,
-                    quiet) -> None:
-    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate."""
+def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, deployed, samples, target, target_file,
+                    energy_model, precision, chip, chip_file, out, force, baseline, max_increase, max_energy_increase,
+                    update_baseline, as_json, quiet) -> None:
+    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing
+    rate (and the energy).
+
+    CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
+    that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
     import torch
 
     from snnpipe.files import atomic_path
@@ -402,6 +427,14 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
+    if timesteps is not None and timesteps < 1:
+        raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
+    loihi_file = _is_loihi_file(Path(checkpoint))
+    if loihi_file and deployed:
+        raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
+                           "give the checkpoint first")
+    if encoding and not loihi_file:
+        raise SnnpipeError("--encoding is for a Loihi file (a checkpoint profiles in its own encoding)")
     tolerance = parse_fraction(max_increase)
     energy_tolerance = parse_fraction(max_energy_increase, "--max-energy-increase") if max_energy_increase else None
     if energy_tolerance is not None and not baseline:
@@ -414,19 +447,33 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the baseline to gate against, an old report
     reference = read_profile(baseline) if baseline and not update_baseline else None
-    folder = Path(out) if out else Path("reports") / Path(checkpoint).resolve().parent.name
+    folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file)
     check_report_folder(folder, force)
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
+    progress = not (quiet or as_json) and sys.stderr.isatty()
+    fixed_point = None
     try:
-        result = profile(checkpoint, data_dir, target=target, target_file=target_file, samples=samples,
-                         dataset=dataset, progress=not (quiet or as_json) and sys.stderr.isatty(), world=world,
-                         energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)
+        energy = dict(target=target, target_file=target_file, energy_model=energy_model, precision=precision,
+                      chip=chip, chip_file=chip_file)
+        if loihi_file:
+            from snnpipe.pipeline.profile.deployed import profile_deployed
+
+            result = profile_deployed(checkpoint, data_dir, dataset=dataset, encoding=encoding, timesteps=timesteps,
+                                      samples=samples, progress=progress, **energy)
+        else:
+            result = profile(checkpoint, data_dir, timesteps, samples=samples, dataset=dataset, progress=progress,
+                             world=world, **energy)
+            if deployed:
+                from snnpipe.pipeline.profile.deployed import profile_deployed
+
+                fixed_point = profile_deployed(deployed, data_dir, checkpoint=checkpoint, dataset=dataset,
+                                               timesteps=timesteps, samples=samples, progress=progress, **energy)
     finally:
         distributed.teardown(world)
     if not world.is_main:
         return
-    write_reports(result, folder, force=force)
+    write_reports(result, folder, force=force, deployed=fixed_point)
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
     if update_baseline:
@@ -444,6 +491,13 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
                                  **{f"{name}_uj": e.total_uj for name, e in result.estimates.items()},
                                  "snn_min_uj": snn.min_pj * 1e-6, "snn_max_uj": snn.max_pj * 1e-6,
                                  "snn_stderr_uj": snn.stderr_pj * 1e-6}
+        if fixed_point is not None:
+            summary["deployed"] = {"accuracy": fixed_point.accuracy, **fixed_point.totals.to_dict()}
+            fixed_snn = fixed_point.estimates.get("snn")
+            if fixed_snn is not None:
+                summary["deployed"]["energy"] = {"model": fixed_point.energy_model, "precision": fixed_snn.precision,
+                                                 "snn_uj": fixed_snn.total_uj,
+                                                 "snn_stderr_uj": fixed_snn.stderr_pj * 1e-6}
         for key, g, tol in (("gate", gate, tolerance), ("energy_gate", egate, energy_tolerance)):
             if g:
                 summary[key] = {"passed": g.passed, "max_increase": tol,
@@ -462,6 +516,16 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
             click.echo(f"energy model {result.energy_model} ({snn.precision}): SNN {snn.total_uj:.4g} uJ "
                        f"({snn.min_pj * 1e-6:.4g} to {snn.max_pj * 1e-6:.4g}, stderr {snn.stderr_pj * 1e-6:.2g}) "
                        f"per inference; {versus}")
+        if fixed_point is not None:
+            f, d = result.totals, fixed_point.totals
+            fixed_snn = fixed_point.estimates.get("snn")
+            energy_text = (f", energy {fixed_snn.total_uj:.4g} uJ (float {snn.total_uj:.4g})"
+                           if fixed_snn is not None and snn is not None else "")
+            click.echo(f"deployed ({fixed_point.model}): "
+                       + (f"accuracy {fixed_point.accuracy:.2%}, " if fixed_point.accuracy is not None else "")
+                       + f"{d.spikes:.4g} spikes (float {f.spikes:.4g}), {d.acs:.4g} ACs (float {f.acs:.4g}), "
+                       f"{d.macs:.4g} MACs (float {f.macs:.4g}){energy_text} per inference; "
+                       f"side by side in {folder}/deployed.md")
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
     for g in (gate, egate):
@@ -471,6 +535,34 @@ def profile_command(checkpoint: str, data_dir, dataset, samples, target, target_
               (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance)) if g and not g.passed]
     if failed:
         raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
+
+
+#: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
+LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
+
+
+def _is_loihi_file(path: Path) -> bool:
+    """An HDF5 file (netx, or snnpipe's Loihi graph), or one named as such; a checkpoint is a zip."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+    except OSError:
+        pass
+    return path.suffix.lower() in LOIHI_SUFFIXES
+
+
+def _report_name(path: Path, loihi_file: bool) -> str:
+    """The default report folder's name: a checkpoint's run folder; a Loihi file's run (the folder
+    above ``export/``, or its own folder) and name, as ``<run>-<file>``."""
+    run = path.resolve().parent
+    if not loihi_file:
+        return run.name
+    if run.name.startswith("export"):
+        run = run.parent
+    return f"{run.name}-{path.name.split('.')[0]}"
 
 
 def _parse_numbers(kind: type):

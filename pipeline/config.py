@@ -13,6 +13,10 @@ from snnpipe.models import NeuronParams
 from snnpipe.pipeline.data import dataset_entry
 
 OPTIMIZERS = ("adam", "sgd")
+#: ``1/T``: the loss's gradient is divided by T in the one-step stages (its value is unchanged), as
+#: the official RateBP code does (``CustomEvaluator`` in its ``model/layer.py``): with SGD it keeps
+#: the official learning rates meaningful.
+GRAD_SCALES = ("1", "1/T")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
 
 
@@ -33,6 +37,10 @@ class TrainConfig:
     lr: float | None = None
     momentum: float = 0.9
     weight_decay: float = 0.0
+    grad_scale: str = "1"
+    augment: bool = False
+    train_samples: int | None = None
+    test_samples: int | None = None
     timesteps: int = 4
     encoding: str = "direct"
     seed: int = 0
@@ -65,6 +73,16 @@ class TrainConfig:
             raise SnnpipeError(f"keep={self.keep} is out of range: keep at least 1 checkpoint")
         if self.amp not in (None, "bf16"):
             raise SnnpipeError(f"amp={self.amp!r} is not supported: use bf16 or leave it out")
+        if self.grad_scale not in GRAD_SCALES:
+            raise SnnpipeError(f"grad_scale={self.grad_scale!r} is not one of {', '.join(GRAD_SCALES)}")
+        if not 0 <= self.momentum < 1:
+            raise SnnpipeError(f"momentum={self.momentum} is out of range: it lies in [0, 1)")
+        if not self.weight_decay >= 0:
+            raise SnnpipeError(f"weight_decay={self.weight_decay} is out of range: it must be >= 0")
+        for name in ("train_samples", "test_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SnnpipeError(f"{name}={value} is out of range: at least 1 (or leave it out: all)")
         if self.optimizer not in OPTIMIZERS:
             raise SnnpipeError(
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -27,9 +27,18 @@ def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, s
     """A callable giving the checkpoint's test set as encoded (T, B, ...) batches, reproducibly
     (T: the checkpoint's, or ``timesteps``). Rate-coded spikes are drawn as training drew them for
     its per-epoch test (the run's seed, `TEST_BATCH_SIZE`), so every step sees the same spikes."""
-    timesteps = timesteps or ckpt.timesteps
-    seed = _split_seed(ckpt) if seed is None else seed
-    dataset = load_dataset(ckpt.data.name, data_dir, seed=_split_seed(ckpt))
+    return encoded_batches(ckpt.data.name, ckpt.encoding, timesteps or ckpt.timesteps, ckpt.data.mean, ckpt.data.std,
+                           _split_seed(ckpt), data_dir, samples, batch_size, seed)
+
+
+def encoded_batches(dataset_name: str, encoding: str, timesteps: int, mean: Sequence[float], std: Sequence[float],
+                    split_seed: int = 0, data_dir: str | Path | None = None, samples: int | None = None,
+                    batch_size: int = TEST_BATCH_SIZE, seed: int | None = None):
+    """`encoded_test_batches` for a dataset named outright: its test set split with ``split_seed``,
+    the first ``samples``, encoded for ``timesteps`` steps with random spikes drawn from ``seed``
+    (default ``split_seed``: a run's seed seeds both)."""
+    seed = split_seed if seed is None else seed
+    dataset = load_dataset(dataset_name, data_dir, seed=split_seed)
     images, labels = dataset.test_x, dataset.test_y
     if samples is not None:
         images, labels = images[:samples], labels[:samples]
@@ -37,9 +46,17 @@ def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, s
     def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed)
         for x, y in iterate_batches(images, labels, batch_size, shuffle=False):
-            yield encode(x, ckpt.encoding, timesteps, ckpt.data.mean, ckpt.data.std, generator), y
+            yield encode(x, encoding, timesteps, mean, std, generator), y
 
     return batches
+
+
+def data_metadata(ckpt: Checkpoint) -> dict[str, Any]:
+    """What a reader of an exported file needs to draw the checkpoint's encoded test set again
+    (`encoded_test_batches`): the dataset, the seed of its split and of the rate-coded spikes, and
+    the normalization of the direct encoding."""
+    return {"dataset": ckpt.data.name, "data_seed": _split_seed(ckpt), "mean": list(ckpt.data.mean),
+            "std": list(ckpt.data.std)}
 
 
 def _split_seed(ckpt: Checkpoint) -> int:
@@ -91,7 +108,7 @@ def export(
     request = ExportRequest(
         model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
         out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,
-        force=force,
+        force=force, metadata=data_metadata(ckpt),
     )
     try:
         result = entry.fn(request)

@@ -12,6 +12,9 @@
   whose tables (energy by term, the SNN against its three ANN baselines, break-even points) follow
   the others in ``profile.md``.
 - ``profile.html``: the same tables and both PNGs inlined: one self-contained file to share.
+- with the profile of the deployed network beside it (``snnpipe profile CKPT --deployed FILE``):
+  ``deployed.json`` (that profile, the same schema) and ``deployed.md`` (float and fixed point side
+  by side, layer by layer, and their energy estimates: `snnpipe.pipeline.profile.side_by_side`).
 
 A folder that already holds any of these files is never written into without ``force``.
 """
@@ -33,6 +36,8 @@ from snnpipe.pipeline.energy_report import energy_plot, energy_tables, verdict
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 
 FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "profile.html")
+#: Written beside them when the deployed network's profile is given.
+DEPLOYED_FILES = ("deployed.json", "deployed.md")
 
 
 class ReportError(SnnpipeError):
@@ -275,8 +280,8 @@ def profile_json(p: Profile) -> str:
     return json.dumps(json_safe(p.to_dict()), indent=2, allow_nan=False) + "\n"
 
 
-def write_reports(p: Profile, folder: str | Path, force: bool = False) -> Path:
-    """Write the four files into ``folder``.
+def write_reports(p: Profile, folder: str | Path, force: bool = False, deployed: Profile | None = None) -> Path:
+    """Write the four files into ``folder`` (six with ``deployed``, the deployed network's profile).
 
     Raises:
         ReportError: the folder already holds a report and ``force`` is not set, or cannot be written.
@@ -284,12 +289,17 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False) -> Path:
     folder = Path(folder)
     check_report_folder(folder, force)
     try:
-        with atomic_folder(folder, allowed=FILES) as new:  # all four files replace the old ones, or none do
+        with atomic_folder(folder, allowed=FILES + DEPLOYED_FILES) as new:  # all files replace the old ones, or none do
             (new / "profile.json").write_text(profile_json(p))
             (new / "profile.md").write_text(markdown(p))
             plot(p, new / "profile.png")
             energy = (new / "energy.png").read_bytes() if energy_plot(p, new / "energy.png") else None
             (new / "profile.html").write_text(html_page(p, (new / "profile.png").read_bytes(), energy))
+            if deployed is not None:
+                from snnpipe.pipeline.profile import side_by_side
+
+                (new / "deployed.json").write_text(profile_json(deployed))
+                (new / "deployed.md").write_text(side_by_side.markdown(p, deployed))
     except OSError as err:
         raise ReportError(f"cannot write the report in {folder} ({disk_error(err, folder / 'profile.json')}); "
                           "choose a writable --out") from None
@@ -299,7 +309,7 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False) -> Path:
 def check_report_folder(folder: Path, force: bool) -> None:
     """Refuse, before any work, to write over a report without ``force`` (a link by a report's
     name counts, dangling or not: it is replaced, never followed)."""
-    existing = [name for name in FILES if os.path.lexists(folder / name)]
+    existing = [name for name in FILES + DEPLOYED_FILES if os.path.lexists(folder / name)]
     if existing and not force:
         raise ReportError(f"{folder} already holds a report ({', '.join(existing)}); pass --force to replace it "
                           "or --out to write elsewhere")

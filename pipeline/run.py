@@ -17,6 +17,10 @@ A recipe::
 ``@name`` is the checkpoint an earlier step wrote; a step's name is its ``name``, else its stage
 (train), or its kind and target. Every step writes into ``<run folder>/<step name>/``; the run ends
 with a summary table. Unknown keys, steps and references are refused before anything runs.
+
+A train step with ``sweep:`` trains a grid of cells instead of one run (`snnpipe.pipeline.sweep`);
+its cells cannot be referred to with ``@``, and the run writes ``sweep.md``, ``sweep.json`` and
+``pareto.png`` (mean +/- std over seeds per setting) beside the summary.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.files import FolderLock, atomic_path, checksums, claim_free_folder, lock_folder, remove_orphan_temporaries
 from snnpipe.models import NeuronParams
 from snnpipe.pipeline.config import TrainConfig, read_yaml
+from snnpipe.pipeline.sweep import Cell, CellResult, expand, run_cells, write_sweep_reports
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
 _TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "resume"}
@@ -42,7 +47,7 @@ _NEURON_KEYS = {f.name for f in fields(NeuronParams)}
 _EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "data_dir"}
 _PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir", "energy_model", "precision", "chip",
                  "chip_file"}
-_STEP_KEYS = {"train": _TRAIN_KEYS | {"name"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
+_STEP_KEYS = {"train": _TRAIN_KEYS | {"name", "sweep"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
 
 
 #: A recipe's and a step's name: one folder inside runs/, never a path out of it.
@@ -58,6 +63,7 @@ class Step:
     kind: str
     name: str
     options: dict[str, Any]
+    cells: list[Cell] = field(default_factory=list)  # a swept train step's grid
 
 
 @dataclass
@@ -142,9 +148,17 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         for key, value in options.items():
             if isinstance(value, str) and value.startswith("@") and value[1:] not in {s.name for s in steps}:
                 raise RecipeError(f"{source} step {i}: {key} refers to {value!r}, which no earlier step wrote")
+            if isinstance(value, str) and value.startswith("@") and any(s.cells for s in steps if s.name == value[1:]):
+                raise RecipeError(f"{source} step {i}: {key} refers to {value!r}, a sweep of many checkpoints; "
+                                  "refer to a step without sweep")
         if kind != "train" and "from" not in options:
             raise RecipeError(f"{source} step {i} ({kind}): 'from' names the checkpoint, e.g. from: '@{steps[-1].name if steps else 'bptt'}'")
         step = Step(kind, step_name, options)
+        if kind == "train" and "sweep" in options:
+            try:
+                step.cells = expand(step_name, options["sweep"], _TRAIN_KEYS | _NEURON_KEYS, where)
+            except SnnpipeError as err:
+                raise RecipeError(str(err)) from None
         _check_values(step, defaults, where)
         steps.append(step)
     return Recipe(name, defaults, steps, source)
@@ -174,7 +188,8 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
         if step.kind == "train":
             from snnpipe.pipeline.train import check_config
 
-            check_config(_train_config(defaults, step.options, lambda v: v, Path(".")))
+            for options in [cell.options(step.options) for cell in step.cells] or [step.options]:
+                check_config(_train_config(defaults, options, lambda v: v, Path(".")))
         elif step.kind == "export":
             from snnpipe.hw_targets import find_exporter
 
@@ -195,6 +210,7 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
 
 def _train_config(defaults: dict[str, Any], options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
     merged = {**defaults, **options}
+    merged.pop("sweep", None)
     neuron = {k: merged.pop(k) for k in list(merged) if k in _NEURON_KEYS}
     for key in ("model_args", "stage_args"):
         if isinstance(merged.get(key), dict):
@@ -212,6 +228,7 @@ def run(
     on_step: Callable[[StepResult], None] | None = None,
     progress: bool = False,
     resume: str | Path | None = None,
+    on_cell: Callable[[int, int, CellResult, bool], None] | None = None,
 ) -> RunResult:
     """Run every step of ``recipe`` (the embedded default when None) into one folder.
 
@@ -219,7 +236,9 @@ def run(
     take ``runs/<name>`` and ``runs/<name>-2``). After each step, `STATE_NAME` records the step's
     result and the checksums of its files. ``resume`` (a folder of an earlier, interrupted run of the
     same recipe) skips the steps recorded there whose files still match, continues an interrupted
-    training step from its checkpoint, redoes an interrupted export or profile, and runs the rest.
+    training step from its checkpoint, redoes an interrupted export or profile, and runs the rest;
+    of an interrupted sweep, the finished cells are kept (`sweep.run_cells`). ``on_cell`` is called
+    after every cell of a sweep (`sweep.run_cells`).
     """
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if resume is not None:
@@ -238,12 +257,12 @@ def run(
             raise RecipeError(f"cannot create the run folder ({err.strerror}); choose a writable --out") from None
         folder, done = lock.folder, {}
     try:
-        return _run_steps(recipe, folder, done, on_step, progress)
+        return _run_steps(recipe, folder, done, on_step, progress, on_cell)
     finally:
         lock.release()
 
 
-def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, progress: bool) -> RunResult:
+def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, progress: bool, on_cell) -> RunResult:
     from snnpipe.pipeline.train import CHECKPOINT_NAME, TrainingInterrupted, train
 
     written: dict[str, Path] = {}
@@ -251,30 +270,46 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
     def resolve(value: Any) -> Any:
         return str(written[value[1:]]) if isinstance(value, str) and value.startswith("@") else value
 
+    def train_into(options: dict[str, Any], target: Path, what: str):
+        config = _train_config(recipe.defaults, options, resolve, target)
+        partial = target / CHECKPOINT_NAME
+        if partial.exists():  # interrupted: go on from its last checkpoint
+            config = replace(config, resume=str(partial))
+        try:
+            return train(config, progress=progress)
+        except TrainingInterrupted as err:  # the hint: the whole recipe, not this one step
+            stop = StopRequested(f"{what} stopped by {signal.Signals(err.signum).name}; saved {err.path}; "
+                                 f"continue the recipe with snnpipe run {recipe.source} --resume {folder}")
+            stop.exit_code = err.exit_code
+            raise stop from None
+
+    def train_cell(cell: Cell, target: Path) -> tuple[Path, dict, float]:
+        started = time.perf_counter()
+        ckpt = train_into(cell.options(step.options), target, f"cell {cell.name} of step {step.name}")
+        return ckpt.path, ckpt.history[-1], time.perf_counter() - started
+
     results: list[StepResult] = []
+    cells: list[CellResult] = []
     for step in recipe.steps:
         target = folder / step.name
         if step.name in done:
             result = StepResult(**done[step.name]["result"])
-            if step.kind == "train":
+            if step.kind == "train" and not step.cells:
                 written[step.name] = Path(result.path)
+            cells += [r for r in (CellResult.read(target / c.name) for c in step.cells) if r is not None]
             results.append(result)
             if on_step:
                 on_step(result)
             continue
         started = time.perf_counter()
-        if step.kind == "train":
-            config = _train_config(recipe.defaults, step.options, resolve, target)
-            partial = target / CHECKPOINT_NAME
-            if partial.exists():  # interrupted: go on from its last checkpoint
-                config = replace(config, resume=str(partial))
-            try:
-                ckpt = train(config, progress=progress)
-            except TrainingInterrupted as err:  # the hint: the whole recipe, not this one step
-                stop = StopRequested(f"step {step.name} stopped by {signal.Signals(err.signum).name}; saved {err.path}; "
-                                     f"continue the recipe with snnpipe run {recipe.source} --resume {folder}")
-                stop.exit_code = err.exit_code
-                raise stop from None
+        if step.cells:
+            swept = run_cells(step.cells, target, train_cell, on_cell)
+            cells += swept
+            best = max(swept, key=lambda r: r.test_acc)
+            result = StepResult(step.name, "sweep", str(target), 0.0,
+                                {"cells": len(swept), "best_test_acc": best.test_acc, "best_cell": best.cell})
+        elif step.kind == "train":
+            ckpt = train_into(step.options, target, f"step {step.name}")
             written[step.name] = ckpt.path
             last = ckpt.history[-1]
             result = StepResult(step.name, "train", str(ckpt.path), 0.0,
@@ -302,6 +337,8 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
         if on_step:
             on_step(result)
     run_result = RunResult(folder, results)
+    if cells:
+        write_sweep_reports(cells, folder, recipe.name)
     with atomic_path(folder / "summary.md") as tmp:
         tmp.write_text(f"# {recipe.name}\n\n{run_result.table()}\n")
     return run_result

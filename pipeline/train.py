@@ -52,9 +52,11 @@ from snnpipe.models.zoo import check_model_arguments, describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.config import TrainConfig
-from snnpipe.pipeline.data import TEST_BATCH_SIZE, Dataset, DataSpec, dataset_entry, iterate_batches, load_dataset
+from snnpipe.pipeline.data import (TEST_BATCH_SIZE, Dataset, DataSpec, dataset_entry, iterate_batches, load_dataset,
+                                   subset)
 from snnpipe.pipeline.distributed import World
 from snnpipe.pipeline.memory import check_fits, model_size, training_bytes
+from snnpipe.pipeline.augment import augment
 from snnpipe.pipeline.encoding import ENCODINGS, encode
 from snnpipe.pipeline.runtime import resolve_device
 from snnpipe.pipeline.stages import Stage, check_stage, get_stage, stage_arguments
@@ -194,6 +196,10 @@ def check_config(config: TrainConfig) -> TrainConfig:
     resolved = config.resolved()  # an unknown dataset is refused here
     model_args = check_model_arguments(resolved.model, resolved.model_args)
     check_stage(resolved)
+    if resolved.grad_scale != "1" and get_stage(resolved.stage).graph_over_time(
+            stage_arguments(resolved.stage, resolved.stage_args)):
+        raise SnnpipeError(f"grad_scale={resolved.grad_scale} scales the one-step (rate) pass, and stage "
+                           f"{resolved.stage!r} trains through time here; leave grad_scale at 1 or use base=ratebp")
     return replace(resolved, model_args=model_args)
 
 
@@ -242,13 +248,18 @@ def _initial_weights(model: SpikingModel, config: TrainConfig) -> list[dict]:
 class _StepModule(torch.nn.Module):
     """The stage's training step as a module, so that DistributedDataParallel can wrap it."""
 
-    def __init__(self, stage: Stage) -> None:
+    def __init__(self, stage: Stage, grad_scale: float = 1.0) -> None:
         super().__init__()
         self.stage = stage
+        self.grad_scale = grad_scale
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = self.stage.training_step(x, y, images)
-        return out.loss, out.logits
+        loss = out.loss
+        if self.grad_scale != 1.0:  # the value stays the loss; its gradient is scaled (config.GRAD_SCALES)
+            scaled = loss * self.grad_scale
+            loss = loss.detach() + (scaled - scaled.detach())
+        return loss, out.logits
 
 
 def train(
@@ -298,6 +309,8 @@ class _Run:
             )
         self.local_batch = config.batch_size // world.size
         self.data = dataset or load_dataset(config.dataset, config.data_dir, seed=config.seed)
+        self.data = subset(self.data, config.train_samples, config.test_samples)
+        self.augmentation = dataset_entry(config.dataset).augmentation if config.augment else None
         torch.manual_seed(config.seed)
         model = create_model(
             config.model, input_shape=self.data.spec.input_shape, num_classes=self.data.spec.num_classes,
@@ -322,7 +335,8 @@ class _Run:
             model.to(memory_format=torch.channels_last)
         self.model = model
         self.stage: Stage = stage_cls(model, config, self.data.spec).to(device)
-        step_module: torch.nn.Module = _StepModule(self.stage)
+        step_module: torch.nn.Module = _StepModule(
+            self.stage, 1.0 / config.timesteps if config.grad_scale == "1/T" else 1.0)
         if world.distributed:
             ids = [device.index] if device.type == "cuda" else None
             step_module = torch.nn.parallel.DistributedDataParallel(step_module, device_ids=ids)
@@ -421,6 +435,8 @@ class _Run:
         for step in bar:
             index = order[step * self.local_batch:(step + 1) * self.local_batch]
             images = self.data.train_x[index]
+            if self.augmentation is not None:
+                images = augment(images, self.augmentation, self.data.spec.mean, noise)
             x = prepare_input(images, self.data.spec, config.encoding, config.timesteps, noise)
             x, y, images = to_device(x, self.device), self.data.train_y[index].to(self.device), images.to(self.device)
             with autocast:
@@ -555,8 +571,17 @@ class _Run:
             raise CheckpointError(f"cannot resume from this checkpoint: its training state is damaged ({err})") from None
 
 
-def _optimizer(stage: Stage, config: TrainConfig) -> torch.optim.Optimizer:
+def parameter_groups(stage: Stage, weight_decay: float) -> list[dict]:
+    """The optimizer's groups: weight decay on the weights of convolutions and linear layers (every
+    parameter of two or more dimensions), none on biases, BatchNorm's scale and shift or other vectors
+    (joint's singular values), as the official RateBP and ESD code splits them (``split_params``)."""
     params = list(stage.trainable())
+    return [{"params": [p for p in params if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+
+
+def _optimizer(stage: Stage, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(stage, config.weight_decay)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.Adam(groups, lr=config.lr)

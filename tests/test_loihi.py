@@ -42,7 +42,7 @@ GOLDEN = Path(__file__).parent / "golden" / "loihi"
 
 # --- the simulator against Lava's own runs, committed ---------------------------------------------
 
-@pytest.mark.parametrize("name", ["tiny.net", "edge_conv.net", "edge_dense.net", "residual_identity.graph",
+@pytest.mark.parametrize("name", ["tiny.net", "edge_conv.net", "edge_dense.net", "lavadl.net", "residual_identity.graph",
                                   "residual_projection.graph", "graded_input.graph"])
 def test_simulator_reproduces_lavas_golden_runs_bit_for_bit(name):
     # tests/golden/loihi/make_golden.py ran these files in Lava's Loihi2SimCfg(select_tag="fixed_pt"):

@@ -32,7 +32,7 @@ def lava():
     return lava_python()
 
 
-@pytest.mark.parametrize("name", ["tiny.net", "edge_conv.net", "edge_dense.net", "residual_identity.graph",
+@pytest.mark.parametrize("name", ["tiny.net", "edge_conv.net", "edge_dense.net", "lavadl.net", "residual_identity.graph",
                                   "residual_projection.graph", "graded_input.graph"])
 def test_lava_still_computes_the_golden_arrays(lava, name):
     # the graph files: an identity shortcut, a projection shortcut (each aligned by a relay), graded input

@@ -116,12 +116,42 @@ def test_rate_mode_eligibility_by_hand():
     assert x_bar.grad.item() == pytest.approx(4.25 / 3)
 
 
-@pytest.mark.parametrize("current_decay,voltage_decay,refractory", [(1.0, 0.5, 0), (0.3, 0.2, 0), (0.5, 0.1, 1)])
-def test_rate_gradient_equals_bptt_for_constant_input(current_decay, voltage_decay, refractory):
+def test_soft_reset_by_hand():
+    # a_v = 0.5, theta = 1, x = 0.8 constant, reset by subtraction, rectangular surrogate of width 1:
+    # t0: v = 0.8 (d=-0.2, sg 1), f = 1        t1: v = 1.2 spike -> v = 0.2 (d=0.2, sg 1), f = 1.5
+    # t2: v = 0.9 (d=-0.1, sg 1), f = 1.75 (the soft reset keeps dv/dI)   t3: v = 1.25 spike, f = 1.875
+    # rate 2/4, eligibility (1 + 1.5 + 1.75 + 1.875) / 4; the hard reset gives v = 0.8 at t2 instead
+    params = NeuronParams(voltage_decay=0.5, surrogate="rectangular", reset="subtract")
+    state, spikes = None, []
+    for _ in range(4):
+        s, state = cuba_lif_step(torch.tensor([0.8]), state, params)
+        spikes.append(s.item())
+    assert spikes == [0, 1, 0, 1]
+    assert state.voltage.item() == pytest.approx(0.25)
+    neuron = CubaLIF(params)
+    neuron.mode = ExecutionMode.RECORD
+    neuron.reset_state()
+    with torch.no_grad():
+        assert [neuron(torch.tensor([0.8])).item() for _ in range(4)] == spikes
+    neuron.finish_record()
+    assert neuron.rate.item() == pytest.approx(0.5)
+    assert neuron.eligibility.item() == pytest.approx(6.125 / 4)
+
+
+def test_soft_reset_refuses_a_refractory_period():
+    with pytest.raises(SnnpipeError, match="reset='subtract' with refractory_steps"):
+        NeuronParams(refractory_steps=1, reset="subtract")
+    with pytest.raises(SnnpipeError, match="unknown reset 'soft'"):
+        NeuronParams(reset="soft")
+
+
+@pytest.mark.parametrize("current_decay,voltage_decay,refractory,reset", [
+    (1.0, 0.5, 0, "zero"), (0.3, 0.2, 0, "zero"), (0.5, 0.1, 1, "zero"), (1.0, 0.5, 0, "subtract"), (0.3, 0.2, 0, "subtract")])
+def test_rate_gradient_equals_bptt_for_constant_input(current_decay, voltage_decay, refractory, reset):
     """For an input constant over time, d(mean_t s)/dx under BPTT (reset not differentiated) is
-    exactly the recorded eligibility: the oracle for the RateBP neuron."""
+    exactly the recorded eligibility: the oracle for the RateBP neuron, with either reset."""
     torch.manual_seed(0)
-    params = NeuronParams(current_decay, voltage_decay, 1.0, refractory, "sigmoid", 1.0)
+    params = NeuronParams(current_decay, voltage_decay, 1.0, refractory, "sigmoid", 1.0, reset)
     steps = 8
     x = (torch.rand(200) * 1.2).requires_grad_(True)
     state, total = None, 0

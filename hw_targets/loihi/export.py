@@ -15,6 +15,10 @@ reads. A residual network (the zoo's `BasicBlock`) or a ``direct``-coded model i
 which ``lava_runner.py`` builds as a Lava process graph: netx chains layers only and its input
 layer carries unary spikes.
 
+The file's root attributes hold T, the encoding, the steps, and the request's ``metadata`` (the
+dataset, its split seed and normalization), so that ``snnpipe profile FILE`` runs it on the test
+set it was checked on.
+
 Direct (analog) input reaches the first layer as graded spikes of ``input_bits`` bits (default
 `DEFAULT_INPUT_BITS`, signed; `quantize` for the exponent); the report gives the accuracy of the
 float model on the input at that precision beside its accuracy on the analog input.
@@ -313,8 +317,8 @@ def export_loihi(request: ExportRequest) -> ExportResult:
                 f"{options.max_drop:g}; nothing was written: retrain with --quantize loihi, or allow it with --max-drop"
             )
     out = Path(request.out)
-    attrs = {"snnpipe_version": __version__, "timesteps": request.timesteps, "encoding": request.encoding,
-             "steps": graph.steps_for(request.timesteps)}
+    attrs = {**request.metadata, "snnpipe_version": __version__, "timesteps": request.timesteps,
+             "encoding": request.encoding, "steps": graph.steps_for(request.timesteps)}
     lava = None
     with atomic_path(out) as tmp:
         if quantized.network is not None:

@@ -96,6 +96,11 @@ def read_graph(path: str | Path) -> tuple[LoihiGraph, dict[str, Any]]:
     return read_isolated(path, _read_graph, GraphFileError, "Loihi graph file")
 
 
+#: What `read_loihi` reads, said where it cannot read a file (which may come from lava-dl, not snnpipe).
+READ_LOIHI_HINT = ("snnpipe runs netx files of input, flatten, dense and conv layers with CUBA neurons (snnpipe's "
+                   "export --target loihi or lava-dl's export_hdf5) and snnpipe's Loihi graph files")
+
+
 def read_loihi(path: str | Path) -> tuple[LoihiGraph, dict[str, Any]]:
     """Either kind of Loihi export as a graph: a graph file, or a netx file's chain
     (`LoihiGraph.from_network`); the file's ``format`` attribute decides.
@@ -103,7 +108,7 @@ def read_loihi(path: str | Path) -> tuple[LoihiGraph, dict[str, Any]]:
     Raises:
         GraphFileError: a missing or damaged file, or one of neither kind.
     """
-    return read_isolated(path, _read_either, GraphFileError, "Loihi file")
+    return read_isolated(path, _read_either, GraphFileError, "Loihi file", READ_LOIHI_HINT)
 
 
 def _read_either(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:

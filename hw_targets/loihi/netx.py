@@ -16,8 +16,18 @@ precision from them (`fixed_point.dense_synapse_format`). A bias is netx's ``bia
 ``bias_exp`` 6.
 
 netx ignores HDF5 attributes; snnpipe keeps its own there (the module path of each layer, the
-readout flag, the timesteps and encoding of the input) so that `read_netx` gives back the
-`LoihiNetwork` that was written.
+readout flag, the timesteps and encoding of the input, the dataset it was tested on) so that
+`read_netx` gives back the `LoihiNetwork` that was written.
+
+Files written by lava-dl's own ``export_hdf5`` (slayer's ``Dense``, ``Conv``, ``Flatten`` and ``Input``
+blocks with CUBA neurons) read as netx reads them (``Network._create``): a layer without a name is
+called ``layer/<i>``; a file without an input layer takes the first dense layer's ``inFeatures``
+(netx needs no input shape for a dense layer; a conv cannot infer one); ``refDelay`` and
+``gradedSpike`` are ignored, as netx's ``get_neuron_params`` ignores them for CUBA neurons. What
+netx would run differently from the simulator is refused, naming the layer: an input layer with its
+own neuron (netx's ``Input`` block is driven through its neuron's bias, not by the spikes sent to the
+network), axonal ``delay`` datasets (netx's ``DelayDense``), graded output (``messageBits``), complex
+weights, a layer without a neuron, and any other layer or neuron type.
 """
 
 from __future__ import annotations
@@ -65,14 +75,23 @@ def _write_neuron(group: h5py.Group, neuron: CubaNeuron) -> None:
     group.attrs["readout"] = neuron.readout
 
 
-def _read_neuron(group: h5py.Group) -> CubaNeuron:
+def _read_neuron(group: h5py.Group, where: str = "") -> CubaNeuron:
+    """The CUBA neuron of ``group`` (``where``: the layer, for messages)."""
+    where = f"{where}: " if where else ""
+    if "neuron" not in group:
+        raise ValueError(f"{where}the layer has no neuron (netx would give it a current decay of -1)")
     sub = group["neuron"]
     kind = sub["type"][()]
     kind = kind.decode("ascii") if isinstance(kind, bytes) else str(kind)
     if kind != "CUBA":
-        raise ValueError(f"neuron type {kind!r} is not CUBA")
-    return CubaNeuron(int(sub["iDecay"][()]), int(sub["vDecay"][()]), int(sub["vThMant"][()]),
-                      bool(group.attrs.get("readout", False)))
+        raise ValueError(f"{where}neuron type {kind!r} is not CUBA (the Loihi LIF this simulator runs)")
+    if "messageBits" in sub and int(sub["messageBits"][()]):
+        raise ValueError(f"{where}graded output spikes (messageBits {int(sub['messageBits'][()])}) are not simulated")
+    try:
+        return CubaNeuron(int(sub["iDecay"][()]), int(sub["vDecay"][()]), int(sub["vThMant"][()]),
+                          bool(group.attrs.get("readout", False)))
+    except ValueError as err:
+        raise ValueError(f"{where}{err}") from None
 
 
 def _write_dense(group: h5py.Group, layer: LoihiLayer) -> None:
@@ -159,19 +178,20 @@ def read_netx(path: str | Path) -> tuple[LoihiNetwork, dict[str, Any]]:
     return read_isolated(path, _read_netx, NetxError, "netx file")
 
 
-def read_isolated(path: str | Path, reader: Callable[[Path], Any], error: type[SnnpipeError], what: str) -> Any:
+def read_isolated(path: str | Path, reader: Callable[[Path], Any], error: type[SnnpipeError], what: str,
+                  hint: str = "re-export it with snnpipe export --target loihi") -> Any:
     """``reader(path)`` in a forked child (`isolated.in_child`), as for NIR files: the HDF5 library
-    can loop or crash on a damaged file. Every failure is one ``error`` naming ``path`` and the cause."""
+    can loop or crash on a damaged file. Every failure is one ``error`` naming ``path`` and the cause,
+    then ``hint``."""
     path = Path(path)
     if not path.is_file():
         raise error(f"{what} {path} does not exist")
     try:
         return in_child(reader, path, timeout=READ_TIMEOUT, failure=lambda reason: error(
-            f"{path} is a damaged {what}: {reason}; re-export it with snnpipe export --target loihi"))
+            f"{path} is a damaged {what}: {reason}; {hint}"))
     except READ_ERRORS as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise error(f"{path} is not a {what} snnpipe can read ({type(err).__name__}: {reason}); "
-                    "re-export it with snnpipe export --target loihi") from None
+        raise error(f"{path} is not a {what} snnpipe can read ({type(err).__name__}: {reason}); {hint}") from None
 
 
 def _read_netx(path: Path) -> tuple[LoihiNetwork, dict[str, Any]]:
@@ -185,23 +205,40 @@ def _read_netx(path: Path) -> tuple[LoihiNetwork, dict[str, Any]]:
         for index in range(len(root)):
             group = root[str(index)]
             kind = _read_type(group)
+            where = f"layer/{index}"
             if kind == "input":
+                if "neuron" in group:
+                    raise ValueError(f"{where}: an input layer with its own neuron (slayer's Input block with neuron_params) "
+                                     "takes its input through the neuron's bias in netx, not as spikes; export the network "
+                                     "without it (the spikes then go straight into the first layer)")
                 input_shape = shape = tuple(int(n) for n in group["shape"][()])
                 continue
             if kind == "flatten":
                 flatten = True
                 continue
             if kind not in LAYER_IO:
-                raise ValueError(f"layer/{index} has type {kind!r}; this reader knows input, flatten, {', '.join(LAYER_IO)}")
+                raise ValueError(f"{where} has type {kind!r}; this reader knows input, flatten, {', '.join(LAYER_IO)}")
+            if not isinstance(group.get("weight"), h5py.Dataset):
+                raise ValueError(f"{where}: its weight is not one integer array (complex weights are not simulated)")
+            if "delay" in group:
+                raise ValueError(f"{where}: axonal delays (netx's DelayDense) are not simulated")
+            weight = group["weight"][()]
+            if input_shape is None and not layers:
+                if kind != "dense":
+                    raise ValueError(f"the file has no input layer and {where} is a {kind}: netx cannot infer its input shape")
+                input_shape = shape = (int(np.prod(weight.shape[1:])) if weight.ndim > 1 else int(group["inFeatures"][()]),)
+            out_shape = tuple(int(n) for n in group["shape"][()])
+            if kind == "dense":  # netx: a flat weight is (out, -1); the neurons are flat
+                out_shape = (int(np.prod(out_shape)),)
+                weight = weight.reshape(out_shape[0], -1)
             in_shape = (int(np.prod(shape)),) if flatten else shape
             layer = LoihiLayer(
-                name=str(group.attrs.get("name", f"layer/{index}")), kind=kind, in_shape=in_shape,
-                out_shape=tuple(int(n) for n in group["shape"][()]), weight=group["weight"][()],
-                bias=group["bias"][()] if "bias" in group else None, neuron=_read_neuron(group),
+                name=str(group.attrs.get("name", where)), kind=kind, in_shape=in_shape, out_shape=out_shape,
+                weight=weight, bias=group["bias"][()] if "bias" in group else None, neuron=_read_neuron(group, where),
                 flatten=flatten, **LAYER_IO[kind][1](group),
             )
             layers.append(layer)
             shape, flatten = layer.out_shape, False
         if input_shape is None:
-            raise ValueError("the file has no input layer (layer/0 of type 'input')")
+            raise ValueError("the file has no input layer (layer/0 of type 'input') and no layer")
     return LoihiNetwork(input_shape, layers), attrs

@@ -261,6 +261,10 @@ def _node_exponent(max_abs: float, params: NeuronParams | None, readout_range: f
 
 
 def _neuron_decays(node: TracedNode, params: NeuronParams) -> tuple[int, int]:
+    if params.reset != "zero":
+        raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET,
+                                    f"reset={params.reset!r}: Lava's LIF resets the voltage to 0; retrain with "
+                                    "--reset zero, or export with --target onnx")
     if params.refractory_steps:
         raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET,
                                     f"refractory_steps={params.refractory_steps}: netx's CUBA neuron (Lava LIF) has no "

@@ -1,7 +1,8 @@
 """``snnpipe profile``: spikes, synaptic operations, energy and data movement of any spiking model,
 per layer and per timestep, and a firing-rate regression gate.
 
-One job per module, imports only downward (schema <- counting, metrics, frameworks <- hooks <- stage):
+One job per module, imports only downward (schema <- counting, metrics, frameworks <- hooks <- stage
+<- deployed_counts <- deployed; deployed_data <- deployed):
 
 - `schema`: the report's data shapes (`Profile`, `SynapseProfile`, `NeuronProfile`, `Totals`) and
   their JSON; what ``report.py`` and the gate read.
@@ -14,6 +15,9 @@ One job per module, imports only downward (schema <- counting, metrics, framewor
 - `stage`: `profile_module`, `profile_checkpoint` (and `profile`, which picks one).
 - `estimators`: the energy models (``ops``, ``memory``, ``chip``), one module each, and their registry.
 - `verdict`: the SNN and its ANN baselines priced by one model, break-even points, standard errors.
+- `deployed`: `profile_deployed`, a Loihi file run in the bit-accurate simulator, counted as `stage` counts;
+  `deployed_data` reads the file and plans its data, `deployed_counts` runs and counts it.
+- `side_by_side`: a float profile beside its deployed one, as tables (schema only).
 - `gate`: the firing-rate and energy gates.
 
 The schema's names import at once; the others on first use (PEP 562), so that reading a profile
@@ -31,6 +35,7 @@ from snnpipe.pipeline.profile.schema import SCHEMA, NeuronProfile, Profile, Prof
 _LAZY = {
     "GateResult": "gate", "energy_gate": "gate", "firing_rate_gate": "gate", "parse_fraction": "gate", "read_profile": "gate",
     "profile": "stage", "profile_checkpoint": "stage", "profile_module": "stage", "profile_to_reports": "stage",
+    "profile_deployed": "deployed",
 }
 
 __all__ = ["SCHEMA", "NeuronProfile", "Profile", "ProfileError", "SynapseProfile", "Totals", *_LAZY]

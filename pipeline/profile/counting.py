@@ -175,8 +175,8 @@ class SynapticCounts:
     x's `SpikeSource` (None when x is not known to be spikes: NeuroBench's value test decides), it
     keeps only the per-position sums of x over its rows, one `SynapticCall` per timestep in the call.
     ``counts(calls, ann)`` then gives, per call, ``acs, macs, effective_acs, effective_macs, dense,
-    input_events`` summed over its rows (and ``sample_acs``, ``sample_events``, ``sample_macs``: the
-    same per row), all calls of a batch in a few tensor operations; ``ann``: a layer of the ANN twin
+    input_events`` summed over its rows (and ``sample_acs``, ``sample_input_events``, ``sample_macs``:
+    the same per row; `sample_sums` adds them up over a batch's steps), all calls of a batch in a few tensor operations; ``ann``: a layer of the ANN twin
     (every op a dense MAC).
 
     Its structure, for the energy models: ``weights``, ``biases``, ``fan_in``, ``kernel`` (kernel
@@ -186,6 +186,8 @@ class SynapticCounts:
     """
 
     FIELDS = ("acs", "macs", "effective_acs", "effective_macs", "dense", "input_events")
+    #: The fields counted per sample too (``sample_<field>``).
+    SAMPLE_FIELDS = ("acs", "macs", "input_events")
 
     def __init__(self, op: SynapticOp, weight: Tensor, args: tuple = (), kwargs: dict | None = None,
                  bias: Tensor | None = None) -> None:
@@ -288,7 +290,7 @@ class SynapticCounts:
                 counts: dict[str, Any] = dict.fromkeys(self.FIELDS, 0.0)
                 counts["dense"] = float(call.rows * dense_per_row)
                 counts["effective_acs" if is_bin else "effective_macs"] = eff
-                counts["sample_events"] = call.sample_events
+                counts["sample_input_events"] = call.sample_events
                 counts["input_events"] = n_events
                 if not ann and (is_bin or source == "events"):  # events: folded into this layer
                     counts["acs"] = ac
@@ -355,3 +357,17 @@ def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device
     # an integer (a window's size or an override) up to the rounding of the two divisions
     return (_pool_window_sizes(module, ones) / module.forward(ones))[0].round().to(device)  # forward: no hooks
 
+
+
+def sample_sums(per_step: list[dict[str, Any]], rows: int) -> dict[str, Tensor]:
+    """Per sample, summed over one batch's steps: its ``SynapticCounts.SAMPLE_FIELDS``, from `counts`'
+    ``sample_<field>`` of each step (a tensor of the batch's ``rows`` samples, or one value for every
+    row; absent: 0)."""
+    out = {}
+    for key in SynapticCounts.SAMPLE_FIELDS:
+        total = torch.zeros(max(rows, 1), dtype=torch.float64)
+        for counts in per_step:
+            value = counts.get(f"sample_{key}", 0.0)
+            total += value.to("cpu", torch.float64) if isinstance(value, Tensor) else value
+        out[key] = total
+    return out

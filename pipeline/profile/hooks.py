@@ -33,7 +33,8 @@ from torch.overrides import TorchFunctionMode
 
 from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.counting import (
-    POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, pool_divisor, split_args,
+    POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, pool_divisor, sample_sums,
+    split_args,
 )
 from snnpipe.pipeline.profile.frameworks import NeuronFramework, neuron_layers
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
@@ -356,9 +357,7 @@ class Recorder:
                     "one call per timestep, one on the whole sequence, or one on a static (B, ...) input before the "
                     "loop or a readout after it: see the contract in snnpipe.pipeline.profile")
             self.synops.update(name, per_step)
-            self.synops.update_samples(name, **{
-                key: self._sum_samples(d.get(f"sample_{key}", 0.0) for d in per_step)
-                for key in ("acs", "macs", "input_events")})
+            self.synops.update_samples(name, **sample_sums(per_step, self.batch_size))
         for name, calls in self.staged_neurons.items():
             steps = sum(s for _, s, *_ in calls)
             if steps != T:
@@ -372,13 +371,6 @@ class Recorder:
             self.activity.update(name, counts, per_sample, per_sample * states, active)
             self.activity.update_samples(name, spikes=sum(c[6] for c in calls), active=sum(c[7] for c in calls))
         self.start_batch(0)
-
-    def _sum_samples(self, values) -> Tensor:
-        """The sum over steps of per-sample values (tensors of B) and per-row constants (floats)."""
-        total = torch.zeros(max(self.batch_size, 1), dtype=torch.float64)
-        for value in values:
-            total += value.to("cpu", torch.float64) if isinstance(value, Tensor) else value
-        return total
 
     def close(self) -> None:
         for handle in self.handles:

@@ -63,7 +63,13 @@ def _default_run(model: nn.Module, x: Tensor) -> Tensor:
     return model(x).mean(0)
 
 
-def _batches(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+def batches_of(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """The (x, y) batches of the contract's ``data``: a (T, B, ...) tensor, or an iterable of x or
+    (x, y) batches; y is None where there are no labels.
+
+    Raises:
+        ProfileError: data or a batch of another kind, one line.
+    """
     if isinstance(data, Tensor):
         yield data, None
         return
@@ -91,7 +97,14 @@ class EnergySettings:
     chip: Chip = get_chip("loihi2")
 
 
-def _energy_target(target: EnergyTarget | str | None, target_file: str | Path | None) -> EnergyTarget:
+def energy_target(target: EnergyTarget | str | None, target_file: str | Path | None) -> EnergyTarget:
+    """The energy target a profile prices its counts with: ``target`` itself, by name, or from
+    ``target_file`` (`hw_targets.energy.get_target`; neither: its default).
+
+    Raises:
+        ProfileError: a name and a file both given.
+        TargetError: an unknown name or an invalid file (`hw_targets.energy.get_target`).
+    """
     if target is not None and target_file is not None and not isinstance(target, EnergyTarget):
         raise ProfileError("give an energy target by name or a target file, not both")
     return target if isinstance(target, EnergyTarget) else get_target(target, target_file)
@@ -111,7 +124,7 @@ def energy_settings(target: EnergyTarget | str | None = None, target_file: str |
         precision = precision if isinstance(precision, Precision) else get_precision(precision)
     except ValueError as err:
         raise ProfileError(str(err)) from None
-    return EnergySettings(_energy_target(target, target_file), energy_model, precision,
+    return EnergySettings(energy_target(target, target_file), energy_model, precision,
                           chip if isinstance(chip, Chip) else get_chip(chip, chip_file))
 
 
@@ -161,7 +174,7 @@ def profile_module(
         raise ProfileError("profiling a module needs data: a (T, B, ...) tensor or an iterable of batches")
     result = _count(model, data, timesteps, energy, run, spiking, progress, world)
     if ann_twin is not None:
-        twin_data = ((x.mean(0, keepdim=True), y) for x, y in _batches(data))
+        twin_data = ((x.mean(0, keepdim=True), y) for x, y in batches_of(data))
         twin = _count(ann_twin, twin_data, 1, energy, run, False, False, world)
         result.ann, result.comparison = twin, compare(result, twin)
     return result
@@ -224,7 +237,7 @@ def profile_checkpoint(
         snn_batches = encoded_test_batches(ckpt, data, samples, batch_size=batch_size)
         ann_batches = encoded_test_batches(replace(ckpt, encoding="direct", timesteps=1), data, samples, batch_size=batch_size)
     else:
-        given = list(_batches(data))
+        given = list(batches_of(data))
         for x, _ in given:
             if tuple(x.shape[2:]) != shape:
                 raise ProfileError(f"data of shape {tuple(x.shape)} does not fit {ckpt.model_name}: "
@@ -263,7 +276,7 @@ def _count(
     """Run the model on every batch under a `Recorder` and summarize what it counted."""
     spiking = any(is_spiking_neuron(m) for m in model.modules()) if spiking is None else spiking
     run = run or _default_run
-    batches = _batches(data)
+    batches = batches_of(data)
     if progress:
         from tqdm import tqdm
 
@@ -314,7 +327,7 @@ def _count(
     if not recorder.synops.sums:  # after the reduction: a rank that ran no batch knows the others' layers
         raise ProfileError(f"{type(model).__name__} ran no layer to count (linear, conv or transposed conv)")
     accuracy = correct / labelled if labelled else None
-    return _summarize(recorder, model, timesteps, _delay_steps(model, spiking), samples, energy, spiking, accuracy)
+    return summarize_counts(recorder, model, timesteps, _delay_steps(model, spiking), samples, energy, spiking, accuracy)
 
 
 def _delay_steps(model: nn.Module, spiking: bool) -> int:
@@ -356,6 +369,7 @@ def _reduce(recorder: Recorder, world) -> None:
     recorder.structure = {name: shape for part in gathered for name, shape in part[2].items()}
 
 
+#: A synaptic layer's structure, what the energy models read beside its counts (`SynapticCounts`).
 _STRUCTURE = ("weights", "biases", "fan_in", "kernel", "kernel_fanout", "inputs", "outputs", "dense_macs")
 
 
@@ -363,10 +377,28 @@ def _structure(counter: SynapticCounts) -> dict[str, int]:
     return {key: int(getattr(counter, key)) for key in _STRUCTURE}
 
 
-def _summarize(recorder: Recorder, model: nn.Module, timesteps: int, delay: int, samples: int, settings: EnergySettings,
-               spiking: bool, accuracy: float | None) -> Profile:
-    """The profile of what ``recorder`` counted: layers, totals, standard errors, energy estimates.
-    ``timesteps``: T; ``delay``: the steps a Loihi-timed model runs after them (counted as run)."""
+def summarize_counts(recorder: Recorder, model: nn.Module, timesteps: int, delay: int, samples: int,
+                     settings: EnergySettings, spiking: bool, accuracy: float | None) -> Profile:
+    """The `Profile` of what a run counted: per layer in ``recorder.order``, its counts per sample
+    and their energy (`energy.ComputeEnergy`), the totals (`energy.totals`), the standard errors over
+    the samples and the energy estimates of ``settings.model`` (`verdict.estimate_energy`).
+
+    Per synaptic layer ``ops = sum_t ops_t / samples`` (ACs, MACs and their effective and dense
+    counts); per neuron layer ``spikes = sum_t spikes_t / samples``, ``updates = neurons * steps``
+    and ``firing_rate = spikes / updates``, with ``steps = timesteps + delay``.
+
+    Args:
+        recorder: the counts: a `Recorder`, or anything with its ``synops``, ``activity``, ``order``,
+            ``types`` and ``counters`` (`deployed_counts.DeployedCounts`), summed over the samples.
+        model: names the profile (its ``zoo_name``, else its class name).
+        timesteps: T, the input's steps.
+        delay: the steps the network runs after them (a Loihi-timed model's, a deployed graph's
+            depth), counted as run.
+        samples: the samples counted.
+        settings: prices the counts.
+        spiking: an SNN (a spike costs ACs) or an ANN.
+        accuracy: the measured accuracy, or None.
+    """
     target, steps = settings.target, timesteps + delay
     energy = ComputeEnergy(target, spiking)
     synops, activity = recorder.synops.compute(), recorder.activity.compute()

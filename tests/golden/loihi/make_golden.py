@@ -22,6 +22,9 @@ and, for every layer i, Lava's ``spikes_i``, ``u_i`` and ``v_i`` (N, steps, *sha
   aligning the shortcut; decays 0.5 / 0.25, seeded weights.
 - ``graded_input``: a direct-coded conv + dense + readout graph whose first layer takes 8-bit graded
   input (analog x in [-1, 2), its largest values clipped to 127).
+
+``lavadl.net.h5`` (a file lava-dl's own ``export_hdf5`` wrote) and its ``lavadl.npz`` come from
+``make_lavadl.py``, which runs in the Lava environment itself.
 """
 
 from __future__ import annotations

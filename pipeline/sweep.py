@@ -1,0 +1,247 @@
+"""Sweeps: a recipe's train step run over a grid, and the mean +/- std over seeds of what it gave.
+
+A train step of a recipe may carry ``sweep:``, a mapping from a training option to the values it
+takes; the step then trains one *cell* per combination (the cartesian product, in the order the
+keys are written)::
+
+    - train:
+        stage: esd
+        sweep: {stage_args.base: [ratebp, bptt], seed: [0, 1, 2]}
+
+A key is a `TrainConfig` field or a neuron parameter (``seed``, ``timesteps``, ``lr``, ``reset``
+...), or ``stage_args.K`` / ``model_args.K`` for one stage or model argument. Every cell trains into
+``<step folder>/<cell name>/`` and is then profiled for its compute energy per inference (`SWEEP_TARGET`,
+the first `SWEEP_SAMPLES` test samples); its result is written to ``cell.json`` there, last, so that
+a resumed run (``snnpipe run RECIPE --resume FOLDER``) skips every cell that has one and continues
+an interrupted cell from its checkpoint.
+
+A *setting* is a cell's values without its seed: `summarize` gives per setting of every swept step
+the mean and sample standard deviation (n - 1) over its seeds of the test accuracy, the firing rate
+and the energy, and `write_sweep_reports` writes them as ``sweep.md``, ``sweep.json`` and a Pareto
+plot ``pareto.png`` (accuracy against firing rate and against energy, one point per setting with
+its standard deviations as error bars) into the run folder.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from snnpipe.errors import SnnpipeError
+from snnpipe.files import atomic_path
+
+#: The energy every cell is priced at: Horowitz's 45 nm CMOS (`snnpipe.hw_targets.energy`).
+SWEEP_TARGET = "cmos45nm"
+#: Test samples per cell's energy profile (the accuracy is the trainer's, on the whole test split).
+SWEEP_SAMPLES = 1000
+#: The grid keys that name one argument inside a dict option.
+NESTED = ("stage_args", "model_args")
+CELL_RESULT = "cell.json"
+
+
+class SweepError(SnnpipeError):
+    """A sweep that cannot run: the message names the key."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One combination of a step's grid: ``values`` maps each grid key to its value here."""
+
+    step: str
+    name: str
+    values: dict[str, Any]
+
+    @property
+    def setting(self) -> dict[str, Any]:
+        """The values without the seed: cells of one setting differ only in their seed."""
+        return {k: v for k, v in self.values.items() if k != "seed"}
+
+    def options(self, step_options: dict[str, Any]) -> dict[str, Any]:
+        """The step's training options with this cell's values written in."""
+        out = {k: v for k, v in step_options.items() if k != "sweep"}
+        for key, value in self.values.items():
+            outer, _, inner = key.partition(".")
+            if inner:
+                out[outer] = {**(out.get(outer) or {}), inner: value}
+            else:
+                out[key] = value
+        return out
+
+
+def _value_name(value: Any) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", json.dumps(value) if not isinstance(value, str) else value).strip("-") or "x"
+
+
+def expand(step: str, grid: Any, known: set[str], where: str) -> list[Cell]:
+    """The cells of ``grid`` (a mapping of option -> list of values), checked: keys known, lists
+    non-empty, no value twice. ``known`` holds the option names a train step takes."""
+    if not isinstance(grid, dict) or not grid:
+        raise SweepError(f"{where}: sweep must be a mapping of option to a list of values, e.g. sweep: {{seed: [0, 1, 2]}}")
+    for key, values in grid.items():
+        outer, dot, inner = str(key).partition(".")
+        if (dot and (outer not in NESTED or not inner)) or (not dot and key not in known) or key in NESTED:
+            raise SweepError(f"{where}: sweep key {key!r} is not a training option; use an option name "
+                             f"(seed, timesteps, lr, ...) or {' / '.join(f'{n}.NAME' for n in NESTED)}")
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{where}: sweep {key!r} must be a non-empty list of values")
+        if len({json.dumps(v, sort_keys=True) for v in values}) != len(values):
+            raise SweepError(f"{where}: sweep {key!r} lists a value twice")
+    keys = list(grid)
+    cells = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        values = dict(zip(keys, combo))
+        name = "_".join(f"{k.rpartition('.')[2]}-{_value_name(v)}" for k, v in values.items())
+        cells.append(Cell(step, name, values))
+    if len({c.name for c in cells}) != len(cells):
+        raise SweepError(f"{where}: two cells of the sweep would share a folder name; give distinct values")
+    return cells
+
+
+@dataclass
+class CellResult:
+    """What one cell gave: its final test accuracy and firing rate (the trainer's last epoch), and the
+    energy per inference of its checkpoint at `SWEEP_TARGET`."""
+
+    step: str
+    cell: str
+    values: dict[str, Any]
+    test_acc: float
+    firing_rate: float
+    energy_uj: float
+    checkpoint: str
+    seconds: float
+
+    @classmethod
+    def read(cls, folder: Path) -> "CellResult | None":
+        """The result a finished cell left in ``folder``, or None (unfinished or unreadable)."""
+        try:
+            return cls(**json.loads((folder / CELL_RESULT).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def write(self, folder: Path) -> None:
+        with atomic_path(folder / CELL_RESULT) as tmp:
+            tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+
+def cell_energy(checkpoint: Path) -> float:
+    """Compute energy per inference (uJ: ACs and MACs priced at `SWEEP_TARGET`, the term that spikes
+    change) of a checkpoint's SNN on its first `SWEEP_SAMPLES` test samples (or all, if fewer)."""
+    from snnpipe.pipeline.profile import profile_checkpoint
+
+    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES)
+    return float(profile.totals.compute_energy_uj)
+
+
+def run_cells(cells: list[Cell], folder: Path, train_cell: Callable[[Cell, Path], tuple[Path, dict, float]],
+              on_cell: Callable[[int, int, CellResult, bool], None] | None = None) -> list[CellResult]:
+    """Train and profile every cell of one step into ``folder/<cell name>``; a cell whose
+    ``cell.json`` exists is read, not redone.
+
+    Args:
+        train_cell: trains a cell into its folder (continuing from a checkpoint there) and returns
+            (checkpoint path, its last epoch record, seconds).
+        on_cell: called after each cell with (index from 1, number of cells, result, reused).
+    """
+    results = []
+    for i, cell in enumerate(cells, 1):
+        target = folder / cell.name
+        result = CellResult.read(target)
+        reused = result is not None
+        if result is None:
+            checkpoint, last, seconds = train_cell(cell, target)
+            result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
+                                cell_energy(checkpoint), str(checkpoint), seconds)
+            result.write(target)
+        results.append(result)
+        if on_cell:
+            on_cell(i, len(cells), result, reused)
+    return results
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample std; no std (None) for one value."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
+    """Per step and setting (cells equal but for their seed), in the order first met: n, the seeds,
+    and mean and sample std of test accuracy, firing rate and energy."""
+    groups: dict[tuple[str, str], list[CellResult]] = {}
+    for r in results:
+        setting = {k: v for k, v in r.values.items() if k != "seed"}
+        groups.setdefault((r.step, json.dumps(setting, sort_keys=True)), []).append(r)
+    rows = []
+    for (step, setting), members in groups.items():
+        row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(members),
+                               "seeds": [m.values.get("seed") for m in members]}
+        for field in ("test_acc", "firing_rate", "energy_uj"):
+            mean, std = _mean_std([getattr(m, field) for m in members])
+            row[field] = mean
+            row[f"{field}_std"] = std
+        rows.append(row)
+    return rows
+
+
+def label(row: dict[str, Any]) -> str:
+    """A row's name: the step, and its setting where it has one."""
+    setting = ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in row["setting"].items())
+    return f"{row['step']} ({setting})" if setting else row["step"]
+
+
+def _pm(mean: float, std: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    text = f"{mean * scale:.{digits}f}"
+    return text if std is None else f"{text} +/- {std * scale:.{digits}f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: one line per setting, mean +/- std over its seeds."""
+    lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) |", "| --- | --- | ---: | ---: | ---: |"]
+    for row in rows:
+        lines.append(f"| {label(row)} | {len(row['seeds'])} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
+                     f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | "
+                     f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} |")
+    return "\n".join(lines)
+
+
+def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Accuracy against firing rate and against energy, one point per setting with std error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    colors = plt.get_cmap("tab10")
+    for i, row in enumerate(rows):
+        for ax, field in zip(axes, ("firing_rate", "energy_uj")):
+            ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
+                        yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
+                        label=label(row))
+    axes[0].set_xlabel("mean firing rate (spikes / neuron / step)")
+    axes[1].set_xlabel(f"compute energy per inference (uJ, {SWEEP_TARGET})")
+    for ax in axes:
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{title}: mean +/- std over seeds")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_sweep_reports(results: list[CellResult], folder: Path, title: str) -> list[dict[str, Any]]:
+    """``sweep.md``, ``sweep.json`` (the settings and every cell) and ``pareto.png`` in ``folder``."""
+    rows = summarize(results)
+    with atomic_path(folder / "sweep.json") as tmp:
+        tmp.write_text(json.dumps({"settings": rows, "cells": [asdict(r) for r in results]}, indent=1) + "\n")
+    with atomic_path(folder / "sweep.md") as tmp:
+        tmp.write_text(f"# {title}: sweep\n\nMean +/- sample std over seeds; compute energy per inference at "
+                       f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n")
+    pareto_plot(rows, folder / "pareto.png", title)
+    return rows

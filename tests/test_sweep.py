@@ -1,0 +1,104 @@
+"""Sweeps in recipes: the grid, its refusals, mean +/- std by hand, and a killed sweep resumed without
+redoing its finished cells."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from snnpipe.pipeline.run import RecipeError, parse_recipe
+from snnpipe.pipeline.sweep import CELL_RESULT, CellResult, expand, summarize, table
+
+KNOWN = {"seed", "timesteps", "lr", "reset"}
+
+
+def test_the_grid_is_the_cartesian_product_in_the_order_written():
+    cells = expand("esd", {"stage_args.base": ["ratebp", "bptt"], "seed": [0, 1, 2]}, KNOWN, "here")
+    assert [c.name for c in cells] == ["base-ratebp_seed-0", "base-ratebp_seed-1", "base-ratebp_seed-2",
+                                       "base-bptt_seed-0", "base-bptt_seed-1", "base-bptt_seed-2"]
+    options = cells[3].options({"stage": "esd", "stage_args": {"eta": 0.1}, "sweep": {}})
+    assert options == {"stage": "esd", "stage_args": {"eta": 0.1, "base": "bptt"}, "seed": 0}
+    assert cells[3].setting == {"stage_args.base": "bptt"}
+
+
+@pytest.mark.parametrize("grid,message", [
+    ({"seeds": [0]}, "sweep key 'seeds' is not a training option"),
+    ({"stage_args": [0]}, "sweep key 'stage_args' is not a training option"),
+    ({"other.x": [0]}, "sweep key 'other.x' is not a training option"),
+    ({"seed": []}, "sweep 'seed' must be a non-empty list"),
+    ({"seed": 3}, "sweep 'seed' must be a non-empty list"),
+    ({"seed": [1, 1]}, "sweep 'seed' lists a value twice"),
+    ([0, 1], "sweep must be a mapping"),
+])
+def test_a_bad_grid_is_refused_naming_the_key(grid, message):
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe({"steps": [{"train": {"stage": "bptt", "sweep": grid}}]})
+
+
+def test_a_swept_step_cannot_be_referred_to():
+    with pytest.raises(RecipeError, match="refers to '@bptt', a sweep of many checkpoints"):
+        parse_recipe({"steps": [{"train": {"stage": "bptt", "sweep": {"seed": [0, 1]}}},
+                                {"export": {"from": "@bptt", "target": "onnx"}}]})
+
+
+def test_a_bad_value_in_one_cell_is_refused_before_anything_runs():
+    with pytest.raises(RecipeError, match="timesteps=0 is out of range"):
+        parse_recipe({"steps": [{"train": {"stage": "bptt", "sweep": {"timesteps": [4, 0]}}}]})
+
+
+def _result(step, values, acc, rate, energy):
+    return CellResult(step, "c", values, acc, rate, energy, "ckpt", 1.0)
+
+
+def test_mean_and_sample_std_per_setting_by_hand():
+    results = [_result("kd", {"w": 0.5, "seed": s}, acc, rate, 2.0) for s, acc, rate in
+               [(0, 0.8, 0.1), (1, 0.9, 0.2), (2, 1.0, 0.3)]]
+    results.append(_result("kd", {"w": 0.0, "seed": 0}, 0.5, 0.4, 1.0))
+    rows = summarize(results)
+    assert [(r["setting"], r["n"], r["seeds"]) for r in rows] == [({"w": 0.5}, 3, [0, 1, 2]), ({"w": 0.0}, 1, [0])]
+    # mean 0.9; sample std sqrt(((-0.1)^2 + 0 + 0.1^2) / (3 - 1)) = 0.1
+    assert rows[0]["test_acc"] == pytest.approx(0.9) and rows[0]["test_acc_std"] == pytest.approx(0.1)
+    assert rows[0]["firing_rate"] == pytest.approx(0.2) and rows[0]["firing_rate_std"] == pytest.approx(0.1)
+    assert rows[0]["energy_uj_std"] == 0.0
+    assert rows[1]["test_acc_std"] is None  # one seed: no spread to report
+    assert "| kd (w=0.5) | 3 | 90.00 +/- 10.00 | 0.2000 +/- 0.1000 |" in table(rows)
+    assert "| kd (w=0.0) | 1 | 50.00 | 0.4000 |" in table(rows)
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumes_without_redoing_its_finished_cells(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "sw", "defaults": {"dataset": "digits", "model": "mlp", "model_args": {"hidden": [16]},
+                                   "timesteps": 2, "epochs": 2, "batch_size": 64},
+        "steps": [{"train": {"stage": "bptt", "sweep": {"seed": [0, 1, 2]}}}]}))
+    folder = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "snnpipe", "run", str(recipe), "-o", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    first = folder / "bptt" / "seed-0"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not (first / CELL_RESULT).exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (first / CELL_RESULT).exists(), "the first cell did not finish before the kill"
+    assert not (folder / "bptt" / "seed-2" / CELL_RESULT).exists(), "killed too late: the sweep had finished"
+    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in first.iterdir()}
+
+    done = subprocess.run([sys.executable, "-m", "snnpipe", "run", str(recipe), "--resume", str(folder)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "bptt cell 1/3 seed-0" in done.stdout and "kept from before" in done.stdout.splitlines()[0]
+    assert {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in first.iterdir()} == kept  # not redone
+    sweep = json.loads((folder / "sweep.json").read_text())
+    assert [c["cell"] for c in sweep["cells"]] == ["seed-0", "seed-1", "seed-2"]
+    assert sweep["settings"][0]["n"] == 3 and (folder / "pareto.png").stat().st_size > 0
+    for cell in sweep["cells"]:  # every cell's result is its own checkpoint's last epoch
+        lines = (folder / "bptt" / cell["cell"] / "metrics.jsonl").read_text().splitlines()
+        assert json.loads(lines[-1])["test_acc"] == cell["test_acc"] and len(lines) == 2
