@@ -87,6 +87,7 @@ def energy_plot(p: Profile, path: Path) -> bool:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
     order = {layer.name: i for i, layer in enumerate(p.layers)}
     layers = sorted(snn.layers, key=lambda n: order.get(n, len(order)))
@@ -106,7 +107,7 @@ def energy_plot(p: Profile, path: Path) -> bool:
     left.invert_yaxis()
     left.set_xlabel("energy per inference (uJ)")
     left.set_title(f"SNN energy by term ({p.energy_model}, {snn.precision}): total {_pj(snn.total_pj)}")
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="best")
 
     right.axvspan(*DAMPFHOFFER_BAND, color="gold", alpha=0.3, label="Dampfhoffer et al. 2023: 0.15-1.38")
     marks = {name: (m, c) for name, m, c in zip([n for n in p.estimates if n != "snn"], ("s", "^", "D", "v", "P"),
@@ -121,13 +122,17 @@ def energy_plot(p: Profile, path: Path) -> bool:
                 right.scatter([max(point["spikes_per_synapse"], 1e-4)], [i], marker=marker, color=color, zorder=3,
                               label=f"break-even vs {name}")
     right.set_xscale("log")
+    # 1, 2, 5 per decade, as plain numbers: matplotlib's own minor labels collide on a short range
+    right.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    right.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    right.xaxis.set_minor_formatter(NullFormatter())
     right.set_yticks(range(len(labels)), labels, fontsize=8)
     right.set_ylim(len(labels) - 0.5, -0.5)
     right.set_xlabel("spikes per synapse per inference (log scale)")
     right.set_title("Break-even: the SNN wins left of each marker")
     handles, names_ = right.get_legend_handles_labels()
     seen = dict(zip(names_, handles))
-    right.legend(seen.values(), seen.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
+    right.legend(seen.values(), seen.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     versus = ", ".join(f"{n} {e.total_pj / snn.total_pj:.3g}x" for n, e in p.estimates.items() if n != "snn" and snn.total_pj)
     fig.suptitle(f"Energy of {p.model}" + (f" on {p.dataset}" if p.dataset else "") + f", T = {p.timesteps}: "
                  f"SNN {_pj(snn.total_pj)} per inference; baseline / SNN: {versus}", fontsize=11)
