@@ -40,6 +40,12 @@ def _key(name: str) -> str:
     return name.replace(".", "__")
 
 
+def _memory_format(weight: Tensor) -> torch.memory_format:
+    if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 @contextlib.contextmanager
 def swapped_weights(model: nn.Module, weights: dict[str, Tensor]):
     """Run ``model`` with the given tensors in place of its layers' ``weight`` parameters."""
@@ -77,6 +83,12 @@ class Joint(Stage):
                 u, s, vh = torch.linalg.svd(weight.reshape(weight.shape[0], -1), full_matrices=False)
                 self.U[_key(name)], self.V[_key(name)] = nn.Parameter(u), nn.Parameter(vh.T.contiguous())
                 self.sigma_snn[_key(name)], self.sigma_ann[_key(name)] = nn.Parameter(s.clone()), nn.Parameter(s.clone())
+        # the composed weights in the layout of the model's own (channels_last where train() made it
+        # so), and the ANN twin in the model's layout: a conv whose input and weight layouts differ
+        # converts one of them on every call, T times a step
+        self.formats = {name: _memory_format(model.get_submodule(name).weight) for name in self.layers}
+        if any(f is torch.channels_last for f in self.formats.values()):
+            self.ann.to(memory_format=torch.channels_last)
         for net in (model, self.ann):  # composed from the factors: not trained directly
             for name in self.layers:
                 net.get_submodule(name).weight.requires_grad_(False)
@@ -91,7 +103,7 @@ class Joint(Stage):
         for name in self.layers:
             k = _key(name)
             shape = self.model.get_submodule(name).weight.shape
-            out[name] = ((self.U[k] * sigma[k]) @ self.V[k].T).reshape(shape)
+            out[name] = ((self.U[k] * sigma[k]) @ self.V[k].T).reshape(shape).contiguous(memory_format=self.formats[name])
         return out
 
     def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
