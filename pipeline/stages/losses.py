@@ -134,7 +134,9 @@ def joint_loss(
       norm, which grows with the batch and the width: at initialization on Fashion-MNIST (batch
       128, vgg [16, A, 32, A, 64, A, 128]) the four branches' norms sum to 2248 against 23.2 for
       all ten CE terms, so that lambda2 = 0.3 would make the hint 29x the CE. The mean keeps
-      lambda2 = 0.3 (the paper's) one weight at any batch size and width.
+      lambda2 = 0.3 (the paper's) one weight at any batch size and width. Per sample (summed over
+      the features) the hint trained digits to 98.61% at firing rate 0.295 against 99.35% at 0.215
+      (benchmarks/joint_hint.py).
 
     The paper uses lambda1 = 1 and lambda2 = 0.3.
     """
