@@ -7,7 +7,7 @@ extra logits p_l; the teacher is the mean of the outputs that are right, and the
 
 A branch hangs on every block but the stem, the head and the last feature block (which feeds the
 head): ``convnet``, the default ``vgg`` and ``resnet`` get one, a four-stage
-``vgg --model-arg config=[32,"A",64,"A",128,"A",256]`` three (the official code's ResNet-18 has
+``vgg4`` three (the official code's ResNet-18 has
 three). One branch is a working ESD: the teacher is the mean of the right ones among the branch's
 and the network's outputs. A model with fewer than two branch points (`base.branch_points`: the
 ``mlp`` of one hidden layer, ``sequential`` and ``graph``) would get no branch, and ESD would be
@@ -54,7 +54,7 @@ class ESD(Stage):
                 f"stage 'esd' needs a block between the stem and the last feature block to hang a branch on, and "
                 f"{describe_model(config.model, config.model_args)} has none (its blocks: {blocks}), so ESD would be "
                 f"plain {self.args.base}; use a model with more blocks, e.g. --model convnet or --model vgg "
-                f"(1 branch), --model vgg --model-arg 'config=[32,\"A\",64,\"A\",128,\"A\",256]' (3), or "
+                f"(1 branch), --model vgg4 (3), or "
                 f"--model mlp --model-arg hidden=[128,128] (1)"
             )
         shapes = block_shapes(model)
