@@ -48,6 +48,15 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragments):
     assert_one_line_error(invoke(["train", *args, "--quiet"], tmp_path), *fragments)
 
 
+@pytest.mark.parametrize("model_args", [[], ["--model-arg", "hidden=[]"]])
+def test_esd_on_a_model_without_a_branch_is_refused_before_any_folder(tmp_path, model_args):
+    # mlp, one hidden layer: blocks hidden1 and head, one branch point (the last feature block, which
+    # feeds the head), no branch; with no hidden layer: the head alone
+    result = invoke(["train", "--stage", "esd", "--model", "mlp", *model_args, "--epochs", "1", "--quiet"], tmp_path)
+    assert_one_line_error(result, "stage 'esd'", "mlp", "has none", "would be plain ratebp", "--model convnet")
+    assert not any(tmp_path.rglob("*runs*")) and not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
 def test_missing_data_folder_names_what_is_expected(tmp_path):
     result = invoke(["train", "--dataset", "mnist", "--data-dir", str(tmp_path / "nowhere"), "--quiet"], tmp_path)
     assert_one_line_error(result, "train-images-idx3-ubyte")

@@ -295,3 +295,69 @@ def test_joint_shares_u_and_v_and_the_svd_reproduces_the_initial_weight():
     assert torch.allclose(stage.composed(stage.sigma_snn)[stage.layers[0]], 2 * initial[stage.layers[0]], atol=1e-5)
     assert torch.allclose(stage.composed(stage.sigma_ann)[stage.layers[0]], 2 * initial[stage.layers[0]], atol=1e-5)
     assert len(list(stage.U.parameters())) == len(stage.layers)
+
+
+def _plain_joint_loss(stage, x, labels, images):
+    """Joint's loss written out the plain way: every weight U diag(sigma) V^T in the layer's shape,
+    every timestep through every block (the stateless first layers too), features by a mean."""
+    from snnpipe.pipeline.encoding import normalize
+
+    outputs = []
+    for net, sigma, steps in ((stage.model, stage.sigma_snn, x),
+                              (stage.ann, stage.sigma_ann, normalize(images, stage.data.mean, stage.data.std).unsqueeze(0))):
+        saved = {}
+        for name in stage.layers:
+            key, module = name.replace(".", "__"), net.get_submodule(name)
+            saved[name] = module._parameters.pop("weight")
+            module.weight = (stage.U[key] @ torch.diag(sigma[key]) @ stage.V[key].T).reshape(saved[name].shape)
+        net.reset_state()
+        sums = None
+        for x_t in steps:
+            h, per_block = x_t, []
+            for block in net.blocks.values():
+                h = block(h)
+                per_block.append(h)
+            sums = per_block if sums is None else [a + b for a, b in zip(sums, per_block)]
+        for name, param in saved.items():
+            module = net.get_submodule(name)
+            del module.weight
+            module._parameters["weight"] = param
+        outputs.append([s / len(steps) for s in sums])
+    (snn, ann), points = outputs, stage.points
+    snn_features = [snn[i].mean((2, 3)) for i in points]
+    ann_features = [ann[i].mean((2, 3)) for i in points]
+    snn_out = [b.fc(f) for b, f in zip(stage.snn_branches, snn_features)] + [snn[-1]]
+    ann_out = [b.fc(f) for b, f in zip(stage.ann_branches, ann_features)] + [ann[-1]]
+    return joint_loss(ann_out, snn_out, labels, ann_features, snn_features, stage.args.lambda1, stage.args.lambda2)
+
+
+def test_joint_step_gives_the_loss_and_gradients_of_the_plain_computation():
+    """The step's shortcuts (first layer once for a static input, weights composed in the model's
+    channels_last layout, the ANN twin in it too) change no loss and no gradient."""
+    from snnpipe.models import create_model
+    from snnpipe.pipeline.encoding import encode
+
+    torch.manual_seed(0)
+    args = {"config": [4, "A", 6, "A", 8]}
+    model = create_model("vgg", input_shape=(1, 8, 8), **args).to(memory_format=torch.channels_last)  # as train()
+    spec = DataSpec("digits", (1, 8, 8), 10, (0.3,), (0.4,))
+    stage = get_stage("joint")(model, TrainConfig(model="vgg", model_args=args, timesteps=3), spec)
+    stage.train()
+    images, labels = torch.rand(16, 1, 8, 8), torch.randint(0, 10, (16,))
+    x = encode(images, "direct", 3, spec.mean, spec.std)
+    assert x.stride(0) == 0 and len(stage.points) == 3
+
+    def loss_and_grads(fn):
+        stage.zero_grad(set_to_none=True)
+        loss = fn()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in stage.named_parameters() if p.grad is not None}
+
+    fast_loss, fast = loss_and_grads(lambda: stage.training_step(x, labels, images).loss)
+    plain_loss, plain = loss_and_grads(lambda: _plain_joint_loss(stage, x, labels, images))
+    assert fast_loss.item() == pytest.approx(plain_loss.item(), rel=1e-5)
+    assert fast.keys() == plain.keys() and any(k.startswith("U.") for k in fast)
+    for name in fast:
+        assert torch.allclose(fast[name], plain[name], rtol=1e-4, atol=1e-6), name
+    active = [float(n.activity_sum) / n.activity_count for n in model.neurons()]
+    assert all(0 < a < 1 for a in active), active  # spikes in every layer: the surrogate path is exercised

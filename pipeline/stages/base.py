@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
 from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record, topology
+from snnpipe.models.neurons import Neuron
 from snnpipe.models.zoo import describe_model
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import DataSpec
@@ -116,10 +117,14 @@ def forward_blocks(model: SpikingModel, x: Tensor, base: str) -> tuple[Tensor, l
         model.reset_state()
         sums: list[Tensor] = []
         with model.timing(x) as steps:  # Loihi's delays under delay_shift
+            prefix, first = _static_split(model, steps)
+            stem = prefix(steps[0]) if prefix is not None else None
             for x_t in steps:
-                h = x_t
                 for i, block in enumerate(blocks):
-                    h = block(h)
+                    if i == 0:
+                        h = first(stem) if prefix is not None else block(x_t)
+                    else:
+                        h = block(h)
                     if len(sums) <= i:
                         sums.append(h)
                     else:
@@ -127,6 +132,24 @@ def forward_blocks(model: SpikingModel, x: Tensor, base: str) -> tuple[Tensor, l
         outputs = [s / len(steps) for s in sums]
         return outputs[-1], outputs
     raise SnnpipeError(f"unknown base {base!r}: a distillation stage runs on ratebp or bptt")
+
+
+def _static_split(model: SpikingModel, steps: Tensor) -> tuple[nn.Sequential | None, nn.Sequential | None]:
+    """The first block cut at its first neuron, (stateless layers before it, the rest), when every
+    timestep is the same tensor (stride 0 along T, as the direct encoding makes it); else (None, None).
+
+    The stateless layers then run once instead of T times, as `SpikingModel.forward` does for
+    ``bptt``: the same outputs and gradients (the first layer's gradient arrives summed over the T
+    steps either way), and BatchNorm's running statistics move once per batch, as in ``bptt``.
+    """
+    first = next(iter(model.blocks.values()))
+    if not (steps.dim() > 1 and steps.stride(0) == 0 and len(steps) > 1 and isinstance(first, nn.Sequential)):
+        return None, None
+    children = list(first)
+    cut = next((i for i, m in enumerate(children) if any(isinstance(n, Neuron) for n in m.modules())), len(children))
+    if cut == 0:
+        return None, None
+    return nn.Sequential(*children[:cut]), nn.Sequential(*children[cut:])
 
 
 def branch_points(model: SpikingModel) -> list[int]:

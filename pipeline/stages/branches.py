@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from snnpipe.models import SpikingModel
@@ -78,14 +79,21 @@ class PooledClassifier(nn.Module):
 
     def __init__(self, shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
-        self.pool = nn.Flatten() if len(shape) == 1 else nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.fc = nn.Linear(shape[0], num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x)
+        """The mean over the feature map, (B, C, H, W) -> (B, C); a vector (B, C) as it is.
+
+        Pooled by an average pool with the map's size, not ``adaptive_avg_pool2d``: the same mean,
+        but its gradient keeps the feature map's layout, where the adaptive pool's comes back
+        contiguous (NCHW) and makes the channels_last backward behind it convert.
+        """
+        if x.dim() == 2:
+            return x
+        return F.avg_pool2d(x, x.shape[-2:]).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(x))
+        return self.fc(self.features(x))
 
 
 def feature_mapper(shape: tuple[int, ...]) -> nn.Module:

@@ -5,11 +5,19 @@ W = U diag(sigma) V^T. The SNN and its ANN twin share U and V and keep their own
 sigma_snn and sigma_ann, all initialized from the SVD of the initial weight (so the composition
 reproduces it). Both networks get a branch (global average pooling + FC) after every block but the
 stem and the head, and the loss is `losses.joint_loss`: CE and KL over all branch and final
-outputs, the L2 hint on the branches' pooled features (lambda1 = 1, lambda2 = 0.3). The paper trains the SNN with surrogate gradients (``base=bptt``,
-default); ``base=ratebp`` also works. After each step the SNN's composed weights are written into
-the model, so the checkpoint is a plain SNN: the ANN side, the factors and the branches are
-dropped at export. The ANN side sees the normalized analog image (the direct encoding's), whatever
+outputs, the L2 hint on the branches' pooled features averaged over their elements (eq. (9) writes
+a squared Frobenius norm: see `losses.joint_loss`), lambda1 = 1, lambda2 = 0.3. The paper trains
+the SNN with surrogate gradients (``base=bptt``, default); ``base=ratebp`` also works. After each
+step the SNN's composed weights are written into the model, so the checkpoint is a plain SNN: the
+ANN side, the factors and the branches are dropped at export. The ANN side sees the normalized analog image (the direct encoding's), whatever
 the SNN's encoding.
+
+Cost: a step runs the SNN over T steps, the ANN once, and composes every weight twice (and once
+more after the optimizer step); measured side by side with ``bptt`` (benchmarks/joint_cost.py) a
+step costs about 1.5x a bptt step on the CPU, the paper reports 1.37x (Table 4, 36.7 s against
+26.7 s per epoch). The stateless first layers run once for a static (direct-coded) input and the
+composed weights take the model's channels_last layout, as bptt's own forward does; without
+that the step cost 1.8-2x.
 """
 
 from __future__ import annotations
@@ -38,6 +46,12 @@ class JointArgs:
 
 def _key(name: str) -> str:
     return name.replace(".", "__")
+
+
+def _memory_format(weight: Tensor) -> torch.memory_format:
+    if weight.dim() == 4 and weight.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
 
 
 @contextlib.contextmanager
@@ -77,6 +91,12 @@ class Joint(Stage):
                 u, s, vh = torch.linalg.svd(weight.reshape(weight.shape[0], -1), full_matrices=False)
                 self.U[_key(name)], self.V[_key(name)] = nn.Parameter(u), nn.Parameter(vh.T.contiguous())
                 self.sigma_snn[_key(name)], self.sigma_ann[_key(name)] = nn.Parameter(s.clone()), nn.Parameter(s.clone())
+        # the composed weights in the layout of the model's own (channels_last where train() made it
+        # so), and the ANN twin in the model's layout: a conv whose input and weight layouts differ
+        # converts one of them on every call, T times a step
+        self.formats = {name: _memory_format(model.get_submodule(name).weight) for name in self.layers}
+        if any(f is torch.channels_last for f in self.formats.values()):
+            self.ann.to(memory_format=torch.channels_last)
         for net in (model, self.ann):  # composed from the factors: not trained directly
             for name in self.layers:
                 net.get_submodule(name).weight.requires_grad_(False)
@@ -91,7 +111,7 @@ class Joint(Stage):
         for name in self.layers:
             k = _key(name)
             shape = self.model.get_submodule(name).weight.shape
-            out[name] = ((self.U[k] * sigma[k]) @ self.V[k].T).reshape(shape)
+            out[name] = ((self.U[k] * sigma[k]) @ self.V[k].T).reshape(shape).contiguous(memory_format=self.formats[name])
         return out
 
     def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
