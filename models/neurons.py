@@ -269,8 +269,9 @@ class Neuron(nn.Module):
 
     Holds the state between timesteps (``reset_state`` starts a sequence) and counts activity:
     ``activity_sum`` (spikes, or nonzero activations for ReLU) over ``activity_count`` elements;
-    ``last_count`` is the latest step's count (a tensor), which the profiler takes instead of
-    counting the output again (and sets back to None).
+    ``last_count`` is the latest step's count per sample (a tensor of B; one value when the
+    output has no batch axis), which the profiler takes instead of counting the output again (and
+    sets back to None).
     """
 
     mode: ExecutionMode = ExecutionMode.SPIKE
@@ -288,9 +289,11 @@ class Neuron(nn.Module):
         self.activity_sum, self.activity_count = 0.0, 0
 
     def _count(self, active: Tensor) -> None:
-        # a tensor sum: no host sync per step on a GPU
-        self.last_count = active.detach().sum()
-        self.activity_sum = self.activity_sum + self.last_count
+        # tensor sums: no host sync per step on a GPU; per sample, so the profiler's standard errors
+        # need no second pass over the output
+        active = active.detach()
+        self.last_count = active.reshape(active.shape[0], -1).sum(1) if active.dim() > 1 else active.sum().reshape(1)
+        self.activity_sum = self.activity_sum + self.last_count.sum()
         self.activity_count += active.numel()
 
 

@@ -102,6 +102,24 @@ def _energy_targets() -> list[str]:
     return list(TARGETS)
 
 
+def _energy_models() -> list[str]:
+    from snnpipe.pipeline.profile.estimators import ENERGY_MODELS
+
+    return list(ENERGY_MODELS)
+
+
+def _precisions() -> list[str]:
+    from snnpipe.hw_targets.precision import PRECISIONS
+
+    return list(PRECISIONS)
+
+
+def _chips() -> list[str]:
+    from snnpipe.hw_targets.chip import CHIPS
+
+    return list(CHIPS)
+
+
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     """Eager callback of ``--config``: YAML keys become option defaults; unknown keys are refused."""
     if value is None:
@@ -376,16 +394,27 @@ class GateFailed(click.ClickException):
 @click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
               help="Energy target (default: cmos45nm).")
 @click.option("--target-file", default=None, help="A TOML or YAML energy target of your own (instead of --target).")
+@click.option("--energy-model", type=RegistryChoice("energy model", _energy_models), default="ops", show_default=True,
+              help="How the SNN and its ANN baselines are priced.")
+@click.option("--precision", type=RegistryChoice("precision", _precisions), default="int8", show_default=True,
+              help="The SNN's arithmetic and weights under --energy-model memory (int8: the Loihi export's).")
+@click.option("--chip", type=RegistryChoice("chip", _chips), default=None,
+              help="The chip under --energy-model chip (default: loihi2).")
+@click.option("--chip-file", default=None, help="A TOML or YAML chip of your own (instead of --chip).")
 @click.option("-o", "--out", default=None, help="Report folder (default reports/<run name>/).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
-@click.option("--baseline", default=None, help="Firing-rate gate: compare with this profile.json.")
-@click.option("--max-increase", default="5%", show_default=True, help="Gate tolerance, relative: 5% or 0.05.")
+@click.option("--baseline", default=None, help="Firing-rate (and energy) gate: compare with this profile.json.")
+@click.option("--max-increase", default="5%", show_default=True, help="Firing-rate gate tolerance, relative: 5% or 0.05.")
+@click.option("--max-energy-increase", default=None,
+              help="Energy gate tolerance, relative (5% or 0.05): gate the SNN's energy estimate too, per layer and total.")
 @click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline instead of gating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals (and the gate) as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
 def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, deployed, samples, target, target_file,
-                    out, force, baseline, max_increase, update_baseline, as_json, quiet) -> None:
-    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing rate.
+                    energy_model, precision, chip, chip_file, out, force, baseline, max_increase, max_energy_increase,
+                    update_baseline, as_json, quiet) -> None:
+    """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing
+    rate (and the energy).
 
     CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
     that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
@@ -393,7 +422,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
 
     from snnpipe.files import atomic_path
     from snnpipe.pipeline import distributed
-    from snnpipe.pipeline.profile import firing_rate_gate, parse_fraction, profile, read_profile
+    from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, profile, read_profile
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
 
     if samples < 1:
@@ -407,6 +436,11 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if encoding and not loihi_file:
         raise SnnpipeError("--encoding is for a Loihi file (a checkpoint profiles in its own encoding)")
     tolerance = parse_fraction(max_increase)
+    energy_tolerance = parse_fraction(max_energy_increase, "--max-energy-increase") if max_energy_increase else None
+    if energy_tolerance is not None and not baseline:
+        raise SnnpipeError("--max-energy-increase needs --baseline FILE to gate against")
+    if chip and chip_file:
+        raise SnnpipeError("give --chip or --chip-file, not both")
     if update_baseline and not baseline:
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
     if target and target_file:
@@ -420,26 +454,28 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     progress = not (quiet or as_json) and sys.stderr.isatty()
     fixed_point = None
     try:
+        energy = dict(target=target, target_file=target_file, energy_model=energy_model, precision=precision,
+                      chip=chip, chip_file=chip_file)
         if loihi_file:
             from snnpipe.pipeline.profile.deployed import profile_deployed
 
             result = profile_deployed(checkpoint, data_dir, dataset=dataset, encoding=encoding, timesteps=timesteps,
-                                      samples=samples, target=target, target_file=target_file, progress=progress)
+                                      samples=samples, progress=progress, **energy)
         else:
-            result = profile(checkpoint, data_dir, timesteps, target=target, target_file=target_file, samples=samples,
-                             dataset=dataset, progress=progress, world=world)
+            result = profile(checkpoint, data_dir, timesteps, samples=samples, dataset=dataset, progress=progress,
+                             world=world, **energy)
             if deployed:
                 from snnpipe.pipeline.profile.deployed import profile_deployed
 
                 fixed_point = profile_deployed(deployed, data_dir, checkpoint=checkpoint, dataset=dataset,
-                                               timesteps=timesteps, samples=samples, target=target,
-                                               target_file=target_file, progress=progress)
+                                               timesteps=timesteps, samples=samples, progress=progress, **energy)
     finally:
         distributed.teardown(world)
     if not world.is_main:
         return
     write_reports(result, folder, force=force, deployed=fixed_point)
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
+    egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
     if update_baseline:
         try:
             with atomic_path(Path(baseline)) as tmp:  # the old baseline stays whole until the new one is
@@ -449,11 +485,23 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     t = result.totals
     if as_json:
         summary = {"report": str(folder), "accuracy": result.accuracy, **t.to_dict(), **result.comparison}
+        snn = result.estimates.get("snn")
+        if snn is not None:
+            summary["energy"] = {"model": result.energy_model, "precision": snn.precision,
+                                 **{f"{name}_uj": e.total_uj for name, e in result.estimates.items()},
+                                 "snn_min_uj": snn.min_pj * 1e-6, "snn_max_uj": snn.max_pj * 1e-6,
+                                 "snn_stderr_uj": snn.stderr_pj * 1e-6}
         if fixed_point is not None:
             summary["deployed"] = {"accuracy": fixed_point.accuracy, **fixed_point.totals.to_dict()}
-        if gate:
-            summary["gate"] = {"passed": gate.passed, "max_increase": tolerance,
-                               "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in gate.rows]}
+            fixed_snn = fixed_point.estimates.get("snn")
+            if fixed_snn is not None:
+                summary["deployed"]["energy"] = {"model": fixed_point.energy_model, "precision": fixed_snn.precision,
+                                                 "snn_uj": fixed_snn.total_uj,
+                                                 "snn_stderr_uj": fixed_snn.stderr_pj * 1e-6}
+        for key, g, tol in (("gate", gate, tolerance), ("energy_gate", egate, energy_tolerance)):
+            if g:
+                summary[key] = {"passed": g.passed, "max_increase": tol,
+                                "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
@@ -462,18 +510,31 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                    f"{t.movement_max_uj:.4g} uJ data movement per inference on {result.target['name']}"
                    + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
                       if result.comparison else "") + f"; reports in {folder}/")
+        snn = result.estimates.get("snn")
+        if snn is not None:
+            versus = ", ".join(f"{name} {e.total_uj:.4g} uJ" for name, e in result.estimates.items() if name != "snn")
+            click.echo(f"energy model {result.energy_model} ({snn.precision}): SNN {snn.total_uj:.4g} uJ "
+                       f"({snn.min_pj * 1e-6:.4g} to {snn.max_pj * 1e-6:.4g}, stderr {snn.stderr_pj * 1e-6:.2g}) "
+                       f"per inference; {versus}")
         if fixed_point is not None:
             f, d = result.totals, fixed_point.totals
+            fixed_snn = fixed_point.estimates.get("snn")
+            energy_text = (f", energy {fixed_snn.total_uj:.4g} uJ (float {snn.total_uj:.4g})"
+                           if fixed_snn is not None and snn is not None else "")
             click.echo(f"deployed ({fixed_point.model}): "
                        + (f"accuracy {fixed_point.accuracy:.2%}, " if fixed_point.accuracy is not None else "")
                        + f"{d.spikes:.4g} spikes (float {f.spikes:.4g}), {d.acs:.4g} ACs (float {f.acs:.4g}), "
-                       f"{d.macs:.4g} MACs (float {f.macs:.4g}) per inference; side by side in {folder}/deployed.md")
+                       f"{d.macs:.4g} MACs (float {f.macs:.4g}){energy_text} per inference; "
+                       f"side by side in {folder}/deployed.md")
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
-    if gate and (not gate.passed or not (quiet or as_json)):
-        click.echo(gate.table())
-    if gate and not gate.passed:
-        raise GateFailed(f"firing rate rose by more than {tolerance:.1%} over the baseline {baseline}")
+    for g in (gate, egate):
+        if g and (not g.passed or not (quiet or as_json)):
+            click.echo(g.table())
+    failed = [f"{what} rose by more than {tol:.1%}" for what, g, tol in
+              (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance)) if g and not g.passed]
+    if failed:
+        raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
 
 
 #: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").

@@ -1,6 +1,6 @@
 """Profile reports: ``profile.json``, ``profile.md``, ``profile.png`` and ``profile.html``.
 
-- ``profile.json``: `Profile.to_dict` (schema ``snnpipe.profile/1``), read back by `Profile.from_dict`
+- ``profile.json``: `Profile.to_dict` (schema ``snnpipe.profile/2``), read back by `Profile.from_dict`
   and by the firing-rate gate; an infinite ratio is written as null.
 - ``profile.md``: totals of the SNN and its ANN twin side by side, one table for the synaptic layers
   and one for the neuron layers (SNN and ANN columns next to each other), the firing rate at every
@@ -8,10 +8,13 @@
 - ``profile.png``: four panels: firing rate per layer, energy per layer (SNN AC / MAC / neuron
   energy beside the ANN twin's, log scale when the layers differ by more than 100x), firing rate
   over the timesteps, and total energy (compute and data movement, min to max) SNN vs ANN.
-- ``profile.html``: the same tables and the PNG inlined: one self-contained file to share.
+- ``energy.png``: the SNN's energy by term per layer and the break-even plot (`energy_report`),
+  whose tables (energy by term, the SNN against its three ANN baselines, break-even points) follow
+  the others in ``profile.md``.
+- ``profile.html``: the same tables and both PNGs inlined: one self-contained file to share.
 - with the profile of the deployed network beside it (``snnpipe profile CKPT --deployed FILE``):
   ``deployed.json`` (that profile, the same schema) and ``deployed.md`` (float and fixed point side
-  by side, layer by layer: `snnpipe.pipeline.profile.side_by_side`).
+  by side, layer by layer, and their energy estimates: `snnpipe.pipeline.profile.side_by_side`).
 
 A folder that already holds any of these files is never written into without ``force``.
 """
@@ -29,9 +32,10 @@ from typing import Any
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_folder, disk_error
 from snnpipe.hw_targets.energy import EnergyTarget
+from snnpipe.pipeline.energy_report import energy_plot, energy_tables, verdict
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 
-FILES = ("profile.json", "profile.md", "profile.png", "profile.html")
+FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "profile.html")
 #: Written beside them when the deployed network's profile is given.
 DEPLOYED_FILES = ("deployed.json", "deployed.md")
 
@@ -107,6 +111,7 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
         ("Neuron layers", ["layer", "type", "neurons", "membrane", "spikes", "firing rate", "energy (uJ)",
                            "ANN active fraction"], neurons),
         ("Firing rate per timestep", ["layer", *(f"t={i + 1}" for i in range(p.timesteps))], steps),
+        *energy_tables(p),
     ]
 
 
@@ -120,6 +125,7 @@ def _heading(p: Profile) -> tuple[str, str]:
         line += (f" ANN twin / SNN energy: compute {_fmt(c['ann_over_snn_compute_energy_uj'])}x, total "
                  f"{_fmt(c['ann_over_snn_total_min_uj'])}x (least data movement) to "
                  f"{_fmt(c['ann_over_snn_total_max_uj'])}x (most).")
+    line += (" " + verdict(p)) if p.estimates else ""
     return title, line
 
 
@@ -128,7 +134,7 @@ def markdown(p: Profile) -> str:
     title, line = _heading(p)
     out = [f"# {title}", "", line]
     for caption, header, rows in tables(p):
-        text = 2 if caption != "Per inference" else 1
+        text = 2 if caption.startswith(("Synaptic", "Neuron layers")) else 3 if caption.startswith("SNN against") else 2 if caption.startswith("Energy model constants") else 1
         out += ["", f"## {caption}", "", "| " + " | ".join(header) + " |",
                 "| " + " | ".join(["---"] * text + ["---:"] * (len(header) - text)) + " |"]
         out += ["| " + " | ".join(row) + " |" for row in rows]
@@ -137,7 +143,7 @@ def markdown(p: Profile) -> str:
     return "\n".join(out) + "\n"
 
 
-def html_page(p: Profile, png: bytes | None) -> str:
+def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) -> str:
     """The report as one self-contained HTML page (the plot inlined as base64)."""
     title, line = _heading(p)
     e = html.escape
@@ -151,6 +157,8 @@ def html_page(p: Profile, png: bytes | None) -> str:
     if png:
         parts.append(f"<img alt='firing rate, energy per layer, rate over time' src='data:image/png;base64,"
                      f"{base64.b64encode(png).decode()}'>")
+    if energy_png:
+        parts.append(f"<img alt='energy by term, break-even' src='data:image/png;base64,{base64.b64encode(energy_png).decode()}'>")
     for caption, header, rows in tables(p):
         parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
@@ -285,7 +293,8 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False, deployed:
             (new / "profile.json").write_text(profile_json(p))
             (new / "profile.md").write_text(markdown(p))
             plot(p, new / "profile.png")
-            (new / "profile.html").write_text(html_page(p, (new / "profile.png").read_bytes()))
+            energy = (new / "energy.png").read_bytes() if energy_plot(p, new / "energy.png") else None
+            (new / "profile.html").write_text(html_page(p, (new / "profile.png").read_bytes(), energy))
             if deployed is not None:
                 from snnpipe.pipeline.profile import side_by_side
 

@@ -45,7 +45,8 @@ _TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "resume"}
 _NEURON_KEYS = {f.name for f in fields(NeuronParams)}
 #: An export step's own keys; the rest are its target's options (`ExporterEntry.options`).
 _EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "data_dir"}
-_PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir"}
+_PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir", "energy_model", "precision", "chip",
+                 "chip_file"}
 _STEP_KEYS = {"train": _TRAIN_KEYS | {"name", "sweep"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
 
 

@@ -15,7 +15,7 @@ from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.train import train
 
-FILES = ("profile.json", "profile.md", "profile.png", "profile.html")
+FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "profile.html")
 
 
 @pytest.fixture(scope="module")

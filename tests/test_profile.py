@@ -286,7 +286,7 @@ def test_profile_command_writes_the_reports_and_the_ann_twin(tmp_path, digits_ck
     assert result.exit_code == 0, result.output
     out = tmp_path / "reports" / "run"  # the default: reports/<run name>/
     p = Profile.from_dict(json.loads((out / "profile.json").read_text()))
-    assert p.schema == "snnpipe.profile/1" and (p.samples, p.timesteps, p.spiking) == (100, 3, True)
+    assert p.schema == "snnpipe.profile/2" and (p.samples, p.timesteps, p.spiking) == (100, 3, True)
     assert Profile.from_dict(p.to_dict()) == p
     # the SNN's first layer reads analog input at every step: 64 x 32 x T=3 MACs; the twin's layers
     # are all dense MACs, once: 64 x 32 + 32 x 10

@@ -63,6 +63,45 @@ def test_a_hand_built_netx_file_is_profiled_as_worked_out_by_hand(tmp_path):
     assert p.totals.dense == 5 * (3 * 2 + 2 * 1)  # NeuroBench's dense: every weight at every step
 
 
+def test_the_hand_built_file_is_priced_by_the_memory_model_as_worked_out_by_hand(tmp_path):
+    # The file of the test above, two samples: the input above and one of zeros; int8 (add 0.03 pJ,
+    # mult 0.2, MAC 0.23; 24-bit state), address arithmetic INT32 (add 0.1 pJ). Per inference (mean):
+    # fc: 4 ACs, 2.5 input events, fan-out 2 (its outputs); out: 1 AC, 1 event (fc0's spikes), fan-out 1;
+    # fc.neuron 2 neurons x 5 steps, 2 state variables, 1 spike; out.neuron 1 x 5, 2 state variables.
+    #   compute    = (4 + 1) ACs x 0.03 + (10 x 2 + 5 x 2) x 0.23 + 1 spike x 0.03     = 7.08 pJ
+    #   addressing = (2.5 x 2 + 1 x 1) x 0.1                                           = 0.6 pJ
+    # The ANN-INT8 baseline (the same layers once, densely: 3 x 2 + 2 x 1 MACs; inputs + outputs
+    # read 3 + 2 and 2 + 1): compute 8 x 0.23 = 1.84, addressing 8 x 0.1 = 0.8.
+    # Standard error over two samples: |e0 - e1| / 2, e0 - e1 the activity of sample 0 alone (8 + 2
+    # ACs, 5 + 2 events, 2 spikes) priced; acc(S): one 64-bit access to S bytes.
+    from snnpipe.hw_targets.memory import HOROWITZ_45NM
+
+    fc = LoihiLayer("fc", "dense", (3,), (2,), np.array([[100, 100, 0], [-50, 80, 0]]), None, CubaNeuron(4096, 0, 150))
+    out = LoihiLayer("out", "dense", (2,), (1,), np.array([[40, 20]]), None, readout_neuron())
+    path = tmp_path / "hand.net.h5"
+    write_netx(LoihiNetwork((3,), [fc, out]), path, {"timesteps": 3, "encoding": "rate"})
+    graph, _ = read_deployed(path)
+    x = torch.zeros(3, 2, 3)
+    x[:, 0] = torch.tensor([[1.0, 1, 1], [1, 0, 0], [0, 1, 0]])
+    p = count_deployed(graph, x, energy_model="memory")
+    syn = p.layers[0]
+    assert (syn.weights, syn.biases, syn.fan_in, syn.kernel, syn.kernel_fanout) == (6, 0, 3, 0, 2)
+    assert (syn.inputs, syn.outputs, syn.dense_macs, syn.input_events) == (3, 2, 6, 2.5)
+    snn, ann = p.estimates["snn"], p.estimates["ann-int8"]
+    assert (p.energy_model, snn.precision) == ("memory", "int8")
+    assert snn.terms["compute"] == pytest.approx(7.08) and snn.terms["addressing"] == pytest.approx(0.6)
+    assert ann.terms["compute"] == pytest.approx(1.84) and ann.terms["addressing"] == pytest.approx(0.8)
+    acc = HOROWITZ_45NM.access_pj
+    fifo = acc(1000 * 4)
+    activity = ((8 + 2 + 2) * 0.03 + (5 * 2 + 2 * 1) * 0.1                         # compute, addressing
+                + 10 * 8 / 64 * acc(6) + 2 * 1 * 8 / 64 * acc(2)                     # weights fetched
+                + (5 + 2 + 2) * 32 / 64 * fifo                                       # events in, spikes out
+                + 2 * 10 * 24 / 64 * acc(2 * 3) + 2 * 2 * 24 / 64 * acc(1 * 3))      # targets' potentials
+    assert snn.stderr_pj == pytest.approx(activity / 2)
+    total = next(b for b in p.break_even if b.layer == "total")
+    assert set(total.baselines) == {"ann-fp32", "ann-int8", "qann-2bit"}
+
+
 def test_a_file_lava_dl_wrote_is_profiled_as_lava_ran_it_and_as_worked_out_by_hand():
     # tests/golden/loihi/make_lavadl.py: slayer's Input (no neuron), Conv 1 -> 2 (2x2 kernel on 1x3x3),
     # Flatten, Dense 8 -> 2, exported by lava-dl's export_hdf5 and run by Lava (lavadl.npz). Every neuron
@@ -119,9 +158,13 @@ def test_an_exported_file_is_profiled_alone_as_the_simulator_runs_it_and_beside_
     path = _export(ckpt)
     _, attrs = read_netx(path)
     assert (attrs["dataset"], attrs["data_seed"], attrs["timesteps"], attrs["encoding"]) == ("digits", 0, 4, "rate")
-    alone = CliRunner().invoke(cli, ["profile", str(path), "--samples", "48", "--out", str(tmp_path / "alone"), "--json"])
+    alone = CliRunner().invoke(cli, ["profile", str(path), "--samples", "48", "--out", str(tmp_path / "alone"), "--json",
+                                     "--energy-model", "memory"])
     assert alone.exit_code == 0, alone.output
-    p = Profile.from_dict(json.loads((tmp_path / "alone" / "profile.json").read_text()))
+    written = json.loads((tmp_path / "alone" / "profile.json").read_text())
+    p = Profile.from_dict(written)
+    assert written["schema"] == "snnpipe.profile/2" and p.energy_model == "memory"
+    assert json.loads(alone.output)["energy"]["snn_uj"] == pytest.approx(p.estimates["snn"].total_uj)
     assert p.dataset == "digits" and p.encoding == "rate" and p.samples == 48 and p.timesteps == 4 + 2
     # the oracle: the simulator on the checkpoint's own encoded test set, its spikes summed by layer
     net, _ = read_netx(path)
@@ -137,13 +180,19 @@ def test_an_exported_file_is_profiled_alone_as_the_simulator_runs_it_and_beside_
     assert json.loads(alone.output)["acs"] == pytest.approx(p.totals.acs)
 
     beside = CliRunner().invoke(cli, ["profile", str(ckpt), "--deployed", str(path), "--samples", "48",
-                                      "--out", str(tmp_path / "beside")])
+                                      "--out", str(tmp_path / "beside"), "--energy-model", "memory"])
     assert beside.exit_code == 0, beside.output
     assert "deployed.md" in beside.output
     folder = tmp_path / "beside"
-    deployed = Profile.from_dict(json.loads((folder / "deployed.json").read_text()))
+    written = json.loads((folder / "deployed.json").read_text())
+    deployed = Profile.from_dict(written)
+    assert written["schema"] == "snnpipe.profile/2"
     assert [vars(layer) for layer in deployed.layers] == [vars(layer) for layer in p.layers]  # the same input spikes
+    assert deployed.estimates == p.estimates and deployed.break_even == p.break_even  # priced alike
     table = (folder / "deployed.md").read_text()
+    float_snn = Profile.from_dict(json.loads((folder / "profile.json").read_text())).estimates["snn"]
+    energy = next(line for line in table.splitlines() if line.startswith("| SNN (uJ, int8 / int8) "))
+    assert f"| {float_snn.total_uj:.4g} +/- " in energy and f"| {p.estimates['snn'].total_uj:.4g} +/- " in energy
     hidden = next(line for line in table.splitlines() if line.startswith("| neurons of blocks.hidden1.1 "))
     float_profile = Profile.from_dict(json.loads((folder / "profile.json").read_text()))
     assert f"| {p.neuron_layers[0].firing_rate:.4f} |" in hidden
@@ -152,6 +201,30 @@ def test_an_exported_file_is_profiled_alone_as_the_simulator_runs_it_and_beside_
     again = CliRunner().invoke(cli, ["profile", str(ckpt), "--samples", "48", "--out", str(folder), "--force"])
     assert again.exit_code == 0, again.output  # a report with the deployed files is replaced whole
     assert not (folder / "deployed.md").exists()
+
+
+def test_the_energy_gate_gates_a_deployed_profile(tmp_path):
+    # a deployed profile against its own baseline passes; against one whose SNN energy was 20% lower in
+    # every layer and in total, it fails at 5% (exit 1), each row at +25%
+    path = _export(_checkpoint(tmp_path), samples=16)
+    base = tmp_path / "baseline.json"
+    args = ["profile", str(path), "--samples", "16", "--energy-model", "memory", "--json"]
+    made = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a"), "--baseline", str(base), "--update-baseline"])
+    assert made.exit_code == 0, made.output
+    same = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b"), "--baseline", str(base),
+                                    "--max-energy-increase", "5%"])
+    assert same.exit_code == 0 and json.loads(same.output)["energy_gate"]["passed"], same.output
+    data = json.loads(base.read_text())
+    snn = data["estimates"]["snn"]
+    snn["total_pj"] *= 0.8
+    for layer in snn["layers"].values():
+        layer["total"] *= 0.8
+    base.write_text(json.dumps(data))
+    lower = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "c"), "--baseline", str(base),
+                                     "--max-energy-increase", "5%"])
+    assert lower.exit_code == 1, lower.output
+    rows = json.loads(lower.output.splitlines()[0])["energy_gate"]["rows"]
+    assert [row["change"] for row in rows if row["baseline"]] == pytest.approx([0.25] * sum(1 for r in rows if r["baseline"]))
 
 
 def test_a_direct_coded_export_takes_its_graded_input(tmp_path):

@@ -13,10 +13,12 @@ One job per module, imports only downward (schema <- counting, metrics, framewor
   Norse, Sinabs); a new framework is one entry.
 - `hooks`: the `Recorder`, which sees the model's calls and checks the contract.
 - `stage`: `profile_module`, `profile_checkpoint` (and `profile`, which picks one).
+- `estimators`: the energy models (``ops``, ``memory``, ``chip``), one module each, and their registry.
+- `verdict`: the SNN and its ANN baselines priced by one model, break-even points, standard errors.
 - `deployed`: `profile_deployed`, a Loihi file run in the bit-accurate simulator, counted as `stage` counts;
   `deployed_data` reads the file and plans its data, `deployed_counts` runs and counts it.
 - `side_by_side`: a float profile beside its deployed one, as tables (schema only).
-- `gate`: the firing-rate gate.
+- `gate`: the firing-rate and energy gates.
 
 The schema's names import at once; the others on first use (PEP 562), so that reading a profile
 (``report.py``, the gate) never imports the counting stage and torch's hooks.
@@ -31,7 +33,7 @@ from snnpipe.pipeline.profile.schema import SCHEMA, NeuronProfile, Profile, Prof
 
 #: public name -> the module that defines it
 _LAZY = {
-    "GateResult": "gate", "firing_rate_gate": "gate", "parse_fraction": "gate", "read_profile": "gate",
+    "GateResult": "gate", "energy_gate": "gate", "firing_rate_gate": "gate", "parse_fraction": "gate", "read_profile": "gate",
     "profile": "stage", "profile_checkpoint": "stage", "profile_module": "stage", "profile_to_reports": "stage",
     "profile_deployed": "deployed",
 }

@@ -23,6 +23,11 @@ input and W its weight:
 - NeuroBench's own definitions beside them: ``effective_acs`` / ``effective_macs`` (nonzero inputs x
   fan-out, for input that is / is not all in {0, 1, -1}) and ``dense`` (every input, every weight,
   exact at the borders).
+- ``input_events``: the spike events reaching the layer (nonzero inputs for input that is not
+  spikes; every spike in a pooling window is one), what the memory-aware energy model addresses
+  and fetches weights for.
+- Per sample (for standard errors): each call's ACs and input events of every row, ``rows @
+  fanout`` and ``rows.sum(1)``, the same numbers before the sum over the batch.
 """
 
 from __future__ import annotations
@@ -158,6 +163,8 @@ class SynapticCall:
     peak: Tensor | None = None
     binary: Tensor | None = None
     pool_divisor: Tensor | None = None
+    sample_events: Tensor | None = None
+    sample_acs: Tensor | None = None
 
 
 class SynapticCounts:
@@ -167,18 +174,38 @@ class SynapticCounts:
     ``reduce(x, y, source, steps, layout)`` runs when the op is called: for input x, output y and
     x's `SpikeSource` (None when x is not known to be spikes: NeuroBench's value test decides), it
     keeps only the per-position sums of x over its rows, one `SynapticCall` per timestep in the call.
-    ``counts(calls, ann)`` then gives, per call, ``acs, macs, effective_acs, effective_macs, dense``
-    summed over its rows, all calls of a batch in a few tensor operations; ``ann``: a layer of the
-    ANN twin (every op a dense MAC).
+    ``counts(calls, ann)`` then gives, per call, ``acs, macs, effective_acs, effective_macs, dense,
+    input_events`` summed over its rows (and ``sample_acs``, ``sample_input_events``, ``sample_macs``:
+    the same per row; `sample_sums` adds them up over a batch's steps), all calls of a batch in a few tensor operations; ``ann``: a layer of the ANN twin
+    (every op a dense MAC).
+
+    Its structure, for the energy models: ``weights``, ``biases``, ``fan_in``, ``kernel`` (kernel
+    positions, 0 for a dense layer), ``kernel_fanout`` (weights one input element addresses: C_out / groups x kernel,
+    or the output features), ``inputs`` and ``outputs`` (elements of one sample at one step) and
+    ``dense_macs`` (one dense pass of one sample).
     """
 
-    FIELDS = ("acs", "macs", "effective_acs", "effective_macs", "dense")
+    FIELDS = ("acs", "macs", "effective_acs", "effective_macs", "dense", "input_events")
+    #: The fields counted per sample too (``sample_<field>``).
+    SAMPLE_FIELDS = ("acs", "macs", "input_events")
 
-    def __init__(self, op: SynapticOp, weight: Tensor, args: tuple = (), kwargs: dict | None = None) -> None:
+    def __init__(self, op: SynapticOp, weight: Tensor, args: tuple = (), kwargs: dict | None = None,
+                 bias: Tensor | None = None) -> None:
         self.op, self.weight = op, weight.detach()
         self.args, self.kwargs = args, kwargs or {}  # stride, padding ... after (input, weight, bias)
         self.fan_in = self.weight[0].numel()
+        self.weights, self.biases = self.weight.numel(), (bias.numel() if isinstance(bias, Tensor) else 0)
+        self.kernel = self.weight[0, 0].numel() if self.weight.dim() > 2 else 0
+        if op.feature_dims == 1:
+            self.kernel_fanout = int(self.weight.shape[0])
+        elif op.transposed:  # (C_in, C_out / groups, k...): an input element meets its row of kernels
+            self.kernel_fanout = int(self.weight.shape[1]) * self.kernel
+        else:  # (C_out, C_in / groups, k...)
+            groups = self.args[3] if len(self.args) > 3 else self.kwargs.get("groups", 1)
+            self.kernel_fanout = int(self.weight.shape[0]) // int(groups) * self.kernel
+        self.inputs = self.outputs = self.dense_macs = 0
         self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
+        self._reach32: dict[tuple, Tensor] = {}
 
     def fanout(self, shape: tuple[int, ...]) -> tuple[Tensor, int]:
         """(outputs each input element reaches through a nonzero weight, flat, as float64;
@@ -209,6 +236,8 @@ class SynapticCounts:
         (steps, batch) for ``layout`` "time" (time-major: SpikingJelly) and (batch, steps) for "batch"
         (Sinabs)."""
         rows = self.rows(x)
+        self.inputs, self.outputs = rows[0].numel(), y.numel() // max(rows.shape[0], 1)
+        self.dense_macs = (self.inputs if self.op.transposed else self.outputs) * self.fan_in
         if steps == 1:
             return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source)]
         grid = rows.unflatten(0, (steps, -1) if layout == "time" else (-1, steps))
@@ -219,13 +248,31 @@ class SynapticCounts:
 
     def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None) -> SynapticCall:
         call = SynapticCall("other" if source is None else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
+        flat = rows.reshape(rows.shape[0], -1)
+        divisor = None
         if source is None:
             call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows)
-            return call
-        source = source.reduce(rows)
-        call.nonzero = source.sums if source.divisor is None else source.nonzero
-        call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
+            flat = (flat != 0).to(torch.float32)
+        else:
+            divisor = source.divisor
+            source = source.reduce(rows)
+            call.nonzero = source.sums if source.divisor is None else source.nonzero
+            call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
+        # one product gives each row's ACs and events: [fan-out, 1] per element, times the pooling
+        # divisor for events (a pooled value times its divisor is the spikes in its window)
+        both = flat.to(torch.float32) @ self._per_row(call.shape, divisor, rows.device)
+        call.sample_acs, call.sample_events = both[:, 0], both[:, 1]
         return call
+
+    def _per_row(self, shape: tuple[int, ...], divisor: Tensor | None, device: torch.device) -> Tensor:
+        """(fan-out, 1) per input element, times the divisor, float32, (elements, 2); cached (the
+        divisors of a profile live as long as it)."""
+        key = (shape, None if divisor is None else divisor.data_ptr())
+        if key not in self._reach32:
+            reach = self.fanout(shape)[0].to(device=device, dtype=torch.float32)
+            both = torch.stack([reach, torch.ones_like(reach)], 1)
+            self._reach32[key] = both if divisor is None else both * divisor.to(device, torch.float32).reshape(-1, 1)
+        return self._reach32[key]
 
     def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
         """Per call, its operations (class docstring): the calls of one source and input shape at once."""
@@ -237,14 +284,20 @@ class SynapticCounts:
             reach, dense_per_row = self.fanout(shape)
             group = [calls[i] for i in index]
             effective, binary, acs = self._effective(group, reach)
-            for i, call, eff, is_bin, ac in zip(index, group, effective.tolist(), binary.tolist(), acs.tolist()):
-                counts = dict.fromkeys(self.FIELDS, 0.0)
+            events = torch.stack([c.sample_events.sum(dtype=torch.float64) for c in group]).tolist()
+            for i, call, eff, is_bin, ac, n_events in zip(index, group, effective.tolist(), binary.tolist(), acs.tolist(),
+                                                          events):
+                counts: dict[str, Any] = dict.fromkeys(self.FIELDS, 0.0)
                 counts["dense"] = float(call.rows * dense_per_row)
                 counts["effective_acs" if is_bin else "effective_macs"] = eff
+                counts["sample_input_events"] = call.sample_events
+                counts["input_events"] = n_events
                 if not ann and (is_bin or source == "events"):  # events: folded into this layer
                     counts["acs"] = ac
+                    counts["sample_acs"] = call.sample_acs
                 else:
                     counts["macs"] = float(call.mac_elements * self.fan_in)
+                    counts["sample_macs"] = counts["macs"] / max(call.rows, 1)
                 out[i] = counts
         return out
 
@@ -304,3 +357,17 @@ def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device
     # an integer (a window's size or an override) up to the rounding of the two divisions
     return (_pool_window_sizes(module, ones) / module.forward(ones))[0].round().to(device)  # forward: no hooks
 
+
+
+def sample_sums(per_step: list[dict[str, Any]], rows: int) -> dict[str, Tensor]:
+    """Per sample, summed over one batch's steps: its ``SynapticCounts.SAMPLE_FIELDS``, from `counts`'
+    ``sample_<field>`` of each step (a tensor of the batch's ``rows`` samples, or one value for every
+    row; absent: 0)."""
+    out = {}
+    for key in SynapticCounts.SAMPLE_FIELDS:
+        total = torch.zeros(max(rows, 1), dtype=torch.float64)
+        for counts in per_step:
+            value = counts.get(f"sample_{key}", 0.0)
+            total += value.to("cpu", torch.float64) if isinstance(value, Tensor) else value
+        out[key] = total
+    return out

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from snnpipe.hw_targets.chip import Chip
 from snnpipe.hw_targets.energy import EnergyTarget
+from snnpipe.hw_targets.precision import Precision
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE
 from snnpipe.pipeline.profile.deployed_counts import count_deployed
@@ -39,6 +41,10 @@ def profile_deployed(
     target: EnergyTarget | str | None = None,
     target_file: str | Path | None = None,
     progress: bool = False,
+    energy_model: str = "ops",
+    precision: str | Precision = "int8",
+    chip: str | Chip | None = None,
+    chip_file: str | Path | None = None,
 ) -> Profile:
     """Profile the network a Loihi file holds on a test set, in Loihi's fixed point.
 
@@ -52,6 +58,8 @@ def profile_deployed(
         batch_size: samples per simulator run.
         target, target_file: the energy target.
         progress: a progress bar.
+        energy_model, precision, chip, chip_file: the energy estimates, as for `stage.profile_module`;
+            ``int8``, the default, is the file's precision (Loihi's 8-bit weights).
 
     Raises:
         SnnpipeError: an unreadable or unsupported file, missing data options, data that does not
@@ -87,6 +95,7 @@ def profile_deployed(
                                   samples, batch_size)
         shape, num_classes = entry.input_shape, entry.num_classes
     result = count_deployed(graph, fit_input(batches, shape, graph, path)(), plan.timesteps, target, target_file=target_file,
-                            name=f"{_model_name(path)} (Loihi fixed point)", num_classes=num_classes, progress=progress)
+                            name=f"{_model_name(path)} (Loihi fixed point)", num_classes=num_classes, progress=progress,
+                            energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)
     result.dataset, result.encoding = plan.dataset, plan.encoding
     return result

@@ -19,7 +19,9 @@ float model trained in Loihi's timing (``delay_shift``) has them, so both profil
 
 The counts reach the same summary as a float model's (`stage.summarize_counts`, through
 `DeployedCounts`, which has the `Recorder`'s fields): every energy estimate of a profile prices them
-alike.
+alike. Each connection's structure (weights, fan-in, kernel, fan-out, inputs and outputs) is its
+counter's; a node's bias (Lava's ``bias_mant``, added to every neuron at every step) is counted on its
+first connection, where a float layer's bias is; the per-sample counts give the standard errors.
 """
 
 from __future__ import annotations
@@ -34,14 +36,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from snnpipe.hw_targets.chip import Chip
 from snnpipe.hw_targets.energy import EnergyTarget
+from snnpipe.hw_targets.precision import Precision
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.graph import Connection, GraphNode, LoihiGraph
 from snnpipe.hw_targets.loihi.simulator import LoihiSimulator, SimulationResult
-from snnpipe.pipeline.profile.counting import SYNAPTIC_OPS, SpikeSource, SynapticCounts
+from snnpipe.pipeline.profile.counting import SYNAPTIC_OPS, SpikeSource, SynapticCounts, sample_sums
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
 from snnpipe.pipeline.profile.schema import Profile, ProfileError
-from snnpipe.pipeline.profile.stage import batches_of, energy_target, summarize_counts
+from snnpipe.pipeline.profile.stage import batches_of, energy_settings, summarize_counts
 
 #: State variables per CUBA neuron: the current u and the voltage v.
 CUBA_STATE_VARIABLES = 2
@@ -56,12 +60,14 @@ class DeployedCounts:
         activity: per node and step, its spikes summed over the samples; its neurons and state size.
         order: layer name -> its place in the report (each node's connections, then its neurons).
         types: layer name -> what runs it on Loihi (``Dense``, ``Conv``, ``LIF``).
+        counters: connection name -> its `SynapticCounts` (its structure, for the energy models).
     """
 
     synops: SynapticOperations
     activity: NeuronActivity
     order: dict[str, int] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, SynapticCounts] = field(default_factory=dict)
 
 
 def neuron_name(node: GraphNode) -> str:
@@ -85,9 +91,11 @@ class DeployedCounter:
         index = {node.name: i for i, node in enumerate(graph.nodes)}
         self.synapses: list[tuple[Connection, GraphNode, int, SynapticCounts]] = []
         for node in graph.nodes:
-            for connection in node.connections:
+            for i, connection in enumerate(node.connections):
                 self._place(connection.name, connection.kind.capitalize())
-                self.synapses.append((connection, node, index.get(connection.source, -1), _counter(connection)))
+                counter = _counter(connection, node.bias if i == 0 else None)
+                self.counts.counters[connection.name] = counter
+                self.synapses.append((connection, node, index.get(connection.source, -1), counter))
             kind = "LIF (readout)" if node.neuron.readout else "LIF (relay)" if node.relay else "LIF"
             self._place(neuron_name(node), kind)
 
@@ -109,29 +117,35 @@ class DeployedCounter:
         for node, spikes in zip(graph.nodes, result.spikes):
             per_step = spikes.reshape(steps, -1).sum(1, dtype=torch.float64).tolist()
             self.counts.activity.update(neuron_name(node), per_step, node.neurons, CUBA_STATE_VARIABLES * node.neurons)
+            per_sample = spikes.reshape(steps, batch, -1).sum((0, 2), dtype=torch.float64)
+            self.counts.activity.update_samples(neuron_name(node), spikes=per_sample, active=per_sample)
         for connection, node, source, counter in self.synapses:
             rows = (source_input if source < 0 else result.spikes[source].float()).reshape(steps * batch, *connection.in_shape)
             spiking = source >= 0 or not graph.graded
             out = torch.empty(steps * batch, *node.out_shape, device="meta")
             calls = counter.reduce(rows, out, SpikeSource(rows) if spiking else None, steps=steps, layout="time")
-            self.counts.synops.update(connection.name, counter.counts(calls))
+            per_step = counter.counts(calls)
+            self.counts.synops.update(connection.name, per_step)
+            self.counts.synops.update_samples(connection.name, **sample_sums(per_step, batch))
         return result
 
 
-def _counter(connection: Connection) -> SynapticCounts:
+def _counter(connection: Connection, bias: Any = None) -> SynapticCounts:
     """The profiler's counter of a connection, on the weights Lava holds (their nonzero pattern is
-    what the fan-out counts)."""
+    what the fan-out counts); ``bias``: its node's bias mantissas, where they are counted on it."""
+    bias = None if bias is None else torch.as_tensor(bias)
     if connection.kind == "dense":
         weight = torch.as_tensor(fx.dense_synapse_format(connection.weight).weights, dtype=torch.float64)
-        return SynapticCounts(SYNAPTIC_OPS[F.linear], weight)
+        return SynapticCounts(SYNAPTIC_OPS[F.linear], weight, bias=bias)
     weight = torch.as_tensor(connection.weight, dtype=torch.float64)
     args = (connection.stride, connection.padding, connection.dilation, connection.groups)
-    return SynapticCounts(SYNAPTIC_OPS[F.conv2d], weight, args)
+    return SynapticCounts(SYNAPTIC_OPS[F.conv2d], weight, args, bias=bias)
 
 
 def count_deployed(graph: LoihiGraph, data: Any, timesteps: int | None = None, target: EnergyTarget | str | None = None,
                    *, target_file: str | Path | None = None, name: str = "deployed", num_classes: int | None = None,
-                   progress: bool = False) -> Profile:
+                   progress: bool = False, energy_model: str = "ops", precision: str | Precision = "int8",
+                   chip: str | Chip | None = None, chip_file: str | Path | None = None) -> Profile:
     """Profile ``graph`` on ``data`` in the bit-accurate simulator.
 
     Args:
@@ -144,11 +158,13 @@ def count_deployed(graph: LoihiGraph, data: Any, timesteps: int | None = None, t
         num_classes: the labels' classes; the accuracy is measured where the output has as many
             neurons (the class is the readout's largest voltage, or the most spikes).
         progress: a progress bar over the batches.
+        energy_model, precision, chip, chip_file: the energy estimates, as for `stage.profile_module`
+            (``int8``, the default precision, is the file's: its weights are 8-bit).
 
     Raises:
         ProfileError: no data, or batches of another shape than the file's input.
     """
-    energy = energy_target(target, target_file)
+    energy = energy_settings(target, target_file, energy_model, precision, chip, chip_file)
     batches: Iterable = batches_of(data)
     if progress:
         from tqdm import tqdm
@@ -171,4 +187,5 @@ def count_deployed(graph: LoihiGraph, data: Any, timesteps: int | None = None, t
     if counter is None or samples == 0:
         raise ProfileError("no data to profile: the data gave no batch")
     accuracy = correct / labelled if labelled else None
-    return summarize_counts(counter.counts, SimpleNamespace(zoo_name=name), counter.steps, samples, energy, True, accuracy)
+    return summarize_counts(counter.counts, SimpleNamespace(zoo_name=name), counter.timesteps,
+                            counter.steps - counter.timesteps, samples, energy, True, accuracy)

@@ -33,7 +33,8 @@ from torch.overrides import TorchFunctionMode
 
 from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.counting import (
-    POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, pool_divisor, split_args,
+    POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, pool_divisor, sample_sums,
+    split_args,
 )
 from snnpipe.pipeline.profile.frameworks import NeuronFramework, neuron_layers
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
@@ -146,7 +147,7 @@ class Recorder:
         self.batch_size = batch_size
         self.tick = 0  # the order of counted calls within the batch
         self.staged_synapses: dict[str, list[tuple[int, int, list[SynapticCall]]]] = {}
-        self.staged_neurons: dict[str, list[tuple[int, int, list[Tensor], list[Tensor], int, int]]] = {}
+        self.staged_neurons: dict[str, list[tuple]] = {}  # (tick, steps, counts, active, size, states, per-sample spikes, active)
         # layer -> its latest output, when that is spikes. Holding the tensor keeps its memory from
         # being reused, so a data pointer that matches (and an unchanged version) is that tensor or a
         # view of it (a Flatten), and the check of its values can be skipped.
@@ -214,13 +215,13 @@ class Recorder:
         return f"{caller}.{op.name}", f"F.{op.name}"
 
     def synapse(self, op: SynapticOp, args: tuple, kwargs: dict, out: Tensor) -> None:
-        (x, weight, _), rest, extra = split_args(args, kwargs, ("input", "weight", "bias"))
+        (x, weight, bias), rest, extra = split_args(args, kwargs, ("input", "weight", "bias"))
         name, kind = self._layer(op, weight)
         if self.stack:
             self.stack[-1][1] = True
         counter = self.counters.get(name)
         if counter is None:
-            counter = self.counters[name] = SynapticCounts(op, weight, rest, extra)
+            counter = self.counters[name] = SynapticCounts(op, weight, rest, extra, bias)
             self.types[name] = kind
             self.synops.update(name, [])
         tick = self._seen(name)
@@ -280,7 +281,15 @@ class Recorder:
                 tick = self._seen(name)
                 spikes = framework.spikes(output).detach()
                 steps = self._steps(name, self._neuron_rows(spikes, layout), "neuron layer") if layout else 1
-                counts = self._spike_counts(module, spikes, steps, layout, kind)
+                own = getattr(module, "last_count", None)  # an snnpipe neuron counted this step per sample itself
+                if own is not None:
+                    module.last_count = None
+                if own is not None and steps == 1 and kind == "spikes" and own.numel() == max(self.batch_size, 1):
+                    sample_spikes = own.to(torch.float32)
+                    counts = [sample_spikes.sum()] if spikes.numel() < 2**24 else self._spike_counts(module, spikes, 1, layout, kind)
+                else:
+                    sample_spikes = self._per_sample(spikes, steps, layout, kind != "values")
+                    counts = self._spike_counts(module, spikes, steps, layout, kind)
                 # active neurons: nonzero outputs, fewer than the spikes where a neuron emits several
                 active = self._spike_counts(module, spikes, steps, layout, "values") if kind == "counts" else counts
                 if kind == "spikes":
@@ -288,8 +297,10 @@ class Recorder:
                 elif kind == "counts":  # integer spike counts: events, divisor 1
                     self.spike_sources[name] = SpikeSource(spikes, torch.ones((), dtype=torch.float64), True)
                 per_sample = spikes.numel() // max(steps * self.batch_size, 1)
+                sample_active = sample_spikes if kind == "spikes" else self._per_sample(spikes, steps, layout, False)
                 self.staged_neurons.setdefault(name, []).append(
-                    (tick, steps, counts, active, per_sample, framework.state_variables(module, output)))
+                    (tick, steps, counts, active, per_sample, framework.state_variables(module, output),
+                     sample_spikes, sample_active))
 
         return hook
 
@@ -301,17 +312,20 @@ class Recorder:
 
     def _spike_counts(self, module: nn.Module, spikes: Tensor, steps: int, layout: str | None, kind: str) -> list[Tensor]:
         """Spikes per step of one call (0-dim tensors): nonzero outputs, or the sum of spike counts."""
-        count = getattr(module, "last_count", None)  # an snnpipe neuron counted this step itself
-        if count is not None:
-            module.last_count = None
-            if steps == 1 and spikes.numel() < 2**24:
-                return [count]
         if steps == 1:
             return [self._count(spikes, kind)]
         if layout == "time":
             return [self._count(row, kind) for row in spikes.reshape(steps, -1)]
         grid = spikes.reshape(self.batch_size, steps, -1)
         return [self._count(grid[:, t], kind) for t in range(steps)]
+
+    def _per_sample(self, spikes: Tensor, steps: int, layout: str | None, summed: bool) -> Tensor:
+        """Per sample, over the steps of one call: the sum of the outputs (spikes, spike counts), or
+        with ``summed`` False the nonzero outputs."""
+        B = max(self.batch_size, 1)
+        grid = spikes.reshape(B, steps, -1) if layout == "batch" and steps > 1 else spikes.reshape(steps, B, -1)
+        values = grid if summed else grid != 0
+        return values.sum(dim=(1, 2) if layout == "batch" and steps > 1 else (0, 2), dtype=torch.float32)
 
     @staticmethod
     def _count(values: Tensor, kind: str) -> Tensor:
@@ -343,6 +357,7 @@ class Recorder:
                     "one call per timestep, one on the whole sequence, or one on a static (B, ...) input before the "
                     "loop or a readout after it: see the contract in snnpipe.pipeline.profile")
             self.synops.update(name, per_step)
+            self.synops.update_samples(name, **sample_sums(per_step, self.batch_size))
         for name, calls in self.staged_neurons.items():
             steps = sum(s for _, s, *_ in calls)
             if steps != T:
@@ -352,8 +367,9 @@ class Recorder:
                     "contract in snnpipe.pipeline.profile")
             counts = torch.stack([c for _, _, step_counts, *_ in calls for c in step_counts]).tolist()
             active = torch.stack([c for _, _, _, step_active, *_ in calls for c in step_active]).tolist()
-            *_, per_sample, states = calls[-1]
+            *_, per_sample, states, _, _ = calls[-1]
             self.activity.update(name, counts, per_sample, per_sample * states, active)
+            self.activity.update_samples(name, spikes=sum(c[6] for c in calls), active=sum(c[7] for c in calls))
         self.start_batch(0)
 
     def close(self) -> None:

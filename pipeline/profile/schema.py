@@ -1,6 +1,13 @@
-"""The profile's data shapes: `Profile`, its layers and its `Totals`, and their JSON form
-(schema ``snnpipe.profile/1``). Nothing here counts: the report and the gate read these, the stage
-(`snnpipe.pipeline.profile.stage`) fills them."""
+"""The profile's data shapes: `Profile`, its layers, its `Totals`, its energy estimates and break-even
+points, and their JSON form (schema ``snnpipe.profile/2``). Nothing here counts: the report and the
+gate read these, the stage (`snnpipe.pipeline.profile.stage`) fills them.
+
+Schema 2 added the synaptic layers' structure (weights, fan-in, kernel fan-out, input and output
+sizes, input events), the standard errors of the firing rates, the energy ``estimates`` of one energy
+model (the SNN and its baselines, split by term) and the ``break_even`` points. A schema-1 profile
+still reads (`Profile.from_dict`): its layers get no structure and it has no estimates, so it can be
+a firing-rate baseline but not an energy one.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,9 @@ from typing import Any, ClassVar, Iterable
 
 from snnpipe.errors import SnnpipeError
 
-SCHEMA = "snnpipe.profile/1"
+SCHEMA = "snnpipe.profile/2"
+#: Older schemas `Profile.from_dict` still reads.
+READABLE = ("snnpipe.profile/1", SCHEMA)
 
 
 class ProfileError(SnnpipeError):
@@ -40,6 +49,17 @@ class SynapseProfile:
         macs: multiply-accumulates of input that is not spikes (and of every ANN layer).
         effective_acs, effective_macs, dense: NeuroBench's definitions of the same layer.
         energy_pj: ``acs * ac_pj + macs * mac_pj`` on the profile's target.
+        input_events: spike events reaching the layer per inference (nonzero inputs for input that
+            is not spikes; every spike in a pooling window is one).
+        weights, biases: elements of the weight and the bias.
+        fan_in: weights one output element sums (``W[0].numel()``).
+        kernel: kernel positions (``prod(W.shape[2:])``; 0 for a dense layer, which has no kernel).
+        kernel_fanout: weights one input element addresses: C_out / groups x kernel for a conv,
+            the output features for a dense layer (Lemaire et al.'s per-spike fan-out, borders
+            not excluded; ``acs`` excludes them).
+        inputs, outputs: elements of one sample's input and output at one step.
+        dense_macs: MACs of one dense pass of one sample (outputs x fan-in; input elements x
+            fan-in for a transposed conv): the ANN twin's count, and the layer's synapses unrolled.
     """
 
     name: str
@@ -52,6 +72,15 @@ class SynapseProfile:
     effective_macs: float = 0.0
     dense: float = 0.0
     energy_pj: float = 0.0
+    input_events: float = 0.0
+    weights: int = 0
+    biases: int = 0
+    fan_in: int = 0
+    kernel: int = 0
+    kernel_fanout: int = 0
+    inputs: int = 0
+    outputs: int = 0
+    dense_macs: int = 0
     kind: ClassVar[str] = "synapse"
 
     def __post_init__(self) -> None:
@@ -66,6 +95,7 @@ class NeuronProfile:
         neurons: neurons per sample (the activation size); ``state_size`` = neurons x state variables.
         spikes: spikes per inference; ``firing_rate`` = spikes / (neurons x T).
         neuron_updates: neurons x T, ``active_updates`` of them spiked.
+        firing_rate_stderr: the standard error of ``firing_rate`` over the samples (std / sqrt(n)).
     """
 
     name: str
@@ -78,6 +108,7 @@ class NeuronProfile:
     neuron_updates: float = 0.0
     active_updates: float = 0.0
     energy_pj: float = 0.0
+    firing_rate_stderr: float = 0.0
     kind: ClassVar[str] = "neuron"
 
     def __post_init__(self) -> None:
@@ -107,6 +138,7 @@ class Totals:
     state_size: float = 0.0
     neuron_updates: float = 0.0
     firing_rate: float = 0.0
+    firing_rate_stderr: float = 0.0
     activation_sparsity: float = 0.0
     synapse_energy_uj: float = 0.0
     neuron_energy_uj: float = 0.0
@@ -125,6 +157,73 @@ class Totals:
         return asdict(self)
 
 
+#: The terms an energy estimate is split into (pJ per inference).
+TERMS = ("compute", "addressing", "memory", "neuron_state", "static")
+
+
+@dataclass
+class EnergyEstimate:
+    """One network priced by one energy model (`snnpipe.pipeline.profile.estimators`), per inference.
+
+    Attributes:
+        network: ``snn``, or the baseline it prices: ``ann-fp32``, ``ann-int8``, ``qann-<b>bit``.
+        model: the energy model (``ops``, ``memory``, ``chip``).
+        precision: the arithmetic it is priced at (a precision's name, or the target's or chip's).
+        layers: layer name -> term (`TERMS`) -> pJ, plus ``total``, ``min`` and ``max``.
+        terms: term -> pJ, summed over the layers (``static`` is the network's, in no layer).
+        total_pj, min_pj, max_pj: the sum of the terms, nominal and over the constants' ranges.
+        stderr_pj: the standard error of ``total_pj`` over the samples (0 where it does not vary).
+    """
+
+    network: str
+    model: str
+    precision: str
+    layers: dict[str, dict[str, float]]
+    terms: dict[str, float]
+    total_pj: float
+    min_pj: float
+    max_pj: float
+    stderr_pj: float = 0.0
+
+    def __post_init__(self) -> None:
+        for key in ("network", "model", "precision"):
+            if not isinstance(getattr(self, key), str) or not getattr(self, key):
+                raise ValueError(f"{key}={getattr(self, key)!r} must be a non-empty string")
+        unknown = set(self.terms) - set(TERMS)
+        if unknown:
+            raise ValueError(f"terms: unknown term(s) {', '.join(sorted(unknown))}")
+        _check_counts(self, ("total_pj", "min_pj", "max_pj", "stderr_pj"))
+        if not self.min_pj <= self.max_pj * (1 + 1e-12):
+            raise ValueError(f"min_pj={self.min_pj} is above max_pj={self.max_pj}")
+
+    @property
+    def total_uj(self) -> float:
+        return self.total_pj * 1e-6
+
+
+@dataclass
+class BreakEven:
+    """Where a layer (or the whole network) costs as much as a baseline, scaling its activity.
+
+    The SNN's energy is affine in its activity (every spike, event and AC scaled by k): ``E(k) =
+    E0 + k (E1 - E0)``; the baseline's ``E_b`` does not depend on it, so ``k* = (E_b - E0) / (E1 - E0)``.
+
+    Attributes:
+        layer: a synaptic layer's name, or ``total``.
+        spikes_per_synapse: spike events per synapse per inference now (Dampfhoffer et al.): ACs /
+            synapses, synapses = the layer's unrolled connections (dense ops of one step).
+        firing_rate: the input's spikes per neuron per step now (``total``: the mean firing rate).
+        baselines: baseline -> {``scale``: k*, ``spikes_per_synapse``, ``firing_rate``: their values
+            at k*}; None where the SNN's energy does not grow with activity, or already exceeds the
+            baseline with no activity at all (k* < 0).
+    """
+
+    layer: str
+    spikes_per_synapse: float
+    firing_rate: float
+    baselines: dict[str, dict[str, float] | None] = field(default_factory=dict)
+
+
 @dataclass
 class Profile:
     """A network's activity, operations and energy per inference, layer by layer.
@@ -134,6 +233,11 @@ class Profile:
         totals: sums over the layers and the energies.
         ann: the ANN twin's profile (a checkpoint's SNN only), layer names matching the SNN's.
         comparison: ANN / SNN ratios of compute and total energy, where there is a twin.
+        energy_model: the energy model of ``estimates`` (``ops``, ``memory``, ``chip``).
+        estimates: ``snn`` and each baseline (``ann-fp32``, ``ann-int8``, ``qann-<b>bit``) priced.
+        break_even: per synaptic layer and ``total``, the activity at which the SNN costs as much
+            as each baseline.
+        energy_sources: constant (or constant set) -> its source, for every number the estimates used.
     """
 
     model: str
@@ -148,6 +252,10 @@ class Profile:
     encoding: str | None = None
     ann: "Profile | None" = None
     comparison: dict[str, float] = field(default_factory=dict)
+    energy_model: str | None = None
+    estimates: dict[str, EnergyEstimate] = field(default_factory=dict)
+    break_even: list[BreakEven] = field(default_factory=list)
+    energy_sources: dict[str, str] = field(default_factory=dict)
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
@@ -179,19 +287,22 @@ class Profile:
         return [layer for layer in self.layers if isinstance(layer, NeuronProfile)]
 
     def to_dict(self) -> dict[str, Any]:
-        skip = ("layers", "ann", "totals")
+        skip = ("layers", "ann", "totals", "estimates", "break_even")
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
         data["layers"] = [{"kind": layer.kind, **asdict(layer)} for layer in self.layers]
         data["totals"] = self.totals.to_dict()
         data["ann"] = self.ann.to_dict() if self.ann is not None else None
+        data["estimates"] = {name: asdict(e) for name, e in self.estimates.items()}
+        data["break_even"] = [asdict(b) for b in self.break_even]
         return {"schema": data.pop("schema"), **data}
 
     @classmethod
     def from_dict(cls, data: Any) -> "Profile":
-        """Read what `to_dict` wrote. Raises ProfileError on anything else."""
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        """Read what `to_dict` wrote, in this schema or an older one (`READABLE`). Raises
+        ProfileError on anything else."""
+        if not isinstance(data, dict) or data.get("schema") not in READABLE:
             found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-            raise ProfileError(f"not an snnpipe profile: schema {found!r}, expected {SCHEMA!r}")
+            raise ProfileError(f"not an snnpipe profile: schema {found!r}, expected one of {', '.join(READABLE)}")
         try:
             layers = []
             for raw in data["layers"]:
@@ -199,6 +310,10 @@ class Profile:
                 layers.append(LAYER_KINDS[raw.pop("kind")](**raw))
             ann = cls.from_dict(data["ann"]) if data.get("ann") is not None else None
             totals = Totals(**data["totals"])
-            return cls(**{**data, "layers": layers, "ann": ann, "totals": totals})
+            estimates = {name: EnergyEstimate(**raw) for name, raw in (data.get("estimates") or {}).items()}
+            break_even = [BreakEven(**raw) for raw in data.get("break_even") or []]
+            # schema 1 had no structure, estimates or break-even: read as a profile without them
+            return cls(**{**data, "layers": layers, "ann": ann, "totals": totals, "estimates": estimates,
+                          "break_even": break_even, "schema": SCHEMA})
         except (KeyError, TypeError, ValueError) as err:
             raise ProfileError(f"malformed snnpipe profile ({type(err).__name__}: {err})") from None

@@ -7,12 +7,16 @@ synaptic layer after the neuron layer before it (a block's conv, then its neuron
 the deployed side names it ``<node>.neuron``. A layer only one side has (the readout's neurons, which
 integrate on the chip; training branches the export drops) shows ``-`` on the other.
 
+Where both profiles carry energy estimates (schema 2), a table puts their SNN estimates (by term, with
+the standard error), the ANN baselines and the break-even activity side by side: the same energy
+model prices the float counts and the fixed-point ones.
+
 Only the schema is imported: rendering reads a profile and never counts.
 """
 
 from __future__ import annotations
 
-from snnpipe.pipeline.profile.schema import LayerProfile, NeuronProfile, Profile, SynapseProfile
+from snnpipe.pipeline.profile.schema import TERMS, LayerProfile, NeuronProfile, Profile, SynapseProfile
 
 NEURON_SUFFIX = ".neuron"
 
@@ -67,8 +71,38 @@ def pairs(float_profile: Profile, deployed: Profile) -> list[tuple[str, LayerPro
     return rows
 
 
+def _uj(pj: float | None) -> float | None:
+    return None if pj is None else pj * 1e-6
+
+
+def _break_even(profile: Profile, baseline: str) -> float | None:
+    """The whole network's break-even activity (k*) against ``baseline``, or None."""
+    point = next((b.baselines.get(baseline) for b in profile.break_even if b.layer == "total"), None)
+    return None if point is None else point["scale"]
+
+
+def energy_rows(float_profile: Profile, deployed: Profile) -> list[list[str]]:
+    """The energy estimates side by side (module docstring); empty where either profile has none."""
+    f, d = float_profile.estimates.get("snn"), deployed.estimates.get("snn")
+    if f is None or d is None:
+        return []
+    row = lambda label, a, b: [label, _fmt(a), _fmt(b), _change(a, b)]  # noqa: E731
+    rows = [[f"SNN (uJ, {f.precision} / {d.precision})", f"{_fmt(_uj(f.total_pj))} +/- {_fmt(_uj(f.stderr_pj))}",
+             f"{_fmt(_uj(d.total_pj))} +/- {_fmt(_uj(d.stderr_pj))}", _change(f.total_pj, d.total_pj)]]
+    rows += [row(f"  {term} (uJ)", _uj(f.terms.get(term)), _uj(d.terms.get(term))) for term in TERMS
+             if f.terms.get(term) or d.terms.get(term)]
+    for name in [n for n in float_profile.estimates if n != "snn"]:
+        other = deployed.estimates.get(name)
+        rows.append(row(f"{name} baseline (uJ)", _uj(float_profile.estimates[name].total_pj),
+                        _uj(other.total_pj if other else None)))
+        rows.append(row(f"break-even vs {name} (activity x)", _break_even(float_profile, name),
+                        _break_even(deployed, name)))
+    return rows
+
+
 def tables(float_profile: Profile, deployed: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The side-by-side tables as (title, header, rows): totals, synaptic layers, neuron layers."""
+    """The side-by-side tables as (title, header, rows): totals, energy estimates (where both have
+    them), synaptic layers, neuron layers."""
     f, d = float_profile.totals, deployed.totals
     acc = lambda p: f"{p.accuracy:.2%}" if p.accuracy is not None else "-"  # noqa: E731
     totals = [
@@ -91,8 +125,11 @@ def tables(float_profile: Profile, deployed: Profile) -> list[tuple[str, list[st
             neurons.append([name, str((b or a).neurons), _fmt(a.spikes if a else None), _fmt(b.spikes if b else None),
                             _change(a.spikes if a else None, b.spikes if b else None),
                             f"{a.firing_rate:.4f}" if a else "-", f"{b.firing_rate:.4f}" if b else "-"])
+    energy = energy_rows(float_profile, deployed)
     return [
         ("Per inference", ["", "float", "Loihi fixed point", "change"], totals),
+        *([(f"Energy estimate per inference ({float_profile.energy_model} model)",
+            ["", "float", "Loihi fixed point", "change"], energy)] if energy else []),
         ("Synaptic layers (per inference)", ["layer", "float ACs", "fixed-point ACs", "change", "float MACs",
                                              "fixed-point MACs"], synapses),
         ("Neuron layers (per inference)", ["layer", "neurons", "float spikes", "fixed-point spikes", "change",

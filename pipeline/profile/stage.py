@@ -38,14 +38,16 @@ Example, a snnTorch model with its own loop::
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 from torch import Tensor, nn
 
+from snnpipe.hw_targets.chip import Chip, get_chip
 from snnpipe.hw_targets.energy import EnergyTarget, get_target
+from snnpipe.hw_targets.precision import Precision, get_precision
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE
 from snnpipe.pipeline.memory import check_fits, model_size, profile_bytes
@@ -54,6 +56,7 @@ from snnpipe.pipeline.profile.energy import ComputeEnergy, compare, totals
 from snnpipe.pipeline.profile.frameworks import is_spiking_neuron
 from snnpipe.pipeline.profile.hooks import Recorder
 from snnpipe.pipeline.profile.schema import LayerProfile, NeuronProfile, Profile, ProfileError, SynapseProfile
+from snnpipe.pipeline.profile.verdict import estimate_energy, stderr
 
 
 def _default_run(model: nn.Module, x: Tensor) -> Tensor:
@@ -83,6 +86,17 @@ def batches_of(data: Any) -> Iterator[tuple[Tensor, Tensor | None]]:
             raise ProfileError(f"a batch must be x or (x, y) with x a (T, B, ...) tensor, not {type(batch).__name__}")
 
 
+@dataclass(frozen=True)
+class EnergySettings:
+    """How a profile prices its counts: the ``ops`` target (its compute and data-movement fields), the
+    energy model of its estimates, the SNN's precision (``memory``) and the chip (``chip``)."""
+
+    target: EnergyTarget
+    model: str = "ops"
+    precision: Precision = get_precision("int8")
+    chip: Chip = get_chip("loihi2")
+
+
 def energy_target(target: EnergyTarget | str | None, target_file: str | Path | None) -> EnergyTarget:
     """The energy target a profile prices its counts with: ``target`` itself, by name, or from
     ``target_file`` (`hw_targets.energy.get_target`; neither: its default).
@@ -94,6 +108,24 @@ def energy_target(target: EnergyTarget | str | None, target_file: str | Path | N
     if target is not None and target_file is not None and not isinstance(target, EnergyTarget):
         raise ProfileError("give an energy target by name or a target file, not both")
     return target if isinstance(target, EnergyTarget) else get_target(target, target_file)
+
+
+def energy_settings(target: EnergyTarget | str | None = None, target_file: str | Path | None = None,
+                    energy_model: str = "ops", precision: str | Precision = "int8", chip: str | Chip | None = None,
+                    chip_file: str | Path | None = None) -> EnergySettings:
+    """The settings from names or files. Raises SnnpipeError for an unknown name or a bad file."""
+    from snnpipe.pipeline.profile.estimators import ENERGY_MODELS
+
+    if energy_model not in ENERGY_MODELS:
+        raise ProfileError(f"unknown energy model {energy_model!r}: choose one of {', '.join(ENERGY_MODELS)}")
+    if chip is not None and chip_file is not None and not isinstance(chip, Chip):
+        raise ProfileError("give a chip by name or a chip file, not both")
+    try:
+        precision = precision if isinstance(precision, Precision) else get_precision(precision)
+    except ValueError as err:
+        raise ProfileError(str(err)) from None
+    return EnergySettings(energy_target(target, target_file), energy_model, precision,
+                          chip if isinstance(chip, Chip) else get_chip(chip, chip_file))
 
 
 def profile_module(
@@ -108,6 +140,10 @@ def profile_module(
     ann_twin: nn.Module | None = None,
     progress: bool = False,
     world=None,
+    energy_model: str = "ops",
+    precision: str | Precision = "int8",
+    chip: str | Chip | None = None,
+    chip_file: str | Path | None = None,
 ) -> Profile:
     """Profile any ``nn.Module`` on ``data`` under the contract of the module docstring.
 
@@ -124,11 +160,16 @@ def profile_module(
         progress: show a progress bar over the batches.
         world: a `distributed.World`: each rank counts every ``world.size``-th batch; the counts
             are summed over the ranks.
+        energy_model: the model of the energy estimates (``ops``, ``memory``, ``chip``:
+            `snnpipe.pipeline.profile.estimators`), the SNN against its ANN baselines.
+        precision: the SNN's arithmetic and weights under ``memory`` (``int8``: the Loihi export's
+            8-bit weights; ``fp32``, ``fp16``).
+        chip, chip_file: the chip under ``chip`` (default ``loihi2``), by name or a TOML/YAML file.
 
     Raises:
         ProfileError: no data, data the model cannot take, or a model that breaks the contract.
     """
-    energy = energy_target(target, target_file)
+    energy = energy_settings(target, target_file, energy_model, precision, chip, chip_file)
     if data is None or isinstance(data, (str, Path)):
         raise ProfileError("profiling a module needs data: a (T, B, ...) tensor or an iterable of batches")
     result = _count(model, data, timesteps, energy, run, spiking, progress, world)
@@ -151,6 +192,10 @@ def profile_checkpoint(
     batch_size: int = TEST_BATCH_SIZE,
     progress: bool = False,
     world=None,
+    energy_model: str = "ops",
+    precision: str | Precision = "int8",
+    chip: str | Chip | None = None,
+    chip_file: str | Path | None = None,
 ) -> Profile:
     """Profile a checkpoint's SNN on its test set, and its ANN twin beside it.
 
@@ -162,7 +207,7 @@ def profile_checkpoint(
         samples: the first test samples to run (None: all).
         dataset: profile on another dataset of the same input shape.
         batch_size: the batch size.
-        progress, world: as for `profile_module`.
+        progress, world, energy_model, precision, chip, chip_file: as for `profile_module`.
 
     Raises:
         SnnpipeError: a checkpoint that does not load, data that does not fit the model, an unknown
@@ -170,7 +215,7 @@ def profile_checkpoint(
     """
     from snnpipe.pipeline.export import encoded_test_batches
 
-    energy = energy_target(target, target_file)
+    energy = energy_settings(target, target_file, energy_model, precision, chip, chip_file)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
     if timesteps is not None and timesteps != ckpt.timesteps:
         ckpt = replace(ckpt, timesteps=timesteps)
@@ -222,7 +267,7 @@ def _count(
     model: nn.Module,
     data: Any,
     timesteps: int | None,
-    energy: EnergyTarget,
+    energy: EnergySettings,
     run: Callable[[nn.Module, Tensor], Tensor] | None = None,
     spiking: bool | None = None,
     progress: bool = False,
@@ -282,7 +327,7 @@ def _count(
     if not recorder.synops.sums:  # after the reduction: a rank that ran no batch knows the others' layers
         raise ProfileError(f"{type(model).__name__} ran no layer to count (linear, conv or transposed conv)")
     accuracy = correct / labelled if labelled else None
-    return summarize_counts(recorder, model, timesteps + _delay_steps(model, spiking), samples, energy, spiking, accuracy)
+    return summarize_counts(recorder, model, timesteps, _delay_steps(model, spiking), samples, energy, spiking, accuracy)
 
 
 def _delay_steps(model: nn.Module, spiking: bool) -> int:
@@ -311,29 +356,54 @@ def _reduce(recorder: Recorder, world) -> None:
     for table in (recorder.activity.spikes, recorder.activity.active):
         for name in sorted(table):
             table[name] = distributed.all_reduce_sum(table[name], world)
+    # per-sample counts and the layers' structure: every rank's, in rank order
+    mine = (recorder.synops.compute_samples(), recorder.activity.compute_samples(),
+            {name: _structure(counter) for name, counter in recorder.counters.items()})
+    gathered: list[Any] = [None] * world.size
+    torch.distributed.all_gather_object(gathered, mine)
+    for metric, index in ((recorder.synops, 0), (recorder.activity, 1)):
+        metric.samples.reset()
+        for part in gathered:
+            for name, fields in part[index].items():
+                metric.samples.update(name, **fields)
+    recorder.structure = {name: shape for part in gathered for name, shape in part[2].items()}
 
 
-def summarize_counts(recorder: Recorder, model: nn.Module, timesteps: int, samples: int, target: EnergyTarget,
-                     spiking: bool, accuracy: float | None) -> Profile:
+#: A synaptic layer's structure, what the energy models read beside its counts (`SynapticCounts`).
+_STRUCTURE = ("weights", "biases", "fan_in", "kernel", "kernel_fanout", "inputs", "outputs", "dense_macs")
+
+
+def _structure(counter: SynapticCounts) -> dict[str, int]:
+    return {key: int(getattr(counter, key)) for key in _STRUCTURE}
+
+
+def summarize_counts(recorder: Recorder, model: nn.Module, timesteps: int, delay: int, samples: int,
+                     settings: EnergySettings, spiking: bool, accuracy: float | None) -> Profile:
     """The `Profile` of what a run counted: per layer in ``recorder.order``, its counts per sample
-    and their energy (`energy.ComputeEnergy`), and the totals (`energy.totals`).
+    and their energy (`energy.ComputeEnergy`), the totals (`energy.totals`), the standard errors over
+    the samples and the energy estimates of ``settings.model`` (`verdict.estimate_energy`).
 
     Per synaptic layer ``ops = sum_t ops_t / samples`` (ACs, MACs and their effective and dense
-    counts); per neuron layer ``spikes = sum_t spikes_t / samples``, ``updates = neurons * timesteps``
-    and ``firing_rate = spikes / updates``.
+    counts); per neuron layer ``spikes = sum_t spikes_t / samples``, ``updates = neurons * steps``
+    and ``firing_rate = spikes / updates``, with ``steps = timesteps + delay``.
 
     Args:
-        recorder: the counts: a `Recorder`, or anything with its ``synops``, ``activity``, ``order``
-            and ``types`` (`deployed_counts.DeployedCounts`), summed over the samples.
+        recorder: the counts: a `Recorder`, or anything with its ``synops``, ``activity``, ``order``,
+            ``types`` and ``counters`` (`deployed_counts.DeployedCounts`), summed over the samples.
         model: names the profile (its ``zoo_name``, else its class name).
-        timesteps: the steps the run took (the model's delays included).
+        timesteps: T, the input's steps.
+        delay: the steps the network runs after them (a Loihi-timed model's, a deployed graph's
+            depth), counted as run.
         samples: the samples counted.
-        target: prices the counts.
+        settings: prices the counts.
         spiking: an SNN (a spike costs ACs) or an ANN.
         accuracy: the measured accuracy, or None.
     """
+    target, steps = settings.target, timesteps + delay
     energy = ComputeEnergy(target, spiking)
     synops, activity = recorder.synops.compute(), recorder.activity.compute()
+    per_sample = {**recorder.synops.compute_samples(), **recorder.activity.compute_samples()}
+    structure = getattr(recorder, "structure", None) or {n: _structure(c) for n, c in recorder.counters.items()}
     layers: list[LayerProfile] = []
     for name in sorted(recorder.order, key=recorder.order.get):
         module = recorder.types[name]
@@ -341,33 +411,47 @@ def summarize_counts(recorder: Recorder, model: nn.Module, timesteps: int, sampl
             s = {k: [v / samples for v in values] for k, values in synops[name].items()}
             layer: LayerProfile = SynapseProfile(
                 name, module, acs=sum(s["acs"]), macs=sum(s["macs"]), acs_per_step=s["acs"], macs_per_step=s["macs"],
-                effective_acs=sum(s["effective_acs"]), effective_macs=sum(s["effective_macs"]), dense=sum(s["dense"]))
+                effective_acs=sum(s["effective_acs"]), effective_macs=sum(s["effective_macs"]), dense=sum(s["dense"]),
+                input_events=sum(s["input_events"]), **structure.get(name, {}))
         elif name in activity:
             a = activity[name]
             per_step = [v / samples for v in a["spikes"]]
             neurons, spikes, active = a["neurons"], sum(per_step), sum(a["active"]) / samples
-            updates = float(neurons * timesteps)
+            updates = float(neurons * steps)
+            sample_spikes = per_sample.get(name, {}).get("spikes")
             layer = NeuronProfile(
                 name, module, neurons=neurons, state_size=a["state_size"], spikes=spikes,
                 firing_rate=spikes / updates if updates else 0.0,
                 rate_per_step=[v / neurons if neurons else 0.0 for v in per_step],
-                neuron_updates=updates, active_updates=active)
+                neuron_updates=updates, active_updates=active,
+                firing_rate_stderr=stderr(sample_spikes / updates) if updates and sample_spikes is not None else 0.0)
         else:
             continue
         layer.energy_pj = energy(layer)
         layers.append(layer)
     name = getattr(model, "zoo_name", None) or type(model).__name__
-    return Profile(str(name), spiking, timesteps, samples, target.to_dict(), layers,
-                   totals(layers, timesteps, spiking, target), accuracy=accuracy)
+    sums = totals(layers, steps, spiking, target)
+    all_spikes = [per_sample[l.name]["spikes"] for l in layers if isinstance(l, NeuronProfile) and l.name in per_sample]
+    if all_spikes and sums.neuron_updates:
+        sums = replace(sums, firing_rate_stderr=stderr(sum(all_spikes) / sums.neuron_updates))
+    estimates, break_even, sources = estimate_energy(
+        layers, steps, timesteps, spiking, settings.model, target=target, precision=settings.precision,
+        chip=settings.chip, samples=per_sample, firing_rate=sums.firing_rate)
+    return Profile(str(name), spiking, steps, samples, target.to_dict(), layers, sums, accuracy=accuracy,
+                   energy_model=settings.model, estimates=estimates, break_even=break_even, energy_sources=sources)
 
 
 def profile_to_reports(source, out: str | Path, target: str | None = None, samples: int | None = 1000,
-                       target_file=None, data_dir=None, force: bool = False) -> tuple[dict, Path]:
+                       target_file=None, data_dir=None, force: bool = False, energy_model: str = "ops",
+                       precision: str = "int8", chip: str | None = None, chip_file=None) -> tuple[dict, Path]:
     """Profile a checkpoint and write its reports (a recipe's profile step); returns a summary."""
     from snnpipe.pipeline.report import write_reports
 
-    result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples)
+    result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples,
+                                energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)
     folder = write_reports(result, Path(out), force=force)
     summary = {"energy_uj": result.totals.compute_energy_uj, "firing_rate": result.totals.firing_rate,
                "accuracy": result.accuracy}
+    if energy_model != "ops" and "snn" in result.estimates:  # the default recipe's summary keeps its keys
+        summary[f"{energy_model}_energy_uj"] = result.estimates["snn"].total_uj
     return summary, folder
