@@ -1,7 +1,8 @@
 """The papers' claims, tested on a finished protocol run (``recipes/protocol-*.yaml``).
 
     snnpipe run recipes/protocol-cpu.yaml -o runs/protocol-cpu
-    python benchmarks/protocol.py runs/protocol-cpu [--notes benchmarks/protocol_notes.md]
+    python benchmarks/protocol.py runs/protocol-cpu [--causes runs/protocol-cpu-causes]
+                                  [--notes benchmarks/protocol_notes.md]
 
 Reads the run's ``sweep.json`` (every cell: final test accuracy, firing rate, compute energy) and
 writes ``reports/bench/protocol.md``, ``protocol.json`` and ``protocol_pareto.png`` (the run's Pareto
@@ -14,8 +15,9 @@ standard error of that difference, SE = sqrt(s_a^2 / n_a + s_b^2 / n_b) (s the s
 - a spike reduction "at least 14%" compares the means of the firing rates;
 - "within one seed-std" means |mean(A) - mean(B)| <= the larger of the two settings' stds.
 
-The notes file (the causes found for the claims that did not hold, written after reading the run)
-is appended as it is.
+``--causes`` adds the table of a run of ``recipes/protocol-cpu-causes.yaml`` (the same protocol with
+one loss term off at a time). The notes file (the causes found for the claims that did not hold,
+written after reading both runs) is appended as it is.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ def _plateau(folder: Path, step: str) -> list[list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the folder of a finished protocol run")
+    parser.add_argument("--causes", type=Path, help="the folder of a finished protocol-cpu-causes run")
     parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "protocol_notes.md")
     parser.add_argument("--name", default="protocol")
     args = parser.parse_args()
@@ -135,12 +138,19 @@ def main() -> None:
         + "; ".join(str(c) for c in _plateau(args.run, "bptt")), "",
         "![Pareto](protocol_pareto.png)", "",
     ]
+    causes = None
+    if args.causes is not None:
+        causes = json.loads((args.causes / "sweep.json").read_text())
+        lines += ["## Causes: one loss term off at a time", "",
+                  f"`snnpipe run recipes/protocol-cpu-causes.yaml -o {args.causes}` (same defaults, its own "
+                  "ANN teacher trained the same way).", "", table(causes["settings"]), ""]
     if args.notes.is_file():
         lines += [args.notes.read_text().strip(), ""]
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"{args.name}.md").write_text("\n".join(lines))
     (OUT / f"{args.name}.json").write_text(json.dumps(
-        {"recipe": recipe, "settings": rows, "claims": found, "cells": sweep["cells"]}, indent=1) + "\n")
+        {"recipe": recipe, "settings": rows, "claims": found, "cells": sweep["cells"],
+         "causes": causes}, indent=1) + "\n")
     shutil.copyfile(args.run / "pareto.png", OUT / f"{args.name}_pareto.png")
     print("\n".join(lines[: lines.index("## Did BPTT plateau?")]))
     print(f"wrote {OUT / (args.name + '.md')}", file=sys.stderr)
