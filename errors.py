@@ -15,3 +15,8 @@ class StopRequested(Exception):
     """Work stopped on request (SIGTERM, SIGINT) after saving; ``exit_code`` is 128 + the signal."""
 
     exit_code: int = 130
+
+
+class TrainingDiverged(SnnpipeError):
+    """The training loss stopped being a finite number: nothing of that epoch is saved (the last
+    checkpoint, of the epoch before, stays as it was)."""

@@ -362,8 +362,9 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
     def report_cell(index: int, count: int, cell, reused: bool) -> None:
         if not quiet and not as_json:
             how = "kept from before" if reused else f"{cell.seconds:.0f}s"
-            click.echo(f"{cell.step} cell {index}/{count} {cell.cell}: test {cell.test_acc:.2%}  "
-                       f"rate {cell.firing_rate:.4f}  {cell.energy_uj:.3f} uJ  ({how}; {count - index} left)")
+            result = (cell.diverged if cell.diverged else
+                      f"test {cell.test_acc:.2%}  rate {cell.firing_rate:.4f}  {cell.energy_uj:.3f} uJ")
+            click.echo(f"{cell.step} cell {index}/{count} {cell.cell}: {result}  ({how}; {count - index} left)")
 
     if resume and out:
         raise SnnpipeError("give --resume FOLDER or --out FOLDER, not both: a resumed run stays in its folder")

@@ -305,9 +305,11 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
         if step.cells:
             swept = run_cells(step.cells, target, train_cell, on_cell)
             cells += swept
-            best = max(swept, key=lambda r: r.test_acc)
+            finished = [r for r in swept if not r.diverged]
+            best = max(finished, key=lambda r: r.test_acc) if finished else None
             result = StepResult(step.name, "sweep", str(target), 0.0,
-                                {"cells": len(swept), "best_test_acc": best.test_acc, "best_cell": best.cell})
+                                {"cells": len(swept), "diverged": len(swept) - len(finished),
+                                 "best_test_acc": best.test_acc if best else None, "best_cell": best.cell if best else None})
         elif step.kind == "train":
             ckpt = train_into(step.options, target, f"step {step.name}")
             written[step.name] = ckpt.path

@@ -28,11 +28,12 @@ import itertools
 import json
 import re
 import statistics
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from snnpipe.errors import SnnpipeError
+from snnpipe.errors import SnnpipeError, TrainingDiverged
 from snnpipe.files import atomic_path
 
 #: The energy every cell is priced at: Horowitz's 45 nm CMOS (`snnpipe.hw_targets.energy`).
@@ -105,16 +106,19 @@ def expand(step: str, grid: Any, known: set[str], where: str) -> list[Cell]:
 @dataclass
 class CellResult:
     """What one cell gave: its final test accuracy and firing rate (the trainer's last epoch), and the
-    energy per inference of its checkpoint at `SWEEP_TARGET`."""
+    energy per inference of its checkpoint at `SWEEP_TARGET`; or, for a cell whose training diverged
+    (`TrainingDiverged`), no numbers and ``diverged`` the message (a result too: it is kept on resume,
+    counted beside its setting and left out of the means)."""
 
     step: str
     cell: str
     values: dict[str, Any]
-    test_acc: float
-    firing_rate: float
-    energy_uj: float
-    checkpoint: str
+    test_acc: float | None
+    firing_rate: float | None
+    energy_uj: float | None
+    checkpoint: str | None
     seconds: float
+    diverged: str | None = None
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
@@ -154,9 +158,15 @@ def run_cells(cells: list[Cell], folder: Path, train_cell: Callable[[Cell, Path]
         result = CellResult.read(target)
         reused = result is not None
         if result is None:
-            checkpoint, last, seconds = train_cell(cell, target)
-            result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
-                                cell_energy(checkpoint), str(checkpoint), seconds)
+            started = time.perf_counter()
+            try:
+                checkpoint, last, seconds = train_cell(cell, target)
+            except TrainingDiverged as err:
+                result = CellResult(cell.step, cell.name, cell.values, None, None, None, None,
+                                    time.perf_counter() - started, str(err))
+            else:
+                result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]),
+                                    float(last["firing_rate"]), cell_energy(checkpoint), str(checkpoint), seconds)
             result.write(target)
         results.append(result)
         if on_cell:
@@ -170,18 +180,21 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 
 def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
-    """Per step and setting (cells equal but for their seed), in the order first met: n, the seeds,
-    and mean and sample std of test accuracy, firing rate and energy."""
+    """Per step and setting (cells equal but for their seed), in the order first met: n (the cells
+    that finished), their seeds, the number that diverged, and mean and sample std of test accuracy,
+    firing rate and energy over the finished ones (None where none finished)."""
     groups: dict[tuple[str, str], list[CellResult]] = {}
     for r in results:
         setting = {k: v for k, v in r.values.items() if k != "seed"}
         groups.setdefault((r.step, json.dumps(setting, sort_keys=True)), []).append(r)
     rows = []
     for (step, setting), members in groups.items():
-        row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(members),
-                               "seeds": [m.values.get("seed") for m in members]}
+        finished = [m for m in members if not m.diverged]
+        row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(finished),
+                               "seeds": [m.values.get("seed") for m in finished],
+                               "diverged": len(members) - len(finished)}
         for field in ("test_acc", "firing_rate", "energy_uj"):
-            mean, std = _mean_std([getattr(m, field) for m in members])
+            mean, std = _mean_std([getattr(m, field) for m in finished]) if finished else (None, None)
             row[field] = mean
             row[f"{field}_std"] = std
         rows.append(row)
@@ -194,7 +207,9 @@ def label(row: dict[str, Any]) -> str:
     return f"{row['step']} ({setting})" if setting else row["step"]
 
 
-def _pm(mean: float, std: float | None, scale: float = 1.0, digits: int = 2) -> str:
+def _pm(mean: float | None, std: float | None, scale: float = 1.0, digits: int = 2) -> str:
+    if mean is None:
+        return "-"
     text = f"{mean * scale:.{digits}f}"
     return text if std is None else f"{text} +/- {std * scale:.{digits}f}"
 
@@ -203,7 +218,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: one line per setting, mean +/- std over its seeds."""
     lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) |", "| --- | --- | ---: | ---: | ---: |"]
     for row in rows:
-        lines.append(f"| {label(row)} | {len(row['seeds'])} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
+        seeds = f"{row['n']}" + (f" (+{row['diverged']} diverged)" if row.get("diverged") else "")
+        lines.append(f"| {label(row)} | {seeds} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
                      f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | "
                      f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} |")
     return "\n".join(lines)
@@ -218,7 +234,7 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
     colors = plt.get_cmap("tab10")
-    for i, row in enumerate(rows):
+    for i, row in enumerate(r for r in rows if r["n"]):
         for ax, field in zip(axes, ("firing_rate", "energy_uj")):
             ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
                         yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),

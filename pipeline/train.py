@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import tempfile
@@ -44,7 +45,7 @@ import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from snnpipe.errors import SnnpipeError, StopRequested
+from snnpipe.errors import SnnpipeError, StopRequested, TrainingDiverged
 from snnpipe.files import FolderLock, atomic_path, check_free_space, claim_free_folder, lock_folder, remove_if_unused
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import activity, set_activity, to_device
@@ -447,7 +448,12 @@ class _Run:
             self.stage.after_step()
             self.scheduler.step()
             self.step_in_epoch = step + 1
-            self.sums[0] += float(loss.detach()) * len(y)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDiverged(
+                    f"training diverged: the loss was {value} at epoch {self.epoch + 1}, step {step + 1}; nothing of "
+                    f"this epoch was saved; train again with a lower --lr (it was {config.lr:g})")
+            self.sums[0] += value * len(y)
             self.sums[1] += int((logits.detach().argmax(1) == y).sum())
             self.sums[2] += len(y)
             self.noise_state = noise.get_state()

@@ -55,6 +55,35 @@ def _result(step, values, acc, rate, energy):
     return CellResult(step, "c", values, acc, rate, energy, "ckpt", 1.0)
 
 
+def test_a_diverged_cell_is_counted_beside_its_setting_and_left_out_of_the_means():
+    results = [_result("j", {"seed": 0}, 0.8, 0.1, 2.0), _result("j", {"seed": 1}, 0.6, 0.3, 4.0),
+               CellResult("j", "c", {"seed": 2}, None, None, None, None, 1.0, "training diverged: ...")]
+    results.append(CellResult("k", "c", {"seed": 0}, None, None, None, None, 1.0, "training diverged: ..."))
+    rows = summarize(results)
+    assert (rows[0]["n"], rows[0]["seeds"], rows[0]["diverged"]) == (2, [0, 1], 1)
+    assert rows[0]["test_acc"] == pytest.approx(0.7) and rows[0]["energy_uj"] == pytest.approx(3.0)
+    assert (rows[1]["n"], rows[1]["diverged"], rows[1]["test_acc"]) == (0, 1, None)
+    assert "| j | 2 (+1 diverged) | 70.00 +/- 14.14 |" in table(rows) and "| k | 0 (+1 diverged) | - | - | - |" in table(rows)
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(tmp_path):
+    from snnpipe.errors import TrainingDiverged
+    from snnpipe.pipeline.config import TrainConfig
+    from snnpipe.pipeline.data import Dataset, load_dataset
+    from snnpipe.pipeline.train import train
+
+    data = load_dataset("digits")
+    images = data.train_x[:64].clone()
+    images[:] = float("nan")  # the ANN's ReLU passes NaN on (an LIF neuron would not fire): the loss is NaN
+    small = Dataset(data.spec, images, data.train_y[:64], data.test_x[:32], data.test_y[:32])
+    out = tmp_path / "run"
+    config = TrainConfig(stage="ann", model="mlp", model_args={"hidden": (8,)}, epochs=1, batch_size=32,
+                         optimizer="sgd", lr=0.5, out=str(out))
+    with pytest.raises(TrainingDiverged, match=r"^training diverged: the loss was nan at epoch 1, step 1; .*--lr \(it was 0.5\)$"):
+        train(config, dataset=small, progress=False)
+    assert not (out / "checkpoint.pt").exists()  # nothing of the diverged epoch was saved
+
+
 def test_mean_and_sample_std_per_setting_by_hand():
     results = [_result("kd", {"w": 0.5, "seed": s}, acc, rate, 2.0) for s, acc, rate in
                [(0, 0.8, 0.1), (1, 0.9, 0.2), (2, 1.0, 0.3)]]
