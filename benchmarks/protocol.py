@@ -1,7 +1,7 @@
 """The papers' claims, tested on a finished protocol run (``recipes/protocol-*.yaml``).
 
     snnpipe run recipes/protocol-cpu.yaml -o runs/protocol-cpu
-    python benchmarks/protocol.py runs/protocol-cpu [--causes runs/protocol-cpu-causes]
+    python benchmarks/protocol.py runs/protocol-cpu [--causes runs/protocol-cpu-causes ...]
                                   [--notes benchmarks/protocol_notes.md]
 
 Reads the run's ``sweep.json`` (every cell: final test accuracy, firing rate, compute energy) and
@@ -15,8 +15,8 @@ standard error of that difference, SE = sqrt(s_a^2 / n_a + s_b^2 / n_b) (s the s
 - a spike reduction "at least 14%" compares the means of the firing rates;
 - "within one seed-std" means |mean(A) - mean(B)| <= the larger of the two settings' stds.
 
-``--causes`` adds the table of a run of ``recipes/protocol-cpu-causes.yaml`` (the same protocol with
-one loss term off at a time). The notes file (the causes found for the claims that did not hold,
+``--causes`` adds the tables of runs of ``recipes/protocol-cpu-causes*.yaml`` (the same protocol with
+one loss term off at a time, or another learning rate). The notes file (the causes found for the claims that did not hold,
 written after reading both runs) is appended as it is.
 """
 
@@ -108,7 +108,7 @@ def _plateau(folder: Path, step: str) -> list[list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path, help="the folder of a finished protocol run")
-    parser.add_argument("--causes", type=Path, help="the folder of a finished protocol-cpu-causes run")
+    parser.add_argument("--causes", type=Path, nargs="*", default=[], help="folders of finished protocol-cpu-causes* runs")
     parser.add_argument("--notes", type=Path, default=ROOT / "benchmarks" / "protocol_notes.md")
     parser.add_argument("--name", default="protocol")
     args = parser.parse_args()
@@ -138,12 +138,12 @@ def main() -> None:
         + "; ".join(str(c) for c in _plateau(args.run, "bptt")), "",
         "![Pareto](protocol_pareto.png)", "",
     ]
-    causes = None
-    if args.causes is not None:
-        causes = json.loads((args.causes / "sweep.json").read_text())
-        lines += ["## Causes: one loss term off at a time", "",
-                  f"`snnpipe run recipes/protocol-cpu-causes.yaml -o {args.causes}` (same defaults, its own "
-                  "ANN teacher trained the same way).", "", table(causes["settings"]), ""]
+    causes = {}
+    for folder in args.causes:
+        name = json.loads((folder / "run.json").read_text())["recipe"]["name"]
+        causes[name] = json.loads((folder / "sweep.json").read_text())
+        lines += [f"## Causes: {name}", "", f"`snnpipe run recipes/{name}.yaml -o {folder}` (the protocol's "
+                  "defaults; a teacher of its own, trained the same way).", "", table(causes[name]["settings"]), ""]
     if args.notes.is_file():
         lines += [args.notes.read_text().strip(), ""]
     OUT.mkdir(parents=True, exist_ok=True)
