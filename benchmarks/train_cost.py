@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from snnpipe.pipeline.runtime import tune_cpu_allocator
+    from snnpipe.pipeline.process import tune_cpu_allocator
 
     tune_cpu_allocator()  # as the snnpipe command does, for every method alike
     if args.worker:

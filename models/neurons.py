@@ -28,125 +28,15 @@ The layer `CubaLIF` runs in one of three modes (`ExecutionMode`):
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from snnpipe.errors import SnnpipeError
+from snnpipe.models.params import NeuronParams
+from snnpipe.models.surrogates import SURROGATES, SURROGATES_INPLACE
 
-
-def _rectangular(x: Tensor, width: float) -> Tensor:
-    """1/w on |x| < w/2 (Wu et al. 2018, STBP)."""
-    return (x.abs() < width / 2).to(x.dtype) / width
-
-
-def _triangular(x: Tensor, width: float) -> Tensor:
-    """(1/w) max(0, 1 - |x|/w) (Bellec et al. 2018)."""
-    return torch.clamp(1.0 - x.abs() / width, min=0.0) / width
-
-
-def _sigmoid(x: Tensor, width: float) -> Tensor:
-    """Derivative of sigmoid(4x/w): slope 1/w at x = 0."""
-    k = 4.0 / width
-    sig = torch.sigmoid(k * x)
-    return k * sig * (1.0 - sig)
-
-
-def _atan(x: Tensor, width: float) -> Tensor:
-    """Derivative of (1/pi) atan(pi/2 alpha x) with alpha = 2/w; w = 1 is snnTorch's ``ATan()``."""
-    alpha = 2.0 / width
-    return (alpha / 2.0) / (1.0 + (math.pi / 2.0 * alpha * x) ** 2)
-
-
-#: Surrogate derivatives of the Heaviside step, each integrating to 1 over x.
-SURROGATES: dict[str, Callable[[Tensor, float], Tensor]] = {
-    "rectangular": _rectangular,
-    "triangular": _triangular,
-    "sigmoid": _sigmoid,
-    "atan": _atan,
-}
-
-
-def _rectangular_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    return x.abs_().lt_(width / 2), 1.0 / width
-
-
-def _triangular_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    return x.abs_().mul_(-1.0 / width).add_(1.0).clamp_(min=0.0), 1.0 / width
-
-
-def _sigmoid_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    sig = x.mul_(4.0 / width).sigmoid_()
-    return sig.addcmul_(sig, sig, value=-1.0), 4.0 / width
-
-
-def _atan_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    alpha = 2.0 / width
-    return x.mul_(math.pi / 2.0 * alpha).square_().add_(1.0).reciprocal_(), alpha / 2.0
-
-
-#: The same surrogates computed in place, as (tensor, scale) with derivative = scale * tensor:
-#: the RECORD pass folds the scale into its accumulation and allocates nothing for them.
-SURROGATES_INPLACE: dict[str, Callable[[Tensor, float], tuple[Tensor, float]]] = {
-    "rectangular": _rectangular_,
-    "triangular": _triangular_,
-    "sigmoid": _sigmoid_,
-    "atan": _atan_,
-}
-
-
-@dataclass(frozen=True)
-class NeuronParams:
-    """Parameters of a CUBA LIF layer.
-
-    Attributes:
-        current_decay: a_u in [0, 1]; the current keeps (1 - a_u) per step. 1 = plain LIF.
-        voltage_decay: a_v in [0, 1]; the voltage keeps (1 - a_v) per step.
-        threshold: theta > 0, in the units of the input current.
-        refractory_steps: R >= 0 steps the voltage is held after a spike.
-        surrogate: name in `SURROGATES`.
-        surrogate_width: w > 0, the width of the surrogate derivative around theta.
-    """
-
-    current_decay: float = 1.0
-    voltage_decay: float = 0.5
-    threshold: float = 1.0
-    refractory_steps: int = 0
-    surrogate: str = "atan"
-    surrogate_width: float = 1.0
-
-    def __post_init__(self) -> None:
-        for name in ("current_decay", "voltage_decay"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise SnnpipeError(f"{name}={value} is out of range: a decay must lie in [0, 1]")
-        if not self.threshold > 0:
-            raise SnnpipeError(f"threshold={self.threshold} is out of range: it must be > 0")
-        if self.refractory_steps < 0 or int(self.refractory_steps) != self.refractory_steps:
-            raise SnnpipeError(
-                f"refractory_steps={self.refractory_steps} is out of range: a whole number >= 0"
-            )
-        if self.surrogate not in SURROGATES:
-            raise SnnpipeError(
-                f"unknown surrogate {self.surrogate!r}: choose one of {', '.join(SURROGATES)}"
-            )
-        if not self.surrogate_width > 0:
-            raise SnnpipeError(
-                f"surrogate_width={self.surrogate_width} is out of range: it must be > 0"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "NeuronParams":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise SnnpipeError(f"unknown neuron parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+__all__ = ["SURROGATES", "SURROGATES_INPLACE", "NeuronParams", "CubaLIF", "ReLU", "ExecutionMode", "cuba_lif_step", "spike_fn"]
 
 
 class CubaState(NamedTuple):

@@ -199,12 +199,3 @@ def stage_arguments(name: str, raw: dict[str, Any]) -> Any:
     """The stage's ``Args`` from ``--stage-arg`` values, each checked against its type and range."""
     cls = get_stage(name)
     return from_options(cls.Args, raw, f"stage {name!r}", spell=lambda key: f"--stage-arg {key}")
-
-
-def check_stage(config: TrainConfig) -> None:
-    """Refuse, before any work, what this stage cannot run: an unknown name, a wrong argument, a
-    missing teacher."""
-    cls = get_stage(config.stage)
-    stage_arguments(config.stage, config.stage_args)
-    if cls.needs_teacher and config.teacher is None:
-        raise SnnpipeError(f"stage {config.stage!r} needs a teacher: pass --teacher CKPT (e.g. an ann stage's checkpoint)")
