@@ -114,6 +114,8 @@ def main() -> None:
                     for setting in SETTINGS:
                         samples[setting].append(_measure(case, *setting, args.steps))
                 for (threads, policy), runs in samples.items():
+                    print(f"{case[0]:<20}{load:<6}{threads}t {policy:<8}{statistics.median(r['step_ms'] for r in runs):>9.1f} ms",
+                          file=sys.stderr, flush=True)
                     rows.append({**runs[0], "case": case[0], "load": load, "threads": threads, "wait_policy": policy,
                                  "step_ms": statistics.median(r["step_ms"] for r in runs),
                                  "step_ms_runs": [r["step_ms"] for r in runs]})

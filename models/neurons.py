@@ -23,6 +23,9 @@ The layer `CubaLIF` runs in one of three modes (`ExecutionMode`):
   rate-based backpropagation needs (see `CubaLIF.forward`); run under ``torch.no_grad``.
 - ``RATE``: one differentiable call on time-averaged input that returns the recorded rate with the
   eligibility as its gradient.
+- ``RECORD_RATE``: both on a sequence of one step, in one differentiable call: at T = 1 the input
+  of the RATE pass is the RECORD pass's input, so the RECORD pass need not run apart
+  (`layers.rate_based`).
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ class ExecutionMode(enum.Enum):
     SPIKE = "spike"
     RECORD = "record"
     RATE = "rate"
+    RECORD_RATE = "record_rate"
 
 
 class Neuron(nn.Module):
@@ -164,6 +168,22 @@ class Neuron(nn.Module):
         self.last_count = active.detach().sum()
         self.activity_sum = self.activity_sum + self.last_count
         self.activity_count += active.numel()
+
+
+class _RateOutput(torch.autograd.Function):
+    """RateBP's neuron output: the value is the recorded rate r, the gradient with respect to the
+    time-averaged input x is e * grad (``r + x*e - (x*e).detach()`` in one step, without the three
+    full-size tensors that expression makes)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rate: Tensor, eligibility: Tensor) -> Tensor:
+        ctx.save_for_backward(eligibility)
+        return rate.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        (eligibility,) = ctx.saved_tensors
+        return grad * eligibility, None, None
 
 
 class CubaLIF(Neuron):
@@ -207,8 +227,12 @@ class CubaLIF(Neuron):
         if self.mode is ExecutionMode.RATE:
             if self.rate is None or self.eligibility is None:
                 raise RuntimeError("RATE mode needs a RECORD pass first")
-            grad_path = x * self.eligibility
-            return self.rate + grad_path - grad_path.detach()
+            return _RateOutput.apply(x, self.rate, self.eligibility)
+        if self.mode is ExecutionMode.RECORD_RATE:
+            self.state, self._trace, self._steps, self.rate, self.eligibility = None, None, 0, None, None
+            self._record_step(x.detach())
+            self.finish_record()
+            return _RateOutput.apply(x, self.rate, self.eligibility)
         if self.mode is ExecutionMode.RECORD:
             return self._record_step(x)
         spikes, self.state = cuba_lif_step(x, self.state, self.params)

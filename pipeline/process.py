@@ -10,9 +10,11 @@ slow choice for the models snnpipe trains on a CPU (`benchmarks/threads.py`, rep
   the user has.
 - A second thread pays only when a step's operations are large: torch splits an elementwise
   operation over threads only past 32768 elements (``at::internal::GRAIN_SIZE``), and below
-  that each parallel region costs a wake-up and a barrier for nothing. `threads_for` takes one
-  thread below `PARALLEL_FROM` values per step (the batch times the model's neurons), else every
-  core.
+  that each parallel region costs a wake-up and a barrier for nothing. It pays only on a core
+  nothing else wants: beside one busy process, two threads on two cores were slower than one for
+  every zoo model measured. `threads_for` takes one thread below `PARALLEL_FROM` values per step
+  (the batch times the model's neurons), else one per core that other processes leave idle
+  (`busy_cores`, read when training starts).
 
 ``--threads N`` (every command that computes; or ``SNNPIPE_THREADS=N``) overrides the policy, as
 does an ``OMP_NUM_THREADS`` the user set: snnpipe then never changes the thread count.
@@ -24,6 +26,7 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import time
 
 #: The environment variable through which ``--threads N`` reaches the code that sets the threads.
 THREADS_VARIABLE = "SNNPIPE_THREADS"
@@ -56,11 +59,35 @@ def chosen_threads() -> int | None:
     return None
 
 
-def threads_for(values_per_step: int, cores: int | None = None) -> int:
-    """The policy: one thread below `PARALLEL_FROM` values per step, else every core."""
-    if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return 1 if values_per_step < PARALLEL_FROM else max(1, cores)
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def busy_cores(samples: int = 5, interval_s: float = 0.01) -> int:
+    """The cores other processes keep busy now: the runnable tasks that ``/proc/loadavg`` counts
+    (its fourth field), the median of ``samples`` readings, less this process (0 where there is no
+    such file). The 1-minute load average would lag by a minute and count this process's own work."""
+    readings = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg") as loadavg:
+                readings.append(int(loadavg.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return 0
+        if i + 1 < samples:
+            time.sleep(interval_s)
+    return max(0, sorted(readings)[len(readings) // 2])
+
+
+def threads_for(values_per_step: int, cores: int | None = None, busy: int | None = None) -> int:
+    """The policy: one thread below `PARALLEL_FROM` values per step, else one per idle core
+    (``cores`` less the ``busy`` ones; by default this machine's, now), at least one."""
+    if values_per_step < PARALLEL_FROM:
+        return 1
+    cores = usable_cores() if cores is None else cores
+    busy = busy_cores() if busy is None else busy
+    return max(1, cores - busy)
 
 
 def apply_thread_policy(values_per_step: int) -> int:

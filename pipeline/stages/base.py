@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
-from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record, topology
+from snnpipe.models import SpikingModel, topology
+from snnpipe.models.layers import rate_based
 from snnpipe.models.zoo import describe_model
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import DataSpec
@@ -102,12 +103,8 @@ def forward_blocks(model: SpikingModel, x: Tensor, base: str) -> tuple[Tensor, l
     """
     blocks = list(model.blocks.values())
     if base == "ratebp":
-        with torch.no_grad(), execution_mode(model, ExecutionMode.RECORD):
-            model(x)
-            finish_record(model)
         outputs = []
-        with execution_mode(model, ExecutionMode.RATE):
-            h = x.mean(0)
+        with rate_based(model, x) as h:
             for block in blocks:
                 h = block(h)
                 outputs.append(h)
