@@ -10,7 +10,8 @@ with that code too, right after this checkout's, so that the two are side by sid
 load. ``--busy N`` starts N processes that spin a core each for the whole measurement. The load
 average is read before and after every command. The rows are merged into
 ``reports/bench/times.json`` under the load's name (``quiet`` for ``--busy 0``, else ``busy-N``);
-the table printed is this run's.
+the table printed is this run's. ``--label`` names a load the script does not make (e.g. another
+user's training run on the machine).
 
 Items: ``cli`` (``--help``, ``--version``, ``models``, ``train --help``, a bad option), ``train``
 (the default ``snnpipe train``), ``tour`` (the tour's profile and RateBP commands), ``run`` (the
@@ -73,13 +74,14 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=0, help="processes spinning a core each, beside the commands")
     parser.add_argument("--items", default="cli,train,tour,run,tests")
     parser.add_argument("--before", type=Path, default=None, help="a checkout of earlier code to time beside this one")
+    parser.add_argument("--label", default=None, help="the load's name in the JSON (default: quiet or busy-N)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     items = [i for i in args.items.split(",") if i]
     unknown = sorted(set(items) - set(ITEMS) - {"tests"})
     if unknown:
         parser.error(f"unknown item(s) {', '.join(unknown)}; choose from {', '.join([*ITEMS, 'tests'])}")
-    load = "quiet" if args.busy == 0 else f"busy-{args.busy}"
+    load = args.label or ("quiet" if args.busy == 0 else f"busy-{args.busy}")
     rows = []
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
     try:
