@@ -1,6 +1,6 @@
 """Training step time of the zoo models at 1 and 2 threads, on a quiet machine and beside a busy one.
 
-    python benchmarks/threads.py [--steps 12] [--repeats 2] [--busy 1] [--out reports/bench/threads.json]
+    python benchmarks/threads.py [--steps 12] [--repeats 2] [--busy 1] [--cases "digits mlp,fm convnet"]
 
 Each row is a fresh process whose OpenMP environment is set before torch starts its pool:
 ``OMP_NUM_THREADS`` (1 or 2) and ``OMP_WAIT_POLICY`` (``active``: threads spin between parallel
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--busy", type=int, default=1, help="busy processes beside the busy half")
+    parser.add_argument("--cases", default=",".join(c[0] for c in CASES), help="labels of CASES to run")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -102,13 +103,14 @@ def main() -> None:
         print(json.dumps(worker(dataset, model, model_args, args.steps)))
         return
 
+    cases = [c for c in CASES if c[0] in args.cases.split(",")]
     rows, loads = [], {}
     for load in ("quiet", "busy"):
         spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy if load == "busy" else 0)]
         try:
             time.sleep(1.0 if spinners else 0.0)
             loads[load] = os.getloadavg()
-            for case in CASES:
+            for case in cases:
                 samples: dict[tuple[int, str], list[dict]] = {s: [] for s in SETTINGS}
                 for _ in range(args.repeats):  # the settings of one model side by side, alternating
                     for setting in SETTINGS:
@@ -129,7 +131,7 @@ def main() -> None:
           + ", ".join(f"{k}: {v[0]:.2f}" for k, v in loads.items()) + f"; busy = {args.busy} spinning process(es)\n")
     head = f"{'model':<20}{'values/step':>12}  {'load':<6}" + "".join(f"{f'{t}t {p}':>13}" for t, p in SETTINGS)
     print(head + f"{'2t/1t':>8}")
-    for case in CASES:
+    for case in cases:
         for load in ("quiet", "busy"):
             cells = [by[(case[0], load, t, p)] for t, p in SETTINGS]
             ratio = by[(case[0], load, 2, "passive")]["step_ms"] / by[(case[0], load, 1, "passive")]["step_ms"]

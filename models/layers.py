@@ -42,11 +42,9 @@ class _ModeBatchNorm:
             # Values: the mean of the per-step batch statistics of the RECORD pass. Gradients: those
             # of the batch statistics of the time-averaged input, as in RateBP's reference code, so
             # that the centering BatchNorm does in the forward pass is also in the backward pass.
-            mean, var = (s / self._stat_steps for s in self._stat_sum)
-            if x.dtype == torch.float32 and self.affine:
-                return _RateBatchNorm.apply(x, self.weight, self.bias, mean, var, self.eps)
             dims = [0] + list(range(2, x.dim()))
             var_now, mean_now = torch.var_mean(x, dims, unbiased=False)
+            mean, var = (s / self._stat_steps for s in self._stat_sum)
             mean = mean + (mean_now - mean_now.detach())
             var = var + (var_now - var_now.detach())
             shape = [1, -1] + [1] * (x.dim() - 2)
@@ -68,43 +66,6 @@ class _ModeBatchNorm:
             self._stat_steps += 1
             return out
         return super().forward(x)
-
-
-class _RateBatchNorm(torch.autograd.Function):
-    """BatchNorm of RateBP's RATE pass in one native kernel each way (the expression of
-    `_ModeBatchNorm.forward`, with its gradient, in fewer full-size passes).
-
-    With the recorded statistics m, v (values), r = 1/sqrt(v + eps), and the batch mean mu of x
-    (gradients through mu and the batch variance of x), per channel over its N values::
-
-        y  = (x - m) r w + b
-        dx = w r (g - mean(g) - r^2 (x - mu) mean(g (x - m)))
-        dw = sum(g (x - m) r),  db = sum(g)
-
-    torch's training-mode backward (`native_batch_norm_backward` with mu and r) gives dx and dw
-    with mean(g (x - mu)) for mean(g (x - m)); they differ by (mu - m) mean(g), added here. (mu
-    equals m but for rounding: the time average commutes with the batch mean.)
-    """
-
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor, mean: Tensor, var: Tensor, eps: float) -> Tensor:
-        dims = [0] + list(range(2, x.dim()))
-        batch_mean = x.mean(dims)
-        invstd = torch.rsqrt(var + eps)
-        ctx.save_for_backward(x, weight, mean, invstd, batch_mean)
-        ctx.eps = eps
-        return torch.batch_norm(x, weight, bias, mean, var, False, 0.0, eps, False)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor):
-        x, weight, mean, invstd, batch_mean = ctx.saved_tensors
-        dx, dw, db = torch.ops.aten.native_batch_norm_backward(
-            grad, x, weight, None, None, batch_mean, invstd, True, ctx.eps, [True, True, True])
-        shift = (batch_mean - mean) * invstd  # (mu - m) r
-        coefficient = weight * invstd * invstd * shift * (db * (x.numel() / x.shape[1]) ** -1)  # w r^3 (mu - m) mean(g)
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        dx = dx - (x - batch_mean.view(shape)) * coefficient.view(shape)
-        return dx, dw + shift * db, db, None, None, None
 
 
 class BatchNorm1d(_ModeBatchNorm, nn.BatchNorm1d):
@@ -288,7 +249,8 @@ def rate_based(model: "SpikingModel", x: Tensor) -> Iterator[Tensor]:
     then the block runs the model (or its blocks) in RATE mode on the time-averaged input it is
     given. At T = 1 (outside Loihi's timing, which runs 1 + L steps) the time average is the one
     step itself, so both passes are one differentiable call in ``RECORD_RATE`` mode: the same
-    values and gradients, one forward pass instead of two."""
+    values and gradients but for float rounding (tests/test_models.py), one forward pass instead of
+    two (at T = 1 RateBP cost 1.7x BPTT's step, now 1.0x: benchmarks/train_cost.py)."""
     if len(x) == 1 and not model.delay_steps:
         model.reset_state()
         with execution_mode(model, ExecutionMode.RECORD_RATE):
