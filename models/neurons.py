@@ -177,6 +177,21 @@ class Neuron(nn.Module):
         self.activity_count += active.numel()
 
 
+class _OneStepRate(torch.autograd.Function):
+    """The value r, the gradient e * grad with respect to x: RateBP's neuron output for T = 1 in one
+    step (``r + x*e - (x*e).detach()`` makes three full-size tensors for the same)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rate: Tensor, eligibility: Tensor) -> Tensor:
+        ctx.save_for_backward(eligibility)
+        return rate.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        (eligibility,) = ctx.saved_tensors
+        return grad * eligibility, None, None
+
+
 class CubaLIF(Neuron):
     """A layer of CUBA LIF neurons; one ``forward`` call is one timestep (in ``SPIKE`` mode).
 
@@ -220,10 +235,7 @@ class CubaLIF(Neuron):
                 raise RuntimeError("RATE mode needs a RECORD pass first")
             return self._rate_output(x)
         if self.mode is ExecutionMode.RECORD_RATE:
-            self.state, self._trace, self._steps, self.rate, self.eligibility = None, None, 0, None, None
-            self._record_step(x.detach())
-            self.finish_record()
-            return self._rate_output(x)
+            return self._one_step_rate(x)
         if self.mode is ExecutionMode.RECORD:
             return self._record_step(x)
         spikes, self.state = cuba_lif_step(x, self.state, self.params)
@@ -236,6 +248,21 @@ class CubaLIF(Neuron):
         # student by one test image)
         grad_path = x * self.eligibility
         return self.rate + grad_path - grad_path.detach()
+
+    def _one_step_rate(self, x: Tensor) -> Tensor:
+        """RECORD and RATE of a one-step sequence from rest, where v = u = I and f = 1 (whatever the
+        decays; no neuron is refractory yet): r = s = [I > theta], e = sg'(I - theta). The output's
+        value is r and its gradient e, as `_rate_output` gives them, without the RECORD step's
+        state and traces."""
+        p = self.params
+        self.state, self._trace, self._steps = None, None, 1
+        with torch.no_grad():
+            self.rate = heaviside(x, p.threshold)
+            surrogate, scale = SURROGATES_INPLACE[p.surrogate](x - p.threshold, p.surrogate_width)
+            self.eligibility = surrogate.mul_(scale)
+        self.activity_sum = self.activity_sum + self.rate.sum()
+        self.activity_count += self.rate.numel()
+        return _OneStepRate.apply(x, self.rate, self.eligibility)
 
     @torch.no_grad()
     def _record_step(self, x: Tensor) -> Tensor:
