@@ -6,7 +6,9 @@ Runs ``train()`` as ``snnpipe train`` does (thread policy included) under ``cPro
 the wall time of the run by the functions it spends it in (cumulative time, so that each share
 includes what it calls): encoding a batch (`train.prepare_input`), indexing the batch out of the
 training set, the stage's forward pass, ``backward``, the optimizer step, the per-epoch test
-(`train.evaluate`) and the checkpoint write. What is left is Python and bookkeeping. Prints a table
+(`train.evaluate`), the checkpoint write, the memory check, and the building of the optimizer (where
+torch imports ``torch._dynamo``, once a process). What is left is the first imports of snnpipe's
+modules, Python and bookkeeping. Prints a table
 and writes ``reports/bench/epoch_profile.json``.
 """
 
@@ -31,6 +33,8 @@ SHARES = {
     "test set (evaluate)": ("pipeline/train.py", "evaluate"),
     "checkpoint write": ("pipeline/train.py", "_save"),
     "data load (load_dataset)": ("pipeline/data.py", "load_dataset"),
+    "memory check (model_size)": ("pipeline/memory.py", "model_size"),
+    "optimizer built (torch imports torch._dynamo)": ("torch/optim/optimizer.py", "__init__"),
 }
 
 
@@ -67,11 +71,11 @@ def main() -> None:
     steps = sum(v[1] for (file, _line, fn), v in stats.items() if fn == "forward" and file.endswith("pipeline/train.py"))
     print(f"{args.dataset}, {args.stage}, T={args.timesteps}, {args.encoding}, {args.epochs} epoch(s), {steps} steps, "
           f"{torch.get_num_threads()} thread(s): {wall:.2f} s wall (under cProfile)\n")
-    print(f"{'share':<28}{'seconds':>9}{'of wall':>9}")
+    print(f"{'share':<46}{'seconds':>9}{'of wall':>9}")
     for share, seconds in shares.items():
-        print(f"{share:<28}{seconds:>9.3f}{seconds / wall:>9.1%}")
+        print(f"{share:<46}{seconds:>9.3f}{seconds / wall:>9.1%}")
     other = wall - sum(shares.values())
-    print(f"{'other (Python, bookkeeping)':<28}{other:>9.3f}{other / wall:>9.1%}")
+    print(f"{'other (imports, Python, bookkeeping)':<46}{other:>9.3f}{other / wall:>9.1%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "benchmark": "epoch_profile", "command": " ".join([Path(sys.executable).name] + sys.argv), "wall_s": wall,

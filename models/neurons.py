@@ -54,7 +54,7 @@ def heaviside(x: Tensor, threshold: float) -> Tensor:
     """1.0 where x > threshold, else 0.0, in x's dtype and memory format: the comparison writes the
     floats at once (``(x > threshold).to(x.dtype)`` made a bool tensor and converted it, 9x slower on
     the CPU here, the largest single cost of a RateBP RECORD step); the same values either way."""
-    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_tracing():
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing():
         return (x > threshold).to(x.dtype)  # exporters read the graph: there ``out=`` has no operator
     return torch.gt(x, threshold, out=torch.empty_like(x))
 
