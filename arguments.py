@@ -158,3 +158,15 @@ def call_arguments(fn: Callable, raw: Mapping[str, Any], where: str, skip: tuple
     params = inspect.signature(fn).parameters
     return {key: coerce(value, hints.get(key, Any), f"{where}: {key}", error) if key in params and key not in skip
             else value for key, value in raw.items()}
+
+
+def check_keywords(annotations: Mapping[str, Any], raw: Mapping[str, Any], where: str, owner: str) -> dict[str, Any]:
+    """``raw`` keyword arguments checked against ``annotations`` (name -> annotation), coerced; an
+    unknown name or a wrong value is one line naming ``owner`` (``model 'mlp'``) or ``where``
+    (``--model-arg of 'mlp'``)."""
+    unknown = set(raw) - set(annotations)
+    if unknown:
+        raise SnnpipeError(f"{owner} has no argument {', '.join(sorted(unknown))}; "
+                           f"it takes: {', '.join(annotations) or 'none'}")
+    return {key: coerce(value, annotations[key], f"{where}: {key}") for key, value in raw.items()}
+

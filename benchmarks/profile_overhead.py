@@ -54,7 +54,7 @@ def main() -> None:
     from snnpipe.models import MODELS, create_model
     from snnpipe.pipeline.encoding import encode
     from snnpipe.pipeline.profile import profile_module
-    from snnpipe.pipeline.runtime import tune_cpu_allocator
+    from snnpipe.pipeline.process import tune_cpu_allocator
 
     tune_cpu_allocator()
     torch.manual_seed(0)

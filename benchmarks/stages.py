@@ -45,7 +45,7 @@ def main() -> None:
 
     from snnpipe.pipeline.checkpoint import Checkpoint
     from snnpipe.pipeline.config import TrainConfig
-    from snnpipe.pipeline.runtime import tune_cpu_allocator
+    from snnpipe.pipeline.process import tune_cpu_allocator
     from snnpipe.pipeline.train import train
 
     tune_cpu_allocator()

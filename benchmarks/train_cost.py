@@ -1,10 +1,13 @@
 """Training step time and peak memory against T, for ``bptt`` and ``ratebp`` on the same model.
 
-    python benchmarks/train_cost.py [--model convnet] [--batch-size 64] [--steps 10]
+    python benchmarks/train_cost.py [--model convnet] [--batch-size 64] [--steps 10] [--threads 1] [--repeats 3]
     python benchmarks/train_cost.py --model resnet19 --timesteps 4 --methods bptt,ratebp --amp bf16 \
         --device cuda --out reports/bench/gpu_resnet19.json        # GPU throughput, CIFAR-shaped input
 
-Each (method, T) runs in a fresh subprocess so that its peak memory is its own:
+Each (method, T) runs in a fresh subprocess so that its peak memory is its own (``--threads N``
+sets its ``OMP_NUM_THREADS``; ``--repeats R`` runs every (method, T) R times, the rounds one after
+another with the methods of one T back to back in each, and keeps the median step time and the
+largest peak, so that a burst of other work on a shared machine does not decide a ratio):
 - step time: the median of ``--steps`` full training steps (encode, forward, backward, Adam step)
   after two warm-up steps;
 - peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on the CPU the rise of the process's
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import resource
 import statistics
@@ -145,10 +149,12 @@ def main() -> None:
     parser.add_argument("--timesteps", default=",".join(map(str, TIMESTEPS)), help="T values, e.g. 1,2,4,8")
     parser.add_argument("--methods", default=",".join(METHODS), help="e.g. bptt,ratebp")
     parser.add_argument("--amp", choices=["bf16"], default=None, help="bf16 autocast, as train --amp bf16")
+    parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of every run (default: torch's)")
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from snnpipe.pipeline.runtime import tune_cpu_allocator
+    from snnpipe.pipeline.process import tune_cpu_allocator
 
     tune_cpu_allocator()  # as the snnpipe command does, for every method alike
     if args.worker:
@@ -163,14 +169,21 @@ def main() -> None:
         parser.error(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}")
     if "snntorch-bptt" in methods and (args.model != "convnet" or importlib.util.find_spec("snntorch") is None):
         methods.remove("snntorch-bptt")  # the snnTorch reference is the conv net, and needs snnTorch
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(args.threads)} if args.threads else {})}
+    runs: dict[tuple[str, int], list[dict]] = {}
+    for _ in range(args.repeats):
+        for timesteps in timesteps_list:  # T outermost: the methods of one T run back to back
+            for method in methods:
+                cmd = [sys.executable, __file__, "--worker", method, str(timesteps), "--model", args.model,
+                       "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--device", args.device]
+                cmd += ["--amp", args.amp] if args.amp else []
+                done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+                runs.setdefault((method, timesteps), []).append(json.loads(done.stdout.strip().splitlines()[-1]))
     rows = []
-    for timesteps in timesteps_list:  # T outermost: the methods of one T run back to back
-        for method in methods:
-            cmd = [sys.executable, __file__, "--worker", method, str(timesteps), "--model", args.model,
-                   "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--device", args.device]
-            cmd += ["--amp", args.amp] if args.amp else []
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    for (method, timesteps), samples in runs.items():
+        step = statistics.median(r["step_ms"] for r in samples)
+        rows.append({**samples[0], "step_ms": step, "images_per_s": args.batch_size / step * 1000,
+                     "peak_mib": max(r["peak_mib"] for r in samples), "step_ms_runs": [r["step_ms"] for r in samples]})
     by = {(r["method"], r["timesteps"]): r for r in rows}
     first = timesteps_list[0]
     print(f"model {args.model}, batch {args.batch_size}, device {args.device}, amp {args.amp or 'off'}; "
@@ -199,12 +212,22 @@ def main() -> None:
             print(f"T={timesteps}: ratebp {rate['images_per_s']:.0f} img/s vs bptt {bptt['images_per_s']:.0f} img/s "
                   f"({rate['images_per_s'] / bptt['images_per_s']:.2f}x), memory "
                   f"{rate['peak_mib']:.0f} vs {bptt['peak_mib']:.0f} MiB")
+    for timesteps in timesteps_list:
+        if ("ratebp", timesteps) in by and ("snntorch-bptt", timesteps) in by:
+            speed = by[("snntorch-bptt", timesteps)]["step_ms"] / by[("ratebp", timesteps)]["step_ms"]
+            targets[f"ratebp_speed_over_snntorch_bptt_T{timesteps}"] = speed
+            print(f"T={timesteps}: snnTorch BPTT step / ratebp step = {speed:.2f}x")
+        if ("ratebp", timesteps) in by and ("bptt", timesteps) in by:
+            speed = by[("bptt", timesteps)]["step_ms"] / by[("ratebp", timesteps)]["step_ms"]
+            targets[f"ratebp_speed_over_bptt_T{timesteps}"] = speed
+            print(f"T={timesteps}: bptt step / ratebp step = {speed:.2f}x")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"benchmark": "train_cost", "command": " ".join([Path(sys.executable).name] + sys.argv),
               "model": args.model, "batch_size": args.batch_size, "steps": args.steps, "device": args.device,
               "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor(),
               "amp": args.amp,
-              "torch": torch.__version__, "machine": platform.machine(), "threads": torch.get_num_threads(),
+              "torch": torch.__version__, "machine": platform.machine(), "load_average": os.getloadavg(),
+              "threads": args.threads or torch.get_num_threads(), "repeats": args.repeats,
               "rows": rows, "targets": targets}
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

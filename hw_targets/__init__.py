@@ -12,15 +12,17 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
-
-from torch import Tensor
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_path  # noqa: F401  (the exporters' atomic writes)
-from snnpipe.models import SpikingModel
 from snnpipe.registry import register_into
+
+if TYPE_CHECKING:  # annotations only: this registry, and the energy targets beside it, load without torch
+    from torch import Tensor
+
+    from snnpipe.models import SpikingModel
 
 
 class ExportError(SnnpipeError):
@@ -99,10 +101,14 @@ class ExporterEntry:
     options: type = NoOptions
 
     def parse_options(self, raw: dict[str, Any]) -> Any:
-        """The options instance from user values; an unknown, inapplicable or ill-typed one is
-        an `ExportError` naming it and this target."""
-        return from_options(self.options, raw, f"--target {self.name}", ExportError,
-                            spell=lambda key: "--" + key.replace("_", "-"))
+        """The options instance from user values (`parse_target_options`)."""
+        return parse_target_options(self.name, self.options, raw)
+
+
+def parse_target_options(target: str, options: type, raw: dict[str, Any]) -> Any:
+    """An instance of a target's ``options`` dataclass from user values; an unknown, inapplicable
+    or ill-typed one is an `ExportError` naming it and the target."""
+    return from_options(options, raw, f"--target {target}", ExportError, spell=lambda key: "--" + key.replace("_", "-"))
 
 
 EXPORTERS: dict[str, ExporterEntry] = {}

@@ -1,12 +1,29 @@
-"""Neurons, layers and the model zoo (the lowest floor: imports nothing else of snnpipe but errors)."""
+"""Neurons, layers and the model zoo (the lowest floor: imports nothing else of snnpipe but errors).
 
-from snnpipe.models.layers import SpikingModel, execution_mode, finish_record, firing_rate
-from snnpipe.models.neurons import CubaLIF, ExecutionMode, NeuronParams, ReLU, cuba_lif_step
-from snnpipe.models.zoo import MODELS, count_parameters, create_model, register_model, topology
-import snnpipe.models.graph  # noqa: E402,F401  registers the data-described models "sequential" and "graph"
+Names import on first use (PEP 562), so that `NeuronParams` (`params`, torch-free) can be built and
+checked by the CLI before torch is loaded; the zoo's names also load `graph`, which registers the
+data-described models ``sequential`` and ``graph``.
+"""
 
-__all__ = [
-    "MODELS", "CubaLIF", "ExecutionMode", "NeuronParams", "ReLU", "SpikingModel",
-    "count_parameters", "create_model", "cuba_lif_step", "execution_mode", "finish_record",
-    "firing_rate", "register_model",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> the module that defines it
+_LAZY = {
+    "SpikingModel": "layers", "execution_mode": "layers", "finish_record": "layers", "firing_rate": "layers",
+    "CubaLIF": "neurons", "ExecutionMode": "neurons", "ReLU": "neurons", "cuba_lif_step": "neurons",
+    "NeuronParams": "params",
+    "MODELS": "zoo", "count_parameters": "zoo", "create_model": "zoo", "register_model": "zoo", "topology": "zoo",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _LAZY[name] == "zoo":
+        importlib.import_module(f"{__name__}.graph")  # the zoo with every model registered
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)

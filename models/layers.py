@@ -33,6 +33,9 @@ class _ModeBatchNorm:
         self._stat_steps = 0
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.mode is ExecutionMode.RECORD_RATE and self.training:  # T = 1: the batch's own statistics
+            self._reset_record()
+            return super().forward(x)
         if self.mode is ExecutionMode.RATE and self.training:
             if not self._stat_steps:
                 raise RuntimeError("RATE mode needs a RECORD pass first")
@@ -238,6 +241,26 @@ def execution_mode(model: nn.Module, mode: ExecutionMode) -> Iterator[None]:
         yield
     finally:
         set_mode(model, ExecutionMode.SPIKE)
+
+
+@contextlib.contextmanager
+def rate_based(model: "SpikingModel", x: Tensor) -> Iterator[Tensor]:
+    """RateBP's two passes over a sequence x (T, B, ...): a graph-free RECORD pass over its T steps,
+    then the block runs the model (or its blocks) in RATE mode on the time-averaged input it is
+    given. At T = 1 (outside Loihi's timing, which runs 1 + L steps) the time average is the one
+    step itself, so both passes are one differentiable call in ``RECORD_RATE`` mode: the same
+    values and gradients but for float rounding (tests/test_models.py), one forward pass instead of
+    two (at T = 1 RateBP cost 1.7x BPTT's step, now 1.0x: benchmarks/train_cost.py)."""
+    if len(x) == 1 and not model.delay_steps:
+        model.reset_state()
+        with execution_mode(model, ExecutionMode.RECORD_RATE):
+            yield x[0]
+        return
+    with torch.no_grad(), execution_mode(model, ExecutionMode.RECORD):
+        model(x)
+        finish_record(model)
+    with execution_mode(model, ExecutionMode.RATE):
+        yield x.mean(0)
 
 
 def finish_record(model: nn.Module) -> None:

@@ -24,143 +24,23 @@ The layer `CubaLIF` runs in one of three modes (`ExecutionMode`):
   rate-based backpropagation needs (see `CubaLIF.forward`); run under ``torch.no_grad``.
 - ``RATE``: one differentiable call on time-averaged input that returns the recorded rate with the
   eligibility as its gradient.
+- ``RECORD_RATE``: both on a sequence of one step, in one differentiable call: at T = 1 the input
+  of the RATE pass is the RECORD pass's input, so the RECORD pass need not run apart
+  (`layers.rate_based`).
 """
 
 from __future__ import annotations
 
 import enum
-import math
-from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from snnpipe.errors import SnnpipeError
+from snnpipe.models.params import NeuronParams
+from snnpipe.models.surrogates import SURROGATES, SURROGATES_INPLACE
 
-
-def _rectangular(x: Tensor, width: float) -> Tensor:
-    """1/w on |x| < w/2 (Wu et al. 2018, STBP)."""
-    return (x.abs() < width / 2).to(x.dtype) / width
-
-
-def _triangular(x: Tensor, width: float) -> Tensor:
-    """(1/w) max(0, 1 - |x|/w) (Bellec et al. 2018)."""
-    return torch.clamp(1.0 - x.abs() / width, min=0.0) / width
-
-
-def _sigmoid(x: Tensor, width: float) -> Tensor:
-    """Derivative of sigmoid(4x/w): slope 1/w at x = 0."""
-    k = 4.0 / width
-    sig = torch.sigmoid(k * x)
-    return k * sig * (1.0 - sig)
-
-
-def _atan(x: Tensor, width: float) -> Tensor:
-    """Derivative of (1/pi) atan(pi/2 alpha x) with alpha = 2/w; w = 1 is snnTorch's ``ATan()``."""
-    alpha = 2.0 / width
-    return (alpha / 2.0) / (1.0 + (math.pi / 2.0 * alpha * x) ** 2)
-
-
-#: Surrogate derivatives of the Heaviside step, each integrating to 1 over x.
-SURROGATES: dict[str, Callable[[Tensor, float], Tensor]] = {
-    "rectangular": _rectangular,
-    "triangular": _triangular,
-    "sigmoid": _sigmoid,
-    "atan": _atan,
-}
-
-
-def _rectangular_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    return x.abs_().lt_(width / 2), 1.0 / width
-
-
-def _triangular_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    return x.abs_().mul_(-1.0 / width).add_(1.0).clamp_(min=0.0), 1.0 / width
-
-
-def _sigmoid_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    sig = x.mul_(4.0 / width).sigmoid_()
-    return sig.addcmul_(sig, sig, value=-1.0), 4.0 / width
-
-
-def _atan_(x: Tensor, width: float) -> tuple[Tensor, float]:
-    alpha = 2.0 / width
-    return x.mul_(math.pi / 2.0 * alpha).square_().add_(1.0).reciprocal_(), alpha / 2.0
-
-
-#: The same surrogates computed in place, as (tensor, scale) with derivative = scale * tensor:
-#: the RECORD pass folds the scale into its accumulation and allocates nothing for them.
-SURROGATES_INPLACE: dict[str, Callable[[Tensor, float], tuple[Tensor, float]]] = {
-    "rectangular": _rectangular_,
-    "triangular": _triangular_,
-    "sigmoid": _sigmoid_,
-    "atan": _atan_,
-}
-
-
-#: After a spike: ``zero`` sets v = 0 (hard), ``subtract`` sets v = v - theta (soft).
-RESETS = ("zero", "subtract")
-
-
-@dataclass(frozen=True)
-class NeuronParams:
-    """Parameters of a CUBA LIF layer.
-
-    Attributes:
-        current_decay: a_u in [0, 1]; the current keeps (1 - a_u) per step. 1 = plain LIF.
-        voltage_decay: a_v in [0, 1]; the voltage keeps (1 - a_v) per step.
-        threshold: theta > 0, in the units of the input current.
-        refractory_steps: R >= 0 steps the voltage is held after a spike.
-        surrogate: name in `SURROGATES`.
-        surrogate_width: w > 0, the width of the surrogate derivative around theta.
-        reset: ``"zero"`` sets v to 0 after a spike (Lava's LIF, the only one the Loihi and NIR exports
-            take); ``"subtract"`` lowers it by theta, keeping the excess (the soft reset of the official
-            RateBP and ESD code, spikingjelly's ``v_reset=None``).
-    """
-
-    current_decay: float = 1.0
-    voltage_decay: float = 0.5
-    threshold: float = 1.0
-    refractory_steps: int = 0
-    surrogate: str = "atan"
-    surrogate_width: float = 1.0
-    reset: str = "zero"
-
-    def __post_init__(self) -> None:
-        for name in ("current_decay", "voltage_decay"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise SnnpipeError(f"{name}={value} is out of range: a decay must lie in [0, 1]")
-        if not self.threshold > 0:
-            raise SnnpipeError(f"threshold={self.threshold} is out of range: it must be > 0")
-        if self.refractory_steps < 0 or int(self.refractory_steps) != self.refractory_steps:
-            raise SnnpipeError(
-                f"refractory_steps={self.refractory_steps} is out of range: a whole number >= 0"
-            )
-        if self.surrogate not in SURROGATES:
-            raise SnnpipeError(
-                f"unknown surrogate {self.surrogate!r}: choose one of {', '.join(SURROGATES)}"
-            )
-        if not self.surrogate_width > 0:
-            raise SnnpipeError(
-                f"surrogate_width={self.surrogate_width} is out of range: it must be > 0"
-            )
-        if self.reset not in RESETS:
-            raise SnnpipeError(f"unknown reset {self.reset!r}: choose one of {', '.join(RESETS)}")
-        if self.reset == "subtract" and self.refractory_steps:
-            raise SnnpipeError("reset='subtract' with refractory_steps > 0 is not a neuron snnpipe has: "
-                               "a refractory period holds the hard-reset voltage; use one or the other")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "NeuronParams":
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise SnnpipeError(f"unknown neuron parameter(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+__all__ = ["SURROGATES", "SURROGATES_INPLACE", "NeuronParams", "CubaLIF", "ReLU", "ExecutionMode", "cuba_lif_step", "spike_fn"]
 
 
 class CubaState(NamedTuple):
@@ -171,6 +51,15 @@ class CubaState(NamedTuple):
     refractory: Tensor | None = None
 
 
+def heaviside(x: Tensor, threshold: float) -> Tensor:
+    """1.0 where x > threshold, else 0.0, in x's dtype and memory format: the comparison writes the
+    floats at once (``(x > threshold).to(x.dtype)`` made a bool tensor and converted it, 9x slower on
+    the CPU here, the largest single cost of a RateBP RECORD step); the same values either way."""
+    if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.fx._symbolic_trace.is_fx_symbolic_tracing():
+        return (x > threshold).to(x.dtype)  # exporters read the graph: there ``out=`` has no operator
+    return torch.gt(x, threshold, out=torch.empty_like(x))
+
+
 class _Spike(torch.autograd.Function):
     """Heaviside of x = v - theta (strict: 0 gives no spike) with a surrogate derivative."""
 
@@ -178,7 +67,7 @@ class _Spike(torch.autograd.Function):
     def forward(ctx, x: Tensor, surrogate: str, width: float) -> Tensor:
         ctx.save_for_backward(x)
         ctx.surrogate, ctx.width = surrogate, width
-        return (x > 0).to(x.dtype)
+        return heaviside(x, 0.0)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
@@ -251,7 +140,7 @@ def cuba_lif_step(
     if torch.is_grad_enabled():
         spikes = spike_fn(voltage - params.threshold, params.surrogate, params.surrogate_width)
     else:  # inference and export: a plain comparison (v - theta > 0 iff v > theta in IEEE floats)
-        spikes = (voltage > params.threshold).to(voltage.dtype)
+        spikes = heaviside(voltage, params.threshold)
     state = _after_spike(spikes, voltage, CubaState(current, voltage, state.refractory), params)
     return spikes, state
 
@@ -262,6 +151,7 @@ class ExecutionMode(enum.Enum):
     SPIKE = "spike"
     RECORD = "record"
     RATE = "rate"
+    RECORD_RATE = "record_rate"
 
 
 class Neuron(nn.Module):
@@ -295,6 +185,21 @@ class Neuron(nn.Module):
         self.last_count = active.reshape(active.shape[0], -1).sum(1) if active.dim() > 1 else active.sum().reshape(1)
         self.activity_sum = self.activity_sum + self.last_count.sum()
         self.activity_count += active.numel()
+
+
+class _OneStepRate(torch.autograd.Function):
+    """The value r, the gradient e * grad with respect to x: RateBP's neuron output for T = 1 in one
+    step (``r + x*e - (x*e).detach()`` makes three full-size tensors for the same)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, rate: Tensor, eligibility: Tensor) -> Tensor:
+        ctx.save_for_backward(eligibility)
+        return rate.clone()
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        (eligibility,) = ctx.saved_tensors
+        return grad * eligibility, None, None
 
 
 class CubaLIF(Neuron):
@@ -341,13 +246,36 @@ The soft-reset trace is the official RateBP's ``calcu_elig_factor_soft_reset_det
         if self.mode is ExecutionMode.RATE:
             if self.rate is None or self.eligibility is None:
                 raise RuntimeError("RATE mode needs a RECORD pass first")
-            grad_path = x * self.eligibility
-            return self.rate + grad_path - grad_path.detach()
+            return self._rate_output(x)
+        if self.mode is ExecutionMode.RECORD_RATE:
+            return self._one_step_rate(x)
         if self.mode is ExecutionMode.RECORD:
             return self._record_step(x)
         spikes, self.state = cuba_lif_step(x, self.state, self.params)
         self._count(spikes)
         return spikes
+
+    def _rate_output(self, x: Tensor) -> Tensor:
+        # the expression of RateBP's reference code, kept as written: its rounding is part of the
+        # results (a custom autograd function returning r exactly moved the default recipe's
+        # student by one test image)
+        grad_path = x * self.eligibility
+        return self.rate + grad_path - grad_path.detach()
+
+    def _one_step_rate(self, x: Tensor) -> Tensor:
+        """RECORD and RATE of a one-step sequence from rest, where v = u = I and f = 1 (whatever the
+        decays; no neuron is refractory yet): r = s = [I > theta], e = sg'(I - theta). The output's
+        value is r and its gradient e, as `_rate_output` gives them, without the RECORD step's
+        state and traces."""
+        p = self.params
+        self.state, self._trace, self._steps = None, None, 1
+        with torch.no_grad():
+            self.rate = heaviside(x, p.threshold)
+            surrogate, scale = SURROGATES_INPLACE[p.surrogate](x - p.threshold, p.surrogate_width)
+            self.eligibility = surrogate.mul_(scale)
+        self.activity_sum = self.activity_sum + self.rate.sum()
+        self.activity_count += self.rate.numel()
+        return _OneStepRate.apply(x, self.rate, self.eligibility)
 
     @torch.no_grad()
     def _record_step(self, x: Tensor) -> Tensor:
@@ -369,7 +297,7 @@ The soft-reset trace is the official RateBP's ``calcu_elig_factor_soft_reset_det
             held = refractory > 0
             voltage.masked_fill_(held, 0.0)
             trace_v.masked_fill_(held, 0.0)
-        spikes = voltage.gt(p.threshold).to(x.dtype)
+        spikes = heaviside(voltage, p.threshold)
         surrogate, scale = SURROGATES_INPLACE[p.surrogate](voltage - p.threshold, p.surrogate_width)
         self.eligibility.addcmul_(surrogate, trace_v, value=scale)
         self.rate.add_(spikes)

@@ -10,14 +10,15 @@ layer on Loihi. Every model's blocks are named, for the distillation stages to h
 from __future__ import annotations
 
 import inspect
+import typing
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from snnpipe.arguments import PositiveFloat, PositiveInt, Sizes, call_arguments, coerce
+from snnpipe.arguments import PositiveFloat, PositiveInt, Sizes, check_keywords
 from snnpipe.errors import SnnpipeError
 from snnpipe.models.layers import BasicBlock, BatchNorm1d, BatchNorm2d, SpikingModel
 from snnpipe.models.neurons import CubaLIF, NeuronParams, ReLU
@@ -48,26 +49,25 @@ def register_model(name: str, default_input: tuple[int, int, int], description: 
     return wrap
 
 
-def model_arguments(name: str) -> list[str]:
-    """The model-specific keyword arguments of a registered model."""
-    params = inspect.signature(_entry(name).builder).parameters
-    return [p for p in params if p not in ("input_shape", "num_classes", "neuron")] + ["delay_shift"]
+def model_arguments(name: str) -> dict[str, Any]:
+    """The model-specific keyword arguments of a registered model and their annotations (an
+    unannotated one takes anything); every model also takes ``delay_shift`` (`MODEL_KEYWORDS`)."""
+    builder = _entry(name).builder
+    hints = typing.get_type_hints(builder, include_extras=True)
+    return {p: hints.get(p, Any) for p in inspect.signature(builder).parameters
+            if p not in ("input_shape", "num_classes", "neuron")}
 
 
-def check_model_arguments(name: str, model_args: dict) -> dict:
-    """``model_args`` checked against the builder's annotated parameters (and ``delay_shift``, a
-    bool), coerced (YAML lists become tuples); an unknown name or a wrong value is one line."""
-    unknown = set(model_args) - set(model_arguments(name))
-    if unknown:
-        raise SnnpipeError(
-            f"model {name!r} has no argument {', '.join(sorted(unknown))}; "
-            f"it takes: {', '.join(model_arguments(name)) or 'none'}"
-        )
-    checked = call_arguments(_entry(name).builder, model_args, f"--model-arg of {name!r}",
-                             skip=("input_shape", "num_classes", "neuron"))
-    if "delay_shift" in checked:
-        checked["delay_shift"] = coerce(checked["delay_shift"], bool, f"--model-arg of {name!r}: delay_shift")
-    return checked
+#: The keyword arguments every model takes beside its builder's: Loihi's timing (`SpikingModel`).
+MODEL_KEYWORDS: dict[str, Any] = {"delay_shift": bool}
+
+
+def check_model_arguments(name: str, model_args: dict, arguments: dict[str, Any] | None = None) -> dict:
+    """``model_args`` checked against the builder's annotated parameters and `MODEL_KEYWORDS`
+    (``arguments``: both, as the catalog holds them), coerced (YAML lists become tuples); an
+    unknown name or a wrong value is one line."""
+    annotations = {**model_arguments(name), **MODEL_KEYWORDS} if arguments is None else arguments
+    return check_keywords(annotations, model_args, f"--model-arg of {name!r}", f"model {name!r}")
 
 
 def describe_model(name: str, model_args: dict) -> str:

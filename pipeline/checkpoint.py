@@ -30,14 +30,12 @@ import torch
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_path, disk_error
+from snnpipe.pipeline.checkpoint_file import CheckpointError, check_checkpoint_file
 from snnpipe.models import NeuronParams, SpikingModel, create_model
 from snnpipe.pipeline.data import DataSpec
 
 SCHEMA = "snnpipe.checkpoint/1"
 
-
-class CheckpointError(SnnpipeError):
-    """A checkpoint that is missing, corrupt, of another schema or for another model."""
 
 
 @dataclass
@@ -129,16 +127,7 @@ class Checkpoint:
 
     @classmethod
     def load(cls, path: str | Path) -> "Checkpoint":
-        path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file")
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-        if head[:2] != _ZIP_MAGIC[:2] and head[:1] != _PICKLE_PROTO:
-            raise CheckpointError(
-                f"{path} is not a checkpoint (a .pt file begins as a zip archive; this one begins with {head!r}); "
-                "give the checkpoint.pt that snnpipe train wrote"
-            )
+        path = check_checkpoint_file(path)
         try:
             raw = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
@@ -156,8 +145,6 @@ class Checkpoint:
 
 
 #: The first bytes of what torch.save writes: a zip archive (torch >= 1.6), or a bare pickle.
-_ZIP_MAGIC, _PICKLE_PROTO = b"PK\x03\x04", b"\x80"
-
 
 def check_finite(tensors: dict[str, Any], source: str) -> None:
     """Refuse weights holding NaN or infinity, naming the first such tensor: they would train on

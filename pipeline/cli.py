@@ -16,8 +16,10 @@ from typing import Any, Callable, Iterable
 import click
 import yaml
 
-from snnpipe import __version__
+from snnpipe import __version__, progress
 from snnpipe.errors import SnnpipeError, StopRequested
+from snnpipe.pipeline import process
+from snnpipe.pipeline.catalog import catalog, parameters
 
 
 class _OneLineErrors(click.Group):
@@ -67,33 +69,23 @@ class RegistryChoice(click.ParamType):
 
 
 def _datasets() -> list[str]:
-    from snnpipe.pipeline.data import DATASETS
-
-    return list(DATASETS)
+    return list(catalog().datasets)
 
 
 def _models() -> list[str]:
-    from snnpipe.models import MODELS
-
-    return sorted(MODELS)
+    return sorted(catalog().models)
 
 
 def _stages() -> list[str]:
-    from snnpipe.pipeline.stages import STAGES
-
-    return sorted(STAGES)
+    return sorted(catalog().stages)
 
 
 def _encodings() -> list[str]:
-    from snnpipe.pipeline.encoding import ENCODINGS
-
-    return list(ENCODINGS)
+    return catalog().encodings
 
 
 def _export_targets() -> list[str]:
-    from snnpipe.hw_targets import export_targets
-
-    return export_targets()
+    return sorted(catalog().exporters)
 
 
 def _energy_targets() -> list[str]:
@@ -118,6 +110,20 @@ def _chips() -> list[str]:
     from snnpipe.hw_targets.chip import CHIPS
 
     return list(CHIPS)
+
+
+def _threads_option(command: Callable) -> Callable:
+    """``--threads N``: the thread count of the command's computation (`process`), set before
+    torch is imported; without it the thread policy chooses."""
+
+    def set_threads(_ctx, _param, value: int | None) -> None:
+        if value is not None:
+            if value < 1:
+                raise SnnpipeError(f"--threads {value} is out of range: at least 1")
+            process.start(value)
+
+    return click.option("--threads", type=int, default=None, expose_value=False, is_eager=True, callback=set_threads,
+                        help="CPU threads (default: 1 for small models, else every core; see README).")(command)
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -222,11 +228,12 @@ def cli() -> None:
               help="After a spike: v = 0 (Loihi) or v - threshold (soft).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@_threads_option
 def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
     """Train a model (default: a spiking MLP on the bundled digits) and write a checkpoint."""
-    from snnpipe.models import NeuronParams
+    from snnpipe.models.params import NeuronParams
+    from snnpipe.pipeline.checks import check_config
     from snnpipe.pipeline.config import TrainConfig
-    from snnpipe.pipeline.train import check_config, train
 
     neuron = NeuronParams(
         current_decay=options.pop("current_decay"), voltage_decay=options.pop("voltage_decay"),
@@ -236,17 +243,18 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
     )
     config = TrainConfig(neuron=neuron, **options)
     if config.resume is None:
-        check_config(config)  # every name and argument, before any work
+        check_config(config)  # every name and argument, before any work (and before torch)
+    from snnpipe.pipeline.train import train
 
     def report(record: dict) -> None:
         if not quiet and not as_json:
-            click.echo(
+            progress.write(
                 f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  "
                 f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  "
                 f"rate {record['firing_rate']:.4f}  {record['epoch_seconds']:.1f}s"
             )
 
-    ckpt = train(config, progress=not quiet and not as_json, on_epoch=report)
+    ckpt = train(config, progress=not quiet and not as_json, on_epoch=report)  # bars: on a terminal (`progress`)
     result = {"checkpoint": str(ckpt.path), **ckpt.history[-1]}
     if as_json:
         click.echo(json.dumps(result))
@@ -261,13 +269,8 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def models_command(as_json: bool) -> None:
     """List the model zoo with parameter counts (at each model's default input, 10 classes)."""
-    from snnpipe.models import MODELS, count_parameters, create_model
-
-    rows = []
-    for name, entry in MODELS.items():
-        params = count_parameters(create_model(name, input_shape=entry.default_input, num_classes=10))
-        rows.append({"name": name, "parameters": params, "input": list(entry.default_input),
-                     "description": entry.description})
+    rows = [{"name": m.name, "parameters": parameters(m), "input": list(m.default_input), "description": m.description}
+            for m in catalog().models.values()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -293,11 +296,10 @@ def _target_options() -> list[click.Option]:
     import types
     import typing
 
-    from snnpipe.hw_targets import EXPORTERS, export_targets
-
-    export_targets()
     fields: dict[str, tuple[dataclasses.Field, Any, list[str]]] = {}
-    for name, entry in sorted(EXPORTERS.items()):
+    for name, entry in sorted(catalog().exporters.items()):
+        if entry.options is None:  # its optional package is missing
+            continue
         hints = typing.get_type_hints(entry.options, include_extras=True)
         for f in dataclasses.fields(entry.options):
             fields.setdefault(f.name, (f, hints[f.name], []))[2].append(name)
@@ -323,14 +325,29 @@ def _target_options() -> list[click.Option]:
 @click.option("--samples", type=int, default=None, help="Use only the first N test samples.")
 @click.option("--timesteps", type=int, default=None, help="Run the exported network T steps per input (default: as trained).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no text but errors.")
+@_threads_option
 def export_command(checkpoint: str, target: str, out: str | None, force: bool, data_dir: str | None,
-                   samples: int | None, timesteps: int | None, as_json: bool, **options: Any) -> None:
+                   samples: int | None, timesteps: int | None, as_json: bool, quiet: bool, **options: Any) -> None:
     """Export a checkpoint to Loihi (Lava netx HDF5), ONNX or NIR, and verify it."""
-    from snnpipe.pipeline.export import export
+    from snnpipe.hw_targets import parse_target_options
+    from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
 
     options = {k: v for k, v in options.items() if v is not None}
-    result = export(checkpoint, target, out=out, force=force, data_dir=data_dir, samples=samples, timesteps=timesteps,
-                    **options)
+    exporter = catalog().exporter(target)
+    if exporter.options is not None:  # else export() names the package to install
+        parse_target_options(target, exporter.options, options)
+    for name, value in (("--samples", samples), ("--timesteps", timesteps)):
+        if value is not None and value < 1:
+            raise SnnpipeError(f"{name} {value} is out of range: at least 1")
+    check_checkpoint_file(checkpoint)
+    from snnpipe.pipeline.export import export
+
+    with progress.quiet(quiet or as_json):
+        result = export(checkpoint, target, out=out, force=force, data_dir=data_dir, samples=samples,
+                        timesteps=timesteps, **options)
+    if quiet and not as_json:
+        return
     if as_json:
         click.echo(json.dumps({"target": result.target, "file": str(result.path), **result.report}, default=str))
         return
@@ -347,6 +364,7 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
               help="Continue an interrupted run of this recipe in its folder: finished steps are kept.")
 @click.option("--quiet", is_flag=True, help="Only the summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@_threads_option
 def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: bool, as_json: bool) -> None:
     """Run a recipe of train, export and profile steps (default: the embedded digits pipeline)."""
     from dataclasses import asdict
@@ -357,7 +375,7 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
 
     def report(step) -> None:
         if not quiet and not as_json:
-            click.echo(f"{step.step}: {step.kind} done in {step.seconds:.1f}s -> {step.path}")
+            progress.write(f"{step.step}: {step.kind} done in {step.seconds:.1f}s -> {step.path}")
 
     def report_cell(index: int, count: int, cell, reused: bool) -> None:
         if not quiet and not as_json:
@@ -368,7 +386,8 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
 
     if resume and out:
         raise SnnpipeError("give --resume FOLDER or --out FOLDER, not both: a resumed run stays in its folder")
-    result = run(parsed, out=out, on_step=report, resume=resume, on_cell=report_cell)
+    result = run(parsed, out=out, on_step=report, resume=resume, progress=not quiet and not as_json,
+                 on_cell=report_cell)
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps]}, default=str))
         return
@@ -411,6 +430,7 @@ class GateFailed(click.ClickException):
 @click.option("--update-baseline", is_flag=True, help="Write this profile as the new --baseline instead of gating.")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals (and the gate) as one JSON line.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
+@_threads_option
 def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, deployed, samples, target, target_file,
                     energy_model, precision, chip, chip_file, out, force, baseline, max_increase, max_energy_increase,
                     update_baseline, as_json, quiet) -> None:
@@ -419,11 +439,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
 
     CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
     that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
-    import torch
-
     from snnpipe.files import atomic_path
-    from snnpipe.pipeline import distributed
-    from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, profile, read_profile
+    from snnpipe.hw_targets.energy import get_target
+    from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
+    from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
 
     if samples < 1:
@@ -450,9 +469,17 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     reference = read_profile(baseline) if baseline and not update_baseline else None
     folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file)
     check_report_folder(folder, force)
+    get_target(target, target_file)
+    if not loihi_file:
+        check_checkpoint_file(checkpoint)
+    import torch
+
+    from snnpipe.pipeline import distributed
+    from snnpipe.pipeline.profile import profile
+
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
-    progress = not (quiet or as_json) and sys.stderr.isatty()
+    progress = not (quiet or as_json)
     fixed_point = None
     try:
         energy = dict(target=target, target_file=target_file, energy_model=energy_model, precision=precision,
@@ -617,7 +644,5 @@ def import_nir_command(file: str, as_json: bool, **options: Any) -> None:
 
 
 def main() -> None:
-    from snnpipe.pipeline.runtime import tune_cpu_allocator
-
-    tune_cpu_allocator()
+    process.start()  # before anything imports torch
     cli()

@@ -9,8 +9,7 @@ from typing import Any
 import yaml
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.models import NeuronParams
-from snnpipe.pipeline.data import dataset_entry
+from snnpipe.models.params import NeuronParams
 
 OPTIMIZERS = ("adam", "sgd")
 #: ``1/T``: the loss's gradient is divided by T in the one-step stages (its value is unchanged), as
@@ -88,9 +87,13 @@ class TrainConfig:
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
             )
 
-    def resolved(self) -> "TrainConfig":
-        """A copy with every ``None`` default filled in from the dataset's registry entry."""
-        defaults = dataset_entry(self.dataset)
+    def resolved(self, defaults: Any = None) -> "TrainConfig":
+        """A copy with every ``None`` default filled in from the dataset's registry entry (or
+        ``defaults``, anything with its ``model``, ``epochs`` and ``batch_size``: the catalog's)."""
+        if defaults is None:
+            from snnpipe.pipeline.data import dataset_entry  # torch: callers before it pass the catalog's
+
+            defaults = dataset_entry(self.dataset)
         return replace(
             self,
             model=self.model or defaults.model,

@@ -1,8 +1,12 @@
 """Will it fit? The memory a training run or a profile needs, estimated before anything is allocated.
 
-The model is built on torch's ``meta`` device (shapes, no storage) and run for one step on one
-sample, which gives its parameter count P and its neuron count N (the outputs of its neuron layers)
-without allocating either. Then, in bytes (float32, 4 bytes a value)::
+The model is built on torch's ``meta`` device (shapes, no storage), which gives its parameter count
+P without allocating anything. Its neuron count N (the outputs of its neuron layers, one sample, one
+step) comes from one step of one sample through the same model built on the CPU (4 P bytes, only
+when they fit; the random state is left as it was): a forward pass on the meta device would give N
+without them, but it (and ``to_empty``) loads torch's decomposition machinery (sympy, mpmath and
+about 500 modules), which took 2 to 8 s of every ``snnpipe train`` here. Then, in bytes (float32,
+4 bytes a value)::
 
     training   16 P                          weights, gradients and Adam's two moments
              + 4 T B prod(C, H, W)           the encoded input (T, B, C, H, W)
@@ -53,20 +57,27 @@ class ModelSize:
 
 def model_size(name: str, model_args: dict, input_shape: tuple[int, ...], num_classes: int,
                neuron: NeuronParams | None = None, spiking: bool = True) -> ModelSize:
-    """Count a zoo model's parameters and neurons on the meta device: nothing is allocated."""
+    """Count a zoo model's parameters (on the meta device) and neurons (one step of one sample on
+    the CPU, where the weights fit; else 0, and the weights alone will not fit either)."""
     counts: list[int] = []
     with torch.device("meta"):
         model = create_model(name, input_shape=input_shape, num_classes=num_classes, neuron=neuron,
+                             spiking=spiking, **model_args)
+    parameters = sum(p.numel() for p in model.parameters())
+    if 4 * parameters > HEADROOM * available_bytes("cpu"):
+        return ModelSize(parameters, 0, model.delay_steps)
+    with torch.random.fork_rng(devices=[]):
+        model = create_model(name, input_shape=input_shape, num_classes=num_classes, neuron=neuron,
                              spiking=spiking, **model_args).eval()
-        hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel()))
-                 for m in model.modules() if isinstance(m, Neuron)]
-        try:
-            with torch.no_grad():
-                model.step(torch.zeros(1, *input_shape))
-        finally:
-            for hook in hooks:
-                hook.remove()
-    return ModelSize(sum(p.numel() for p in model.parameters()), sum(counts), model.delay_steps)
+    hooks = [m.register_forward_hook(lambda _m, _i, out: counts.append(out.numel()))
+             for m in model.modules() if isinstance(m, Neuron)]
+    try:
+        with torch.no_grad():
+            model.step(torch.zeros(1, *input_shape))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return ModelSize(parameters, sum(counts), model.delay_steps)
 
 
 def available_bytes(device: torch.device | str = "cpu") -> int:

@@ -34,9 +34,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
+from snnpipe import progress as progress_bars
 from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.files import FolderLock, atomic_path, checksums, claim_free_folder, lock_folder, remove_orphan_temporaries
 from snnpipe.models import NeuronParams
+from snnpipe.hw_targets import parse_target_options
+from snnpipe.pipeline.catalog import ExporterInfo, catalog
+from snnpipe.pipeline.checks import check_config
 from snnpipe.pipeline.config import TrainConfig, read_yaml
 from snnpipe.pipeline.sweep import Cell, CellResult, expand, run_cells, write_sweep_reports
 
@@ -169,12 +173,10 @@ def _step_keys(kind: str, options: dict[str, Any], where: str) -> set[str]:
     if kind == "train":
         return _STEP_KEYS["train"] | _NEURON_KEYS
     if kind == "export":
-        from snnpipe.hw_targets import find_exporter
-
         if "target" not in options:
             raise RecipeError(f"{where}: 'target' names the export target, e.g. target: loihi")
         try:
-            entry = find_exporter(str(options["target"]))
+            entry = _exporter(str(options["target"]))
         except SnnpipeError as err:
             raise RecipeError(f"{where}: {err}") from None
         return _EXPORT_KEYS | {f.name for f in fields(entry.options)}
@@ -186,21 +188,29 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
     before any step runs, as the CLI would."""
     try:
         if step.kind == "train":
-            from snnpipe.pipeline.train import check_config
-
             for options in [cell.options(step.options) for cell in step.cells] or [step.options]:
                 check_config(_train_config(defaults, options, lambda v: v, Path(".")))
         elif step.kind == "export":
-            from snnpipe.hw_targets import find_exporter
-
-            entry = find_exporter(str(step.options["target"]))
-            entry.parse_options({k: v for k, v in step.options.items() if k not in _EXPORT_KEYS})
+            target = str(step.options["target"])
+            parse_target_options(target, _exporter(target).options,
+                                 {k: v for k, v in step.options.items() if k not in _EXPORT_KEYS})
         elif step.options.get("target") is not None:
             from snnpipe.hw_targets.energy import get_target
 
             get_target(step.options["target"])
     except SnnpipeError as err:
         raise RecipeError(f"{where}: {err}") from None
+
+
+def _exporter(target: str) -> ExporterInfo:
+    """The catalog's entry of an export target; where its optional package is missing, the
+    registry's own error, which names the package to install."""
+    entry = catalog().exporter(target)
+    if entry.options is None:
+        from snnpipe.hw_targets import find_exporter
+
+        find_exporter(target)
+    return entry
 
 
 def load_recipe(path: str | Path | None = None) -> Recipe:
@@ -257,7 +267,8 @@ def run(
             raise RecipeError(f"cannot create the run folder ({err.strerror}); choose a writable --out") from None
         folder, done = lock.folder, {}
     try:
-        return _run_steps(recipe, folder, done, on_step, progress, on_cell)
+        with progress_bars.quiet(not progress):
+            return _run_steps(recipe, folder, done, on_step, progress, on_cell)
     finally:
         lock.release()
 
@@ -290,7 +301,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
 
     results: list[StepResult] = []
     cells: list[CellResult] = []
-    for step in recipe.steps:
+    for step in progress_bars.steps(recipe.steps, lambda s: f"{s.name} ({s.kind})", desc=recipe.name):
         target = folder / step.name
         if step.name in done:
             result = StepResult(**done[step.name]["result"])

@@ -43,24 +43,26 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DistributedSampler
-from tqdm.auto import tqdm
 
+from snnpipe import progress as progress_bars
 from snnpipe.errors import SnnpipeError, StopRequested, TrainingDiverged
 from snnpipe.files import FolderLock, atomic_path, check_free_space, claim_free_folder, lock_folder, remove_if_unused
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import activity, set_activity, to_device
-from snnpipe.models.zoo import check_model_arguments, describe_model
+from snnpipe.models.zoo import describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
+from snnpipe.pipeline.checks import check_config
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import (TEST_BATCH_SIZE, Dataset, DataSpec, dataset_entry, iterate_batches, load_dataset,
                                    subset)
 from snnpipe.pipeline.distributed import World
-from snnpipe.pipeline.memory import check_fits, model_size, training_bytes
 from snnpipe.pipeline.augment import augment
-from snnpipe.pipeline.encoding import ENCODINGS, encode
+from snnpipe.pipeline.memory import ModelSize, check_fits, model_size, training_bytes
+from snnpipe.pipeline.process import apply_thread_policy
+from snnpipe.pipeline.encoding import encode
 from snnpipe.pipeline.runtime import resolve_device
-from snnpipe.pipeline.stages import Stage, check_stage, get_stage, stage_arguments
+from snnpipe.pipeline.stages import Stage, get_stage, stage_arguments
 
 CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.jsonl"
@@ -188,24 +190,8 @@ def _check_writable(folder: Path) -> None:
         raise SnnpipeError(f"cannot write to the run folder {folder} ({err.strerror}); choose a writable --out") from None
 
 
-def check_config(config: TrainConfig) -> TrainConfig:
-    """Refuse, before any work, a config that cannot train: an unknown dataset, encoding, model or
-    stage, a model or stage argument of the wrong type or range, a missing teacher. Returns it
-    resolved (dataset defaults filled in) with the model arguments coerced (YAML lists as tuples)."""
-    if config.encoding not in ENCODINGS:
-        raise SnnpipeError(f"unknown encoding {config.encoding!r}: choose one of {', '.join(ENCODINGS)}")
-    resolved = config.resolved()  # an unknown dataset is refused here
-    model_args = check_model_arguments(resolved.model, resolved.model_args)
-    check_stage(resolved)
-    if resolved.grad_scale != "1" and get_stage(resolved.stage).graph_over_time(
-            stage_arguments(resolved.stage, resolved.stage_args)):
-        raise SnnpipeError(f"grad_scale={resolved.grad_scale} scales the one-step (rate) pass, and stage "
-                           f"{resolved.stage!r} trains through time here; leave grad_scale at 1 or use base=ratebp")
-    return replace(resolved, model_args=model_args)
-
-
-def _check_memory(config: TrainConfig, stage_cls: type[Stage], dataset: Dataset | None) -> None:
-    """Refuse a run that cannot fit before anything is allocated (`memory`)."""
+def _check_memory(config: TrainConfig, stage_cls: type[Stage], dataset: Dataset | None) -> ModelSize:
+    """Refuse a run that cannot fit before anything is allocated (`memory`); returns the model's size."""
     entry = dataset_entry(config.dataset)
     shape, classes = (dataset.spec.input_shape, dataset.spec.num_classes) if dataset else (entry.input_shape, entry.num_classes)
     size = model_size(config.model, config.model_args, shape, classes, config.neuron, stage_cls.spiking)
@@ -215,6 +201,7 @@ def _check_memory(config: TrainConfig, stage_cls: type[Stage], dataset: Dataset 
             "memory does not grow with T" if over_time else f"lower --batch-size ({config.batch_size}) or the model's size")
     check_fits(needed, f"training {config.model} ({size.parameters:,} parameters, {size.neurons:,} neurons)", hint,
                resolve_device(config.device))
+    return size
 
 
 def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
@@ -285,7 +272,8 @@ def train(
     stage_cls = get_stage(config.stage)
     if not stage_cls.spiking:
         config = replace(config, timesteps=1, encoding="direct")
-    _check_memory(config, stage_cls, dataset)
+    size = _check_memory(config, stage_cls, dataset)
+    apply_thread_policy(size.neurons * config.batch_size)
     device = resolve_device(config.device)
     world = distributed.setup(device)
     run = None
@@ -380,7 +368,9 @@ class _Run:
     # -- the loop --------------------------------------------------------------------------
     def fit(self, progress: bool, on_epoch) -> Checkpoint:
         ckpt = None
-        with self._signals():
+        epochs = progress_bars.bar(total=self.config.epochs, initial=self.epoch, desc=self.config.stage, unit="epoch",
+                                   show=progress and self.world.is_main)
+        with self._signals(), epochs:
             while self.epoch < self.config.epochs:
                 started = time.perf_counter()
                 train_metrics = self._train_epoch(progress and self.world.is_main)
@@ -407,6 +397,7 @@ class _Run:
                     self._log(record)
                     if on_epoch:
                         on_epoch(record)
+                epochs.update(1)
         if ckpt is None:  # resuming a finished run
             ckpt = self._checkpoint()
             ckpt.path = self.run_dir / CHECKPOINT_NAME
@@ -424,10 +415,9 @@ class _Run:
         noise = torch.Generator().manual_seed(config.seed * 100_003 + self.epoch * 1_009 + self.world.rank)
         if self.noise_state is not None:
             noise.set_state(self.noise_state)
-        bar = tqdm(
-            range(self.step_in_epoch, self.steps_per_epoch), total=self.steps_per_epoch,
-            initial=self.step_in_epoch, disable=None if progress else True, leave=False,
-            dynamic_ncols=True, desc=f"{config.stage} epoch {self.epoch + 1}/{config.epochs}",
+        bar = progress_bars.bar(
+            range(self.step_in_epoch, self.steps_per_epoch), total=self.steps_per_epoch, initial=self.step_in_epoch,
+            show=progress, unit="batch", desc=f"{config.stage} epoch {self.epoch + 1}/{config.epochs}",
         )
         autocast = (
             torch.autocast(self.device.type, dtype=torch.bfloat16) if config.amp == "bf16"

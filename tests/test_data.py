@@ -7,6 +7,8 @@ import json
 import math
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -343,3 +345,32 @@ def test_iterate_batches_rejects_bad_arguments():
         list(iterate_batches(torch.zeros(3, 1), torch.zeros(3), 0, shuffle=False))
     with pytest.raises(ValueError, match="3 items but y has 2"):
         list(iterate_batches(torch.zeros(3, 1), torch.zeros(2), 2, shuffle=False))
+
+
+def test_the_digits_split_is_scikit_learns_index_for_index():
+    """`stratified_split` against scikit-learn's train_test_split(stratify=...), the oracle."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from snnpipe.pipeline.data import stratified_split
+
+    digits = load_digits()
+    for seed in (0, 1, 7):
+        train, test = train_test_split(np.arange(len(digits.target)), test_size=0.2, random_state=seed,
+                                       stratify=digits.target)
+        ours = stratified_split(digits.target, 0.2, seed)
+        assert np.array_equal(ours[0], train) and np.array_equal(ours[1], test)
+        loaded = load_dataset("digits", seed=seed)
+        assert torch.equal(loaded.test_x, torch.from_numpy(digits.images[test][:, None] / 16.0).float())
+        assert torch.equal(loaded.train_y, torch.from_numpy(digits.target[train]))
+    labels = np.random.RandomState(3).randint(0, 5, size=97)  # uneven classes: remainders and ties
+    for fraction in (0.2, 0.33, 0.5):
+        train, test = train_test_split(np.arange(97), test_size=fraction, random_state=4, stratify=labels)
+        ours = stratified_split(labels, fraction, 4)
+        assert np.array_equal(ours[0], train) and np.array_equal(ours[1], test)
+
+
+def test_digits_load_without_importing_scikit_learn():
+    code = "import sys; from snnpipe.pipeline.data import load_dataset; load_dataset('digits'); print('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "False", done.stderr

@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.models import MODELS, ExecutionMode, create_model, execution_mode, finish_record
+from snnpipe.models import MODELS, ExecutionMode, NeuronParams, create_model, execution_mode, finish_record, firing_rate
+from snnpipe.models.layers import rate_based
 from snnpipe.models.neurons import CubaLIF, ReLU
 
 
@@ -115,3 +116,34 @@ def test_a_model_is_described_as_a_user_would_ask_for_it():
 
     assert describe_model("convnet", {}) == "convnet (default arguments)"
     assert describe_model("mlp", {"hidden": (16, 8), "delay_shift": True}) == "mlp --model-arg hidden=[16,8]"
+
+
+@pytest.mark.parametrize("neuron", [NeuronParams(), NeuronParams(current_decay=0.3, refractory_steps=2, surrogate="sigmoid")])
+def test_ratebp_at_one_step_runs_one_pass_with_the_two_passes_results(neuron):
+    """At T = 1 `rate_based` runs one differentiable pass (RECORD_RATE); its logits, gradients,
+    BatchNorm statistics and activity are those of the RECORD pass followed by the RATE pass."""
+    import copy
+
+    torch.manual_seed(0)
+    model = create_model("convnet", neuron=neuron)
+    twin = copy.deepcopy(model)
+    x, y = torch.randn(1, 6, 1, 28, 28) * 2, torch.tensor([0, 1, 2, 3, 4, 5])
+    with torch.no_grad(), execution_mode(twin, ExecutionMode.RECORD):
+        twin(x)
+        finish_record(twin)
+    with execution_mode(twin, ExecutionMode.RATE):
+        expected = twin.step(x.mean(0))
+    F.cross_entropy(expected, y).backward()
+    convs = []
+    for conv in (m for m in model.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_hook(lambda *_: convs.append(1))
+    with rate_based(model, x) as averaged:
+        logits = model.step(averaged)
+    F.cross_entropy(logits, y).backward()
+    assert len(convs) == 2  # each conv ran once: one pass, not two
+    assert torch.allclose(logits, expected, atol=1e-6)
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-4, atol=1e-7), name
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+    assert firing_rate(model) == pytest.approx(firing_rate(twin), abs=0)

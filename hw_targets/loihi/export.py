@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from snnpipe import __version__
+from snnpipe import __version__, progress
 from snnpipe.arguments import NonNegativeFloat, PositiveInt, Range
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
 from snnpipe.hw_targets.loihi import fixed_point as fx
@@ -308,7 +308,8 @@ def export_loihi(request: ExportRequest) -> ExportResult:
     simulator = LoihiSimulator(graph)
     evaluation = None
     if first is not None:
-        evaluation = evaluate(request.model, simulator, request.batches())
+        evaluation = evaluate(request.model, simulator,
+                              progress.bar(request.batches(), desc="float vs Loihi fixed point", unit="batch"))
         check_overflow(graph, evaluation.counters)
         if evaluation.drop_pt > options.max_drop + 1e-9:
             raise AccuracyDropError(
@@ -331,7 +332,9 @@ def export_loihi(request: ExportRequest) -> ExportResult:
             else:
                 x = (torch.rand(request.timesteps, options.verify_samples, *request.input_shape,
                                 generator=torch.Generator().manual_seed(0)) < 0.3).float()
-            lava = verify_with_lava(tmp, simulator, x, python)
+            with progress.bar(total=1, desc="verify in Lava", unit="run") as bar:
+                lava = verify_with_lava(tmp, simulator, x, python)
+                bar.update(1)
         file_bytes = tmp.stat().st_size
     report = build_report(quantized, evaluation, request, options.max_drop, file_bytes, lava)
     return ExportResult("loihi", out, report)

@@ -46,6 +46,7 @@ from snnpipe.pipeline.profile.counting import SYNAPTIC_OPS, SpikeSource, Synapti
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
 from snnpipe.pipeline.profile.schema import Profile, ProfileError
 from snnpipe.pipeline.profile.stage import batches_of, energy_settings, summarize_counts
+from snnpipe.progress import bar as progress_bar
 
 #: State variables per CUBA neuron: the current u and the voltage v.
 CUBA_STATE_VARIABLES = 2
@@ -165,11 +166,7 @@ def count_deployed(graph: LoihiGraph, data: Any, timesteps: int | None = None, t
         ProfileError: no data, or batches of another shape than the file's input.
     """
     energy = energy_settings(target, target_file, energy_model, precision, chip, chip_file)
-    batches: Iterable = batches_of(data)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc="profile (Loihi fixed point)", unit="batch", leave=False)
+    batches: Iterable = progress_bar(batches_of(data), desc="profile (Loihi fixed point)", unit="batch", show=progress)
     counter: DeployedCounter | None = None
     samples = labelled = correct = 0
     scored = num_classes is None or num_classes == math.prod(graph.output_shape)

@@ -57,6 +57,7 @@ from snnpipe.pipeline.profile.frameworks import is_spiking_neuron
 from snnpipe.pipeline.profile.hooks import Recorder
 from snnpipe.pipeline.profile.schema import LayerProfile, NeuronProfile, Profile, ProfileError, SynapseProfile
 from snnpipe.pipeline.profile.verdict import estimate_energy, stderr
+from snnpipe.progress import bar as progress_bar
 
 
 def _default_run(model: nn.Module, x: Tensor) -> Tensor:
@@ -277,10 +278,7 @@ def _count(
     spiking = any(is_spiking_neuron(m) for m in model.modules()) if spiking is None else spiking
     run = run or _default_run
     batches = batches_of(data)
-    if progress:
-        from tqdm import tqdm
-
-        batches = tqdm(batches, desc="profile", unit="batch", leave=False)
+    batches = progress_bar(batches, desc="profile", unit="batch", show=progress)
     was_training = model.training
     model.eval()
     recorder: Recorder | None = None
@@ -448,7 +446,8 @@ def profile_to_reports(source, out: str | Path, target: str | None = None, sampl
     from snnpipe.pipeline.report import write_reports
 
     result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples,
-                                energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)
+                                energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file,
+                                progress=True)
     folder = write_reports(result, Path(out), force=force)
     summary = {"energy_uj": result.totals.compute_energy_uj, "firing_rate": result.totals.firing_rate,
                "accuracy": result.accuracy}

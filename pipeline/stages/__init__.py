@@ -12,7 +12,6 @@ from snnpipe.pipeline.stages.base import (  # noqa: F401  (the public names)
     STAGES,
     Stage,
     StepOutput,
-    check_stage,
     get_stage,
     register_stage,
     stage_arguments,

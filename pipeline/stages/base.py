@@ -24,7 +24,8 @@ from torch import Tensor, nn
 
 from snnpipe.arguments import from_options
 from snnpipe.errors import SnnpipeError
-from snnpipe.models import ExecutionMode, SpikingModel, execution_mode, finish_record, topology
+from snnpipe.models import SpikingModel, topology
+from snnpipe.models.layers import rate_based
 from snnpipe.models.neurons import Neuron
 from snnpipe.models.zoo import describe_model
 from snnpipe.pipeline.config import TrainConfig
@@ -103,12 +104,8 @@ def forward_blocks(model: SpikingModel, x: Tensor, base: str) -> tuple[Tensor, l
     """
     blocks = list(model.blocks.values())
     if base == "ratebp":
-        with torch.no_grad(), execution_mode(model, ExecutionMode.RECORD):
-            model(x)
-            finish_record(model)
         outputs = []
-        with execution_mode(model, ExecutionMode.RATE):
-            h = x.mean(0)
+        with rate_based(model, x) as h:
             for block in blocks:
                 h = block(h)
                 outputs.append(h)
@@ -222,12 +219,3 @@ def stage_arguments(name: str, raw: dict[str, Any]) -> Any:
     """The stage's ``Args`` from ``--stage-arg`` values, each checked against its type and range."""
     cls = get_stage(name)
     return from_options(cls.Args, raw, f"stage {name!r}", spell=lambda key: f"--stage-arg {key}")
-
-
-def check_stage(config: TrainConfig) -> None:
-    """Refuse, before any work, what this stage cannot run: an unknown name, a wrong argument, a
-    missing teacher."""
-    cls = get_stage(config.stage)
-    stage_arguments(config.stage, config.stage_args)
-    if cls.needs_teacher and config.teacher is None:
-        raise SnnpipeError(f"stage {config.stage!r} needs a teacher: pass --teacher CKPT (e.g. an ann stage's checkpoint)")

@@ -13,11 +13,10 @@ time average; BatchNorm uses the mean of the per-step batch statistics of the RE
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from snnpipe.models import ExecutionMode, execution_mode, finish_record
+from snnpipe.models.layers import rate_based
 from snnpipe.pipeline.stages.base import Stage, StepOutput, register_stage
 
 
@@ -29,11 +28,8 @@ class RateBP(Stage):
 
     def rate_forward(self, x: Tensor) -> Tensor:
         """Record T steps without a graph, then return the differentiable rate-pass logits."""
-        with torch.no_grad(), execution_mode(self.model, ExecutionMode.RECORD):
-            self.model(x)
-            finish_record(self.model)
-        with execution_mode(self.model, ExecutionMode.RATE):
-            return self.model.step(x.mean(0))
+        with rate_based(self.model, x) as averaged:
+            return self.model.step(averaged)
 
     def training_step(self, x: Tensor, y: Tensor, images: Tensor) -> StepOutput:
         logits = self.rate_forward(x)
