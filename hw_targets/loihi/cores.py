@@ -22,8 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from snnpipe.hw_targets.loihi.graph import LoihiGraph
-from snnpipe.hw_targets.loihi.network import LoihiLayer, LoihiNetwork
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch-free at run time: the energy models price cores without a network
+    from snnpipe.hw_targets.loihi.graph import LoihiGraph
+    from snnpipe.hw_targets.loihi.network import LoihiLayer, LoihiNetwork
 
 SOURCE = ("Intel Labs, 'Taking Neuromorphic Computing to the Next Level with Loihi 2', technology brief "
           "(2021), Table 1: 128 cores/chip, 1M neurons/chip (8,192/core), 192 KB memory/core, 120M synapses/chip")
@@ -70,6 +73,6 @@ def layer_cores(layer: LoihiLayer, limits: CoreLimits = LOIHI2) -> int:
 def network_cores(net: LoihiNetwork | LoihiGraph, limits: CoreLimits = LOIHI2) -> list[int]:
     """Cores per layer (per node of a graph: its neurons and the synapses of every connection into
     it, a relay node included), in order; their sum is the network's, chips = ceil(sum / cores_per_chip)."""
-    if isinstance(net, LoihiGraph):
+    if hasattr(net, "nodes"):  # a LoihiGraph
         return [cores_for(node.neurons, node.synapses(), limits) for node in net.nodes]
     return [layer_cores(layer, limits) for layer in net.layers]
