@@ -143,7 +143,8 @@ def main() -> None:
         name = json.loads((folder / "run.json").read_text())["recipe"]["name"]
         causes[name] = json.loads((folder / "sweep.json").read_text())
         lines += [f"## Causes: {name}", "", f"`snnpipe run recipes/{name}.yaml -o {folder}` (the protocol's "
-                  "defaults; a teacher of its own, trained the same way).", "", table(causes[name]["settings"]), ""]
+                  "defaults; a teacher where it needs one, its own, trained the same way).", "",
+                  table(causes[name]["settings"]), ""]
     if args.notes.is_file():
         lines += [args.notes.read_text().strip(), ""]
     OUT.mkdir(parents=True, exist_ok=True)
