@@ -25,14 +25,12 @@ A field without an entry in ``sources`` is sourced to the file itself.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.energy import read_sourced_file
 
 CHIP_DIR = Path(__file__).resolve().parent / "chips"
 
@@ -116,33 +114,8 @@ def load_chip_file(path: str | Path) -> Chip:
     Raises:
         ChipError: unreadable or malformed file, unknown or missing fields, bad values.
     """
-    path = Path(path)
-    kind = "TOML" if path.suffix.lower() == ".toml" else "YAML"
-    try:
-        text = path.read_text()
-        data = tomllib.loads(text) if kind == "TOML" else yaml.safe_load(text)
-    except OSError as err:
-        raise ChipError(f"cannot read chip file {path}: {err.strerror or err}") from None
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ChipError(f"chip file {path} is not valid {kind} ({type(err).__name__}); fix it") from None
-    known = [f.name for f in fields(Chip)]
-    if not isinstance(data, dict):
-        raise ChipError(f"chip file {path} must be a mapping with the fields {', '.join(known)}")
-    unknown = sorted(map(str, set(data) - set(known)))
-    if unknown:
-        raise ChipError(f"chip file {path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    missing = [f.name for f in fields(Chip) if f.name not in data and f.name not in _OPTIONAL
-               and f.name not in ("sources", "description", "synapse_bits")]
-    if missing:
-        raise ChipError(f"chip file {path}: missing field(s) {', '.join(missing)}")
-    sources = data.get("sources", {})
-    if not isinstance(sources, dict):
-        raise ChipError(f"chip file {path}: sources must be a mapping of field name to citation")
-    sources = {**{k: f"chip file {path.name}" for k in CHIP_FIELDS if data.get(k) is not None}, **sources}
-    try:
-        return Chip(**{**data, "sources": sources})
-    except (TypeError, ValueError) as err:
-        raise ChipError(f"chip file {path}: {err}") from None
+    required = [f.name for f in fields(Chip) if f.name not in _OPTIONAL and f.name not in ("sources", "description", "synapse_bits")]
+    return read_sourced_file(path, Chip, "chip file", ChipError, required, CHIP_FIELDS)
 
 
 #: The built-in chips, one file each in ``hw_targets/chips/``.

@@ -209,11 +209,18 @@ def get_target(name: str | None = None, path: str | Path | None = None) -> Energ
     return TARGETS[name]
 
 
-def load_target_file(path: str | Path) -> EnergyTarget:
-    """Read a target from TOML (``.toml``) or YAML (any other suffix); see the module docstring.
+def read_sourced_file(path: str | Path, cls: type, what: str, error: type[SnnpipeError], required: list[str],
+                      constants: Any) -> Any:
+    """A dataclass of constants with their ``sources`` (an energy target, a chip) from TOML (``.toml``)
+    or YAML (any other suffix); a constant the file gives without a citation is sourced to the file.
+
+    Args:
+        what: the file's kind in messages ("target file", "chip file").
+        required: the fields the file must give.
+        constants: the fields that are constants (sourced to the file unless cited).
 
     Raises:
-        TargetError: unreadable or malformed file, unknown or missing fields, bad values.
+        error: unreadable or malformed file, unknown or missing fields, bad values (one line).
     """
     path = Path(path)
     kind = "TOML" if path.suffix.lower() == ".toml" else "YAML"
@@ -221,27 +228,35 @@ def load_target_file(path: str | Path) -> EnergyTarget:
         text = path.read_text()
         data = tomllib.loads(text) if kind == "TOML" else yaml.safe_load(text)
     except OSError as err:
-        raise TargetError(f"cannot read target file {path}: {err.strerror or err}") from None
+        raise error(f"cannot read {what} {path}: {err.strerror or err}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else getattr(err, "lineno", None)
         where = f" at line {line}" if line else ""
-        raise TargetError(f"target file {path} is not valid {kind}{where} ({type(err).__name__}); fix it") from None
-    known = [f.name for f in fields(EnergyTarget)]
+        raise error(f"{what} {path} is not valid {kind}{where} ({type(err).__name__}); fix it") from None
+    known = [f.name for f in fields(cls)]
     if not isinstance(data, dict):
-        raise TargetError(f"target file {path} must be a mapping with the fields {', '.join(known)}")
+        raise error(f"{what} {path} must be a mapping with the fields {', '.join(known)}")
     unknown = sorted(map(str, set(data) - set(known)))
     if unknown:
-        raise TargetError(f"target file {path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
-    missing = [name for name in ("name", "ac_pj", "mac_pj") if name not in data]
+        raise error(f"{what} {path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    missing = [name for name in required if name not in data]
     if missing:
-        raise TargetError(f"target file {path}: missing field(s) {', '.join(missing)}")
+        raise error(f"{what} {path}: missing field(s) {', '.join(missing)}")
     sources = data.get("sources", {})
     if not isinstance(sources, dict):
-        raise TargetError(f"target file {path}: sources must be a mapping of constant name to citation")
-    # a constant the file gives without a citation is sourced to the file itself
-    sources = {**{k: f"user target file {path.name}" for k in CONSTANTS if data.get(k)}, **sources}
+        raise error(f"{what} {path}: sources must be a mapping of constant name to citation")
+    sources = {**{k: f"{what} {path.name}" for k in constants if data.get(k) is not None}, **sources}
     try:
-        return EnergyTarget(**{**data, "sources": sources})
+        return cls(**{**data, "sources": sources})
     except (TypeError, ValueError) as err:
-        raise TargetError(f"target file {path}: {err}") from None
+        raise error(f"{what} {path}: {err}") from None
+
+
+def load_target_file(path: str | Path) -> EnergyTarget:
+    """Read a target from TOML (``.toml``) or YAML (any other suffix); see the module docstring.
+
+    Raises:
+        TargetError: unreadable or malformed file, unknown or missing fields, bad values.
+    """
+    return read_sourced_file(path, EnergyTarget, "target file", TargetError, ["name", "ac_pj", "mac_pj"], CONSTANTS)
