@@ -41,7 +41,9 @@ def test_two_runs_started_together_take_two_folders(tmp_path):
 
 @pytest.mark.slow  # real processes, each importing torch
 def test_a_second_run_into_a_folder_another_run_holds_stops_in_one_line(tmp_path):
-    first = _train(tmp_path, "--epochs", "30", "-o", "out")
+    # long enough to be still running when the second starts (a digits epoch of this MLP takes ~0.1 s;
+    # terminated below, after a checkpoint)
+    first = _train(tmp_path, "--epochs", "3000", "-o", "out")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until the first run holds its folder
         probe = lock_folder(tmp_path / "out") if (tmp_path / "out").exists() else None
