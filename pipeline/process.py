@@ -12,7 +12,7 @@ slow choice for the models snnpipe trains on a CPU (`benchmarks/threads.py`, rep
   operation over threads only past 32768 elements (``at::internal::GRAIN_SIZE``), and below
   that each parallel region costs a wake-up and a barrier for nothing. It pays only on a core
   nothing else wants: beside one busy process, two threads on two cores were slower than one for
-  every zoo model measured. `threads_for` takes one thread below `PARALLEL_FROM` values per step
+  every zoo model measured. `threads_for` takes one thread below `PARALLEL_FROM` values per step (2^21, measured)
   (the batch times the model's neurons), else one per core that other processes leave idle
   (`busy_cores`, read when training starts).
 
@@ -31,9 +31,11 @@ import time
 #: The environment variable through which ``--threads N`` reaches the code that sets the threads.
 THREADS_VARIABLE = "SNNPIPE_THREADS"
 #: Values per training step (batch x neurons of one sample and step) from which a second thread
-#: pays for itself; below it one thread is faster, most of all beside other work
-#: (benchmarks/threads.py: see the README's "Speed on a shared machine").
-PARALLEL_FROM = 1 << 18
+#: pays for itself on an idle core; below it one thread is faster, most of all beside other work.
+#: benchmarks/threads.py on a quiet machine (load 0.35): two passive threads took 0.80x and 0.72x
+#: one thread's step at 4.8M and 9.6M values (Fashion-MNIST convnet, vgg), 1.28x at 811k (resnet)
+#: and 2.5x at 6k (digits MLP 128-64): the threshold lies between 811k and 4.8M.
+PARALLEL_FROM = 1 << 21
 
 
 def start(threads: int | None = None) -> None:
