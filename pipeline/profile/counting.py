@@ -42,9 +42,24 @@ from torch import Tensor, nn
 from snnpipe.registry import register_into
 
 
+#: Values a test of a whole tensor looks at first, on a CPU: analog input fails on them at once.
+_HEAD = 4096
+
+
 def is_binary(x: Tensor) -> Tensor:
-    """NeuroBench's test for spikes: every value is 0, 1 or -1 (a 0-dim bool tensor: no synchronisation)."""
+    """NeuroBench's test for spikes: every value is 0, 1 or -1 (a 0-dim bool tensor: no synchronisation
+    on a GPU; on a CPU the first values decide alone when they are not)."""
+    if x.device.type == "cpu" and x.numel() > _HEAD:
+        head = x.reshape(-1)[:_HEAD]
+        if not bool(((head == 0) | (head.abs() == 1)).all()):
+            return torch.zeros((), dtype=torch.bool)
     return ((x == 0) | (x.abs() == 1)).all()
+
+
+def is_zero_one(x: Tensor) -> bool:
+    """Whether every value is 0 or 1 (the first values first: analog input fails on them at once)."""
+    head = x.reshape(-1)[:_HEAD]
+    return torch.equal(head, head.bool().to(head.dtype)) and torch.equal(x, x.bool().to(x.dtype))
 
 
 # --- the tables: which torch functions are synapses, which are pooling ------------------------------
@@ -102,15 +117,15 @@ def split_args(args: tuple, kwargs: dict, names: tuple[str, ...]) -> tuple[list[
 class SpikeSource:
     """A layer's output known to be spikes: 0/1 (``divisor`` None) or spike events per position,
     ``tensor * divisor`` (average-pooled spikes, or integer spike counts with divisor 1).
-    `reduce` sums it over its first (batch) dimension once for every layer it feeds: ``sums``, its
-    values per position, and for events ``nonzero`` (nonzero values per position) and ``peak``
-    (its largest value). ``version``: the tensor's in-place version when it was recorded; an
+    For events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
+    ``nonzero`` (nonzero values per position), ``peak`` (its largest value, where a value can
+    exceed 1) and, where asked, ``spikes`` (its values per position). ``version``: the tensor's in-place version when it was recorded; an
     in-place change (``s.mul_(0.5)``) makes it no longer a source."""
 
     tensor: Tensor
     divisor: Tensor | None = None
     may_exceed_one: bool = False  # events: whether a value can be above 1 (a sum pooling, counts)
-    sums: Tensor | None = None
+    spikes: Tensor | None = None
     nonzero: Tensor | None = None
     peak: Tensor | None = None
     version: int = -1
@@ -128,19 +143,18 @@ class SpikeSource:
         return (x.data_ptr() == self.tensor.data_ptr() and x.numel() == self.tensor.numel()
                 and x._version == self.version)
 
-    def reduce(self, rows: Tensor) -> "SpikeSource":
-        """These sums for ``rows``, a view of the tensor with the batch first: from this source when
-        both are contiguous with the same first dimension (they split the memory alike), else from a
-        new source of the rows alone (a step of a batch-major sequence is not contiguous)."""
+    def reduce(self, rows: Tensor, sums: bool = True) -> "SpikeSource":
+        """Its sums over the rows for ``rows``, a view of the tensor with the batch first (``spikes``
+        only where ``sums``): from this source when both are contiguous with the same first dimension
+        (they split the memory alike), else from a new source of the rows alone (a step of a
+        batch-major sequence is not contiguous)."""
         same = rows.shape[0] == self.tensor.shape[0] and rows.is_contiguous() and self.tensor.is_contiguous()
         source = self if same else SpikeSource(rows, self.divisor, self.may_exceed_one)
-        if source.sums is None:
-            # a float sum of 0/1 counts them many times faster than count_nonzero; events are
-            # >= 0, so their signs count the nonzero ones
-            source.sums = source.tensor.sum(0).flatten()
-            if source.divisor is not None:
-                source.nonzero = source.tensor.sign().sum(0).flatten()
-                source.peak = source.tensor.amax() if source.may_exceed_one else None
+        if source.nonzero is None:  # events are >= 0, so their signs count the nonzero ones
+            source.nonzero = source.tensor.sign().sum(0).flatten()
+            source.peak = source.tensor.amax() if source.may_exceed_one else None
+        if sums and source.spikes is None:
+            source.spikes = source.tensor.sum(0).flatten()
         return source
 
 
@@ -148,11 +162,13 @@ class SpikeSource:
 
 @dataclass
 class SynapticCall:
-    """One timestep of a synaptic layer, reduced over its rows (the batch) to one input's positions,
-    flat, with no synchronisation: what `SynapticCounts.counts` needs. ``nonzero``: nonzero inputs
-    per position; for ``"events"`` input also ``spikes`` (its values per position, before the
-    divisor), ``peak`` (its largest value) and ``pool_divisor``; for ``"other"`` input ``binary``
-    (NeuroBench's value test). ``mac_elements``: elements the dense MACs count per fan-in."""
+    """One timestep of a synaptic layer, reduced with no synchronisation to what
+    `SynapticCounts.counts` needs: ``sample_acs`` and ``sample_events``, per row (sample), and
+    for ``"events"`` input its sums over the rows per position, flat: ``nonzero`` (nonzero inputs),
+    ``spikes`` (values, before the divisor; only where the rows' sums are not exact, see
+    `SynapticCounts._per_row`), ``peak`` (its largest value) and ``pool_divisor``; for
+    ``"other"`` input ``binary`` (NeuroBench's value test). ``mac_elements``: elements the dense
+    MACs count per fan-in."""
 
     source: str
     rows: int
@@ -205,7 +221,7 @@ class SynapticCounts:
             self.kernel_fanout = int(self.weight.shape[0]) // int(groups) * self.kernel
         self.inputs = self.outputs = self.dense_macs = 0
         self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
-        self._reach32: dict[tuple, Tensor] = {}
+        self._per_rows: dict[tuple, tuple[Tensor, Tensor | float, bool]] = {}
 
     def fanout(self, shape: tuple[int, ...]) -> tuple[Tensor, int]:
         """(outputs each input element reaches through a nonzero weight, flat, as float64;
@@ -236,7 +252,7 @@ class SynapticCounts:
         (steps, batch) for ``layout`` "time" (time-major: SpikingJelly) and (batch, steps) for "batch"
         (Sinabs)."""
         rows = self.rows(x)
-        self.inputs, self.outputs = rows[0].numel(), y.numel() // max(rows.shape[0], 1)
+        self.inputs, self.outputs = rows.numel() // max(rows.shape[0], 1), y.numel() // max(rows.shape[0], 1)
         self.dense_macs = (self.inputs if self.op.transposed else self.outputs) * self.fan_in
         if steps == 1:
             return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source)]
@@ -249,30 +265,48 @@ class SynapticCounts:
     def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None) -> SynapticCall:
         call = SynapticCall("other" if source is None else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
         flat = rows.reshape(rows.shape[0], -1)
-        divisor = None
-        if source is None:
-            call.nonzero, call.binary = torch.count_nonzero(rows, dim=0).flatten(), is_binary(rows)
-            flat = (flat != 0).to(torch.float32)
+        divisor = None if source is None else source.divisor
+        reach, events_weight, exact = self._per_row(call.shape, divisor, source is not None and source.may_exceed_one,
+                                                    rows.device)
+        if source is None:  # NeuroBench's value test decides; its effective ops count the nonzero inputs
+            call.binary = is_binary(rows)
+            flat = flat != 0
+        elif divisor is not None:  # events: nonzero values per position, and where needed their sums
+            source = source.reduce(rows, sums=not exact)
+            call.nonzero, call.spikes, call.peak, call.pool_divisor = source.nonzero, source.spikes, source.peak, divisor
+        # Each row's ACs (its elements times their fan-out, times the pooling divisor for events: a
+        # pooled value times its divisor is the spikes in its window) and events. Matrix-vector
+        # products and row sums: one (rows, n) @ (n, 2) product took 1.5-4x as long here. Where
+        # ``exact``, their sums over the rows are the layer's counts.
+        flat = flat.to(reach.dtype)
+        call.sample_acs = torch.mv(flat, reach)
+        if isinstance(events_weight, Tensor):
+            call.sample_events = torch.mv(flat, events_weight)
         else:
-            divisor = source.divisor
-            source = source.reduce(rows)
-            call.nonzero = source.sums if source.divisor is None else source.nonzero
-            call.spikes, call.peak, call.pool_divisor = source.sums, source.peak, source.divisor
-        # one product gives each row's ACs and events: [fan-out, 1] per element, times the pooling
-        # divisor for events (a pooled value times its divisor is the spikes in its window)
-        both = flat.to(torch.float32) @ self._per_row(call.shape, divisor, rows.device)
-        call.sample_acs, call.sample_events = both[:, 0], both[:, 1]
+            call.sample_events = flat.sum(1) if events_weight == 1 else flat.sum(1) * events_weight
         return call
 
-    def _per_row(self, shape: tuple[int, ...], divisor: Tensor | None, device: torch.device) -> Tensor:
-        """(fan-out, 1) per input element, times the divisor, float32, (elements, 2); cached (the
-        divisors of a profile live as long as it)."""
-        key = (shape, None if divisor is None else divisor.data_ptr())
-        if key not in self._reach32:
-            reach = self.fanout(shape)[0].to(device=device, dtype=torch.float32)
-            both = torch.stack([reach, torch.ones_like(reach)], 1)
-            self._reach32[key] = both if divisor is None else both * divisor.to(device, torch.float32).reshape(-1, 1)
-        return self._reach32[key]
+    def _per_row(self, shape: tuple[int, ...], divisor: Tensor | None, may_exceed_one: bool,
+                 device: torch.device) -> tuple[Tensor, Tensor | float, bool]:
+        """What a row of input is multiplied by: (fan-out per input element, times the divisor; the
+        events per unit of input: a tensor, or one number for all; whether the rows' sums are exact
+        counts), cached (the divisors of a profile live as long as it).
+
+        Exact: 0/1 input (float32 where a row sums to an integer below 2^24, which is exact in any
+        order of summation, else float64), and events of power-of-two divisors (2x2 pooling: a pooled
+        value k / d is exact in binary, k / d times d is the integer k) that cannot exceed 1. Other
+        events (a 3x3 window's k / 9) are counted exactly from their sums per position (`_effective`).
+        """
+        key = (shape, None if divisor is None else divisor.data_ptr(), may_exceed_one)
+        if key not in self._per_rows:
+            reach = self.fanout(shape)[0]
+            d = torch.ones_like(reach) if divisor is None else divisor.to(torch.float64).flatten().expand_as(reach)
+            exact = divisor is None or not may_exceed_one and bool((torch.frexp(d).mantissa == 0.5).all())
+            dtype = torch.float32 if max(float((reach * d).sum()), float(d.sum())) < 2**24 else torch.float64
+            uniform = d.numel() > 0 and bool((d == d[0]).all())
+            events_weight = float(d[0]) if uniform else d.to(device, dtype).contiguous()
+            self._per_rows[key] = (reach * d).to(device, dtype), events_weight, exact
+        return self._per_rows[key]
 
     def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
         """Per call, its operations (class docstring): the calls of one source and input shape at once."""
@@ -283,10 +317,8 @@ class SynapticCounts:
         for (source, shape), index in groups.items():
             reach, dense_per_row = self.fanout(shape)
             group = [calls[i] for i in index]
-            effective, binary, acs = self._effective(group, reach)
-            events = torch.stack([c.sample_events.sum(dtype=torch.float64) for c in group]).tolist()
-            for i, call, eff, is_bin, ac, n_events in zip(index, group, effective.tolist(), binary.tolist(), acs.tolist(),
-                                                          events):
+            totals = self._effective(group, reach)
+            for i, call, eff, is_bin, ac, n_events in zip(index, group, *(t.tolist() for t in totals)):
                 counts: dict[str, Any] = dict.fromkeys(self.FIELDS, 0.0)
                 counts["dense"] = float(call.rows * dense_per_row)
                 counts["effective_acs" if is_bin else "effective_macs"] = eff
@@ -302,26 +334,31 @@ class SynapticCounts:
         return out
 
     @staticmethod
-    def _effective(group: list[SynapticCall], reach: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _effective(group: list[SynapticCall], reach: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """For calls of one source: (NeuroBench's effective ops, whether the input is 0/1/-1, the
-        ACs when it is spikes), one value per call."""
-        nonzero = torch.stack([c.nonzero for c in group]).to(torch.float64)
-        effective = nonzero @ reach
-        source = group[0].source
-        if source == "spikes":
-            return effective, torch.ones(len(group), dtype=torch.bool), effective
-        if source == "other":
-            return effective, torch.stack([c.binary for c in group]), effective
+        ACs when it is spikes, the input events), one value per call."""
+        # the rows' sums (exact but for events whose `SynapticCall.spikes` are kept: `_per_row`)
+        acs = torch.stack([c.sample_acs.sum(dtype=torch.float64) for c in group])
+        events = torch.stack([c.sample_events.sum(dtype=torch.float64) for c in group])
+        if group[0].source != "events":
+            # 0/1 rows (spikes, or the nonzero inputs of other input): effective ops = ACs
+            binary = (torch.ones(len(group), dtype=torch.bool) if group[0].source == "spikes"
+                      else torch.stack([c.binary for c in group]))
+            return acs, binary, acs, events
         # Events, values k / d (k spikes in a window of divisor d): every spike in a window is an
         # event with the window's fan-out (as on Loihi); every value is 0 or 1 iff every k <= d
         # and sum(k) = sum([k > 0] * d), integers, exact in float64.
+        for i, call in enumerate(group):
+            if call.spikes is not None:  # k = the sum per position times d, rounded
+                k = (call.spikes.to(torch.float64) * call.pool_divisor).round_()
+                acs[i], events[i] = k @ reach, k.sum()
+        nonzero = torch.stack([c.nonzero for c in group]).to(torch.float64)
         first = group[0].pool_divisor
         same = all(c.pool_divisor is first for c in group)  # one pooling layer feeds it: broadcast
         divisor = first if same else torch.stack([c.pool_divisor for c in group])
-        events = (torch.stack([c.spikes for c in group]).to(torch.float64) * divisor).round_()
-        peak = torch.stack([c.spikes.new_zeros(()) if c.peak is None else c.peak for c in group])
-        binary = (peak <= 1) & (events.sum(1) == (nonzero * divisor).sum(1))
-        return effective, binary, events @ reach
+        peak = torch.stack([c.nonzero.new_zeros(()) if c.peak is None else c.peak for c in group])
+        binary = (peak <= 1) & (events == (nonzero * divisor).sum(1))
+        return nonzero @ reach, binary, acs, events
 
 
 # --- pooling ---------------------------------------------------------------------------------------
@@ -365,9 +402,9 @@ def sample_sums(per_step: list[dict[str, Any]], rows: int) -> dict[str, Tensor]:
     row; absent: 0)."""
     out = {}
     for key in SynapticCounts.SAMPLE_FIELDS:
-        total = torch.zeros(max(rows, 1), dtype=torch.float64)
-        for counts in per_step:
-            value = counts.get(f"sample_{key}", 0.0)
-            total += value.to("cpu", torch.float64) if isinstance(value, Tensor) else value
-        out[key] = total
+        values = [counts.get(f"sample_{key}", 0.0) for counts in per_step]
+        tensors = [v for v in values if isinstance(v, Tensor)]
+        total = (torch.stack(tensors).sum(0, dtype=torch.float64).cpu() if tensors
+                 else torch.zeros(max(rows, 1), dtype=torch.float64))
+        out[key] = total.add_(sum(v for v in values if not isinstance(v, Tensor)))
     return out

@@ -7,6 +7,8 @@ It sees two things:
   and average poolings of `counting` (``F.linear``, ``F.conv2d`` ... whether a module or your code
   calls them), and the contractions it does not count (``matmul``, ``einsum``, ``bilinear``,
   ``embedding``, recurrent cells ...), which are refused when they read a weight of the model;
+  not inside a neuron layer without weights or a norm, flatten or dropout module, where no synapse
+  can run and where interception would cost more than the elementwise ops it sees;
 - **the neuron layers** of every framework in `frameworks`, by forward hooks.
 
 A module that holds weights (a parameter with two dimensions above 1) and runs without a counted op
@@ -33,8 +35,8 @@ from torch.overrides import TorchFunctionMode
 
 from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.counting import (
-    POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, pool_divisor, sample_sums,
-    split_args,
+    POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, is_zero_one, pool_divisor,
+    sample_sums, split_args,
 )
 from snnpipe.pipeline.profile.frameworks import NeuronFramework, neuron_layers
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
@@ -50,6 +52,8 @@ UNCOUNTED_CONTRACTIONS = frozenset({
 })
 #: Modules whose weights scale activations elementwise: not synapses.
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+#: Modules that only reshape or scale their input elementwise: no synapse runs in them (see `_mute`).
+_ELEMENTWISE = (*_NORMS, nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd)
 #: Module types named as such in a report; any other caller of a synaptic op is named by its weight.
 _SYNAPSE_MODULES = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -115,6 +119,7 @@ class Recorder:
             self.activity.update(name, [], 0, 0)
             self.types[name] = type(module).__name__
         self.stack: list[list] = []  # [module name, whether a counted op ran in it]
+        self.muted: list[bool] = []  # per neuron layer running: whether it took the mode off the stack
         self.busy = False
         self.handles = []
         for name, module in named:
@@ -122,6 +127,9 @@ class Recorder:
             self.handles.append(module.register_forward_hook(self._leave(name), always_call=True))
             if name in self.neurons:
                 self.handles.append(module.register_forward_hook(self._neuron_hook(name, *self.neurons[name])))
+            if (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(_is_weight(p) for p in module.parameters()):
+                self.handles.append(module.register_forward_pre_hook(self._mute))
+                self.handles.append(module.register_forward_hook(self._unmute, always_call=True))
             if isinstance(module, Neuron):
                 module.last_count = None  # not a count of ours (see the hook)
         self.mode = _Interceptor(self)
@@ -153,9 +161,8 @@ class Recorder:
         # view of it (a Flatten), and the check of its values can be skipped.
         self.spike_sources: dict[Any, SpikeSource] = {}
         self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of a 0/1 input (held by the caller)
-        steps = {x_t.data_ptr(): x_t for x_t in x} if x is not None else {}  # one, for a static input
-        if steps and all(torch.equal(x_t, x_t.bool().to(x_t.dtype)) for x_t in steps.values()):
-            self.input_steps = {ptr: SpikeSource(x_t) for ptr, x_t in steps.items()}
+        if x is not None and x.numel() and is_zero_one(x):
+            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t) for x_t in x}  # one, for a static input
 
     def _source(self, x: Tensor) -> SpikeSource | None:
         step = self.input_steps.get(x.data_ptr())
@@ -170,6 +177,21 @@ class Recorder:
         return self.tick
 
     # --- modules ------------------------------------------------------------------------------------
+
+    def _mute(self, module: nn.Module, inputs: Any) -> None:
+        # A neuron layer without weights (or a norm, a flatten ...) has no synapse to count, and the
+        # neurons' elementwise steps are most of the torch calls of a forward pass: each intercepted
+        # costs more than the op itself at these sizes (the convnet's 352 calls a batch made the
+        # profile 13% slower by themselves), so the mode is off the stack while such a module runs.
+        top = torch._C._len_torch_function_stack()
+        muted = top > 0 and torch._C._get_function_stack_at(top - 1) is self.mode
+        if muted:
+            torch._C._pop_torch_function_stack()
+        self.muted.append(muted)
+
+    def _unmute(self, module: nn.Module, inputs: Any, output: Any) -> None:
+        if self.muted and self.muted.pop():
+            torch._C._push_on_torch_function_stack(self.mode)
 
     def _enter(self, name: str):
         def hook(module, inputs):
@@ -244,12 +266,12 @@ class Recorder:
         if self.ann:  # before the value test: the ANN twin's pooling is never spikes
             return
         counts = source is not None and source.divisor is not None and source.divisor.dim() == 0
-        if not (source is not None and (source.divisor is None or counts) or bool(((x == 0) | (x == 1)).all())):
+        if not (source is not None and (source.divisor is None or counts) or is_zero_one(x)):
             return
-        module = POOL_OPS[func](*rest, **extra)
         dims = int(func.__name__[-2]) + 1  # channels and the pooled dimensions: one sample
         shape = tuple(x.shape[x.dim() - dims:])
         if (key, shape) not in self.divisors:  # one value per element of one output, flat
+            module = POOL_OPS[func](*rest, **extra)
             divisor = pool_divisor(module, shape, x.device)
             # the pooling of ones bounds that of spikes: where it is <= 1 (no sum pooling) so is every value
             ones = torch.ones((1, 1, *shape[1:]), dtype=torch.float64)
