@@ -112,6 +112,61 @@ def test_sum_pooling_of_spikes_is_binary_only_where_no_window_holds_two():
     assert (layer.acs, layer.effective_acs, layer.effective_macs) == (3.0, 3.0, 0.0)
 
 
+def test_pooling_windows_of_other_sizes_are_counted_exactly():
+    # 3x3 average pooling, stride 1, padding 1 without the padding in the divisor, of a 3x3 map: the
+    # windows hold 4 (corners), 6 (edges) and 9 pixels (centre), divisors that are not powers of two
+    # (1/9 is not exact in binary). Linear(9 -> 1) of ones: every pooled pixel has fan-out 1, so ACs =
+    # the spikes in all windows. One spike in the centre is in all 9 windows: 9 ACs (pooled values
+    # 1/4, 1/6, 1/9: NeuroBench sees 9 nonzero inputs, 9 Effective_MACs); a corner spike is in 4.
+    fc = nn.Linear(9, 1, bias=False)
+    nn.init.constant_(fc.weight, 1.0)
+    pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def run(m, x):
+        return torch.stack([m(pool(x_t).flatten(1)) for x_t in x]).mean(0)
+
+    x = torch.zeros(2, 1, 1, 3, 3)
+    x[0, ..., 1, 1] = x[1, ..., 0, 0] = 1
+    layer = profile(fc, x, run=run, spiking=True).layer("Linear")
+    assert (layer.acs_per_step, layer.effective_macs, layer.input_events) == ([9.0, 4.0], 13.0, 13.0)
+    # 3 steps of 64 samples: the count is the integer it is, whatever the float sums of k/9 round to;
+    # the spikes in each window are its sum pooling (padding adds nothing)
+    x = torch.rand(3, 64, 1, 3, 3, generator=torch.Generator().manual_seed(0)).lt(0.4).float()
+    events = float(nn.functional.avg_pool2d(x.flatten(0, 1), 3, 1, 1, divisor_override=1).sum())
+    layer = profile(fc, x, run=run, spiking=True).layer("Linear")
+    assert layer.acs == layer.input_events == events / 64
+
+
+def test_a_count_beyond_float32_is_exact():
+    # Conv1d with a kernel of 4097 ones over 8193 spikes: 4097 outputs, each sums 4097 inputs, so
+    # 4097^2 = 16785409 ACs: odd and above 2^24, not a float32 (which would give 16785408)
+    conv = nn.Conv1d(1, 1, 4097, bias=False)
+    nn.init.constant_(conv.weight, 1.0)
+    layer = profile(conv, torch.ones(1, 1, 1, 8193), run=_steps, spiking=True).layer("Conv1d")
+    assert layer.acs == 4097 ** 2 == 16785409
+
+
+def test_the_profiler_leaves_no_mode_behind_even_when_a_neuron_fails():
+    # neuron layers run with the interception off (they hold no synapse); it is back on after each,
+    # and nothing is left on torch's stack after the profile, nor after a failing forward pass
+    model = create_model("convnet", neuron=NeuronParams(threshold=0.05))
+    x = torch.rand(2, 3, 1, 28, 28, generator=torch.Generator().manual_seed(0)).lt(0.3).float()
+    p = profile(model, x)
+    assert min(p.layer(f"blocks.{n}").acs for n in ("block2.0", "head.1", "head.4")) > 0
+    assert torch._C._len_torch_function_stack() == 0
+
+    def broken(module, inputs, output):
+        raise RuntimeError("neuron failed")
+
+    lif = model.blocks.block2[2]
+    handle = lif.register_forward_hook(broken)
+    with pytest.raises(ProfileError, match="neuron failed"):
+        profile(model, x)
+    handle.remove()
+    assert torch._C._len_torch_function_stack() == 0
+    assert profile(model, x).layers == p.layers
+
+
 def test_folded_pooling_in_a_zoo_convnet_equals_a_replay_on_spike_counts():
     # independently: record the spikes before each pooling, sum-pool them (spikes per window) and
     # replay the next layer on those counts with 0/1 weights: every output of the replay counts the

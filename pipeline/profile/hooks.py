@@ -127,7 +127,8 @@ class Recorder:
             self.handles.append(module.register_forward_hook(self._leave(name), always_call=True))
             if name in self.neurons:
                 self.handles.append(module.register_forward_hook(self._neuron_hook(name, *self.neurons[name])))
-            if (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(_is_weight(p) for p in module.parameters()):
+            held = [*module.parameters(), *module.buffers()]  # a matrix, even a buffer, could be a synapse's
+            if (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(_is_weight(t) for t in held):
                 self.handles.append(module.register_forward_pre_hook(self._mute))
                 self.handles.append(module.register_forward_hook(self._unmute, always_call=True))
             if isinstance(module, Neuron):
