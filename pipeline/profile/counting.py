@@ -143,15 +143,18 @@ class SpikeSource:
         return (x.data_ptr() == self.tensor.data_ptr() and x.numel() == self.tensor.numel()
                 and x._version == self.version)
 
-    def reduce(self, rows: Tensor, sums: bool = True) -> "SpikeSource":
+    def reduce(self, rows: Tensor, sums: bool = True, scratch: Callable[[Tensor], Tensor] | None = None) -> "SpikeSource":
         """Its sums over the rows for ``rows``, a view of the tensor with the batch first (``spikes``
         only where ``sums``): from this source when both are contiguous with the same first dimension
         (they split the memory alike), else from a new source of the rows alone (a step of a
-        batch-major sequence is not contiguous)."""
+        batch-major sequence is not contiguous). ``scratch(t)``: a tensor like t to write into."""
         same = rows.shape[0] == self.tensor.shape[0] and rows.is_contiguous() and self.tensor.is_contiguous()
         source = self if same else SpikeSource(rows, self.divisor, self.may_exceed_one)
         if source.nonzero is None:  # events are >= 0, so their signs count the nonzero ones
-            source.nonzero = source.tensor.sign().sum(0).flatten()
+            t = source.tensor
+            signs = (t.sign() if scratch is None else torch.sign(t, out=scratch(t))).reshape(t.shape[0], -1)
+            # a sum over the rows as a product with ones: about 2x faster here than .sum(0) (py-spy)
+            source.nonzero = torch.mv(signs.t(), signs.new_ones(signs.shape[0]))
             source.peak = source.tensor.amax() if source.may_exceed_one else None
         if sums and source.spikes is None:
             source.spikes = source.tensor.sum(0).flatten()
@@ -221,7 +224,8 @@ class SynapticCounts:
             self.kernel_fanout = int(self.weight.shape[0]) // int(groups) * self.kernel
         self.inputs = self.outputs = self.dense_macs = 0
         self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
-        self._per_rows: dict[tuple, tuple[Tensor, Tensor | float, bool]] = {}
+        self._per_rows: dict[tuple, tuple[Tensor, Tensor, bool]] = {}
+        self._buffers: dict[tuple, Tensor] = {}
 
     def fanout(self, shape: tuple[int, ...]) -> tuple[Tensor, int]:
         """(outputs each input element reaches through a nonzero weight, flat, as float64;
@@ -229,7 +233,8 @@ class SynapticCounts:
         if shape not in self._fanouts:
             nonzero = (self.weight != 0).to(torch.float64)
             reach = self._reach(shape, nonzero)
-            dense = int(self._reach(shape, torch.ones_like(nonzero)).sum())
+            every = bool(nonzero.all())  # no weight is zero (trained weights): the dense reach is the same
+            dense = int((reach if every else self._reach(shape, torch.ones_like(nonzero))).sum())
             self._fanouts[shape] = (reach.flatten(), dense)
         return self._fanouts[shape]
 
@@ -272,25 +277,29 @@ class SynapticCounts:
             call.binary = is_binary(rows)
             flat = flat != 0
         elif divisor is not None:  # events: nonzero values per position, and where needed their sums
-            source = source.reduce(rows, sums=not exact)
+            source = source.reduce(rows, sums=not exact, scratch=self._scratch)
             call.nonzero, call.spikes, call.peak, call.pool_divisor = source.nonzero, source.spikes, source.peak, divisor
         # Each row's ACs (its elements times their fan-out, times the pooling divisor for events: a
-        # pooled value times its divisor is the spikes in its window) and events. Matrix-vector
-        # products and row sums: one (rows, n) @ (n, 2) product took 1.5-4x as long here. Where
-        # ``exact``, their sums over the rows are the layer's counts.
+        # pooled value times its divisor is the spikes in its window) and events: two matrix-vector
+        # products (one (rows, n) @ (n, 2) product took 1.5-4x as long here, and a row sum 2x one
+        # product, py-spy). Where ``exact``, their sums over the rows are the layer's counts.
         flat = flat.to(reach.dtype)
-        call.sample_acs = torch.mv(flat, reach)
-        if isinstance(events_weight, Tensor):
-            call.sample_events = torch.mv(flat, events_weight)
-        else:
-            call.sample_events = flat.sum(1) if events_weight == 1 else flat.sum(1) * events_weight
+        call.sample_acs, call.sample_events = torch.mv(flat, reach), torch.mv(flat, events_weight)
         return call
 
+    def _scratch(self, like: Tensor) -> Tensor:
+        # one buffer per input shape, reused every step: a fresh allocation of a few MB for each
+        # step's signs cost about 1 ms a batch more (benchmarks/profile_overhead.py's convnet)
+        key = (tuple(like.shape), like.dtype, like.device)
+        if key not in self._buffers:
+            self._buffers[key] = torch.empty(key[0], dtype=like.dtype, device=like.device)
+        return self._buffers[key]
+
     def _per_row(self, shape: tuple[int, ...], divisor: Tensor | None, may_exceed_one: bool,
-                 device: torch.device) -> tuple[Tensor, Tensor | float, bool]:
+                 device: torch.device) -> tuple[Tensor, Tensor, bool]:
         """What a row of input is multiplied by: (fan-out per input element, times the divisor; the
-        events per unit of input: a tensor, or one number for all; whether the rows' sums are exact
-        counts), cached (the divisors of a profile live as long as it).
+        divisor, 1 for 0/1 input; whether the rows' sums are exact counts), cached (the divisors of a
+        profile live as long as it).
 
         Exact: 0/1 input (float32 where a row sums to an integer below 2^24, which is exact in any
         order of summation, else float64), and events of power-of-two divisors (2x2 pooling: a pooled
@@ -303,9 +312,7 @@ class SynapticCounts:
             d = torch.ones_like(reach) if divisor is None else divisor.to(torch.float64).flatten().expand_as(reach)
             exact = divisor is None or not may_exceed_one and bool((torch.frexp(d).mantissa == 0.5).all())
             dtype = torch.float32 if max(float((reach * d).sum()), float(d.sum())) < 2**24 else torch.float64
-            uniform = d.numel() > 0 and bool((d == d[0]).all())
-            events_weight = float(d[0]) if uniform else d.to(device, dtype).contiguous()
-            self._per_rows[key] = (reach * d).to(device, dtype), events_weight, exact
+            self._per_rows[key] = (reach * d).to(device, dtype), d.to(device, dtype).contiguous(), exact
         return self._per_rows[key]
 
     def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
