@@ -438,3 +438,18 @@ def test_bad_data_from_python_is_a_profile_error(digits_ckpt):
         profile(digits_ckpt.build_model(), [torch.zeros(3, 2, 1, 8, 8), torch.zeros(4, 2, 1, 8, 8)])
     with pytest.raises(ProfileError, match="needs data"):
         profile(digits_ckpt.build_model())
+
+
+def test_value_tests_see_every_value_past_the_first_ones():
+    from snnpipe.pipeline.profile.counting import is_binary, is_zero_one
+
+    spikes = torch.zeros(2, 5000)
+    spikes[0, ::3] = 1
+    late = spikes.clone()
+    late[1, 4999] = 0.5  # past the first 4096 values, which decide alone only when they fail
+    assert is_zero_one(spikes) and not is_zero_one(late) and not is_zero_one(torch.full((3,), float("nan")))
+    assert is_zero_one(spikes.bool()) and is_zero_one(spikes.to(torch.uint8))
+    assert not is_zero_one(torch.tensor([0, 2], dtype=torch.uint8))  # 2 - 4 wraps to 254, not 0
+    signed = spikes.clone()
+    signed[1, ::7] = -1
+    assert bool(is_binary(signed)) and not bool(is_binary(late)) and not bool(is_binary(signed * 0.5))

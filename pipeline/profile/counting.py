@@ -57,9 +57,15 @@ def is_binary(x: Tensor) -> Tensor:
 
 
 def is_zero_one(x: Tensor) -> bool:
-    """Whether every value is 0 or 1 (the first values first: analog input fails on them at once)."""
-    head = x.reshape(-1)[:_HEAD]
-    return torch.equal(head, head.bool().to(head.dtype)) and torch.equal(x, x.bool().to(x.dtype))
+    """Whether every value is 0 or 1 (the first values first: analog input fails on them at once).
+
+    x - x^2 is 0 exactly at 0 and 1 (no other float squares to itself; NaN and inf give NaN; in k-bit
+    integers x and 1 - x are coprime, so neither wraps to a multiple of 2^k), one pass, faster here
+    than comparing x with ``x.bool()``."""
+    def zero_one(t: Tensor) -> bool:
+        return not bool(torch.addcmul(t, t, t, value=-1).any())
+
+    return x.dtype == torch.bool or zero_one(x.reshape(-1)[:_HEAD]) and zero_one(x)
 
 
 # --- the tables: which torch functions are synapses, which are pooling ------------------------------
