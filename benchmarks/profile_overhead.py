@@ -1,6 +1,6 @@
 """Profiled inference against plain inference: the same model and the same data, side by side.
 
-    python benchmarks/profile_overhead.py [--model convnet] [--samples 1000] [--batch-size 100] [--repeats 9]
+    python benchmarks/profile_overhead.py [--model convnet] [--samples 1000] [--batch-size 100] [--repeats 15]
 
 For each encoding (``rate``: 0/1 spikes into every layer; ``direct``: the analog image into the
 first layer, which the zoo computes once per batch), the profiled path is ``profile_module`` over
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--timesteps", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
 
