@@ -453,3 +453,16 @@ def test_value_tests_see_every_value_past_the_first_ones():
     signed = spikes.clone()
     signed[1, ::7] = -1
     assert bool(is_binary(signed)) and not bool(is_binary(late)) and not bool(is_binary(signed * 0.5))
+
+
+def test_a_bfloat16_network_counts_past_its_precision():
+    # 601 samples, each one spike in the top-left pixel of a 2x2 window: pooled 0.25 everywhere, one
+    # nonzero input of fan-out 1 per sample. bfloat16 holds integers exactly only to 256: 601 would
+    # round to 600 or 602, and the counts per inference would not be 1
+    fc = nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    nn.init.constant_(fc.weight, 1.0)
+    spikes = torch.zeros(1, 601, 1, 2, 2, dtype=torch.bfloat16)
+    spikes[..., 0, 0] = 1
+    p = profile(nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), fc), spikes, run=_steps, spiking=True)
+    layer = p.layer("2")
+    assert (layer.acs, layer.effective_macs, layer.input_events) == (1.0, 1.0, 1.0)

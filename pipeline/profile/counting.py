@@ -125,8 +125,9 @@ class SpikeSource:
     ``tensor * divisor`` (average-pooled spikes, or integer spike counts with divisor 1).
     For events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
     ``nonzero`` (nonzero values per position), ``peak`` (its largest value, where a value can
-    exceed 1) and, where asked, ``spikes`` (its values per position). ``version``: the tensor's in-place version when it was recorded; an
-    in-place change (``s.mul_(0.5)``) makes it no longer a source."""
+    exceed 1) and, where asked, ``spikes`` (its values per position). ``version``: the tensor's
+    in-place version when it was recorded; an in-place change (``s.mul_(0.5)``) makes it no longer
+    a source."""
 
     tensor: Tensor
     divisor: Tensor | None = None
@@ -159,11 +160,13 @@ class SpikeSource:
         if source.nonzero is None:  # events are >= 0, so their signs count the nonzero ones
             t = source.tensor
             signs = (t.sign() if scratch is None else torch.sign(t, out=scratch(t))).reshape(t.shape[0], -1)
+            if signs.dtype not in (torch.float32, torch.float64):  # half and bfloat16 count to 2048 and 256
+                signs = signs.to(torch.float32)
             # a sum over the rows as a product with ones: about 2x faster here than .sum(0) (py-spy)
             source.nonzero = torch.mv(signs.t(), signs.new_ones(signs.shape[0]))
             source.peak = source.tensor.amax() if source.may_exceed_one else None
         if sums and source.spikes is None:
-            source.spikes = source.tensor.sum(0).flatten()
+            source.spikes = source.tensor.sum(0, dtype=torch.float64).flatten()
         return source
 
 

@@ -119,7 +119,7 @@ class Recorder:
             self.activity.update(name, [], 0, 0)
             self.types[name] = type(module).__name__
         self.stack: list[list] = []  # [module name, whether a counted op ran in it]
-        self.muted: list[bool] = []  # per neuron layer running: whether it took the mode off the stack
+        self.muted: list[bool] = []  # per muted module running (`_mute`): whether it took the mode off the stack
         self.busy = False
         self.handles = []
         for name, module in named:
