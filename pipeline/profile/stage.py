@@ -16,7 +16,8 @@ two by its argument).
   time loop that is a static input, counted at every step; after it, a readout, counted once.
 - Neuron layers (`frameworks`: snnpipe, snnTorch, SpikingJelly single- and multi-step, Norse cells
   and sequences, Sinabs) cover the T steps one call per step or in one call. Reset their state
-  inside ``run``.
+  inside ``run``. Their own computation is not intercepted (`hooks`): a synapse inside a neuron
+  layer (a recurrent weight) must be a parameter or buffer of it, as in Norse's recurrent cells.
 - Anything else is a `ProfileError` naming the layer: a layer that runs another number of times, a
   contraction of a weight the profiler does not count (``x @ self.w``, ``nn.LSTM``, ``nn.Embedding``).
   Spikes changed in place before the next layer (``s.mul_(0.5)``) are no longer spikes: that layer
