@@ -320,8 +320,9 @@ class SynapticCounts:
             reach = self.fanout(shape)[0]
             d = torch.ones_like(reach) if divisor is None else divisor.to(torch.float64).flatten().expand_as(reach)
             exact = divisor is None or not may_exceed_one and bool((torch.frexp(d).mantissa == 0.5).all())
-            dtype = torch.float32 if max(float((reach * d).sum()), float(d.sum())) < 2**24 else torch.float64
-            self._per_rows[key] = (reach * d).to(device, dtype), d.to(device, dtype).contiguous(), exact
+            weighted = reach * d
+            dtype = torch.float32 if max(float(weighted.sum()), float(d.sum())) < 2**24 else torch.float64
+            self._per_rows[key] = weighted.to(device, dtype), d.to(device, dtype).contiguous(), exact
         return self._per_rows[key]
 
     def counts(self, calls: list[SynapticCall], ann: bool = False) -> list[dict[str, float]]:
