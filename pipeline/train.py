@@ -29,6 +29,7 @@ holds a run is never written into (the next free ``-2``, ``-3`` ... is used), ex
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -497,10 +498,14 @@ class _Run:
             raise SnnpipeError(f"cannot rewrite {path} ({err.strerror}); fix the folder, then --resume") from None
 
     def _log(self, record: dict) -> None:
-        try:
-            with open(self.run_dir / METRICS_NAME, "a") as log:
+        path = self.run_dir / METRICS_NAME
+        try:  # never through a symbolic link planted there: it would append to whatever it names
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666), "a") as log:
                 log.write(json.dumps(record) + "\n")
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise SnnpipeError(f"{path} is a symbolic link, not this run's log: remove it, then --resume "
+                                   f"{self.run_dir / CHECKPOINT_NAME} (this epoch's checkpoint is saved)") from None
             raise SnnpipeError(f"cannot append to {self.run_dir / METRICS_NAME} ({err.strerror}); fix the folder, then --resume") from None
 
     def _global_step(self) -> int:
