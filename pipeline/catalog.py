@@ -193,8 +193,8 @@ def fingerprint(files: list[str]) -> str:
     """
     digest = hashlib.sha256()
     for name in sorted(files):
-        path = (_ROOT / name).resolve()
-        if not isinstance(name, str) or not path.is_relative_to(_ROOT) or not path.is_file():
+        path = (_ROOT / _of(str, name)).resolve()
+        if not path.is_relative_to(_ROOT) or not path.is_file():
             raise ValueError(f"{name!r} is no source file of the package")
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -13,7 +13,8 @@ Never losing work:
   `TrainingInterrupted`;
 - ``--resume`` restores weights, optimizer, schedule, the position inside the epoch and the state
   of the rate-coding generator, so on the CPU a resumed run ends bit-identical to an uninterrupted
-  one.
+  one; resumed with another ``--epochs``, the cosine schedule is re-planned for the new length (and
+  the terminal says so).
 
 Several processes (``torchrun --nproc_per_node=N -m snnpipe train ...``) train with
 DistributedDataParallel: ``batch_size`` is the global batch, split evenly over the ranks by the
