@@ -16,11 +16,12 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from snnpipe.errors import SnnpipeError
 
@@ -141,10 +142,18 @@ def remove_if_unused(folder: Path) -> None:
             pass  # someone else's file appeared meanwhile: keep the folder
 
 
-def remove_orphan_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporary files that writes killed midway left in ``folder`` (and below); returns
-    them. Only names `atomic_path` makes (``.<name>.tmp-<random>``) are touched."""
-    orphans = [p for p in folder.rglob(f".*{TEMP_MARK}*") if not p.is_symlink()]
+#: The whole name of a temporary `atomic_path` or `atomic_folder` made: ``.<name>.tmp-``, the 8
+#: characters `tempfile` draws (``[a-z0-9_]``), then the write's suffix (``.nir``) if any.
+TEMP_NAME = re.compile(rf"\..+{re.escape(TEMP_MARK)}[a-z0-9_]{{8}}(\.[A-Za-z0-9]+)?")
+
+
+def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[Path]:
+    """Remove the temporaries that writes killed midway left in ``folder`` itself and anywhere below
+    its ``subfolders`` (the folders snnpipe writes there); returns them. Only whole `TEMP_NAME`
+    names are touched, never a symbolic link, and nothing in a folder the caller did not name."""
+    roots = [folder / name for name in subfolders if not (folder / name).is_symlink()]
+    candidates = [*folder.iterdir(), *(p for root in roots if root.is_dir() for p in root.rglob(f".*{TEMP_MARK}*"))]
+    orphans = [p for p in candidates if TEMP_NAME.fullmatch(p.name) and not p.is_symlink()]
     for orphan in orphans:
         if orphan.is_dir():
             shutil.rmtree(orphan, ignore_errors=True)  # a report folder being written (`atomic_folder`)

@@ -3,21 +3,26 @@ the checks of a user's options answer from it in milliseconds, where importing t
 
 The registries stay the one source: a dataset, model, stage or exporter carries its metadata where
 it is registered, and adding one is one file. Their modules import torch, so this module reads them
-(`build`) into a JSON document, ``catalog.json`` beside it, stamped with the SHA-256 of the source
-files it was read from (`SOURCES`). `catalog()` then answers:
+(`build`) into a JSON document, ``catalog.json`` beside it, which lists the package's source files
+that reading the registries imports (``sources``: every module whose code or constants the answers
+come from, ``MAX_INPUT_BITS`` in ``hw_targets/loihi/graph.py`` as much as a registry's own file) and
+is stamped with their SHA-256. `catalog()` then answers:
 
 - from the registries themselves once torch is imported (reading them costs nothing more then, and
   it sees what a program registered at run time);
-- else from ``catalog.json`` when those sources still hash as stamped;
-- else (a source was edited since the file was written) from the registries, importing torch.
+- else from ``catalog.json`` when the sources it lists still hash as stamped and it reads back whole;
+- else (a source was edited since the file was written, or the file is damaged) from the
+  registries, importing torch.
 
-A stale file can therefore make the CLI slower, never wrong; ``python -m snnpipe.pipeline.catalog``
-rewrites it and ``tests/test_catalog.py`` fails until it is current. Rejected designs: reading the
+A stale or damaged file can therefore make the CLI slower, never wrong; ``python -m
+snnpipe.pipeline.catalog`` rewrites it and ``tests/test_catalog.py`` fails until it is current. Rejected designs: reading the
 decorators' arguments from the source (``ast``) cannot give parameter counts nor the annotations of
 a stage's ``Args``, and a hand-kept table beside each registry would drift from it.
 
 Annotations travel as the Python expression that spells them (``typing.Annotated[int, Range(low=1,
-...)]``), defaults as their ``repr``; `build` refuses anything that does not read back equal.
+...)]``), defaults as their ``repr``; `build` refuses anything that does not read back equal. They are
+read back by walking the expression's syntax tree over a fixed table of names (`_read`), never by
+``eval``: the file runs no code.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import subprocess
 import sys
 import types
 import typing
@@ -40,9 +46,6 @@ from snnpipe.errors import SnnpipeError
 
 _ROOT = Path(__file__).resolve().parent.parent
 CATALOG_FILE = Path(__file__).resolve().parent / "catalog.json"
-#: The sources the catalog is read from, relative to the package root (globs).
-SOURCES = ("arguments.py", "registry.py", "models/*.py", "pipeline/data.py", "pipeline/encoding.py",
-           "pipeline/stages/*.py", "hw_targets/__init__.py", "hw_targets/*.py", "hw_targets/*/export.py")
 
 
 @dataclass(frozen=True)
@@ -164,11 +167,36 @@ def parameters(info: ModelInfo) -> int:
 
 
 # -- the stored file ---------------------------------------------------------------------------
-def fingerprint() -> str:
-    """SHA-256 over the `SOURCES` files' paths and contents."""
+#: Lists the package's files that `_live` imports, run in a fresh interpreter (what this one imported
+#: before does not count).
+_IMPORTED = """
+import json, sys
+from pathlib import Path
+from snnpipe.pipeline.catalog import _ROOT, _live
+_live(count_parameters=True)
+print(json.dumps(sorted(str(Path(m.__file__).resolve().relative_to(_ROOT)) for name, m in list(sys.modules.items())
+                        if name.split(".")[0] == "snnpipe" and getattr(m, "__file__", None))))
+"""
+
+
+def sources() -> list[str]:
+    """The package's source files (relative to its root) that reading the registries imports."""
+    done = subprocess.run([sys.executable, "-c", _IMPORTED], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def fingerprint(files: list[str]) -> str:
+    """SHA-256 over the paths and contents of ``files`` (relative to the package root).
+
+    Raises:
+        ValueError: a path outside the package or no file there (a catalog naming it is stale).
+    """
     digest = hashlib.sha256()
-    for path in sorted({p for pattern in SOURCES for p in _ROOT.glob(pattern)}):
-        digest.update(str(path.relative_to(_ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(files):
+        path = (_ROOT / _of(str, name)).resolve()
+        if not path.is_relative_to(_ROOT) or not path.is_file():
+            raise ValueError(f"{name!r} is no source file of the package")
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -176,8 +204,10 @@ def build() -> dict[str, Any]:
     """The catalog as the JSON document `catalog()` reads, with parameter counts; refuses an
     annotation or default that would not read back equal."""
     live = _live(count_parameters=True)
+    files = sources()
     return {
-        "fingerprint": fingerprint(),
+        "sources": files,
+        "fingerprint": fingerprint(files),
         "datasets": {n: {k: v for k, v in dataclasses.asdict(d).items() if k != "name"} for n, d in live.datasets.items()},
         "models": {n: {"default_input": list(m.default_input), "description": m.description, "parameters": m.parameters,
                        "arguments": {a: _spell(t, f"model {n!r} argument {a!r}") for a, t in m.arguments.items()}}
@@ -190,21 +220,41 @@ def build() -> dict[str, Any]:
     }
 
 
+#: What reading a damaged or hand-made catalog.json can raise: the registries answer instead.
+_DAMAGE = (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError, SyntaxError, RecursionError)
+
+
 def _read_stored() -> Catalog | None:
+    """The catalog from ``catalog.json``; None where it is stale or does not read back whole."""
     try:
         data = json.loads(CATALOG_FILE.read_text())
-    except (OSError, ValueError):
+        if data["fingerprint"] != fingerprint(data["sources"]):
+            return None
+        datasets = {n: DatasetInfo(n, _shape(d["input_shape"]), _of(int, d["num_classes"]), _of(str, d["model"]),
+                                   _of(int, d["epochs"]), _of(int, d["batch_size"])) for n, d in data["datasets"].items()}
+        models = {n: ModelInfo(n, _shape(m["default_input"]), _of(str, m["description"]),
+                               None if m["parameters"] is None else _of(int, m["parameters"]),
+                               {_of(str, a): _read(t) for a, t in m["arguments"].items()})
+                  for n, m in data["models"].items()}
+        stages = {n: StageInfo(n, _of(bool, s["needs_teacher"]), _dataclass(f"{n}_args", s["args"]))
+                  for n, s in data["stages"].items()}
+        exporters = {n: ExporterInfo(n, None, None) if e is None else
+                     ExporterInfo(n, _of(str, e["suffix"]), _dataclass(f"{n}_options", e["options"]))
+                     for n, e in data["exporters"].items()}
+        return Catalog(datasets, models, stages, [_of(str, e) for e in data["encodings"]], exporters, str(CATALOG_FILE))
+    except _DAMAGE:
         return None
-    if data.get("fingerprint") != fingerprint():
-        return None
-    datasets = {n: DatasetInfo(n, tuple(d["input_shape"]), d["num_classes"], d["model"], d["epochs"], d["batch_size"])
-                for n, d in data["datasets"].items()}
-    models = {n: ModelInfo(n, tuple(m["default_input"]), m["description"], m["parameters"],
-                           {a: _read(t) for a, t in m["arguments"].items()}) for n, m in data["models"].items()}
-    stages = {n: StageInfo(n, s["needs_teacher"], _dataclass(f"{n}_args", s["args"])) for n, s in data["stages"].items()}
-    exporters = {n: ExporterInfo(n, None, None) if e is None else
-                 ExporterInfo(n, e["suffix"], _dataclass(f"{n}_options", e["options"])) for n, e in data["exporters"].items()}
-    return Catalog(datasets, models, stages, list(data["encodings"]), exporters, str(CATALOG_FILE))
+
+
+def _of(kind: type, value: Any) -> Any:
+    """``value``, which the catalog records as a ``kind`` (a bool is no int here)."""
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise TypeError(f"{value!r} is not a {kind.__name__}")
+    return value
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(_of(int, n) for n in value)
 
 
 def _fields(cls: type, where: str) -> list[dict[str, Any]]:
@@ -228,16 +278,39 @@ def _dataclass(name: str, fields: list[dict[str, Any]]) -> type:
     """A dataclass with the recorded fields (annotations and defaults; not the original's
     ``__post_init__``, whose checks run when the real one is built)."""
     return dataclasses.make_dataclass(name, [
-        (f["name"], _read(f["annotation"]), dataclasses.field(default=ast.literal_eval(f["default"]),
-                                                               metadata={"help": f["help"]} if f["help"] else {}))
+        (_of(str, f["name"]), _read(f["annotation"]),
+         dataclasses.field(default=ast.literal_eval(_of(str, f["default"])), metadata={"help": f["help"]} if f["help"] else {}))
         for f in fields])
 
 
-_NAMESPACE = {"typing": typing, "collections": collections, "Range": arguments.Range, "NoneType": type(None)}
+#: Every name an `_expression` spelling uses, and what it stands for.
+_NAMES = {"typing.Annotated": typing.Annotated, "typing.Literal": typing.Literal, "typing.Union": typing.Union,
+          "typing.Sequence": typing.Sequence, "typing.Any": typing.Any, "collections.abc.Sequence": collections.abc.Sequence,
+          "Range": arguments.Range, **{t.__name__: t for t in (bool, bytes, dict, float, int, list, str, tuple)}}
 
 
 def _read(spelled: str) -> Any:
-    return eval(spelled, dict(_NAMESPACE))  # noqa: S307  the catalog's own spelling (`_spell`), from the package
+    """The annotation ``spelled`` (`_expression`'s spelling) names, built from its syntax tree with
+    `_NAMES` alone: no code in it runs.
+
+    Raises:
+        ValueError: anything but names of `_NAMES`, subscripts of them, ``Range(key=literal, ...)``
+            and literals.
+    """
+    return _build(ast.parse(_of(str, spelled), mode="eval").body)
+
+
+def _build(node: ast.expr) -> Any:
+    if isinstance(node, (ast.Name, ast.Attribute)) and ast.unparse(node) in _NAMES:
+        return _NAMES[ast.unparse(node)]
+    if isinstance(node, ast.Subscript):
+        args = [_build(arg) for arg in (node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice])]
+        return _build(node.value)[tuple(args) if len(args) > 1 else args[0]]
+    if isinstance(node, ast.Call) and ast.unparse(node.func) == "Range" and not node.args:
+        return arguments.Range(**{_of(str, k.arg): ast.literal_eval(k.value) for k in node.keywords})
+    if isinstance(node, (ast.Constant, ast.UnaryOp)):
+        return ast.literal_eval(node)
+    raise ValueError(f"{ast.unparse(node)!r} is not part of an annotation")
 
 
 def _spell(annotation: Any, where: str) -> str:

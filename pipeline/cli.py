@@ -254,7 +254,8 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
                 f"rate {record['firing_rate']:.4f}  {record['epoch_seconds']:.1f}s"
             )
 
-    ckpt = train(config, progress=not quiet and not as_json, on_epoch=report)  # bars: on a terminal (`progress`)
+    ckpt = train(config, progress=not quiet and not as_json, on_epoch=report,  # bars: on a terminal (`progress`)
+                 on_note=None if quiet else lambda line: click.echo(line, err=True))
     result = {"checkpoint": str(ckpt.path), **ckpt.history[-1]}
     if as_json:
         click.echo(json.dumps(result))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import signal
 import time
@@ -36,7 +37,8 @@ from typing import Any, Callable
 
 from snnpipe import progress as progress_bars
 from snnpipe.errors import SnnpipeError, StopRequested
-from snnpipe.files import FolderLock, atomic_path, checksums, claim_free_folder, lock_folder, remove_orphan_temporaries
+from snnpipe.files import (FolderLock, atomic_path, checksums, claim_free_folder, lock_folder, remove_if_unused,
+                           remove_orphan_temporaries)
 from snnpipe.models import NeuronParams
 from snnpipe.hw_targets import parse_target_options
 from snnpipe.pipeline.catalog import ExporterInfo, catalog
@@ -253,19 +255,25 @@ def run(
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if resume is not None:
         folder = Path(resume)
+        _recorded_steps(folder, recipe)  # a folder that is no run of this recipe is refused untouched
         lock = _resume_lock(folder)
         try:
-            remove_orphan_temporaries(folder)
+            remove_orphan_temporaries(folder, [step.name for step in recipe.steps])
             done = _finished_steps(folder, recipe)
         except BaseException:
             lock.release()
             raise
     else:
+        lock = None
         try:
             lock = claim_free_folder(Path(out) if out else Path("runs") / recipe.name)
+            folder, done = lock.folder, {}
+            _write_state(folder, recipe, done)  # from the start: the folder is this recipe's run
         except OSError as err:
+            if lock is not None:
+                lock.release()
+                remove_if_unused(lock.folder)
             raise RecipeError(f"cannot create the run folder ({err.strerror}); choose a writable --out") from None
-        folder, done = lock.folder, {}
     try:
         with progress_bars.quiet(not progress):
             return _run_steps(recipe, folder, done, on_step, progress, on_cell)
@@ -303,10 +311,10 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
     cells: list[CellResult] = []
     for step in progress_bars.steps(recipe.steps, lambda s: f"{s.name} ({s.kind})", desc=recipe.name):
         target = folder / step.name
-        if step.name in done:
-            result = StepResult(**done[step.name]["result"])
+        if step.name in done:  # its path is recorded relative to the run folder, its files checked
+            result = StepResult(**{**done[step.name]["result"], "path": str(folder / done[step.name]["result"]["path"])})
             if step.kind == "train" and not step.cells:
-                written[step.name] = Path(result.path)
+                written[step.name] = Path(result.path).resolve()
             cells += [r for r in (CellResult.read(target / c.name) for c in step.cells) if r is not None]
             results.append(result)
             if on_step:
@@ -323,7 +331,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
                                  "best_test_acc": best.test_acc if best else None, "best_cell": best.cell if best else None})
         elif step.kind == "train":
             ckpt = train_into(step.options, target, f"step {step.name}")
-            written[step.name] = ckpt.path
+            written[step.name] = Path(ckpt.path).resolve()  # whatever folder a later resume runs in
             last = ckpt.history[-1]
             result = StepResult(step.name, "train", str(ckpt.path), 0.0,
                                 {"test_acc": last["test_acc"], "firing_rate": last["firing_rate"]})
@@ -345,7 +353,8 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
             result = StepResult(step.name, "profile", str(path), 0.0, summary)
         result.seconds = time.perf_counter() - started
         results.append(result)
-        done[step.name] = {"result": asdict(result), "files": checksums(target)}
+        done[step.name] = {"result": {**asdict(result), "path": os.path.relpath(result.path, folder)},
+                           "files": checksums(target)}
         _write_state(folder, recipe, done)
         if on_step:
             on_step(result)
@@ -357,8 +366,9 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
     return run_result
 
 
-#: The record of finished steps in a run folder: the recipe, and per step its result and the
-#: SHA-256 of every file it wrote.
+#: The record of a run in its folder, written when the run starts and after each step: the recipe,
+#: and per finished step its result (its output's path relative to the run folder) and the SHA-256
+#: of every file it wrote.
 STATE_NAME = "run.json"
 
 
@@ -373,8 +383,6 @@ def _write_state(folder: Path, recipe: Recipe, done: dict[str, dict]) -> None:
 
 
 def _resume_lock(folder: Path) -> FolderLock:
-    if not (folder / STATE_NAME).is_file() and not folder.is_dir():
-        raise RecipeError(f"--resume {folder}: there is no such run folder")
     lock = lock_folder(folder)
     if lock is None:
         raise RecipeError(f"--resume {folder}: another snnpipe command is running there; wait for it to finish")
@@ -382,23 +390,38 @@ def _resume_lock(folder: Path) -> FolderLock:
 
 
 def _finished_steps(folder: Path, recipe: Recipe) -> dict[str, dict]:
-    """The steps of ``folder``'s record whose files are as they were written; refuses a folder of
-    another recipe, and one whose finished outputs were changed since."""
+    """The steps of ``folder``'s record (`_recorded_steps`) whose files are as they were written;
+    refuses a folder whose finished outputs were changed since."""
+    steps = _recorded_steps(folder, recipe)
+    for name, record in steps.items():
+        if checksums(folder / name) != record["files"]:
+            raise RecipeError(f"the files of the finished step {name!r} in {folder} changed since it finished; "
+                              f"remove {folder / name} to redo it, or run the recipe again without --resume")
+    return steps
+
+
+def _recorded_steps(folder: Path, recipe: Recipe) -> dict[str, dict]:
+    """The finished steps ``folder``'s record lists; refuses a folder that is no run of ``recipe``
+    and a record naming as a step's output anything but one of the files it checks for that step."""
     path = folder / STATE_NAME
     if not path.is_file():
-        return {}  # killed during its first step
+        raise RecipeError(f"--resume {folder}: it holds no {STATE_NAME}, so it is no run folder of {recipe.name!r}; "
+                          f"give the folder an interrupted run of it made (runs/{recipe.name}...) or run without --resume")
     try:
         state = json.loads(path.read_text())
         recorded, steps = state["recipe"], dict(state["steps"])
-    except (OSError, ValueError, KeyError, TypeError):
+        outputs = {name: Path(str(record["result"]["path"])) for name, record in steps.items()}
+        files = {name: dict(record["files"]) for name, record in steps.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise RecipeError(f"{path} is damaged; run the recipe again without --resume") from None
-    if json.loads(json.dumps(_recipe_record(recipe), default=str)) != recorded:
+    if json.loads(json.dumps(_recipe_record(recipe), default=str)) != recorded or not steps.keys() <= {
+            step.name for step in recipe.steps}:
         raise RecipeError(f"{folder} was made by another recipe (or another version of this one); "
                           "run it without --resume")
-    for name, record in steps.items():
-        if checksums(folder / name) != record.get("files"):
-            raise RecipeError(f"the files of the finished step {name!r} in {folder} changed since it finished; "
-                              f"remove {folder / name} to redo it, or run the recipe again without --resume")
+    for name, output in outputs.items():
+        if output != Path(name) and (output.parts[:1] != (name,) or str(output.relative_to(name)) not in files[name]):
+            raise RecipeError(f"{path} names {str(output)!r} as the output of step {name!r}, not a file that step "
+                              "wrote there (a record of an older snnpipe?); run the recipe again without --resume")
     return steps
 
 

@@ -13,7 +13,8 @@ Never losing work:
   `TrainingInterrupted`;
 - ``--resume`` restores weights, optimizer, schedule, the position inside the epoch and the state
   of the rate-coding generator, so on the CPU a resumed run ends bit-identical to an uninterrupted
-  one.
+  one; resumed with another ``--epochs``, the cosine schedule is re-planned for the new length (and
+  the terminal says so).
 
 Several processes (``torchrun --nproc_per_node=N -m snnpipe train ...``) train with
 DistributedDataParallel: ``batch_size`` is the global batch, split evenly over the ranks by the
@@ -29,6 +30,7 @@ holds a run is never written into (the next free ``-2``, ``-3`` ... is used), ex
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -255,6 +257,7 @@ def train(
     dataset: Dataset | None = None,
     progress: bool = True,
     on_epoch: Callable[[dict], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> Checkpoint:
     """Train ``config.stage`` and return the final checkpoint (also written to the run folder).
 
@@ -263,6 +266,8 @@ def train(
         dataset: data already loaded (tests); by default ``load_dataset(config.dataset, ...)``.
         progress: show a progress bar with loss, accuracy and firing rate.
         on_epoch: called (on rank 0) with each epoch's metrics record.
+        on_note: called (on rank 0) with a line the user should read before the run goes on: the
+            schedule re-planned for a resumed run's new ``epochs``.
 
     Raises:
         TrainingInterrupted: after SIGTERM or SIGINT, once the checkpoint is written.
@@ -279,6 +284,8 @@ def train(
     run = None
     try:
         run = _Run(config, stage_cls, dataset, resumed, distributed.local_device(device, world), world)
+        if run.replanned and on_note and world.is_main:
+            on_note(run.replanned)
         return run.fit(progress, on_epoch)
     finally:
         if run is not None and run.lock is not None:
@@ -344,8 +351,10 @@ class _Run:
         self.activity: list[list[float]] | None = None
         self.epoch_records: list[dict] = []
         self.summary: dict | None = None
+        self.replanned: str | None = None
         if resumed is not None:
             self._restore(resumed)
+            self.replanned = self._replan_schedule()
         self.lock: FolderLock | None = None
         if world.is_main:
             # a checkpoint: the weights, the stage's modules and the optimizer's state (Adam: 2 per
@@ -364,6 +373,24 @@ class _Run:
         # the other ranks write nothing, but name the checkpoint they return after rank 0's folder
         self.run_dir = Path(distributed.broadcast(str(self.lock.folder) if self.lock else None, world))
         self.stop_signal: int | None = None
+
+    def _replan_schedule(self) -> str | None:
+        """On resume with another ``epochs``: the cosine schedule of a run of the new length from the
+        start, at the step reached, ``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * step / total)) / 2``
+        (as timm's schedulers, which compute the lr from the step and the total, follow a changed
+        ``--epochs``); the saved schedule would end at 0 and then climb back. Returns the note to show."""
+        scheduler, total = self.scheduler, self.config.epochs * self.steps_per_epoch
+        if scheduler.T_max == total:
+            return None
+        planned, step = scheduler.T_max // self.steps_per_epoch, scheduler.last_epoch
+        lrs = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * step / total)) / 2
+               for base in scheduler.base_lrs]
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr  # the scheduler steps on from the lr it finds here
+        scheduler.T_max, scheduler._last_lr = total, lrs
+        return (f"this run was planned for {planned} epochs: its cosine learning-rate schedule is re-planned for "
+                f"{self.config.epochs} (lr {lrs[0]:.3g} at epoch {step / self.steps_per_epoch:g}, annealed to "
+                f"{scheduler.eta_min:g} at epoch {self.config.epochs})")
 
     # -- the loop --------------------------------------------------------------------------
     def fit(self, progress: bool, on_epoch) -> Checkpoint:
@@ -472,10 +499,14 @@ class _Run:
             raise SnnpipeError(f"cannot rewrite {path} ({err.strerror}); fix the folder, then --resume") from None
 
     def _log(self, record: dict) -> None:
-        try:
-            with open(self.run_dir / METRICS_NAME, "a") as log:
+        path = self.run_dir / METRICS_NAME
+        try:  # never through a symbolic link planted there: it would append to whatever it names
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666), "a") as log:
                 log.write(json.dumps(record) + "\n")
         except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise SnnpipeError(f"{path} is a symbolic link, not this run's log: remove it, then --resume "
+                                   f"{self.run_dir / CHECKPOINT_NAME} (this epoch's checkpoint is saved)") from None
             raise SnnpipeError(f"cannot append to {self.run_dir / METRICS_NAME} ({err.strerror}); fix the folder, then --resume") from None
 
     def _global_step(self) -> int:

@@ -2,6 +2,8 @@
 torch is imported: --help, --version, models and bad input."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import dataclasses
@@ -56,7 +58,7 @@ def test_the_stored_catalog_reads_back_as_the_registries():
 
 def test_a_stale_catalog_is_not_read(monkeypatch):
     """An edited registry source: the catalog comes from the registries, never from the old file."""
-    monkeypatch.setattr(cat, "fingerprint", lambda: "0" * 64)
+    monkeypatch.setattr(cat, "fingerprint", lambda files: "0" * 64)
     assert cat._read_stored() is None
     assert cat.catalog().source == "registries"
 
@@ -101,3 +103,74 @@ def test_bad_input_answers_without_torch(tmp_path, args, message):
     assert code == 2, stderr
     assert message in stderr and "Traceback" not in stderr
     assert "TORCH=False" in stderr
+
+
+def _stored_with(tmp_path, monkeypatch, change):
+    """The committed catalog, its stamp kept, changed by ``change``, as the file `catalog()` reads."""
+    data = json.loads(cat.CATALOG_FILE.read_text())
+    change(data)
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps(data))
+    monkeypatch.setattr(cat, "CATALOG_FILE", path)
+    return path
+
+
+def test_no_code_in_the_catalog_runs(tmp_path, monkeypatch):
+    ran = tmp_path / "ran"
+
+    def plant(data):
+        data["models"]["mlp"]["arguments"]["hidden"] = f"__import__('pathlib').Path({str(ran)!r}).touch() or int"
+    _stored_with(tmp_path, monkeypatch, plant)
+    assert cat._read_stored() is None
+    assert not ran.exists()
+
+
+@pytest.mark.parametrize("change", [
+    lambda data: data["models"]["mlp"].pop("arguments"),
+    lambda data: data["datasets"]["digits"].update(input_shape="1x8x8"),
+    lambda data: data["stages"]["bptt"].update(needs_teacher="no"),
+    lambda data: data["exporters"]["loihi"]["options"][0].update(annotation="typing.Annotated[int,"),
+    lambda data: data.update(encodings=None),
+    lambda data: data.update(datasets=[]),
+])
+def test_a_parseable_but_wrong_catalog_gives_way_to_the_registries(tmp_path, monkeypatch, change):
+    _stored_with(tmp_path, monkeypatch, change)
+    assert cat._read_stored() is None
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    """This snnpipe's sources in tmp_path/snnpipe, to edit without touching the checkout."""
+    shutil.copytree(cat._ROOT, tmp_path / "snnpipe", ignore=shutil.ignore_patterns(
+        ".git", "tests", "benchmarks", "reports", "*.egg-info", "__pycache__"))
+    return tmp_path / "snnpipe"
+
+
+def _in_copy(package, code):
+    env = {**os.environ, "PYTHONPATH": str(package.parent)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=package.parent, env=env,
+                          timeout=300)
+
+
+def test_a_constant_the_catalog_holds_makes_it_stale_when_edited(package_copy):
+    """MAX_INPUT_BITS lives in hw_targets/loihi/graph.py, not in a registry's file: lowered there, the
+    CLI's check of --input-bits follows the new bound, not the catalog's old one."""
+    graph = package_copy / "hw_targets" / "loihi" / "graph.py"
+    assert "MAX_INPUT_BITS = 24\n" in graph.read_text()
+    graph.write_text(graph.read_text().replace("MAX_INPUT_BITS = 24\n", "MAX_INPUT_BITS = 16\n"))
+    done = _in_copy(package_copy, "import snnpipe, typing\n"
+                                  "from snnpipe.pipeline.catalog import catalog\n"
+                                  "options = catalog().exporter('loihi').options\n"
+                                  "print(snnpipe.__file__, typing.get_type_hints(options, include_extras=True)['input_bits'])")
+    assert done.returncode == 0, done.stderr
+    assert str(package_copy) in done.stdout and "high=16" in done.stdout
+
+
+def test_the_cli_answers_from_the_registries_when_the_catalog_is_wrong(package_copy):
+    path = package_copy / "pipeline" / "catalog.json"
+    data = json.loads(path.read_text())
+    del data["models"]["mlp"]["arguments"]
+    path.write_text(json.dumps(data))
+    done = _in_copy(package_copy, _PROBE.replace("sys.argv[1:]", "['models']"))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "mlp" in done.stdout and "TORCH=True" in done.stderr

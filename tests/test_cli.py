@@ -1,6 +1,8 @@
 """The CLI: bad input gives one line, exit code 2 and no traceback; a tiny run writes a full checkpoint."""
 
 import json
+import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -128,6 +130,22 @@ def test_resume_continues_to_more_epochs(tmp_path):
         assert ckpt.training["epoch"] == 2
         assert ckpt.history[-1]["epochs"] == 2 and len(ckpt.history) == 1
         assert len((ckpt.path.parent / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_resume_to_more_epochs_replans_the_cosine_schedule(tmp_path):
+    """2 steps per epoch (64 samples, batch 32), lr 0.01, planned for 2 epochs then resumed to 4: the
+    lr after each epoch is 0.01 * (1 + cos(pi * step / 8)) / 2 at steps 6 and 8 of the 4-epoch plan,
+    not the old plan's climb past its end (0.005 and 0.01)."""
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
+        args = ["train", "-T", "2", "--model-arg", "hidden=[8]", "--train-samples", "64", "--test-samples", "32",
+                "--batch-size", "32", "--lr", "0.01", "--out", "run", "--quiet"]
+        assert runner.invoke(cli, [*args, "--epochs", "2"]).exit_code == 0
+        resumed = runner.invoke(cli, ["train", "--resume", "run/checkpoint.pt", "--epochs", "4"])
+        assert resumed.exit_code == 0, resumed.output
+        lrs = [json.loads(line)["lr"] for line in Path(cwd, "run", "metrics.jsonl").read_text().splitlines()]
+        assert lrs == pytest.approx([0.005, 0.0, 0.01 * (1 - math.sqrt(0.5)) / 2, 0.0], abs=1e-12)
+        assert "re-planned for 4" in resumed.stderr and "planned for 2 epochs" in resumed.stderr
 
 
 def test_export_to_an_unknown_or_absent_target_is_one_line(tmp_path, monkeypatch):

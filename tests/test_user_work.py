@@ -8,6 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.config import TrainConfig
@@ -87,3 +88,24 @@ def test_profiling_a_checkpoint_that_declares_too_many_timesteps_is_refused(tmp_
     result = CliRunner().invoke(cli, ["profile", str(tmp_path / "huge.pt"), "-o", str(tmp_path / "report")])
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2 and len(lines) == 1 and "T=100000000" in lines[0] and "GB available" in lines[0], result.output
+
+
+def test_a_metrics_log_replaced_by_a_symlink_is_not_written_through(tmp_path):
+    """After epoch 1 someone plants metrics.jsonl -> a file of theirs: epoch 2 refuses in one line
+    and the file the link names keeps its bytes."""
+    theirs = tmp_path / "theirs.txt"
+    theirs.write_text("not a log\n")
+
+    def plant(record: dict) -> None:
+        if record["epoch"] == 1:
+            log = tmp_path / "run" / "metrics.jsonl"
+            log.unlink()
+            log.symlink_to(theirs)
+
+    config = TrainConfig(model_args={"hidden": (8,)}, epochs=2, timesteps=2, train_samples=64, test_samples=32,
+                         out=str(tmp_path / "run"))
+    with pytest.raises(SnnpipeError, match="metrics.jsonl is a symbolic link") as refused:
+        train(config, progress=False, on_epoch=plant)
+    assert "\n" not in str(refused.value)
+    assert theirs.read_text() == "not a log\n"
+    assert Checkpoint.load(tmp_path / "run" / "checkpoint.pt").training["epoch"] == 2
