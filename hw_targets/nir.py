@@ -155,6 +155,9 @@ def neuron_to_nir(params: NeuronParams, shape: tuple[int, ...], dt: float = DEFA
 def _values(name: str, node: object, key: str, ndim: int | None = None) -> np.ndarray:
     """``node.<key>`` as a non-empty finite float array (of ``ndim`` dimensions), else NirError."""
     array = np.asarray(getattr(node, key, None))
+    if array.dtype.kind == "c":  # numpy's cast to float would drop the imaginary part
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is complex ({array.dtype}); snnpipe's "
+                       f"weights and neuron parameters are real: {REEXPORT}")
     if array.dtype.kind not in "fiu" or array.size == 0 or (ndim is not None and array.ndim != ndim) \
             or not np.all(np.isfinite(array)):
         what = f"{ndim}-D " if ndim is not None else ""
