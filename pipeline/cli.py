@@ -636,7 +636,8 @@ def import_nir_command(file: str, as_json: bool, **options: Any) -> None:
     result = {"checkpoint": str(ckpt.path), "model": ckpt.model_name, "dataset": ckpt.data.name,
               "input_shape": list(ckpt.data.input_shape), "classes": ckpt.data.num_classes,
               "timesteps": ckpt.timesteps, "encoding": ckpt.encoding, "mean": list(ckpt.data.mean),
-              "std": list(ckpt.data.std), "dt": ckpt.history[-1]["dt"], "settings_from": ckpt.history[-1]["settings_from"]}
+              "std": list(ckpt.data.std), "dt": ckpt.history[-1]["dt"],
+              "settings_from": ckpt.history[-1]["settings_from"]}
     if as_json:
         click.echo(json.dumps(result))
         return

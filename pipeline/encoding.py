@@ -99,7 +99,8 @@ def check_normalization(mean: Sequence[float], std: Sequence[float]) -> None:
         except (TypeError, ValueError):
             raise ValueError(f"{key} {_brief(values)} is not a list of numbers") from None
         if not all(math.isfinite(v) and (key == "mean" or v > 0) for v in numbers):
-            raise ValueError(f"{key} {numbers} must be {'finite' if key == 'mean' else 'finite and > 0'} in every channel")
+            rule = "finite" if key == "mean" else "finite and > 0"
+            raise ValueError(f"{key} {numbers} must be {rule} in every channel")
 
 
 def _brief(value: object) -> str:

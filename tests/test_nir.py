@@ -382,7 +382,8 @@ def test_a_bad_value_in_the_files_metadata_is_a_one_line_error(tmp_path, key, va
 def _delayed_hand_graph() -> nir.NIRGraph:
     """`_hand_graph` with a one-step Delay (dt = 1e-4 s) in front of each Affine."""
     graph = _hand_graph()
-    nodes = {**graph.nodes, "fc.delay": nir.Delay(delay=np.array([1e-4])), "readout.delay": nir.Delay(delay=np.array([1e-4]))}
+    step = np.array([1e-4])
+    nodes = {**graph.nodes, "fc.delay": nir.Delay(delay=step), "readout.delay": nir.Delay(delay=step.copy())}
     edges = [("input", "fc.delay"), ("fc.delay", "fc"), ("fc", "lif"), ("lif", "readout.delay"),
              ("readout.delay", "readout"), ("readout", "output")]
     return nir.NIRGraph(nodes=nodes, edges=edges)
