@@ -13,7 +13,19 @@ Node per module (`EXPORT_MAPPERS`; anything else raises `UnsupportedLayerError` 
                          so ``a + b`` becomes two edges into the next node.
 
 Residual networks export as they are: NIR is a graph. Nodes are named by module path
-(``blocks.layer1.0.lif2``); the graph's ``metadata`` holds ``dt`` and ``producer``.
+(``blocks.layer1.0.lif2``); the graph's ``metadata`` holds ``dt`` and ``producer``, and what a reader
+needs to run the network on the data it was trained on: ``dataset``, ``data_seed``, ``mean`` and
+``std`` (the direct encoding's normalization), ``timesteps`` and ``encoding`` (`pipeline.importer`
+reads them back).
+
+Loihi's timing (a model trained with ``--quantize loihi``, ``delay_shift``: every conv and linear
+delivers at step t what it computed from its input at step t - 1, its bias alone at step 0, and a
+sequence of T steps runs T + L steps, L zero steps appended) is a NIR ``Delay`` node of one step
+(``delay = dt`` seconds, the unit of the time constants) in front of every Affine, Linear and Conv2d,
+named ``<module path>.delay``: ``W x(t - 1) + b`` with x = 0 before the first step is the same bias
+at step 0. Read back, such a graph imports with ``delay_shift`` and runs T + L steps. A residual
+network in Loihi's timing also delays its shortcuts to the main branch's depth, which is refused
+(export it with ``--target loihi``).
 
 The neuron mapping. NIR's neurons are continuous-time (nir ``ir/neuron.py``)::
 
@@ -109,7 +121,7 @@ READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, Assertion
 REEXPORT = "re-export it from its source"
 DAMAGED = f"the file is damaged or not a NIR graph snnpipe can read: {REEXPORT}"
 IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "AvgPool2d", "SumPool2d",
-              "LIF", "CubaLIF", "IF")
+              "LIF", "CubaLIF", "IF", "Delay")
 
 
 class NirError(SnnpipeError):
@@ -155,6 +167,9 @@ def neuron_to_nir(params: NeuronParams, shape: tuple[int, ...], dt: float = DEFA
 def _values(name: str, node: object, key: str, ndim: int | None = None) -> np.ndarray:
     """``node.<key>`` as a non-empty finite float array (of ``ndim`` dimensions), else NirError."""
     array = np.asarray(getattr(node, key, None))
+    if array.dtype.kind == "c":  # numpy's cast to float would drop the imaginary part
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is complex ({array.dtype}); snnpipe's "
+                       f"weights and neuron parameters are real: {REEXPORT}")
     if array.dtype.kind not in "fiu" or array.size == 0 or (ndim is not None and array.ndim != ndim) \
             or not np.all(np.isfinite(array)):
         what = f"{ndim}-D " if ndim is not None else ""
@@ -280,6 +295,8 @@ EXPORT_MAPPERS: dict[type, Mapper] = {
     CubaLIF: _cuba_lif,
 }
 PASS_THROUGH = (nn.Identity, nn.Dropout)
+#: The modules Loihi's timing (``delay_shift``) delays by one step: `SpikingModel._synapses`.
+SYNAPSES = (nn.Linear, nn.Conv2d)
 _HINTS = {
     ReLU: "NIR export takes the spiking model; this is its ANN twin",
     nn.MaxPool2d: "NIR has no max pooling; use average pooling (nn.AvgPool2d)",
@@ -352,13 +369,17 @@ def _node_path(node: fx.Node) -> str:
     return list(stack.values())[-1][0] if stack else node.name
 
 
-def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAULT_DT) -> nir.NIRGraph:
-    """The NIR graph of ``model`` (BatchNorm already folded), one sample of ``input_shape``.
+def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAULT_DT,
+           metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
+    """The NIR graph of ``model`` (BatchNorm already folded), one sample of ``input_shape``, with
+    ``metadata`` (plain values: str, int, float, lists of them) in the graph's.
 
     Raises:
         UnsupportedLayerError: a module, function or neuron setting NIR cannot express.
+        ExportError: a network in Loihi's timing that is not a chain (module docstring).
     """
     traced = _trace(model, input_shape)
+    delayed = bool(getattr(model, "delay_steps", 0))
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
     edges: list[tuple[str, str]] = []
     sources: dict[fx.Node, list[str]] = {}
@@ -383,7 +404,12 @@ def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAUL
                 sources[node] = sources[node.args[0]]
                 continue
             nodes[path] = mapper(module, shape_of(node.args[0]), shape_of(node), dt, path)
-            connect(node.args, path)
+            if delayed and isinstance(module, SYNAPSES):  # Loihi's timing: one step into every synapse
+                nodes[f"{path}.delay"] = nir.Delay(delay=np.full(shape_of(node.args[0]), float(dt)))
+                connect(node.args, f"{path}.delay")
+                edges.append((f"{path}.delay", path))
+            else:
+                connect(node.args, path)
             sources[node] = [path]
         elif node.op == "call_function" and node.target in (operator.add, torch.add) and not node.kwargs \
                 and len(node.args) == 2 and all(isinstance(a, fx.Node) for a in node.args):
@@ -397,7 +423,11 @@ def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAUL
         else:
             name = getattr(node.target, "__name__", str(node.target))
             raise UnsupportedLayerError(_node_path(node), node.target, TARGET, f"the operation {name!r} has no NIR node")
-    metadata = {"dt": float(dt), "producer": f"snnpipe {__version__}"}
+    if delayed and len({b for _, b in edges}) < len(edges):
+        raise ExportError("this network runs in Loihi's timing (trained with --quantize loihi) and has residual "
+                          "connections, whose shortcut delays the NIR export does not write: export it with "
+                          "--target loihi, or train it without --quantize loihi")
+    metadata = {**(metadata or {}), "dt": float(dt), "producer": f"snnpipe {__version__}"}
     try:
         return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
     except Exception as err:  # nir's type check: a shape that does not line up
@@ -624,8 +654,13 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
     in_shapes = {rename.get(b, b): _shape(graph.nodes[a].output_type, "output") for a, b in graph.edges}
     layers: list[dict] = []
     weights: dict[str, dict[str, Tensor]] = {}
+    delays: list[str] = []
     for name, node in graph.nodes.items():
         if name in rename:
+            continue
+        if isinstance(node, nir.Delay):
+            _one_step(name, node, dt)
+            delays.append(name)
             continue
         layer, tensors = _layer_from_nir(name, node, in_shapes.get(name), dt)
         if isinstance(node, nir.CubaLIF) and refractory_steps:
@@ -633,6 +668,7 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
         layers.append(layer)
         if tensors:
             weights[name] = tensors
+    edges = _skip_delays(delays, edges, layers)
     if graph_input is not None and len(graph_input) == 1 and len(shape) == 3:
         layers.insert(0, {"type": "flatten", "name": "input.flatten"})
         edges = [["input.flatten", b] if a == "input" else [a, b] for a, b in edges] + [["input", "input.flatten"]]
@@ -645,6 +681,11 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
         name, args = "sequential", {"layers": [by_name[n] for n in chain]}
     else:
         name, args = "graph", {"nodes": layers, "edges": edges}
+    if delays:
+        if chain is None:
+            raise NirError(f"the NIR graph has Delay nodes ({delays[0]} ...) and is not a chain; snnpipe imports "
+                           "Loihi's timing in a chain of layers only")
+        args["delay_shift"] = True
     first = next((layer for layer in layers if layer["type"] == "cuba_lif"), None)
     try:
         neuron = NeuronParams() if first is None else NeuronParams(
@@ -655,6 +696,35 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
     except SnnpipeError as err:
         raise NirError(f"the NIR graph does not describe a network snnpipe can build: {err}") from None
     return network
+
+
+def _one_step(name: str, node: nir.Delay, dt: float) -> None:
+    """Refuse a Delay node other than one step (``dt`` seconds) everywhere."""
+    delay = _values(name, node, "delay")
+    if not np.allclose(delay, dt, rtol=GAIN_TOLERANCE, atol=0.0):
+        raise NirError(f"NIR node {name!r} (Delay) delays {delay.min():g} .. {delay.max():g} s; snnpipe imports a delay "
+                       f"of one step (dt = {dt:g} s) before every Affine, Linear and Conv2d (Loihi's timing)")
+
+
+def _skip_delays(delays: list[str], edges: list[list[str]], layers: list[dict]) -> list[list[str]]:
+    """The edges with every Delay node cut out, where the Delays are Loihi's timing (module docstring):
+    one in front of each linear and conv layer and nowhere else; NirError otherwise."""
+    kinds = {layer["name"]: layer["type"] for layer in layers}
+    delayed = set()
+    for delay in delays:
+        before = [a for a, b in edges if b == delay]
+        after = [b for a, b in edges if a == delay]
+        if len(before) != 1 or len(after) != 1 or kinds.get(after[0]) not in ("linear", "conv2d"):
+            raise NirError(f"NIR node {delay!r} (Delay) does not lead from one node into one Affine, Linear or Conv2d; "
+                           "snnpipe imports Loihi's timing: a one-step Delay in front of each of them")
+        delayed.add(after[0])
+        edges = [e for e in edges if delay not in e] + [[before[0], after[0]]]
+    synapses = {name for name, kind in kinds.items() if kind in ("linear", "conv2d")}
+    if delays and delayed != synapses:
+        raise NirError(f"the NIR graph delays {len(delayed)} of its {len(synapses)} Affine, Linear and Conv2d nodes "
+                       f"(not {', '.join(sorted(synapses - delayed)[:3])}); snnpipe imports Loihi's timing: a one-step "
+                       "Delay in front of each of them")
+    return edges
 
 
 def _input_shape(graph_input: tuple[int, ...] | None, given: tuple[int, ...] | None) -> tuple[int, int, int]:
@@ -748,7 +818,8 @@ def export_nir(request: ExportRequest) -> ExportResult:
     options = request.options or NirOptions()
     dt = options.dt
     folded = fold_batchnorm(request.model).eval()
-    graph = to_nir(folded, tuple(request.input_shape), dt)
+    graph = to_nir(folded, tuple(request.input_shape), dt,
+                   {**request.metadata, "timesteps": request.timesteps, "encoding": request.encoding})
     x = _sample(request, options.verify_samples)
     reference_neurons = {name: m for name, m in folded.named_modules() if isinstance(m, CubaLIF)}
     out = Path(request.out)

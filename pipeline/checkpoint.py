@@ -148,10 +148,14 @@ class Checkpoint:
 
 def check_finite(tensors: dict[str, Any], source: str) -> None:
     """Refuse weights holding NaN or infinity, naming the first such tensor: they would train on
-    as NaN, profile and export as garbage, or fail deep inside the quantizer."""
+    as NaN, profile and export as garbage, or fail deep inside the quantizer. Refuse complex
+    tensors too: loading one into the model's real parameters drops its imaginary part."""
     for name, value in tensors.items():
         if not isinstance(value, torch.Tensor):
             raise CheckpointError(f"{source}: {name} is not a tensor; re-create the checkpoint")
+        if value.is_complex():
+            raise CheckpointError(f"{source}: tensor {name} is complex ({value.dtype}); snnpipe's weights are real: "
+                                  "re-create the checkpoint")
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             bad = int((~torch.isfinite(value)).sum())
             raise CheckpointError(

@@ -616,13 +616,14 @@ def import_group() -> None:
 @import_group.command("nir")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", default=None, help="Checkpoint to write (default: FILE with .pt).")
-@click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
-@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
+@click.option("-T", "--timesteps", type=int, default=None, help="Timesteps T per sample (default: the file's, else 4).")
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default=None,
+              help="Input encoding (default: the file's, else direct).")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
-              help="Dataset for profile and export (default: guessed from the shapes).")
+              help="Dataset for profile and export (default: the file's, else guessed from the shapes).")
 @click.option("--input-shape", callback=_parse_numbers(int), default=None, help="C,H,W for a graph with flat input.")
-@click.option("--mean", callback=_parse_numbers(float), default=None, help="Per-channel mean (default 0).")
-@click.option("--std", callback=_parse_numbers(float), default=None, help="Per-channel std (default 1).")
+@click.option("--mean", callback=_parse_numbers(float), default=None, help="Per-channel mean (default: the file's, else 0).")
+@click.option("--std", callback=_parse_numbers(float), default=None, help="Per-channel std (default: the file's, else 1).")
 @click.option("--dt", type=float, default=None, help="Seconds per step of the file's time constants (default: its own, else 1e-4).")
 @click.option("--refractory-steps", type=int, default=0, show_default=True,
               help="For every CubaLIF; 1 reproduces snnTorch's default Synaptic.")
@@ -635,13 +636,19 @@ def import_nir_command(file: str, as_json: bool, **options: Any) -> None:
     ckpt = import_nir(file, **options)
     result = {"checkpoint": str(ckpt.path), "model": ckpt.model_name, "dataset": ckpt.data.name,
               "input_shape": list(ckpt.data.input_shape), "classes": ckpt.data.num_classes,
-              "timesteps": ckpt.timesteps, "encoding": ckpt.encoding, "dt": ckpt.history[-1]["dt"]}
+              "timesteps": ckpt.timesteps, "encoding": ckpt.encoding, "mean": list(ckpt.data.mean),
+              "std": list(ckpt.data.std), "dt": ckpt.history[-1]["dt"],
+              "settings_from": ckpt.history[-1]["settings_from"]}
     if as_json:
         click.echo(json.dumps(result))
         return
     click.echo(f"wrote {result['checkpoint']}: {result['model']} model, {result['dataset']} "
                f"{'x'.join(map(str, result['input_shape']))} -> {result['classes']} classes, T={result['timesteps']}, "
-               f"{result['encoding']} encoding, dt={result['dt']:g} s")
+               f"{result['encoding']} encoding, mean {result['mean']}, std {result['std']}, dt={result['dt']:g} s")
+    origin = result["settings_from"]
+    labels = {"file": "from the file's metadata", "option": "as given", "default": "defaults", "guessed": "guessed"}
+    click.echo("; ".join(f"{label}: {', '.join(key for key, how in origin.items() if how == kind)}"
+                         for kind, label in labels.items() if kind in origin.values()))
 
 
 def main() -> None:

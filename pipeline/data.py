@@ -28,6 +28,7 @@ import torch
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.augment import Augmentation
+from snnpipe.pipeline.encoding import check_normalization
 from snnpipe.registry import register_into
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -82,8 +83,7 @@ class DataSpec:
             raise ValueError(f"mean has {len(self.mean)} values; input_shape has {channels} channels")
         if len(self.std) != channels:
             raise ValueError(f"std has {len(self.std)} values; input_shape has {channels} channels")
-        if min(self.std) <= 0:
-            raise ValueError(f"std {self.std} must be positive")
+        check_normalization(self.mean, self.std)
 
     def to_dict(self) -> dict:
         """Plain python types (str, int, float, lists), ready for JSON."""

@@ -15,6 +15,7 @@ Rate and latency clip x to [0, 1] first, so rounding noise in the scaling cannot
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -72,11 +73,39 @@ def encode(
             f"mean ({len(mean)} values) and std ({len(std)}) need one value per channel "
             f"of input {tuple(x.shape)}"
         )
+    try:
+        check_normalization(mean, std)
+    except ValueError as err:
+        raise EncodingError(str(err)) from None
     x = x.to(torch.float32)
     shape = (1, -1, *([1] * (x.dim() - 2)))
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=x.device).view(shape)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=x.device).view(shape)
     return ENCODINGS[encoding](x, timesteps, mean_t, std_t, generator)
+
+
+def check_normalization(mean: Sequence[float], std: Sequence[float]) -> None:
+    """The one check of a normalization, whoever read it (a checkpoint's `DataSpec`, a deployed
+    file's attributes, a NIR file's metadata, `encode`): every mean finite, every std finite and > 0.
+    A NaN mean or a zero std makes every direct-coded input NaN or infinite, which profiles to a
+    silent 0% (and a rate-coded file that carries them is damaged all the same).
+
+    Raises:
+        ValueError: naming the field (``mean`` or ``std``) and its values.
+    """
+    for key, values in (("mean", mean), ("std", std)):
+        try:
+            numbers = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} {_brief(values)} is not a list of numbers") from None
+        if not all(math.isfinite(v) and (key == "mean" or v > 0) for v in numbers):
+            rule = "finite" if key == "mean" else "finite and > 0"
+            raise ValueError(f"{key} {numbers} must be {rule} in every channel")
+
+
+def _brief(value: object) -> str:
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -5,13 +5,21 @@ it) and a ``graph`` model otherwise (residual networks: profile and the ONNX and
 it); see `snnpipe.models.graph` and, for the neuron and time-constant mapping,
 `snnpipe.hw_targets.nir`. What a NIR file does not carry is given here, with these defaults:
 
+- ``timesteps``, ``encoding``, the dataset and its normalization (``mean``, ``std``): the option
+  where given, else the graph's metadata where an snnpipe export wrote them there (the mean and std
+  only where the dataset is the file's own), else:
 - ``timesteps``: 4 (the default of ``snnpipe train``); ``encoding``: ``direct``.
-- the dataset: ``--dataset``, else the built-in dataset whose image shape and class count fit the
-  graph (the dataset registry's shapes, in its order; for 1x28x28 with 10 classes, fashion-mnist, SPEC §6's benchmark here).
+- the dataset: the built-in dataset whose image shape and class count fit the graph (the dataset
+  registry's shapes, in its order; for 1x28x28 with 10 classes, fashion-mnist, SPEC §6's benchmark here).
 - the image shape: the graph's input where it is (C, H, W); where the input is flat (N,), as from
   an snnTorch MLP, ``--input-shape``, else the dataset's image shape (a Flatten goes first).
-- normalization: mean 0, std 1 per channel unless given: the network sees the images as they are.
+- normalization: mean 0, std 1 per channel: the network sees the images as they are.
 - ``dt``: the file's metadata, else snnTorch's 1e-4 s.
+
+The checkpoint's history records where each setting came from (``settings_from``: option, file,
+default or guessed), and the CLI says it. A graph with a one-step Delay in front of every synapse
+(Loihi's timing, as `snnpipe.hw_targets.nir` writes a model trained with ``--quantize loihi``)
+imports with ``delay_shift``.
 """
 
 from __future__ import annotations
@@ -19,11 +27,17 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
+
+import numpy as np
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import DATASETS, DataSpec
+
+#: What a file that does not say (and no option) gives: SPEC's defaults of ``snnpipe train``.
+DEFAULTS: dict[str, Any] = {"timesteps": 4, "encoding": "direct"}
+
 
 class ImportOptionError(SnnpipeError):
     """Options an import cannot work with: one line naming the option."""
@@ -42,8 +56,8 @@ def import_nir(
     path: str | Path,
     out: str | Path | None = None,
     *,
-    timesteps: int = 4,
-    encoding: str = "direct",
+    timesteps: int | None = None,
+    encoding: str | None = None,
     dataset: str | None = None,
     input_shape: Sequence[int] | None = None,
     mean: Sequence[float] | None = None,
@@ -80,20 +94,23 @@ def import_nir(
         raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
     if os.path.lexists(target) and not force:
         raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
-    if timesteps < 1:
-        raise ImportOptionError(f"--timesteps {timesteps} is out of range: at least 1")
-    if encoding not in ENCODINGS:
-        raise ImportOptionError(f"unknown encoding {encoding!r}: choose one of {', '.join(ENCODINGS)}")
-    if dataset is not None and dataset not in DATASETS:
-        raise ImportOptionError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if refractory_steps < 0:
         raise ImportOptionError(f"--refractory-steps {refractory_steps} is out of range: at least 0")
+    given = {"dataset": dataset, "timesteps": timesteps, "encoding": encoding, "mean": mean, "std": std}
+    _check(given, "--", ENCODINGS)
     graph, version = nir_target.read_nir(path)
+    own = _own_settings(graph, path, ENCODINGS)
+    if dataset is not None and own.get("dataset", dataset) != dataset:  # the file's mean and std are its dataset's
+        own.pop("mean", None), own.pop("std", None)
+    settings = {key: value if value is not None else own.get(key, DEFAULTS.get(key)) for key, value in given.items()}
+    origin = {key: "option" if given[key] is not None else "file" if key in own else "default" for key in given}
+    dataset, timesteps, encoding, mean, std = (settings[key] for key in given)
     shape = tuple(int(v) for v in input_shape) if input_shape is not None else None
     if shape is None:
         shape = _image_shape_for_flat_input(graph, dataset, nir_target)
     network = nir_target.from_nir(graph, dt=dt, input_shape=shape, refractory_steps=refractory_steps)
     name = dataset or _guess_dataset(network.input_shape, None, network.num_classes)
+    origin["dataset"] = "guessed" if dataset is None else origin["dataset"]
     if DATASETS[name].input_shape != network.input_shape:
         image = "x".join(map(str, DATASETS[name].input_shape))
         raise ImportOptionError(f"{name} images are {image}; the network takes {'x'.join(map(str, network.input_shape))}")
@@ -103,16 +120,54 @@ def import_nir(
                         tuple(mean) if mean is not None else (0.0,) * channels,
                         tuple(std) if std is not None else (1.0,) * channels)
     except ValueError as err:  # DataSpec names the field (mean, std) that does not fit
-        raise ImportOptionError(f"--mean/--std: {err}") from None
+        where = " and ".join(f"--{key}" if origin[key] == "option" else f"{path}'s metadata {key}"
+                             for key in ("mean", "std") if origin[key] != "default")
+        raise ImportOptionError(f"{where}: {err}") from None
     model = network.build()
     ckpt = Checkpoint(
         model_name=network.model_name, model_args=network.model_args, spiking=True, neuron=network.neuron,
         timesteps=timesteps, encoding=encoding, data=spec,
         state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-        history=[{"stage": "import", "format": "nir", "source": str(path), "nir_version": version, "dt": network.dt}],
+        history=[{"stage": "import", "format": "nir", "source": str(path), "nir_version": version, "dt": network.dt,
+                  "settings_from": origin}],
     )
     ckpt.save(target)
     return ckpt
+
+
+def _check(settings: dict[str, Any], prefix: str, encodings) -> None:
+    """Refuse a dataset, T or encoding out of range, naming it as ``prefix`` + its name."""
+    timesteps, encoding, dataset = settings.get("timesteps"), settings.get("encoding"), settings.get("dataset")
+    if timesteps is not None and timesteps < 1:
+        raise ImportOptionError(f"{prefix}timesteps {timesteps} is out of range: at least 1")
+    if encoding is not None and encoding not in encodings:
+        raise ImportOptionError(f"{prefix}encoding {encoding!r} is unknown: choose one of {', '.join(encodings)}")
+    if dataset is not None and dataset not in DATASETS:
+        raise ImportOptionError(f"{prefix}dataset {dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
+
+
+def _own_settings(graph, path: Path, encodings) -> dict[str, Any]:
+    """The dataset, T, encoding, mean and std an snnpipe export wrote into the graph's metadata
+    (`snnpipe.hw_targets.nir.export_nir`); those it does not hold are left out.
+
+    Raises:
+        ImportOptionError: a value of the wrong type or out of range, named.
+    """
+    metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
+    own: dict[str, Any] = {}
+    for key, kind in (("dataset", str), ("encoding", str), ("timesteps", int), ("mean", tuple), ("std", tuple)):
+        if key not in metadata:
+            continue
+        value = np.asarray(metadata[key])
+        ok = {str: value.dtype.kind in "SU" and value.ndim == 0,
+              int: value.dtype.kind in "iu" and value.ndim == 0,
+              tuple: value.dtype.kind in "fiu" and value.ndim == 1}[kind]
+        if not ok:
+            raise ImportOptionError(f"{path}: its metadata {key} is {value.dtype} of shape {value.shape}, not a "
+                                    f"{kind.__name__}; give --{key} (or re-export the file)")
+        own[key] = value.item().decode("utf-8", "replace") if value.dtype.kind == "S" else kind(value.tolist())
+    _check(own, f"{path}: its metadata ", encodings)
+    return own
 
 
 def _image_shape_for_flat_input(graph, dataset: str | None, nir_target) -> tuple[int, int, int] | None:

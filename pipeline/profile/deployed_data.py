@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from snnpipe.hw_targets.loihi.graph import LoihiGraph
+from snnpipe.pipeline.encoding import check_normalization
 from snnpipe.pipeline.profile.schema import ProfileError
 
 #: The encodings whose input is spikes: what a netx input layer (unary events) takes.
@@ -65,6 +66,10 @@ def data_plan(path: Path, attrs: dict[str, Any], dataset: str | None, encoding: 
     if timesteps < 1:
         raise ProfileError(f"--timesteps {timesteps} is out of range: at least 1")
     mean, std = (_attr_list(attrs.get("mean")), _attr_list(attrs.get("std"))) if normalization else (None, None)
+    try:
+        check_normalization(mean or (), std or ())
+    except ValueError as err:
+        raise ProfileError(f"{path}: its {err}; re-export it from its checkpoint") from None
     return DataPlan(dataset, encoding, int(timesteps), mean, std, int(attrs.get("data_seed", 0)))
 
 
