@@ -60,13 +60,15 @@ class DatasetInfo:
 @dataclass(frozen=True)
 class ModelInfo:
     """A zoo model: its default input, description, parameter count at that input with 10
-    classes (None until counted), and its keyword arguments' annotations (``delay_shift`` too)."""
+    classes (None until counted), its keyword arguments' annotations (``delay_shift`` too), and
+    whether it holds an imported network (`snnpipe.models.zoo.ModelEntry`)."""
 
     name: str
     default_input: tuple[int, int, int]
     description: str
     parameters: int | None
     arguments: dict[str, Any]
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,8 @@ def _live(count_parameters: bool = False) -> Catalog:
     for name, entry in MODELS.items():
         args = {**model_arguments(name), **MODEL_KEYWORDS}
         models[name] = ModelInfo(name, tuple(entry.default_input), entry.description,
-                                 _count_parameters(name, entry.default_input) if count_parameters else None, args)
+                                 _count_parameters(name, entry.default_input) if count_parameters else None, args,
+                                 entry.imported)
     stages = {name: StageInfo(name, cls.needs_teacher, cls.Args) for name, cls in STAGES.items()}
     names = export_targets()
     exporters = {name: ExporterInfo(name, EXPORTERS[name].suffix, EXPORTERS[name].options) if name in EXPORTERS
@@ -180,6 +183,7 @@ def build() -> dict[str, Any]:
         "fingerprint": fingerprint(),
         "datasets": {n: {k: v for k, v in dataclasses.asdict(d).items() if k != "name"} for n, d in live.datasets.items()},
         "models": {n: {"default_input": list(m.default_input), "description": m.description, "parameters": m.parameters,
+                       "imported": m.imported,
                        "arguments": {a: _spell(t, f"model {n!r} argument {a!r}") for a, t in m.arguments.items()}}
                    for n, m in live.models.items()},
         "stages": {n: {"needs_teacher": s.needs_teacher, "args": _fields(s.args, f"stage {n!r}")}
@@ -200,7 +204,8 @@ def _read_stored() -> Catalog | None:
     datasets = {n: DatasetInfo(n, tuple(d["input_shape"]), d["num_classes"], d["model"], d["epochs"], d["batch_size"])
                 for n, d in data["datasets"].items()}
     models = {n: ModelInfo(n, tuple(m["default_input"]), m["description"], m["parameters"],
-                           {a: _read(t) for a, t in m["arguments"].items()}) for n, m in data["models"].items()}
+                           {a: _read(t) for a, t in m["arguments"].items()}, m["imported"])
+              for n, m in data["models"].items()}
     stages = {n: StageInfo(n, s["needs_teacher"], _dataclass(f"{n}_args", s["args"])) for n, s in data["stages"].items()}
     exporters = {n: ExporterInfo(n, None, None) if e is None else
                  ExporterInfo(n, e["suffix"], _dataclass(f"{n}_options", e["options"])) for n, e in data["exporters"].items()}

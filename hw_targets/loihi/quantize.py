@@ -431,10 +431,12 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
     Raises:
         UnsupportedLayerError: a module Loihi cannot express (named by its path).
         WeightOverflowError: weights too large for the fixed point at the layer's threshold.
-        ExportError: a layer whose weights are all zero.
+        ExportError: the ANN twin; a layer whose weights are all zero.
     """
     if not getattr(model, "spiking", True):
-        raise UnsupportedLayerError("", model, TARGET, "this is the ANN twin (ReLU, not spiking neurons); export a spiking checkpoint")
+        raise ExportError("this checkpoint holds the ANN twin (--stage ann: ReLU in place of spiking neurons), and Loihi "
+                          "runs spiking neurons: export a spiking checkpoint, e.g. one trained from it with "
+                          "`snnpipe train --stage bptt --init CKPT`")
     folded = fold_batchnorm(model)
     traced = trace_graph(folded, tuple(input_shape))
     if callable(readout_range):
