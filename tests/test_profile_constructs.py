@@ -283,7 +283,8 @@ def test_two_functional_poolings_in_one_forward_pass_both_fold():
 
 # --- 7. weight normalization: a weight computed from parameters before each call ------------------------
 
-@pytest.mark.parametrize("weight_norm", [nn.utils.parametrizations.weight_norm, nn.utils.weight_norm])
+@pytest.mark.parametrize("weight_norm", [nn.utils.parametrizations.weight_norm, nn.utils.weight_norm,
+                                         nn.utils.parametrizations.spectral_norm])
 def test_a_weight_normalized_layer_counts_as_the_plain_layer_of_its_effective_weight(weight_norm):
     linear = nn.Linear(3, 2, bias=False)
     with torch.no_grad():

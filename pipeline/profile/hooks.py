@@ -66,10 +66,11 @@ def _is_weight(p: Tensor) -> bool:
 def _weights(module: nn.Module) -> list[str]:
     """The names of the weights ``module`` runs: its own matrices, and those a parametrization
     computes for it (``parametrizations.weight_norm``: ``weight`` from ``original0`` and ``original1``).
-    A parametrization only computes the tensor (``g v / |v|``), which the module then multiplies by
-    as its weight: the module's call is counted with that effective weight, as a plain layer holding
-    it would be, and the parametrization itself runs no synapse (the old ``nn.utils.weight_norm``
-    keeps ``weight_g`` and ``weight_v`` on the module and computes ``weight`` in a hook: the same)."""
+    A parametrization only computes the tensor (``g v / |v|``; ``spectral_norm``'s power iteration),
+    which the module then multiplies by as its weight: the module's call is counted with that
+    effective weight, as a plain layer holding it would be, and the parametrization runs outside the
+    interception (`_mute`), as no synapse runs in it (the old ``nn.utils.weight_norm`` keeps
+    ``weight_g`` and ``weight_v`` on the module and computes ``weight`` in a hook: the same)."""
     own = [n for n, p in module.named_parameters(recurse=False) if _is_weight(p)]
     computed = getattr(module, "parametrizations", {})
     return own + [n for n, chain in computed.items() if any(_is_weight(p) for p in chain.parameters())]
@@ -140,7 +141,9 @@ class Recorder:
             if name in self.neurons:
                 self.handles.append(module.register_forward_hook(self._neuron_hook(name, *self.neurons[name])))
             held = [*module.parameters(), *module.buffers()]  # a matrix, even a buffer, could be a synapse's
-            if (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(_is_weight(t) for t in held):
+            computes_weight = isinstance(module, ParametrizationList)  # (`_weights`)
+            if computes_weight or (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(
+                    _is_weight(t) for t in held):
                 self.handles.append(module.register_forward_pre_hook(self._mute))
                 self.handles.append(module.register_forward_hook(self._unmute, always_call=True))
             if isinstance(module, Neuron):
