@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import difflib
 import inspect
 import types
 import typing
@@ -52,11 +53,12 @@ NonNegativeFloat = Annotated[float, Range(0)]
 Fraction = Annotated[float, Range(0, 1)]
 
 
-def _describe(annotation: Any) -> str:
+def _describe(annotation: Any, absent: str = "null") -> str:
+    """What ``annotation`` admits, in words; ``absent`` names the None of ``X | None``."""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is Annotated:
         bound = next((a for a in args[1:] if isinstance(a, Range)), None)
-        base = _describe(args[0])
+        base = _describe(args[0], absent)
         inner = typing.get_args(args[0])
         if bound and typing.get_origin(args[0]) in (tuple, collections.abc.Sequence) and inner:
             element = {int: "integers", float: "numbers"}.get(inner[0], "values")
@@ -65,7 +67,10 @@ def _describe(annotation: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(map(str, args))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _describe(a) for a in args)
+        text = " or ".join(_describe(a, absent) for a in args if a is not type(None))
+        if type(None) not in args:
+            return text
+        return f"{text} or null" if absent == "null" else f"{text}, or {absent}"
     if origin in (tuple, collections.abc.Sequence):
         return f"a list ({_describe(args[0])} each)" if args else "a list"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(annotation, str(annotation))
@@ -122,31 +127,45 @@ def _coerce(value: Any, annotation: Any) -> Any:
     return value  # Any, Sequence[dict] ...: the owner checks it
 
 
-def coerce(value: Any, annotation: Any, where: str, error: type[SnnpipeError] = SnnpipeError) -> Any:
+def _choices(annotation: Any) -> list[str]:
+    """The strings of the ``Literal`` choices inside ``annotation``."""
+    if typing.get_origin(annotation) is Literal:
+        return [a for a in typing.get_args(annotation) if isinstance(a, str)]
+    return [c for a in typing.get_args(annotation) for c in _choices(a)]
+
+
+def coerce(value: Any, annotation: Any, where: str, error: type[SnnpipeError] = SnnpipeError,
+           absent: str = "null") -> Any:
     """``value`` as ``annotation`` asks (a YAML list becomes a tuple, an int a float), or ``error``
-    with one line: ``{where}: {value!r} is not {what is expected}``."""
+    with one line: ``{where}: {value!r} is not {what is expected}``, and the nearest choice of a
+    misspelt one. ``absent``: how the user says None (a YAML ``null``; ``omit the flag`` for an
+    option whose default is None)."""
     try:
         return _coerce(value, annotation)
     except _Mismatch:
-        raise error(f"{where}: {value!r} is not {_describe(annotation)}") from None
+        close = difflib.get_close_matches(value, _choices(annotation), n=1) if isinstance(value, str) else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise error(f"{where}: {value!r} is not {_describe(annotation, absent)}{hint}") from None
 
 
 def from_options(cls: type, raw: Mapping[str, Any], where: str, error: type[SnnpipeError] = SnnpipeError,
-                 spell: Callable[[str], str] = str) -> Any:
+                 spell: Callable[[str], str] = str, listed: Callable[[str], str] = str, absent: str = "null") -> Any:
     """An instance of the dataclass ``cls`` from user options, each checked against its field's
     annotation; an unknown key is refused with the keys there are.
 
     Args:
         where: names the owner in messages, e.g. ``stage 'esd'`` or ``--target nir``.
         spell: how a key is written to the user (``--max-drop`` for ``max_drop``).
+        listed: how the keys there are are listed after an unknown one.
+        absent: how the user says None (`coerce`).
     """
     hints = typing.get_type_hints(cls, include_extras=True)
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(raw) - set(known))
     if unknown:
-        takes = ", ".join(known) or "none"
+        takes = ", ".join(map(listed, known)) or "none"
         raise error(f"{', '.join(spell(k) for k in unknown)} is not an option of {where}; it takes: {takes}")
-    values = {key: coerce(value, hints[key], f"{where}: {spell(key)}", error) for key, value in raw.items()}
+    values = {key: coerce(value, hints[key], f"{where}: {spell(key)}", error, absent) for key, value in raw.items()}
     return cls(**values)
 
 

@@ -108,7 +108,10 @@ class ExporterEntry:
 def parse_target_options(target: str, options: type, raw: dict[str, Any]) -> Any:
     """An instance of a target's ``options`` dataclass from user values; an unknown, inapplicable
     or ill-typed one is an `ExportError` naming it and the target."""
-    return from_options(options, raw, f"--target {target}", ExportError, spell=lambda key: "--" + key.replace("_", "-"))
+    def flag(key: str) -> str:
+        return "--" + key.replace("_", "-")
+
+    return from_options(options, raw, f"--target {target}", ExportError, spell=flag, listed=flag, absent="omit the flag")
 
 
 EXPORTERS: dict[str, ExporterEntry] = {}

@@ -207,7 +207,8 @@ def _default_layers(input_shape: Shape, num_classes: int) -> list[dict]:
     ]
 
 
-@register_model("sequential", (1, 8, 8), "imported layer list (e.g. `snnpipe import nir`): model_args hold the layers")
+@register_model("sequential", (1, 8, 8), "imported layer list (e.g. `snnpipe import nir`): model_args hold the layers",
+                imported=True)
 def sequential(input_shape, num_classes, neuron, layers: Sequence[dict] | None = None):
     """Blocks ``layer<i>`` (each ending at a neuron) and ``head`` built from a list of layer dicts."""
     layers = [dict(layer) for layer in (layers if layers is not None else _default_layers(input_shape, num_classes))]
@@ -331,7 +332,8 @@ def topological_order(names: Sequence[str], edges: Sequence[Sequence[str]]) -> l
     return order
 
 
-@register_model("graph", (1, 8, 8), "imported graph, residual allowed (e.g. `snnpipe import nir`): model_args hold nodes and edges")
+@register_model("graph", (1, 8, 8), "imported graph, residual allowed (e.g. `snnpipe import nir`): model_args hold nodes and edges",
+                imported=True)
 def graph(input_shape, num_classes, neuron, nodes: Sequence[dict] | None = None, edges: Sequence[Sequence[str]] | None = None):
     """Blocks ``graph`` (a `GraphBlock`) and ``head`` built from node dicts and [source, target] edges."""
     if nodes is None and edges is None:

@@ -26,24 +26,31 @@ from snnpipe.models.neurons import CubaLIF, NeuronParams, ReLU
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered model: its builder and the input it is designed for."""
+    """A registered model: its builder and the input it is designed for.
+
+    Attributes:
+        imported: the model holds a network that ``snnpipe import`` describes in its arguments (its
+            layers, nodes and edges), not one of the zoo's: ``snnpipe train`` does not offer it.
+    """
 
     name: str
     builder: Callable[..., "OrderedDict[str, nn.Module]"]
     default_input: tuple[int, int, int]
     description: str
+    imported: bool = False
 
 
 MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, default_input: tuple[int, int, int], description: str):
-    """Decorator: register a builder ``(input_shape, num_classes, neuron, **kw) -> blocks``."""
+def register_model(name: str, default_input: tuple[int, int, int], description: str, imported: bool = False):
+    """Decorator: register a builder ``(input_shape, num_classes, neuron, **kw) -> blocks``
+    (``imported``: `ModelEntry`)."""
 
     def wrap(builder):
         if name in MODELS:
             raise ValueError(f"model {name!r} is already registered")
-        MODELS[name] = ModelEntry(name, builder, default_input, description)
+        MODELS[name] = ModelEntry(name, builder, default_input, description, imported)
         return builder
 
     return wrap

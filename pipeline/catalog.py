@@ -63,13 +63,15 @@ class DatasetInfo:
 @dataclass(frozen=True)
 class ModelInfo:
     """A zoo model: its default input, description, parameter count at that input with 10
-    classes (None until counted), and its keyword arguments' annotations (``delay_shift`` too)."""
+    classes (None until counted), its keyword arguments' annotations (``delay_shift`` too), and
+    whether it holds an imported network (`snnpipe.models.zoo.ModelEntry`)."""
 
     name: str
     default_input: tuple[int, int, int]
     description: str
     parameters: int | None
     arguments: dict[str, Any]
+    imported: bool = False
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,8 @@ def _live(count_parameters: bool = False) -> Catalog:
     for name, entry in MODELS.items():
         args = {**model_arguments(name), **MODEL_KEYWORDS}
         models[name] = ModelInfo(name, tuple(entry.default_input), entry.description,
-                                 _count_parameters(name, entry.default_input) if count_parameters else None, args)
+                                 _count_parameters(name, entry.default_input) if count_parameters else None, args,
+                                 entry.imported)
     stages = {name: StageInfo(name, cls.needs_teacher, cls.Args) for name, cls in STAGES.items()}
     names = export_targets()
     exporters = {name: ExporterInfo(name, EXPORTERS[name].suffix, EXPORTERS[name].options) if name in EXPORTERS
@@ -210,6 +213,7 @@ def build() -> dict[str, Any]:
         "fingerprint": fingerprint(files),
         "datasets": {n: {k: v for k, v in dataclasses.asdict(d).items() if k != "name"} for n, d in live.datasets.items()},
         "models": {n: {"default_input": list(m.default_input), "description": m.description, "parameters": m.parameters,
+                       "imported": m.imported,
                        "arguments": {a: _spell(t, f"model {n!r} argument {a!r}") for a, t in m.arguments.items()}}
                    for n, m in live.models.items()},
         "stages": {n: {"needs_teacher": s.needs_teacher, "args": _fields(s.args, f"stage {n!r}")}
@@ -234,7 +238,7 @@ def _read_stored() -> Catalog | None:
                                    _of(int, d["epochs"]), _of(int, d["batch_size"])) for n, d in data["datasets"].items()}
         models = {n: ModelInfo(n, _shape(m["default_input"]), _of(str, m["description"]),
                                None if m["parameters"] is None else _of(int, m["parameters"]),
-                               {_of(str, a): _read(t) for a, t in m["arguments"].items()})
+                               {_of(str, a): _read(t) for a, t in m["arguments"].items()}, _of(bool, m["imported"]))
                   for n, m in data["models"].items()}
         stages = {n: StageInfo(n, _of(bool, s["needs_teacher"]), _dataclass(f"{n}_args", s["args"]))
                   for n, s in data["stages"].items()}

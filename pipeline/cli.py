@@ -49,23 +49,27 @@ def _one_line(message: str) -> str:
 
 class RegistryChoice(click.ParamType):
     """A name from a registry, read when first needed (``snnpipe --help`` loads no registry): the
-    choices that ``--help`` shows and the check of a value both come from the registry itself."""
+    choices that ``--help`` shows and the check of a value both come from the registry itself.
+    ``shown`` narrows the names offered (in ``--help`` and in the list of an unknown name's
+    message) to those the command can use; the others pass on, for the command to refuse with
+    its reason."""
 
     name = "name"
 
-    def __init__(self, what: str, names: Callable[[], Iterable[str]]) -> None:
-        self.what, self.names = what, names
+    def __init__(self, what: str, names: Callable[[], Iterable[str]],
+                 shown: Callable[[], Iterable[str]] | None = None) -> None:
+        self.what, self.names, self.shown = what, names, shown or names
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
-        return "[" + "|".join(self.names()) + "]"
+        return "[" + "|".join(self.shown()) + "]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        names = list(self.names())
-        if value in names:
+        if value in list(self.names()):
             return value
-        close = difflib.get_close_matches(str(value), names, n=1)
+        shown = list(self.shown())
+        close = difflib.get_close_matches(str(value), shown, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise SnnpipeError(f"unknown {self.what} {value!r}{hint}: choose one of {', '.join(names)}")
+        raise SnnpipeError(f"unknown {self.what} {value!r}{hint}: choose one of {', '.join(shown)}")
 
 
 def _datasets() -> list[str]:
@@ -74,6 +78,11 @@ def _datasets() -> list[str]:
 
 def _models() -> list[str]:
     return sorted(catalog().models)
+
+
+def _zoo_models() -> list[str]:
+    """The models ``train`` builds from options (not the holders of imported networks)."""
+    return sorted(name for name, model in catalog().models.items() if not model.imported)
 
 
 def _stages() -> list[str]:
@@ -184,7 +193,7 @@ def cli() -> None:
               expose_value=False, help="YAML file of option defaults (keys are option names).")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True)
 @click.option("--data-dir", default=None, help="Folder with the dataset files (IDX or CIFAR pickles).")
-@click.option("--model", type=RegistryChoice("model", _models), default=None,
+@click.option("--model", type=RegistryChoice("model", _models, shown=_zoo_models), default=None,
               help="Zoo model (see `snnpipe models`); default: the dataset's.")
 @click.option("--model-arg", "model_args", multiple=True, callback=_parse_model_args,
               help="Model argument KEY=VALUE, repeatable (e.g. hidden=[256,128]).")

@@ -43,12 +43,26 @@ def encoded_batches(dataset_name: str, encoding: str, timesteps: int, mean: Sequ
     if samples is not None:
         images, labels = images[:samples], labels[:samples]
 
-    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def encoded() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed)
         for x, y in iterate_batches(images, labels, batch_size, shuffle=False):
             yield encode(x, encoding, timesteps, mean, std, generator), y
 
-    return batches
+    count = -(-len(labels) // batch_size)
+    return lambda: _Batches(encoded(), count)
+
+
+class _Batches:
+    """One pass over encoded batches that knows how many there are (a progress bar's total)."""
+
+    def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], count: int) -> None:
+        self.batches, self.count = batches, count
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.batches
+
+    def __len__(self) -> int:
+        return self.count
 
 
 def data_metadata(ckpt: Checkpoint) -> dict[str, Any]:

@@ -277,6 +277,8 @@ def train(
     stage_cls = get_stage(config.stage)
     if not stage_cls.spiking:
         config = replace(config, timesteps=1, encoding="direct")
+    # the inputs before the estimates: a missing --data-dir is the user's first thing to fix
+    dataset = dataset or load_dataset(config.dataset, config.data_dir, seed=config.seed)
     size = _check_memory(config, stage_cls, dataset)
     apply_thread_policy(size.neurons * config.batch_size)
     device = resolve_device(config.device)
@@ -304,8 +306,7 @@ class _Run:
                 "give a multiple of the number of processes"
             )
         self.local_batch = config.batch_size // world.size
-        self.data = dataset or load_dataset(config.dataset, config.data_dir, seed=config.seed)
-        self.data = subset(self.data, config.train_samples, config.test_samples)
+        self.data = subset(dataset, config.train_samples, config.test_samples)
         self.augmentation = dataset_entry(config.dataset).augmentation if config.augment else None
         torch.manual_seed(config.seed)
         model = create_model(

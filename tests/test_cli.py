@@ -185,3 +185,52 @@ def test_the_readme_names_the_keys_of_metrics_jsonl(tmp_path):
     ckpt = train(TrainConfig(model_args={"hidden": (8,)}, epochs=1, out=str(tmp_path / "run")), progress=False)
     record = json.loads((ckpt.path.parent / "metrics.jsonl").read_text().splitlines()[0])
     assert named == list(record)
+
+
+# --- what a newcomer hit (issue 23, item 22) ----------------------------------------------------------
+
+def test_the_holders_of_imported_networks_are_not_trainable_models(tmp_path):
+    shown = invoke(["train", "--help"], tmp_path)
+    offered = next(line for line in shown.output.splitlines() if "--model [" in line)
+    assert "mlp" in offered and "graph" not in offered and "sequential" not in offered
+    for name in ("graph", "sequential"):
+        result = invoke(["train", "--model", name, *FAST], tmp_path)
+        assert_one_line_error(result, f"model {name!r} holds a network that `snnpipe import nir` brings in",
+                              "train a zoo model: convnet, mlp")
+    assert not any(tmp_path.rglob("checkpoint.pt"))
+
+
+def test_a_missing_data_folder_is_named_before_any_memory_estimate(tmp_path):
+    # T = 10^5 cannot fit any machine: the estimate would refuse it, but the missing data comes first
+    result = invoke(["train", "--dataset", "cifar10", "-T", "100000", "--quiet"], tmp_path)
+    assert_one_line_error(result, "cifar10 needs --data-dir")
+
+
+@pytest.fixture
+def checkpoints(tmp_path):
+    def run(stage):
+        return train(TrainConfig(stage=stage, model_args={"hidden": (16,)}, epochs=1, timesteps=2,
+                                 out=str(tmp_path / stage)), progress=False).path
+
+    return {"snn": run("bptt"), "ann": run("ann")}
+
+
+def test_export_options_are_named_as_flags(tmp_path, checkpoints):
+    snn = str(checkpoints["snn"])
+    assert_one_line_error(invoke(["export", snn, "--target", "loihi", "--verify", "lavaa"], tmp_path),
+                          "--target loihi: --verify: 'lavaa' is not one of lava, or omit the flag (did you mean 'lava'?)")
+    assert_one_line_error(invoke(["export", snn, "--target", "onnx", "--verify", "lava"], tmp_path),
+                          "--verify is not an option of --target onnx; it takes: --opset, --verify-samples")
+    assert_one_line_error(invoke(["export", str(checkpoints["ann"]), "--target", "loihi"], tmp_path),
+                          "this checkpoint holds the ANN twin", "--stage bptt --init CKPT")
+
+
+def test_the_export_progress_bar_counts_batches_of_a_known_total(tmp_path, checkpoints, monkeypatch):
+    monkeypatch.setenv("SNNPIPE_PROGRESS", "1")
+    # 300 samples in test batches of 256 (TEST_BATCH_SIZE): 2 batches
+    result = invoke(["export", str(checkpoints["snn"]), "--target", "loihi", "--samples", "300", "-o", "x.net.h5"],
+                    tmp_path)
+    assert result.exit_code == 0, result.output
+    bar = [part for part in result.output.replace("\r", "\n").splitlines() if part.startswith("float vs Loihi")]
+    assert bar and all(" 0/2 " in part or " 1/2 " in part or " 2/2 " in part for part in bar), bar
+    assert "0batch" not in result.output

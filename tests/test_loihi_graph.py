@@ -266,3 +266,45 @@ def test_a_shortcut_from_graded_input_is_refused_relays_carry_spikes():
     with pytest.raises(UnsupportedLayerError, match=r"blocks\.block\.0\.shortcut .*graded input"):
         quantize_model(model, (1, 4, 4), 4, input_bits=8)
     assert quantize_model(model, (1, 4, 4), 4).graph.nodes[1].relay  # with spikes in: a relay of the input
+
+
+def test_the_graph_files_docstring_states_what_the_runner_and_the_simulator_do():
+    """graph_file's docstring is the contract a second implementation builds from: each fact it
+    states is read here against lava_runner.py (how Lava is built) and the simulator (what it computes)."""
+    import inspect
+
+    from snnpipe.hw_targets.loihi import fixed_point as fx
+    from snnpipe.hw_targets.loihi import graph_file, lava_runner
+    from snnpipe.hw_targets.loihi.lava_bridge import lava_input
+
+    doc = " ".join(graph_file.__doc__.split())
+    runner = inspect.getsource(lava_runner.build_graph)
+    # neurons: netx's mapping, and Lava's 6-bit shifts of the input, the threshold and the bias
+    assert "``du = iDecay - 1``" in doc and '"du": int(neuron_config["iDecay"][()]) - 1' in runner
+    assert fx.CURRENT_DECAY_OFFSET == 1 and '"dv": int(neuron_config["vDecay"][()])' in runner
+    assert "``bias_exp = 6``" in doc and '"bias_exp": 6' in runner and fx.NETX_BIAS_EXP == 6
+    assert "v > (vThMant << 6)" in doc and "(a_in << 6)" in doc and fx.VTH_SHIFT == fx.ACT_SHIFT == 6
+    # weights: netx's optimize_weight_bits into Lava's Dense, no sign mode given; the conv kernel flipped
+    assert "optimize_weight_bits(weight)" in doc and "optimize_weight_bits(weight)" in runner
+    assert "Dense(weights=weight, weight_exp=weight_exp, num_weight_bits=num_weight_bits," in runner
+    assert "no ``sign_mode``" in doc and "sign_mode" not in runner
+    assert "weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)" in doc and "weight[:, :, ::-1, ::-1].transpose((0, 3, 2, 1))" in runner
+    # exact for mixed signs; one sign can lose bits: -32 << 3 = -256 clips to -255 (negated, [0, 255]), and
+    # 4 weight bits keep -240
+    assert fx.dense_synapse_format(np.array([[-32, 30]])).exact
+    lossy = fx.dense_synapse_format(np.array([[-32, -30]]))
+    assert not lossy.exact and (lossy.weights >> -lossy.weight_exp).tolist() == [[-30, -30]]
+    # graded input: clipped to b bits, rounded half to even
+    assert "``x_q = clip(round(x / 2^input_exp), -2^(b-1), 2^(b-1) - 1)``" in doc and "[-128, 127]" in doc
+    graded = LoihiGraph((4,), [GraphNode("a", (1,), PASS, None, [_dense("input", "a", [[2, 2, 2, 2]])])], 8, 0)
+    x = torch.tensor([1000.0, -1000.0, 2.5, 3.5]).reshape(1, 1, 4)
+    assert graded.quantize_input(x).flatten().tolist() == [127, -128, 2, 4]
+    # timing: input step t leaves the source at Lava step t + 1 (the simulator's step t) and a node of depth
+    # d integrates it at Lava step t + 1 + d; T + depth steps in all, zeros after the input's T
+    assert "steps = T + depth(last node)" in doc and "at Lava step t + 1 + d" in doc
+    graph = _residual()
+    assert graph.steps_for(2) == 2 + graph.depth("c") == 5
+    spikes = torch.tensor([0.0, 1.0]).reshape(2, 1, 1)  # a spike at input step t = 1
+    run = LoihiSimulator(graph).run(spikes, record_spikes=True)
+    assert [int(s.flatten().argmax()) for s in run.spikes[:1]] == [1 + graph.depth("a")]  # Lava step 3 = t + 1 + d
+    assert lava_input(spikes, 5)[0, :, 0].tolist() == [0, 1, 0, 0, 0]

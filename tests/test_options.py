@@ -59,7 +59,7 @@ def test_an_option_the_target_does_not_take_is_refused_naming_both(tiny_checkpoi
     ("nir", {"dt": 0}, ("--dt", "> 0")),
     ("nir", {"verify_samples": 0}, ("--verify-samples",)),
     ("loihi", {"verify": "loihi-hw"}, ("--verify", "'loihi-hw'", "lava")),
-    ("nir", {"typo": 1}, ("--typo", "--target nir", "it takes: dt, verify_samples")),
+    ("nir", {"typo": 1}, ("--typo", "--target nir", "it takes: --dt, --verify-samples")),
 ])
 def test_option_values_and_typos_are_refused_before_any_work(tiny_checkpoint, tmp_path, target, options, words):
     with pytest.raises(ExportError) as err:

@@ -2,6 +2,8 @@
 counted right (numbers by hand, or the same model written the way that was always counted right)
 or refused with one `ProfileError` line that names the layer."""
 
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -277,3 +279,54 @@ def test_two_functional_poolings_in_one_forward_pass_both_fold():
         weight = (getattr(net, fc).weight != 0).float()
         events = sum(float(F.linear(F.avg_pool2d(s, 2, divisor_override=1).flatten(1), weight).sum()) for s in spikes[lif])
         assert p.layer(fc).acs == pytest.approx(events / 2) and events > 0 and p.layer(fc).macs == 0
+
+
+# --- 7. weight normalization: a weight computed from parameters before each call ------------------------
+
+@pytest.mark.parametrize("weight_norm", [nn.utils.parametrizations.weight_norm, nn.utils.weight_norm,
+                                         nn.utils.parametrizations.spectral_norm])
+def test_a_weight_normalized_layer_counts_as_the_plain_layer_of_its_effective_weight(weight_norm):
+    linear = nn.Linear(3, 2, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]))  # fan-out 1, 0, 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the old nn.utils.weight_norm is deprecated
+        normalized = nn.Sequential(weight_norm(linear))
+    spikes = torch.tensor([[[1.0, 1.0, 0.0]], [[1.0, 1.0, 1.0]]])  # t1: 1 + 0; t2: 1 + 0 + 2
+    layer = profile_module(normalized, spikes, run=_steps, spiking=True).layer("0")
+    assert layer.acs_per_step == [1.0, 3.0] and layer.macs == 0
+    assert profile_module(normalized, spikes / 2, run=_steps, spiking=True).layer("0").macs == 12.0  # 2 x 3 x 2
+    # a conv the same: its counts equal those of a plain conv holding g v / |v|
+    torch.manual_seed(0)
+    conv = nn.Conv2d(1, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[0, 0, 1] = 0
+    plain = nn.Conv2d(1, 2, 3, padding=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        conv = nn.Sequential(weight_norm(conv))
+    with torch.no_grad():
+        plain.load_state_dict({"weight": conv[0].weight, "bias": conv[0].bias})
+    plain = nn.Sequential(plain)
+    x = torch.rand(3, 2, 1, 5, 5).lt(0.4).float()
+    got = vars(profile_module(conv, x, run=_steps, spiking=True).layer("0"))
+    expected = vars(profile_module(plain, x, run=_steps, spiking=True).layer("0"))
+    assert got.pop("module") in ("Conv2d", "ParametrizedConv2d") and expected.pop("module") == "Conv2d"
+    assert got == expected and expected["acs"] > 0
+
+
+class _NormalizedMatmul(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(3, 2))
+
+    def forward(self, x):
+        return x @ self.w.t()
+
+
+def test_a_parametrized_weight_used_outside_a_counted_op_is_refused():
+    net = nn.utils.parametrizations.weight_norm(_NormalizedMatmul(), "w")
+    with pytest.raises(ProfileError) as err:
+        profile_module(net, torch.ones(2, 2, 2), run=_steps)
+    assert _one_line(err).startswith("layer Parametrized_NormalizedMatmul (Parametrized_NormalizedMatmul) has weights (w) "
+                                     "that the profiler does not count")

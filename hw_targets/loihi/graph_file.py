@@ -1,12 +1,16 @@
 """Write and read a `LoihiGraph`: the HDF5 format ``snnpipe.loihi.graph/1``.
 
 netx files (`netx`) are chains; this format is a graph, which ``lava_runner.py`` builds as a Lava
-process graph (lava-dl's netx does not read it). Layout (all shapes and (height, width) pairs in
-torch's order, (C, H, W); the runner reverses them to Lava's (W, H, C))::
+process graph (lava-dl's netx does not read it). This docstring is the whole contract: the layout,
+then how a runtime must build and run the network to give the spikes snnpipe verified (the simulator,
+`simulator`, and Lava, ``lava_runner.py``, agree bit for bit; lava-nc 0.10.0, lava-dl 0.6.0).
+
+Layout (all shapes and (height, width) pairs in torch's order, (C, H, W); Lava's is (W, H, C))::
 
     /                attrs: format = "snnpipe.loihi.graph/1", input_bits (0: binary spikes),
-                            input_exp (graded input x = x_q 2^input_exp), and the exporter's own
-                            (snnpipe_version, timesteps, encoding, steps)
+                            input_exp (graded input x = x_q 2^input_exp), and the exporter's own:
+                            snnpipe_version, timesteps (T), encoding, steps (T + depth), and the
+                            data (dataset, data_seed, mean, std: the direct encoding's normalization)
     /input/shape     (C, H, W) or (n,)
     /node/<i>        i = 0 .. N-1 in topological order; the last is the output
         attrs        name, relay (bool), readout (bool)
@@ -17,8 +21,75 @@ torch's order, (C, H, W); the runner reverses them to Lava's (W, H, C))::
             attrs    source ("input" or a node's name), name (module path), kind ("dense"|"conv"),
                      flatten (bool: the source's (C, H, W) is flattened in C order first)
             in_shape the source's shape as this connection reads it
-            weight   int16, (out, in) or (out, in/groups, kh, kw): 8-bit mantissa << 1 (netx's scheme)
+            weight   int16, (out, in) or (out, in/groups, kh, kw): 8-bit mantissa << 1, even
+                     integers in [-256, 254] (netx's scheme), in *weight units*
             stride, padding, dilation (2,), groups    conv only
+
+Units: ``a_in`` (a neuron's synaptic input) is in weight units; u and v are in *state units*,
+2^-6 of a weight unit (Lava shifts the input, the threshold and netx's bias by 6 bits).
+
+**Neurons** (Lava ``LIF``, ``lava/proc/lif/models.py``, ``PyLifModelBitAcc``), one per element of
+``shape``, with netx's mapping (``Network.get_neuron_params``): ``du = iDecay - 1`` (Lava adds its
+``ds_offset`` 1 back: the current keeps ``4096 - iDecay``/4096 of itself), ``dv = vDecay``,
+``vth = vThMant`` (compared after Lava's ``vth_shift`` of 6: spike where ``v > vThMant << 6``),
+``bias_mant = bias[c]`` broadcast over the channel c's neurons (the first torch axis, Lava's last)
+with ``bias_exp = 6``. Per step, with ``rtz(p / 4096) = sign(p) (|p| >> 12)`` (toward zero)::
+
+    u = wrap24(rtz(u (4096 - iDecay) / 4096) + (a_in << 6))
+    v = clip(rtz(v (4096 - vDecay) / 4096) + u + (bias << 6), -(2^23 - 1), 2^23 - 1)
+    s = v > (vThMant << 6);  v = 0 where s
+
+``wrap24`` (Lava's one wrap of u): a value above 2^23 loses 2^24, else one at or below -2^23 gains
+2^24. Lava computes ``a_in << 6`` and these sums in int32, which wrap at 2^31 where a current can
+reach it (the simulator emulates that; `fixed_point` has every constant with its Lava source).
+``refDelay`` is written as 1 and ``gradedSpike`` as false: netx's ``LIF`` has no refractory period
+(the exporter refuses refractory neurons) and spikes are binary. A ``readout`` node (iDecay 4096,
+vDecay 0, vThMant 131071) integrates and does not spike: the network's output is its v after the
+last step (else the last node's spike counts).
+
+**Connections** (``lava_runner.py``, ``build_graph``): each is a Lava process from the source's
+``s_out`` (the input's source process, or the source node's ``LIF``) into the node's ``a_in``;
+Lava adds the messages of every connection into one ``a_in``. From ``input`` a connection carries
+``num_message_bits = input_bits`` (graded spikes, multiplied in), else 0 (binary spikes).
+
+- ``dense``: ``Dense(weights=w_lava, weight_exp=-scale_bits, num_weight_bits=bits,
+  num_message_bits=...)``, no ``sign_mode`` (Lava derives it), where ``w_lava, bits, weight_exp, _ =
+  lava.lib.dl.netx.utils.optimize_weight_bits(weight)``, as netx builds its dense blocks. That
+  function, for weights ``w``: ``top, bottom = max w, min w``; inhibitory if ``top < 0`` (scale
+  ``-256 / bottom``), excitatory if ``bottom >= 0`` (scale ``255 / top``), else mixed (scale
+  ``min(127 / top, -128 / bottom)``, signed = 1); ``scale_bits = floor(log2 scale) + signed``;
+  ``n`` = the largest n <= 8 with every ``w / 2^n`` an integer, less signed; ``bits = 8 -
+  scale_bits - n``; ``w_lava = w << scale_bits``. Lava's ``PyDenseModelBitAcc`` then takes the sign
+  mode of ``w_lava`` (excitatory if its min >= 0, inhibitory if its max <= 0, else mixed), clips
+  to 8 bits (mixed [-256, 255], excitatory [0, 255], inhibitory the negation of that) and drops
+  ``8 - bits + mixed`` low bits (of ``-w_lava`` when inhibitory), and sends
+  ``a_in = (sum_j w_lava[i, j] s_j) >> scale_bits`` (an arithmetic, flooring shift; ``s_j`` the
+  spikes, or the graded integers). For mixed-sign weights this is exactly ``sum_j weight[i, j] s_j``;
+  a layer of one sign can lose low bits (`fixed_point.dense_synapse_format` replays it and says
+  ``exact``). A connection with ``flatten`` reads its (C, H, W) source flattened in C order (in
+  Lava ``s_out.transpose([2, 1, 0]).flatten()``). All-zero weights are never written (netx divides
+  by the largest).
+- ``conv``: ``Conv(weight=weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1), input_shape=(W, H, C),
+  padding, stride, dilation reversed to (W, H), groups, num_message_bits=...)`` with the default
+  ``weight_exp`` 0 and ``num_weight_bits`` 8 (as netx's ``create_conv``): ``a_in`` is torch's
+  ``conv2d(s, weight)`` (cross-correlation) with the file's integers unchanged, wrapped to 24-bit
+  signed (``PyConvModelFixed``'s ``signed_clamp``).
+
+**Input.** Binary spikes (``input_bits = 0``) as given. Graded (``input_bits = b >= 2``, direct
+coding): the model's analog input x (the normalized image ``(pixel - mean) / std``, the same at every
+step) is sent as the integers ``x_q = clip(round(x / 2^input_exp), -2^(b-1), 2^(b-1) - 1)``, with
+``round`` to the nearest, ties to even (torch's and numpy's ``round``); for the default b = 8 the
+clip is to [-128, 127]. The clip matters: the pixels' range sets ``input_exp``, then the exporter may
+raise it, but a test image can exceed its calibration, and without the clip the first layer's u
+differs from the exported network's.
+
+**Timing.** Every ``Dense``/``Conv`` delays by one step: a node's depth is its sources' depth + 1
+(the input's is 0; every connection into a node gives the same depth, the relays see to it). Lava
+steps count from 1; input step t (t = 0 .. T-1) is sent by the input's source at Lava step t + 1,
+and a node of depth d integrates it at Lava step t + 1 + d. Run ``steps = T + depth(last node)``
+Lava steps (the root's ``steps``), the input all zeros after its T steps, each sample from rest:
+u, v and every synapse's buffered output (``a_buff`` of ``Dense``, ``a_buf`` of ``Conv``) 0. The
+simulator's step k (from 0) is Lava's step k + 1.
 
 Version 1 is the first. A reader refuses a file whose ``format`` is another version or kind.
 """

@@ -22,7 +22,8 @@
    - decays ``iDecay = round(a_u 4096)``, ``vDecay = round(a_v 4096)`` (12-bit; `fixed_point`).
 
    Graded input (``input_bits`` b > 0, the direct encoding): the input is sent as the integers
-   ``x_q = round(x / 2^input_exp)`` (`LoihiGraph.quantize_input`), ``input_exp`` the smallest with
+   ``x_q = clip(round(x / 2^input_exp), -2^(b-1), 2^(b-1) - 1)`` (`LoihiGraph.quantize_input`; round
+   half to even), ``input_exp`` the smallest with
    max|x| <= (2^(b-1) - 1) 2^input_exp on the calibration data; a branch from the input computes
    ``W x = (W 2^input_exp) x_q``, so ``W 2^input_exp`` is what is quantized (the same mantissas as W:
    a power of two moves only the exponent). ``input_exp`` is then raised until the first layer's
@@ -431,10 +432,12 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
     Raises:
         UnsupportedLayerError: a module Loihi cannot express (named by its path).
         WeightOverflowError: weights too large for the fixed point at the layer's threshold.
-        ExportError: a layer whose weights are all zero.
+        ExportError: the ANN twin; a layer whose weights are all zero.
     """
     if not getattr(model, "spiking", True):
-        raise UnsupportedLayerError("", model, TARGET, "this is the ANN twin (ReLU, not spiking neurons); export a spiking checkpoint")
+        raise ExportError("this checkpoint holds the ANN twin (--stage ann: ReLU in place of spiking neurons), and Loihi "
+                          "runs spiking neurons: export a spiking checkpoint, e.g. one trained from it with "
+                          "`snnpipe train --stage bptt --init CKPT`")
     folded = fold_batchnorm(model)
     traced = trace_graph(folded, tuple(input_shape))
     if callable(readout_range):

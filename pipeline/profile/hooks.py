@@ -31,6 +31,7 @@ from typing import Any, Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.parametrize import ParametrizationList
 from torch.overrides import TorchFunctionMode
 
 from snnpipe.models.neurons import Neuron
@@ -60,6 +61,19 @@ _SYNAPSE_MODULES = (nn.Linear, nn.modules.conv._ConvNd)
 
 def _is_weight(p: Tensor) -> bool:
     return sum(size > 1 for size in p.shape) >= 2
+
+
+def _weights(module: nn.Module) -> list[str]:
+    """The names of the weights ``module`` runs: its own matrices, and those a parametrization
+    computes for it (``parametrizations.weight_norm``: ``weight`` from ``original0`` and ``original1``).
+    A parametrization only computes the tensor (``g v / |v|``; ``spectral_norm``'s power iteration),
+    which the module then multiplies by as its weight: the module's call is counted with that
+    effective weight, as a plain layer holding it would be, and the parametrization runs outside the
+    interception (`_mute`), as no synapse runs in it (the old ``nn.utils.weight_norm`` keeps
+    ``weight_g`` and ``weight_v`` on the module and computes ``weight`` in a hook: the same)."""
+    own = [n for n, p in module.named_parameters(recurse=False) if _is_weight(p)]
+    computed = getattr(module, "parametrizations", {})
+    return own + [n for n, chain in computed.items() if any(_is_weight(p) for p in chain.parameters())]
 
 
 class _Interceptor(TorchFunctionMode):
@@ -106,9 +120,8 @@ class Recorder:
         # a sequence flattened to rows is time-major unless the model's neurons are batch-major (Sinabs)
         self.layout = "batch" if any(f.layout(m) == "batch" for m, f in self.neurons.values()) else "time"
         self.param_names = {id(p): (name, p) for name, p in model.named_parameters()}
-        self.weighted = {
-            name: [n for n, p in m.named_parameters(recurse=False) if _is_weight(p)] for name, m in named
-            if name not in self.neurons and not isinstance(m, _NORMS)}
+        self.weighted = {name: _weights(m) for name, m in named
+                         if name not in self.neurons and not isinstance(m, (*_NORMS, ParametrizationList))}
         self.weighted = {name: params for name, params in self.weighted.items() if params}
         self.order: dict[str, int] = {}  # layer -> when it first ran: the report's order
         self.types: dict[str, str] = {}  # layer -> its module type, or F.<op> for a function call
@@ -128,7 +141,9 @@ class Recorder:
             if name in self.neurons:
                 self.handles.append(module.register_forward_hook(self._neuron_hook(name, *self.neurons[name])))
             held = [*module.parameters(), *module.buffers()]  # a matrix, even a buffer, could be a synapse's
-            if (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(_is_weight(t) for t in held):
+            computes_weight = isinstance(module, ParametrizationList)  # (`_weights`)
+            if computes_weight or (name in self.neurons or isinstance(module, _ELEMENTWISE)) and not any(
+                    _is_weight(t) for t in held):
                 self.handles.append(module.register_forward_pre_hook(self._mute))
                 self.handles.append(module.register_forward_hook(self._unmute, always_call=True))
             if isinstance(module, Neuron):
