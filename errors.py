@@ -11,8 +11,10 @@ class SnnpipeError(ValueError):
     """A user error: the message is one line naming the cause and the fix."""
 
 
-class StopRequested(Exception):
-    """Work stopped on request (SIGTERM, SIGINT) after saving; ``exit_code`` is 128 + the signal."""
+class StopRequested(BaseException):
+    """Work stopped on request (SIGTERM, SIGINT); ``exit_code`` is 128 + the signal. Like
+    `KeyboardInterrupt` it is no error: it may be raised anywhere (the CLI's SIGTERM handler), and
+    no ``except Exception`` around a library call may take it for that library's failure."""
 
     exit_code: int = 130
 

@@ -1,9 +1,11 @@
 """The files a command writes, kept safe: nothing a user has is lost, clobbered or left half-written.
 
 - `atomic_path`, `atomic_folder`: a temporary file (folder) beside the target, then renamed (swapped)
-  into place; on failure it is removed and the old one stays. `remove_orphan_temporaries` clears
-  what a killed write left (names carrying `TEMP_MARK`).
-- `lock_folder`, `claim_free_folder`: a folder belongs to one running command (``flock``).
+  into place with the mode the umask gives; on failure it is removed and the old one stays.
+  `atomic_group` puts several in place together (a file and its report), or none.
+  `remove_orphan_temporaries` clears what a killed write left (names carrying `TEMP_MARK`).
+- `lock_folder`, `claim_free_folder`: a folder belongs to one running command (``flock``);
+  `lock_output`: so does one output (an exported file, a report folder, the Lava environment).
 - `disk_error`, `check_free_space`: a full disk named as such, and refused up front.
 - `checksums`: what a finished step wrote, to tell later whether it is unchanged.
 """
@@ -20,6 +22,8 @@ import re
 import shutil
 import tempfile
 from contextlib import contextmanager
+from contextvars import ContextVar
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -31,21 +35,60 @@ from snnpipe.errors import SnnpipeError
 TEMP_MARK = ".tmp-"
 
 
+#: The writes of the `atomic_group` open in this context, waiting to be put in place: (temporary, path).
+_GROUP: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("atomic_group", default=None)
+
+
 @contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed over ``path``,
-    on failure removed, so no partial file is ever left where the user looks."""
+    """Yield a temporary path beside ``path``; on success it is fsynced, given the mode the umask
+    gives, and renamed over ``path`` (inside an `atomic_group`: when the group ends), on failure
+    removed, so no partial file is ever left where the user looks."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
+    tmp, pending = Path(name), _GROUP.get()
     try:
-        yield Path(tmp)
+        yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is for while it is being written
+        if pending is None:
+            os.replace(tmp, path)
+        else:
+            pending.append((tmp, path))
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if pending is None or (tmp, path) not in pending:
+            tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_group() -> Iterator[None]:
+    """Hold back every `atomic_path` inside until the block ends, then rename them all into place;
+    where the block fails none is, and their temporaries are removed: an export's file and its
+    report appear together or not at all (a full disk between the two leaves neither)."""
+    pending: list[tuple[Path, Path]] = []
+    token = _GROUP.set(pending)
+    try:
+        yield
+        for tmp, path in pending:
+            os.replace(tmp, path)
+    finally:
+        _GROUP.reset(token)
+        for tmp, _ in pending:
+            tmp.unlink(missing_ok=True)
+
+
+def _temporary_prefix(path: Path) -> str:
+    """The start of the names of ``path``'s temporaries (`atomic_path`, `atomic_folder`)."""
+    return f".{path.name}{TEMP_MARK}"
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set back at once
+    os.umask(mask)
+    return mask
 
 
 #: Free bytes below which a failed write is taken for a full disk.
@@ -56,10 +99,11 @@ def disk_error(err: BaseException, path: Path) -> str:
     """What went wrong writing ``path``, in words a user can act on: a full disk (named as such
     even where the library that wrote reported something else), else the error's own text."""
     folder = _existing(Path(path).parent)
-    if getattr(err, "errno", None) == errno.ENOSPC or shutil.disk_usage(folder).free < FULL_BYTES:
+    full = getattr(err, "errno", None) == errno.ENOSPC or os.strerror(errno.ENOSPC) in str(err)  # h5py: in its text
+    if full or shutil.disk_usage(folder).free < FULL_BYTES:
         return f"no space left on {folder}: free some and try again"
-    if getattr(err, "strerror", None):
-        return str(err.strerror)
+    if getattr(err, "errno", None):
+        return os.strerror(err.errno)  # not h5py's strerror: a paragraph naming the errno
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
 
@@ -88,14 +132,22 @@ LOCK_NAME = ".snnpipe.lock"
 
 
 class FolderLock:
-    """An exclusive claim on a folder, held by this process until `release` or its end (even by
-    SIGKILL: the kernel drops a dead process's ``flock``)."""
+    """An exclusive claim on a folder (`lock_folder`) or one output (`lock_output`), held by this
+    process until `release` or its end (even by SIGKILL: the kernel drops a dead process's ``flock``)."""
 
-    def __init__(self, folder: Path, fd: int) -> None:
-        self.folder, self._fd = folder, fd
+    def __init__(self, folder: Path, fd: int, remove: Path | None = None) -> None:
+        self.folder, self._fd, self._remove = folder, fd, remove
+
+    def __enter__(self) -> "FolderLock":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.release()
 
     def release(self) -> None:
         if self._fd >= 0:
+            if self._remove is not None:
+                self._remove.unlink(missing_ok=True)  # while still held: see `lock_output`
             os.close(self._fd)  # closing drops the flock
             self._fd = -1
 
@@ -110,6 +162,59 @@ def lock_folder(folder: Path) -> FolderLock | None:
         os.close(fd)
         return None
     return FolderLock(folder, fd)
+
+
+def lock_output(path: Path, also: tuple[Path, ...] = (), wait: bool = False) -> FolderLock:
+    """Claim one output that a command replaces as a whole (an exported file, a report folder): the
+    ``flock`` of ``.<name>.lock`` beside it, which holds the holder's process id and is removed on
+    release. Then the temporaries that killed writes of ``path`` (and of ``also``, written with it)
+    left are removed (`atomic_path`, `atomic_folder`): while the lock is held, nobody else writes them.
+
+    Args:
+        also: files in the same folder that belong to ``path`` (an export's report).
+        wait: wait for the holder to finish instead of refusing.
+
+    Raises:
+        SnnpipeError: another process holds it (and not ``wait``): one line naming its id; or its
+            folder cannot be written.
+    """
+    path = Path(path)
+    lock_path = path.with_name(f".{path.name}.lock")
+    while True:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as err:
+            raise SnnpipeError(f"cannot write {path} ({disk_error(err, path)}); choose a writable --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise SnnpipeError(f"another snnpipe command{f' (process {holder})' if holder.isdigit() else ''} is "
+                               f"writing {path}; wait for it to finish, or choose another --out") from None
+        try:
+            if os.stat(lock_path).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder before removed this one as it released it: take the one there now
+    lock = FolderLock(path.parent, fd, remove=lock_path)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        patterns = [_temporary_prefix(p) + "?" * 8 + "*" for p in (path, *also)]  # mkstemp's 8 random characters
+        for orphan in path.parent.glob(f".*{TEMP_MARK}*"):
+            if orphan.is_symlink() or not any(fnmatchcase(orphan.name, pattern) for pattern in patterns):
+                continue
+            if orphan.is_dir():
+                shutil.rmtree(orphan, ignore_errors=True)
+            else:
+                orphan.unlink(missing_ok=True)
+    except BaseException:  # SIGTERM (the CLI's `StopRequested`) included: no lock file left behind
+        lock.release()
+        raise
+    return lock
 
 
 def holds_work(folder: Path) -> bool:
@@ -209,15 +314,16 @@ def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
         if others:
             raise SnnpipeError(f"{folder} holds other files ({', '.join(others[:3])}); give the report a folder of its own with --out")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    new = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TEMP_MARK}", dir=folder.parent))
+    new = Path(tempfile.mkdtemp(prefix=_temporary_prefix(folder), dir=folder.parent))
     try:
         yield new
+        os.chmod(new, 0o777 & ~_umask())  # mkdtemp's 0700 is for while it is being written
         if not folder.exists():
             os.rename(new, folder)
         elif _EXCHANGE is not None and _EXCHANGE(new, folder):
             shutil.rmtree(new)  # now the old files
         else:
-            old = Path(tempfile.mkdtemp(prefix=f".{folder.name}{TEMP_MARK}", dir=folder.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(folder), dir=folder.parent))
             os.rename(folder, old / folder.name)
             os.rename(new, folder)
             shutil.rmtree(old)

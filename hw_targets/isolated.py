@@ -12,8 +12,10 @@ from __future__ import annotations
 import faulthandler
 import os
 import pickle
+import re
 import select
 import signal
+import threading
 import time
 import warnings
 from typing import Any, Callable
@@ -24,24 +26,47 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0][:160] if text else type(err).__name__
 
 
+def _hold_sigterm() -> Callable[[], None]:
+    """Note SIGTERM instead of handling it, until the function returned is called (then a noted one
+    is raised again): a handler that raises (snnpipe's CLI stops on SIGTERM) must not raise between
+    the fork and the ``try`` that reaps the child, nor inside the fork's own hooks, where Python
+    drops the exception. (Blocking the signal would not do: the mask is per thread, and one of
+    torch's threads would take it.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    noted: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: noted.append(signum))
+
+    def release() -> None:
+        signal.signal(signal.SIGTERM, previous)
+        if noted:
+            signal.raise_signal(signal.SIGTERM)
+
+    return release
+
+
 def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: Callable[[str], Exception],
              doing: str = "reading") -> Any:
     """``function(*args)`` in a forked child: its result, or its exception raised here.
 
     Where the child crashes or runs past ``timeout`` seconds, ``failure(reason)`` is raised, reason
     being "reading it did not finish in 60 s" or "reading it crashed the HDF5 library (signal 11)"
-    ("writing" for ``doing="writing"``).
+    ("writing" for ``doing="writing"``); so it is where a writer fails with anything but an
+    `OSError` (h5py's RuntimeError onto a full disk), reason being the system's text of the errno
+    its message names ("errno = 28": "No space left on device").
     Without ``os.fork`` (Windows) the function runs in this process.
     """
     if not hasattr(os, "fork"):
         return function(*args)
     read_end, write_end = os.pipe()
+    release_sigterm = _hold_sigterm()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ on fork with threads: the child uses none
         pid = os.fork()
     if pid == 0:
         try:
             os.close(read_end)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
             faulthandler.disable()  # a crash is reported by the parent, without a Python traceback
             quiet = os.open(os.devnull, os.O_WRONLY)
             os.dup2(quiet, 1)
@@ -58,11 +83,12 @@ def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: 
                 sink.write(data)
         finally:
             os._exit(0)
-    os.close(write_end)
     chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
     finished = False
     try:
+        os.close(write_end)
+        release_sigterm()  # a SIGTERM since the fork is handled now, where the child is reaped whatever it raises
+        deadline = time.monotonic() + timeout
         while not finished:
             left = deadline - time.monotonic()
             if left <= 0 or not select.select([read_end], [], [], left)[0]:
@@ -81,4 +107,7 @@ def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: 
     ok, value = pickle.loads(b"".join(chunks))
     if ok:
         return value
+    if doing == "writing" and not isinstance(value, OSError):  # h5py's failed flush: a RuntimeError naming the errno
+        found = re.search(r"errno = (\d+)", str(value))
+        raise failure(os.strerror(int(found[1])) if found else _first_line(value))
     raise value

@@ -1,15 +1,19 @@
 """The ``snnpipe`` command: thin. Each command builds a config and calls one stage function.
 
 User errors (`SnnpipeError`, click's usage errors) print one line, ``Error: ...``, and exit 2 with no
-traceback; a failed gate exits 1. ``--config FILE.yaml`` fills in option defaults; an unknown key
-is refused with the nearest option name.
+traceback; a failed gate exits 1. SIGTERM stops any command with one line and exit 143, the files
+it was writing removed (`_stop_on_sigterm`; training saves a checkpoint first). ``--config
+FILE.yaml`` fills in option defaults; an unknown key is refused with the nearest option name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -27,7 +31,8 @@ class _OneLineErrors(click.Group):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         try:
-            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with _stop_on_sigterm():
+                result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as err:
             click.echo(f"Error: {_one_line(err.format_message())}", err=True)
             sys.exit(err.exit_code)
@@ -41,6 +46,32 @@ class _OneLineErrors(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(130)
         sys.exit(result if isinstance(result, int) else 0)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM raises `StopRequested` wherever the command is, so every ``finally`` on the way out
+    runs: the temporaries of `files.atomic_path` and `files.atomic_folder` are removed and the locks
+    released before the one line is printed (exit 143). A second SIGTERM meanwhile is ignored.
+    Training sets its own handler while it trains: it finishes the step and saves first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame) -> None:
+        signal.signal(signum, signal.SIG_IGN)
+        context = click.get_current_context(silent=True)
+        stopped = StopRequested(f"{context.command_path if context else 'snnpipe'} stopped by "
+                                f"{signal.Signals(signum).name}; the files it was writing were removed, those it had "
+                                "finished are kept")
+        stopped.exit_code = 128 + signum
+        raise stopped
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(message: str) -> str:
@@ -449,7 +480,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
 
     CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
     that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
-    from snnpipe.files import atomic_path
+    from snnpipe.files import atomic_path, lock_output
     from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
@@ -489,6 +520,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
 
     # under torchrun each rank counts its share of the batches (gloo, on the CPU) and the sums are reduced
     world = distributed.setup(torch.device("cpu"))
+    if world.is_main:  # the report folder is this command's until it ends (a second profile there is refused)
+        click.get_current_context().with_resource(lock_output(folder))
     progress = not (quiet or as_json)
     fixed_point = None
     try:

@@ -4,6 +4,9 @@ The exporters live in ``hw_targets/`` and register themselves (`snnpipe.hw_targe
 finds the one of a target, and its options); this stage checks the options, loads the checkpoint,
 gives the exporter the model and the encoded test set (for verification and accuracy), writes the
 report beside the file as JSON, and refuses to overwrite an existing file unless ``force``.
+
+The file belongs to one export at a time (`files.lock_output`: a second one to the same file is
+refused in one line), and the file and its report appear together or not at all (`files.atomic_group`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.files import atomic_path, disk_error
+from snnpipe.files import atomic_group, atomic_path, disk_error, lock_output
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
@@ -110,24 +113,27 @@ def export(
         out = base / "export" / f"{ckpt.model_name}{entry.suffix}"
     out = Path(out)
     report_path = out.with_name(out.name + ".report.json")
-    for path in (out, report_path):  # a link counts, dangling or not: it is replaced, never followed
-        if os.path.lexists(path) and not force:
-            raise SnnpipeError(f"{path} exists; pass --force to overwrite it or --out to write elsewhere")
     if timesteps is not None and timesteps < 1:
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     if samples is not None and samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
-    model = ckpt.build_model().eval()
-    timesteps = timesteps or ckpt.timesteps
-    request = ExportRequest(
-        model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
-        out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,
-        force=force, metadata=data_metadata(ckpt),
-    )
-    try:
-        result = entry.fn(request)
-        with atomic_path(report_path) as tmp:
-            tmp.write_text(json.dumps({"target": target, "file": str(out), **result.report}, indent=2, default=str) + "\n")
-    except OSError as err:
-        raise ExportError(f"cannot write {out} ({disk_error(err, out)}); nothing was written there") from None
+    with lock_output(out, also=(report_path,)):
+        for path in (out, report_path):  # a link counts, dangling or not: it is replaced, never followed
+            if os.path.lexists(path) and not force:
+                raise SnnpipeError(f"{path} exists; pass --force to overwrite it or --out to write elsewhere")
+        model = ckpt.build_model().eval()
+        timesteps = timesteps or ckpt.timesteps
+        request = ExportRequest(
+            model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
+            out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,
+            force=force, metadata=data_metadata(ckpt),
+        )
+        try:
+            with atomic_group():  # the file only with its report
+                result = entry.fn(request)
+                with atomic_path(report_path) as tmp:
+                    tmp.write_text(json.dumps({"target": target, "file": str(out), **result.report}, indent=2,
+                                              default=str) + "\n")
+        except OSError as err:
+            raise ExportError(f"cannot write {out} ({disk_error(err, out)}); nothing was written there") from None
     return result

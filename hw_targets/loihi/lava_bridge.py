@@ -11,6 +11,12 @@ created there (``python3.10 -m venv``; ``pip install lava-dl==0.6.0``: minutes, 
 the first Python 3.10 that runs: every ``python3.10`` on PATH, then pyenv's installed versions
 (``$PYENV_ROOT``, default ``~/.pyenv``), newest first. Each candidate is run, not trusted by its
 name: pyenv's shim on PATH exits 127 when 3.10 is installed but not the active version.
+
+The build holds a lock beside the folder (``.snnpipe-lava.lock``, `files.lock_output`): a second
+first use waits for it and takes the finished environment. It builds in a temporary folder renamed
+into place when complete (`files.atomic_folder`), so the folder there is never half built; the
+moved environment's python works (a venv finds itself from its executable), only the console
+scripts pip wrote in its ``bin/`` name the temporary folder, and nothing here runs them.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.files import atomic_folder, lock_output
 
 LAVA_DL_VERSION = "0.6.0"
 ENV_VARIABLE = "SNNPIPE_LAVA_PYTHON"
@@ -147,9 +154,20 @@ def lava_python(explicit: str | Path | None = None, create: bool = True) -> Path
             f"none was built ({looked if create else 'create=False'}); install Python 3.10 "
             f"(e.g. pyenv install 3.10) or pass --lava-python PATH (or set {ENV_VARIABLE})"
         )
-    if env_dir.exists():
-        shutil.rmtree(env_dir)  # a half-built environment from an interrupted attempt
-    return create_env(env_dir, base)
+    try:
+        lock = lock_output(env_dir)
+    except SnnpipeError:
+        print(f"waiting for another process that is building the Lava environment at {env_dir}", file=sys.stderr,
+              flush=True)
+        lock = lock_output(env_dir, wait=True)
+    with lock:
+        if _is_lava_python(python):  # the other process built it
+            return python
+        if env_dir.exists():
+            shutil.rmtree(env_dir)  # not a working environment (the check above failed)
+        with atomic_folder(env_dir, allowed=()) as new:
+            create_env(new, base)
+    return python
 
 
 @dataclass
