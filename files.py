@@ -23,7 +23,6 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from contextvars import ContextVar
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -203,14 +202,8 @@ def lock_output(path: Path, also: tuple[Path, ...] = (), wait: bool = False) -> 
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        patterns = [_temporary_prefix(p) + "?" * 8 + "*" for p in (path, *also)]  # mkstemp's 8 random characters
-        for orphan in path.parent.glob(f".*{TEMP_MARK}*"):
-            if orphan.is_symlink() or not any(fnmatchcase(orphan.name, pattern) for pattern in patterns):
-                continue
-            if orphan.is_dir():
-                shutil.rmtree(orphan, ignore_errors=True)
-            else:
-                orphan.unlink(missing_ok=True)
+        names = {p.name for p in (path, *also)}
+        _remove(p for p in path.parent.glob(f".*{TEMP_MARK}*") if _temporary_of(p) in names)
     except BaseException:  # SIGTERM (the CLI's `StopRequested`) included: no lock file left behind
         lock.release()
         raise
@@ -249,7 +242,23 @@ def remove_if_unused(folder: Path) -> None:
 
 #: The whole name of a temporary `atomic_path` or `atomic_folder` made: ``.<name>.tmp-``, the 8
 #: characters `tempfile` draws (``[a-z0-9_]``), then the write's suffix (``.nir``) if any.
-TEMP_NAME = re.compile(rf"\..+{re.escape(TEMP_MARK)}[a-z0-9_]{{8}}(\.[A-Za-z0-9]+)?")
+TEMP_NAME = re.compile(rf"\.(.+){re.escape(TEMP_MARK)}[a-z0-9_]{{8}}(\.[A-Za-z0-9]+)?")
+
+
+def _temporary_of(entry: Path) -> str | None:
+    """The name of the file whose temporary ``entry`` is (a whole `TEMP_NAME`, no link), else None."""
+    match = TEMP_NAME.fullmatch(entry.name)
+    return None if match is None or entry.is_symlink() else match.group(1)
+
+
+def _remove(entries: Iterable[Path]) -> list[Path]:
+    removed = list(entries)
+    for entry in removed:
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)  # a report folder being written (`atomic_folder`)
+        else:
+            entry.unlink(missing_ok=True)
+    return removed
 
 
 def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[Path]:
@@ -258,13 +267,7 @@ def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[P
     names are touched, never a symbolic link, and nothing in a folder the caller did not name."""
     roots = [folder / name for name in subfolders if not (folder / name).is_symlink()]
     candidates = [*folder.iterdir(), *(p for root in roots if root.is_dir() for p in root.rglob(f".*{TEMP_MARK}*"))]
-    orphans = [p for p in candidates if TEMP_NAME.fullmatch(p.name) and not p.is_symlink()]
-    for orphan in orphans:
-        if orphan.is_dir():
-            shutil.rmtree(orphan, ignore_errors=True)  # a report folder being written (`atomic_folder`)
-        else:
-            orphan.unlink(missing_ok=True)
-    return orphans
+    return _remove(p for p in candidates if _temporary_of(p) is not None)
 
 
 def checksums(folder: Path) -> dict[str, str]:
