@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.hdf5_file import open_hdf5
 from snnpipe.hw_targets.isolated import in_child
 from snnpipe.hw_targets.loihi.graph import Connection, GraphNode, LoihiGraph
 from snnpipe.hw_targets.loihi.netx import READ_TIMEOUT, _read_netx, _read_neuron, _write_neuron, read_isolated
@@ -112,7 +113,7 @@ def read_loihi(path: str | Path) -> tuple[LoihiGraph, dict[str, Any]]:
 
 
 def _read_either(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path) as handle:
         graph = _text(handle.attrs.get("format", "")) == FORMAT
     if graph:
         return _read_graph(path)
@@ -125,7 +126,7 @@ def _text(value: Any) -> str:
 
 
 def _read_graph(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path) as handle:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in handle.attrs.items()}
         if _text(attrs.get("format")) != FORMAT:
             raise ValueError(f"its format is {attrs.get('format')!r}, not {FORMAT!r}")
