@@ -50,6 +50,7 @@ import yaml
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.registry import register_into
+from snnpipe.yaml_text import load_yaml
 
 
 class TargetError(SnnpipeError):
@@ -226,7 +227,7 @@ def read_sourced_file(path: str | Path, cls: type, what: str, error: type[Snnpip
     kind = "TOML" if path.suffix.lower() == ".toml" else "YAML"
     try:
         text = path.read_text()
-        data = tomllib.loads(text) if kind == "TOML" else yaml.safe_load(text)
+        data = tomllib.loads(text) if kind == "TOML" else load_yaml(text, f"{what} {path}", error)
     except OSError as err:
         raise error(f"cannot read {what} {path}: {err.strerror or err}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:
