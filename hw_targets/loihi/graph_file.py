@@ -144,7 +144,7 @@ def _read_graph(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:
                     geometry["groups"] = int(sub["groups"][()])
                 connections.append(Connection(
                     _text(sub.attrs["source"]), _text(sub.attrs["name"]), kind,
-                    tuple(int(n) for n in sub["in_shape"][()]), sub["weight"][()].astype(np.int64),
+                    tuple(int(n) for n in sub["in_shape"][()]), sub["weight"][()],
                     bool(sub.attrs["flatten"]), **geometry))
             nodes.append(GraphNode(_text(group.attrs["name"]), tuple(int(n) for n in group["shape"][()]),
                                    _read_neuron(group), group["bias"][()] if "bias" in group else None, connections,
