@@ -201,6 +201,8 @@ CRAFTED_VALUES = {
     "stride 0": ("conv", _set_dataset("layer/1/stride", np.array([0, 0])), ("stride=(0, 0)", "conv")),
     "float weights": ("netx", lambda h: _set_dataset("layer/1/weight", np.full((4, 64), 0.5))(h),
                       ("weight of fc holds 0.5", "integers")),
+    "all-zero weights": ("netx", lambda h: _set_dataset("layer/1/weight", np.zeros((4, 64), dtype=np.int16))(h),
+                         ("weight of fc is all zero",)),
     "float graph weights": ("graph", lambda h: _set_dataset("node/0/connection/0/weight", np.full((4, 64), 0.5))(h),
                             ("weight of fc holds 0.5", "integers")),
 }

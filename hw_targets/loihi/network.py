@@ -141,6 +141,8 @@ class LoihiLayer:
             if self.groups < 1 or self.in_shape[0] % self.groups or self.out_shape[0] % self.groups:
                 raise ValueError(f"groups={self.groups} of conv layer {self.name} does not divide its {self.in_shape[0]} "
                                  f"input and {self.out_shape[0]} output channels")
+        if self.kind == "dense" and not self.weight.any():
+            raise ValueError(f"weight of {self.name} is all zero: netx's optimize_weight_bits cannot scale it")
         if self.weight.size and (self.weight.min() < -256 or self.weight.max() > 254):
             raise ValueError(f"weight of {self.name} spans [{self.weight.min()}, {self.weight.max()}]; netx reads [-256, 254]")
         if self.bias is not None and (self.bias.min() < fx.BIAS_MANT_MIN or self.bias.max() > fx.BIAS_MANT_MAX):
