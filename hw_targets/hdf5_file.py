@@ -7,6 +7,8 @@ profiled on another file's weights, or read any file the user can read. And a da
 shape: a (10^6, 10^6) weight whose chunks were never written takes 62 KB on disk and 1.8 TiB to
 read. `open_hdf5` refuses all of these before anything is read; every reader of such a file opens
 it through it (the netx and graph readers, and the NIR reader before it hands the file to ``nir``).
+``loihi/lava_runner.py`` runs in Lava's own Python, which cannot import snnpipe; it opens only the
+file `lava_bridge.run_lava` hands it, an export snnpipe has just written (``--verify lava``).
 """
 
 from __future__ import annotations
