@@ -24,13 +24,12 @@ A field without an entry in ``sources`` is sourced to the file itself.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets.energy import read_sourced_file
+from snnpipe.hw_targets.energy import MAX_CONSTANT, check_name, is_constant, read_sourced_file
 
 CHIP_DIR = Path(__file__).resolve().parent / "chips"
 
@@ -52,6 +51,8 @@ CHIP_FIELDS = {
 EXPORT_BITS = "snnpipe's Loihi export: 8-bit weight mantissas (hw_targets/loihi/quantize.py)"
 _INTEGERS = {"neurons_per_core", "memory_bytes_per_core", "cores_per_chip", "synapse_bits"}
 _OPTIONAL = {"static_w", "step_s"}
+#: The largest count a chip file may give (neurons, bytes, cores, bits).
+MAX_INTEGER = 1 << 40
 
 
 class ChipError(SnnpipeError):
@@ -79,8 +80,7 @@ class Chip:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"name={self.name!r} must be a non-empty string")
+        check_name(self.name)
         if not isinstance(self.sources, dict) or not all(isinstance(v, str) and v for v in self.sources.values()):
             raise ValueError("sources must map field names to non-empty citation strings")
         if self.synapse_bits == 8 and "synapse_bits" not in self.sources:  # the default carries its own source
@@ -93,10 +93,10 @@ class Chip:
             if value is None and name in _OPTIONAL:
                 continue
             if name in _INTEGERS:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ValueError(f"{name}={value!r} must be an integer >= 1")
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+                if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
+                    raise ValueError(f"{name}={value!r} must be an integer in [1, 2^40]")
+            elif not is_constant(value):
+                raise ValueError(f"{name}={value!r} must be a number in [0, {MAX_CONSTANT:g}]")
             if name not in self.sources:
                 raise ValueError(f"{name}={value} has no source: add sources.{name}")
         if self.hop_max_pj < self.hop_min_pj:

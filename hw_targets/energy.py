@@ -40,7 +40,6 @@ data-movement constants carry Joint A-SNN's.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -50,6 +49,7 @@ import yaml
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.registry import register_into
+from snnpipe.yaml_text import load_yaml
 
 
 class TargetError(SnnpipeError):
@@ -69,6 +69,14 @@ CONSTANTS = {
     "hop_max_pj": "one spike message crossing one tile, upper bound (recorded, not charged)",
 }
 _OPTIONAL = {"neuron_inactive_pj", "hop_min_pj", "hop_max_pj"}
+#: The largest constant a target or chip file may give, in its unit (pJ, W, s): 1 uJ per operation
+#: is far past any hardware, and keeps every energy a profile multiplies out finite (1e308 pJ gave
+#: inf - inf = nan).
+MAX_CONSTANT = 1e6
+#: The longest name of a target or chip (reports and plots are titled with it).
+MAX_NAME = 64
+#: The largest target or chip file read: its fields and citations take a few hundred bytes.
+MAX_FILE_BYTES = 1 << 16
 
 HOROWITZ = "Horowitz, Computing's energy problem, ISSCC 2014, 45 nm, 32-bit float"
 DAVIES = "Davies et al., Loihi, IEEE Micro 38(1) 2018, Table 2"
@@ -101,8 +109,7 @@ class EnergyTarget:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"name={self.name!r} must be a non-empty string")
+        check_name(self.name)
         if not isinstance(self.description, str):
             raise ValueError(f"description={self.description!r} must be a string")
         if not isinstance(self.sources, dict) or not all(isinstance(v, str) and v for v in self.sources.values()):
@@ -119,9 +126,9 @@ class EnergyTarget:
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if not is_constant(value):
                 hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
-                raise ValueError(f"{name}={value!r} must be a finite number >= 0, in picojoules{hint}")
+                raise ValueError(f"{name}={value!r} must be a number in [0, {MAX_CONSTANT:g}], in picojoules{hint}")
             if value and name not in self.sources:
                 raise ValueError(f"{name}={value} has no source: add sources.{name}")
         if self.move64_max_pj < self.move64_min_pj:
@@ -151,6 +158,22 @@ class EnergyTarget:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EnergyTarget":
         return cls(**data)
+
+
+def check_name(name: Any) -> None:
+    """A target's or chip's name: one line of at most `MAX_NAME` printable characters.
+
+    Raises:
+        ValueError: naming the field.
+    """
+    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or not name.isprintable():
+        shown = f"{name[:20]!r}... ({len(name)} characters)" if isinstance(name, str) and len(name) > MAX_NAME else repr(name)
+        raise ValueError(f"name={shown} must be a non-empty line of at most {MAX_NAME} printable characters")
+
+
+def is_constant(value: Any) -> bool:
+    """A number in [0, `MAX_CONSTANT`] (not a bool, not nan)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= MAX_CONSTANT
 
 
 TARGETS: dict[str, EnergyTarget] = {}
@@ -225,8 +248,11 @@ def read_sourced_file(path: str | Path, cls: type, what: str, error: type[Snnpip
     path = Path(path)
     kind = "TOML" if path.suffix.lower() == ".toml" else "YAML"
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise error(f"{what} {path} is {path.stat().st_size:,} bytes; a {what} takes a few hundred (at most "
+                        f"{MAX_FILE_BYTES:,}): check that it is the right file")
         text = path.read_text()
-        data = tomllib.loads(text) if kind == "TOML" else yaml.safe_load(text)
+        data = tomllib.loads(text) if kind == "TOML" else load_yaml(text, f"{what} {path}", error)
     except OSError as err:
         raise error(f"cannot read {what} {path}: {err.strerror or err}") from None
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as err:

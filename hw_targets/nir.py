@@ -100,6 +100,7 @@ from snnpipe.hw_targets import (
     register_exporter,
 )
 from snnpipe.hw_targets.folding import fold_batchnorm
+from snnpipe.hw_targets.hdf5_file import ForeignHdf5Error, open_hdf5
 from snnpipe.hw_targets.isolated import in_child
 from snnpipe.models import SpikingModel, create_model
 from snnpipe.models.graph import layer_modules, load_layer_weights
@@ -456,14 +457,14 @@ def read_nir(path: str | Path) -> tuple[nir.NIRGraph, str]:
 
 
 def _read(path: Path) -> tuple[nir.NIRGraph, str]:
-    import h5py
-
     try:
-        with h5py.File(path, "r") as handle:
+        with open_hdf5(path) as handle:
             raw = handle["version"][()] if "version" in handle else None
             has_node = "node" in handle
     except OSError as err:
         raise NirError(f"{path} is not a NIR file: it is not readable HDF5 ({_first_line(err)})") from None
+    except ForeignHdf5Error as err:
+        raise NirError(f"{path} is not a NIR file snnpipe reads: {err}") from None
     except READ_ERRORS as err:
         raise NirError(f"{path} is a damaged NIR file ({type(err).__name__}: {_first_line(err)}); {REEXPORT}") from None
     if raw is None or not has_node:

@@ -24,6 +24,7 @@ from snnpipe import __version__, progress
 from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.pipeline import process
 from snnpipe.pipeline.catalog import catalog, parameters
+from snnpipe.yaml_text import load_yaml
 
 
 class _OneLineErrors(click.Group):
@@ -206,7 +207,7 @@ def _parse_model_args(_ctx, param, values: tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key:
             raise SnnpipeError(f"--{param.name.replace('_', '-')[:-1]} {item!r} is not KEY=VALUE (e.g. hidden=[256,128])")
         try:
-            value = yaml.safe_load(raw)
+            value = load_yaml(raw, f"--{param.name.replace('_', '-')[:-1]} {key}")
         except yaml.YAMLError:
             raise SnnpipeError(f"--{param.name.replace('_', '-')[:-1]} {item!r}: the value is not valid YAML") from None
         parsed[key] = value  # typed and checked against the model or stage (`snnpipe.arguments`)

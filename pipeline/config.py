@@ -10,6 +10,7 @@ import yaml
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.models.params import NeuronParams
+from snnpipe.yaml_text import load_yaml
 
 OPTIMIZERS = ("adam", "sgd")
 #: ``1/T``: the loss's gradient is divided by T in the one-step stages (its value is unchanged), as
@@ -120,9 +121,10 @@ class TrainConfig:
 
 
 def read_yaml(path: Path, what: str, error: type[SnnpipeError] = SnnpipeError) -> Any:
-    """The YAML document in ``path``; an unreadable file or bad YAML raises ``error`` in one line."""
+    """The YAML document in ``path``; an unreadable file, bad YAML or a document that expands past
+    `yaml_text.MAX_EXPANDED` (nested aliases) raises ``error`` in one line."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return load_yaml(Path(path).read_text(), f"{what} {path}", error)
     except OSError as err:
         raise error(f"cannot read {what} {path}: {err.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:

@@ -35,12 +35,15 @@ import torch
 from torch import Tensor
 
 from snnpipe.hw_targets.loihi import fixed_point as fx
-from snnpipe.hw_targets.loihi.network import LAYER_KINDS, CubaNeuron, LoihiLayer, LoihiNetwork
+from snnpipe.hw_targets.loihi.network import LAYER_KINDS, CubaNeuron, LoihiLayer, LoihiNetwork, integer_array
 
 INPUT = "input"
 #: Largest graded input: Loihi 2 graded spikes carry up to 24 bits (Intel's Loihi 2 brief, Table 1);
 #: the exporter's default is 8 (`export`), the precision of the weights.
 MAX_INPUT_BITS = 24
+#: Largest |input_exp|: 2^64 is far past the range of any input normalized for training, and
+#: 2^input_exp stays finite (a file's input_exp of 10^6 overflowed).
+MAX_INPUT_EXP = 64
 #: A relay neuron: u = a_in (iDecay 4096), v keeps 1/4096 of itself (vDecay 4095, rtz: nothing of a
 #: v below 4096), threshold 1 << 6 = 64; one input spike (file weight 2, a_in = 2, u = 128) fires it.
 RELAY_NEURON = CubaNeuron(fx.DECAY_UNITY, fx.DECAY_MAX, 1)
@@ -74,6 +77,9 @@ class Connection:
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
 
+    def __post_init__(self) -> None:
+        self.weight = integer_array(self.weight, f"weight of {self.name}")
+
     def layer(self, node: "GraphNode") -> LoihiLayer:
         """This connection and ``node``'s neurons as a `LoihiLayer` (its checks, synapse count and
         the simulator's synapse; the node's bias is the node's, not the connection's)."""
@@ -105,7 +111,7 @@ class GraphNode:
     def __post_init__(self) -> None:
         self.out_shape = tuple(int(n) for n in self.out_shape)
         if self.bias is not None:
-            self.bias = np.asarray(self.bias, dtype=np.int64).reshape(-1)
+            self.bias = integer_array(self.bias, f"bias of {self.name}").reshape(-1)
             if len(self.bias) != self.out_shape[0]:
                 raise ValueError(f"bias of {self.name} has {len(self.bias)} values for {self.out_shape[0]} channels")
             if self.bias.min() < fx.BIAS_MANT_MIN or self.bias.max() > fx.BIAS_MANT_MAX:
@@ -145,6 +151,8 @@ class LoihiGraph:
         self.input_bits, self.input_exp = int(self.input_bits), int(self.input_exp)
         if not 0 <= self.input_bits <= MAX_INPUT_BITS or self.input_bits == 1:
             raise ValueError(f"input_bits={self.input_bits} is out of range: 0 (binary spikes) or 2..{MAX_INPUT_BITS}")
+        if abs(self.input_exp) > MAX_INPUT_EXP:
+            raise ValueError(f"input_exp={self.input_exp} is out of range [-{MAX_INPUT_EXP}, {MAX_INPUT_EXP}]")
         if not self.nodes:
             raise ValueError("nodes is empty: a graph needs at least one node")
         shapes: dict[str, tuple[int, ...]] = {INPUT: self.input_shape}

@@ -103,6 +103,7 @@ import h5py
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.hdf5_file import open_hdf5
 from snnpipe.hw_targets.isolated import in_child
 from snnpipe.hw_targets.loihi.graph import Connection, GraphNode, LoihiGraph
 from snnpipe.hw_targets.loihi.netx import READ_TIMEOUT, _read_netx, _read_neuron, _write_neuron, read_isolated
@@ -183,7 +184,7 @@ def read_loihi(path: str | Path) -> tuple[LoihiGraph, dict[str, Any]]:
 
 
 def _read_either(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path) as handle:
         graph = _text(handle.attrs.get("format", "")) == FORMAT
     if graph:
         return _read_graph(path)
@@ -196,7 +197,7 @@ def _text(value: Any) -> str:
 
 
 def _read_graph(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path) as handle:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in handle.attrs.items()}
         if _text(attrs.get("format")) != FORMAT:
             raise ValueError(f"its format is {attrs.get('format')!r}, not {FORMAT!r}")
@@ -214,7 +215,7 @@ def _read_graph(path: Path) -> tuple[LoihiGraph, dict[str, Any]]:
                     geometry["groups"] = int(sub["groups"][()])
                 connections.append(Connection(
                     _text(sub.attrs["source"]), _text(sub.attrs["name"]), kind,
-                    tuple(int(n) for n in sub["in_shape"][()]), sub["weight"][()].astype(np.int64),
+                    tuple(int(n) for n in sub["in_shape"][()]), sub["weight"][()],
                     bool(sub.attrs["flatten"]), **geometry))
             nodes.append(GraphNode(_text(group.attrs["name"]), tuple(int(n) for n in group["shape"][()]),
                                    _read_neuron(group), group["bias"][()] if "bias" in group else None, connections,

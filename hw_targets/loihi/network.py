@@ -69,6 +69,25 @@ def readout_neuron() -> CubaNeuron:
     return CubaNeuron(fx.DECAY_UNITY, 0, fx.VTH_MANT_MAX, readout=True)
 
 
+def integer_array(values, what: str) -> np.ndarray:
+    """``values`` as int64, refused where one is not a whole number (a file's float weight of 0.5
+    would otherwise be truncated to 0 without a word).
+
+    Raises:
+        ValueError: naming ``what`` and the first such value.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int64)
+    flat = array.reshape(-1)
+    if array.dtype.kind != "f":
+        raise ValueError(f"{what} is of type {array.dtype}; Loihi weights and biases are integers")
+    wrong = flat[~np.isfinite(flat) | (flat != np.round(flat))]
+    if wrong.size:
+        raise ValueError(f"{what} holds {wrong[0]:g}; Loihi weights and biases are integers")
+    return array.astype(np.int64)
+
+
 def _pair(value) -> tuple[int, int]:
     if isinstance(value, (int, np.integer)):
         return int(value), int(value)
@@ -110,11 +129,20 @@ class LoihiLayer:
         self.out_shape = tuple(int(n) for n in self.out_shape)
         self.stride, self.padding, self.dilation = _pair(self.stride), _pair(self.padding), _pair(self.dilation)
         self.groups = int(self.groups)
-        self.weight = np.asarray(self.weight, dtype=np.int64)
+        self.weight = integer_array(self.weight, f"weight of {self.name}")
         if self.bias is not None:
-            self.bias = np.asarray(self.bias, dtype=np.int64).reshape(-1)
+            self.bias = integer_array(self.bias, f"bias of {self.name}").reshape(-1)
         if self.kind not in LAYER_KINDS:
             raise ValueError(f"kind={self.kind!r} is not one of {', '.join(LAYER_KINDS)}")
+        if self.kind == "conv":
+            for key, low in (("stride", 1), ("padding", 0), ("dilation", 1)):
+                if min(getattr(self, key)) < low:
+                    raise ValueError(f"{key}={getattr(self, key)} of conv layer {self.name} is below {low}")
+            if self.groups < 1 or self.in_shape[0] % self.groups or self.out_shape[0] % self.groups:
+                raise ValueError(f"groups={self.groups} of conv layer {self.name} does not divide its {self.in_shape[0]} "
+                                 f"input and {self.out_shape[0]} output channels")
+        if self.kind == "dense" and not self.weight.any():
+            raise ValueError(f"weight of {self.name} is all zero: netx's optimize_weight_bits cannot scale it")
         if self.weight.size and (self.weight.min() < -256 or self.weight.max() > 254):
             raise ValueError(f"weight of {self.name} spans [{self.weight.min()}, {self.weight.max()}]; netx reads [-256, 254]")
         if self.bias is not None and (self.bias.min() < fx.BIAS_MANT_MIN or self.bias.max() > fx.BIAS_MANT_MAX):

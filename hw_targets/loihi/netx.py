@@ -39,6 +39,7 @@ import h5py
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets.hdf5_file import ForeignHdf5Error, open_hdf5
 from snnpipe.hw_targets.isolated import in_child
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiLayer, LoihiNetwork
 
@@ -189,13 +190,15 @@ def read_isolated(path: str | Path, reader: Callable[[Path], Any], error: type[S
     try:
         return in_child(reader, path, timeout=READ_TIMEOUT, failure=lambda reason: error(
             f"{path} is a damaged {what}: {reason}; {hint}"))
+    except ForeignHdf5Error as err:
+        raise error(f"{path} is not a {what} snnpipe reads: {err}") from None
     except READ_ERRORS as err:
         reason = " ".join(str(err).split())[:200] or type(err).__name__
         raise error(f"{path} is not a {what} snnpipe can read ({type(err).__name__}: {reason}); {hint}") from None
 
 
 def _read_netx(path: Path) -> tuple[LoihiNetwork, dict[str, Any]]:
-    with h5py.File(path, "r") as handle:
+    with open_hdf5(path) as handle:
         attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in handle.attrs.items()}
         root = handle["layer"]
         input_shape: tuple[int, ...] | None = None

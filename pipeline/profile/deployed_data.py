@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from snnpipe.hw_targets.loihi.graph import LoihiGraph
 from snnpipe.pipeline.encoding import check_normalization
 from snnpipe.pipeline.profile.schema import ProfileError
@@ -33,6 +35,14 @@ class DataPlan:
     mean: tuple[float, ...] | None
     std: tuple[float, ...] | None
     split_seed: int
+
+    def __post_init__(self) -> None:
+        for name, low, high in (("timesteps", 1, None), ("split_seed", 0, 2**32 - 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low or (
+                    high is not None and value > high):
+                raise ValueError(f"{name}={value!r} must be an integer in [{low}, {high or 'inf'}]")
+        check_normalization(self.mean or (), self.std or ())
 
 
 def attr_text(value: Any) -> str | None:
@@ -57,20 +67,20 @@ def data_plan(path: Path, attrs: dict[str, Any], dataset: str | None, encoding: 
     normalization = dataset is None or dataset == own  # the file's mean and std are its own dataset's
     dataset = dataset or own
     encoding = encoding or attr_text(attrs.get("encoding"))
-    timesteps = timesteps or (int(attrs["timesteps"]) if attrs.get("timesteps") is not None else None)
+    if timesteps is not None and timesteps < 1:
+        raise ProfileError(f"--timesteps {timesteps} is out of range: at least 1")
+    timesteps = timesteps or attrs.get("timesteps")
     missing = [option for option, value in (("--dataset", dataset), ("--encoding", encoding), ("--timesteps", timesteps))
                if value is None]
     if missing:
         raise ProfileError(f"{path} does not say what data it runs on (a file lava-dl or an older snnpipe wrote): "
                            f"name it with {', '.join(missing)} (e.g. --dataset digits --encoding rate --timesteps 8)")
-    if timesteps < 1:
-        raise ProfileError(f"--timesteps {timesteps} is out of range: at least 1")
     mean, std = (_attr_list(attrs.get("mean")), _attr_list(attrs.get("std"))) if normalization else (None, None)
     try:
-        check_normalization(mean or (), std or ())
-    except ValueError as err:
-        raise ProfileError(f"{path}: its {err}; re-export it from its checkpoint") from None
-    return DataPlan(dataset, encoding, int(timesteps), mean, std, int(attrs.get("data_seed", 0)))
+        return DataPlan(dataset, encoding, timesteps, mean, std, attrs.get("data_seed", 0))
+    except ValueError as err:  # the file's own attributes (the options are checked where parsed)
+        raise ProfileError(f"{path}: its root attribute {str(err).replace('split_seed', 'data_seed')}; "
+                           "re-export the file") from None
 
 
 def check_input(path: Path, graph: LoihiGraph, encoding: str) -> None:
