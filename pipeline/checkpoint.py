@@ -9,7 +9,7 @@ A checkpoint is one ``torch.save`` file of plain types and tensors only, so it l
     neuron        NeuronParams.to_dict()
     timesteps     int
     encoding      "direct" | "rate" | "latency"
-    data          DataSpec.to_dict()                     # shape, classes, normalization
+    data          DataSpec.to_dict()                     # shape, classes, normalization, split seed
     state_dict    {name: tensor}
     history       [{"stage", "epochs", "test_acc", "firing_rate", ...}, ...]
     training      None, or {"config", "epoch", "optimizer", "scheduler", "rng"} to resume
@@ -108,7 +108,7 @@ class Checkpoint:
                 neuron=NeuronParams.from_dict(raw["neuron"]),
                 timesteps=int(raw["timesteps"]),
                 encoding=str(raw["encoding"]),
-                data=DataSpec.from_dict(raw["data"]),
+                data=DataSpec.from_dict({"split_seed": _training_seed(raw), **raw["data"]}),
                 state_dict=dict(raw["state_dict"]),
                 history=list(raw["history"]),
                 training=raw.get("training"),
@@ -142,6 +142,14 @@ class Checkpoint:
         ckpt = cls.from_dict(raw, source=str(path))
         ckpt.path = path
         return ckpt
+
+
+def _training_seed(raw: dict[str, Any]) -> Any:
+    """The seed a checkpoint's run was trained with, 0 if none: its data's split seed where the
+    checkpoint is older than `DataSpec.split_seed` (training splits the data with its seed)."""
+    training = raw.get("training")
+    config = training.get("config") if isinstance(training, dict) else None
+    return config.get("seed", 0) if isinstance(config, dict) else 0
 
 
 #: The first bytes of what torch.save writes: a zip archive (torch >= 1.6), or a bare pickle.

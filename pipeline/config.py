@@ -61,6 +61,8 @@ class TrainConfig:
             self.model_args = {**self.model_args, "delay_shift": True}
         if self.timesteps < 1:
             raise SnnpipeError(f"timesteps={self.timesteps} is out of range: T must be at least 1")
+        if not 0 <= self.seed < 2**32:  # it seeds the data split too (`pipeline.data.SPLIT_SEEDS`)
+            raise SnnpipeError(f"seed={self.seed} is out of range: 0 to 2**32 - 1")
         if self.epochs is not None and self.epochs < 1:
             raise SnnpipeError(f"epochs={self.epochs} is out of range: at least 1")
         if self.batch_size is not None and self.batch_size < 1:

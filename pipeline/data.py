@@ -50,6 +50,10 @@ class DataError(SnnpipeError):
     """Bad or missing data: the message is one line naming what is wrong and what to do."""
 
 
+#: The seeds a train/test split takes: numpy's ``RandomState`` (digits' `stratified_split`).
+SPLIT_SEEDS = range(2**32)
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """What a model needs to know of its data; stored in every checkpoint.
@@ -60,6 +64,8 @@ class DataSpec:
         num_classes: number of labels, 0..num_classes-1.
         mean: per channel, of the [0, 1]-scaled training images.
         std: per channel (population), of the same images.
+        split_seed: the seed of the train/test split (`load_dataset`'s), so that export and profile
+            test on the images training held out; it also seeds their rate-coded spikes.
     """
 
     name: str
@@ -67,17 +73,21 @@ class DataSpec:
     num_classes: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    split_seed: int = 0
 
     def __post_init__(self) -> None:
         # Coerce so that a spec read back from JSON (lists) equals the one written.
         object.__setattr__(self, "input_shape", tuple(int(v) for v in self.input_shape))
         object.__setattr__(self, "num_classes", int(self.num_classes))
+        object.__setattr__(self, "split_seed", int(self.split_seed))
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise ValueError(f"input_shape {self.input_shape} is not positive (channels, height, width)")
         if self.num_classes < 2:
             raise ValueError(f"num_classes={self.num_classes} is out of range: at least 2")
+        if self.split_seed not in SPLIT_SEEDS:
+            raise ValueError(f"split_seed={self.split_seed} is out of range: 0 to 2**32 - 1")
         channels = self.input_shape[0]
         if len(self.mean) != channels:
             raise ValueError(f"mean has {len(self.mean)} values; input_shape has {channels} channels")
@@ -92,8 +102,8 @@ class DataSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> DataSpec:
-        """Inverse of `to_dict`; a missing field raises KeyError naming it."""
-        return cls(str(d["name"]), d["input_shape"], d["num_classes"], d["mean"], d["std"])
+        """Inverse of `to_dict`; a missing field raises KeyError naming it (``split_seed``: 0)."""
+        return cls(str(d["name"]), d["input_shape"], d["num_classes"], d["mean"], d["std"], d.get("split_seed", 0))
 
 
 @dataclass
@@ -166,7 +176,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, seed: int = 0) -
     Raises:
         DataError: unknown name, or files missing or malformed.
     """
-    return dataset_entry(name).loader(Path(data_dir).expanduser() if data_dir is not None else None, seed)
+    data = dataset_entry(name).loader(Path(data_dir).expanduser() if data_dir is not None else None, seed)
+    return replace(data, spec=replace(data.spec, split_seed=seed))
 
 
 #: Seeds the choice of `subset`: fixed, so that runs of every seed see the same images.

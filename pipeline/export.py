@@ -31,7 +31,7 @@ def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, s
     (T: the checkpoint's, or ``timesteps``). Rate-coded spikes are drawn as training drew them for
     its per-epoch test (the run's seed, `TEST_BATCH_SIZE`), so every step sees the same spikes."""
     return encoded_batches(ckpt.data.name, ckpt.encoding, timesteps or ckpt.timesteps, ckpt.data.mean, ckpt.data.std,
-                           _split_seed(ckpt), data_dir, samples, batch_size, seed)
+                           ckpt.data.split_seed, data_dir, samples, batch_size, seed)
 
 
 def encoded_batches(dataset_name: str, encoding: str, timesteps: int, mean: Sequence[float], std: Sequence[float],
@@ -72,14 +72,8 @@ def data_metadata(ckpt: Checkpoint) -> dict[str, Any]:
     """What a reader of an exported file needs to draw the checkpoint's encoded test set again
     (`encoded_test_batches`): the dataset, the seed of its split and of the rate-coded spikes, and
     the normalization of the direct encoding."""
-    return {"dataset": ckpt.data.name, "data_seed": _split_seed(ckpt), "mean": list(ckpt.data.mean),
+    return {"dataset": ckpt.data.name, "data_seed": ckpt.data.split_seed, "mean": list(ckpt.data.mean),
             "std": list(ckpt.data.std)}
-
-
-def _split_seed(ckpt: Checkpoint) -> int:
-    """The seed the checkpoint's data split was made with (digits' split depends on it)."""
-    config = (ckpt.training or {}).get("config", {})
-    return int(config.get("seed", 0))
 
 
 def export(

@@ -7,7 +7,8 @@ it); see `snnpipe.models.graph` and, for the neuron and time-constant mapping,
 
 - ``timesteps``, ``encoding``, the dataset and its normalization (``mean``, ``std``): the option
   where given, else the graph's metadata where an snnpipe export wrote them there (the mean and std
-  only where the dataset is the file's own), else:
+  only where the dataset is the file's own, and with them the seed of its split, ``data_seed``: the
+  test images of the run that trained it), else:
 - ``timesteps``: 4 (the default of ``snnpipe train``); ``encoding``: ``direct``.
 - the dataset: the built-in dataset whose image shape and class count fit the graph (the dataset
   registry's shapes, in its order; for 1x28x28 with 10 classes, fashion-mnist, SPEC §6's benchmark here).
@@ -33,7 +34,7 @@ import numpy as np
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.checkpoint import Checkpoint
-from snnpipe.pipeline.data import DATASETS, DataSpec
+from snnpipe.pipeline.data import DATASETS, SPLIT_SEEDS, DataSpec
 
 #: What a file that does not say (and no option) gives: SPEC's defaults of ``snnpipe train``.
 DEFAULTS: dict[str, Any] = {"timesteps": 4, "encoding": "direct"}
@@ -101,7 +102,7 @@ def import_nir(
     graph, version = nir_target.read_nir(path)
     own = _own_settings(graph, path, ENCODINGS)
     if dataset is not None and own.get("dataset", dataset) != dataset:  # the file's mean and std are its dataset's
-        own.pop("mean", None), own.pop("std", None)
+        own.pop("mean", None), own.pop("std", None), own.pop("data_seed", None)
     settings = {key: value if value is not None else own.get(key, DEFAULTS.get(key)) for key, value in given.items()}
     origin = {key: "option" if given[key] is not None else "file" if key in own else "default" for key in given}
     dataset, timesteps, encoding, mean, std = (settings[key] for key in given)
@@ -118,7 +119,7 @@ def import_nir(
     try:
         spec = DataSpec(name, network.input_shape, network.num_classes,
                         tuple(mean) if mean is not None else (0.0,) * channels,
-                        tuple(std) if std is not None else (1.0,) * channels)
+                        tuple(std) if std is not None else (1.0,) * channels, own.get("data_seed", 0))
     except ValueError as err:  # DataSpec names the field (mean, std) that does not fit
         where = " and ".join(f"--{key}" if origin[key] == "option" else f"{path}'s metadata {key}"
                              for key in ("mean", "std") if origin[key] != "default")
@@ -140,6 +141,8 @@ def _check(settings: dict[str, Any], prefix: str, encodings) -> None:
     timesteps, encoding, dataset = settings.get("timesteps"), settings.get("encoding"), settings.get("dataset")
     if timesteps is not None and timesteps < 1:
         raise ImportOptionError(f"{prefix}timesteps {timesteps} is out of range: at least 1")
+    if settings.get("data_seed", 0) not in SPLIT_SEEDS:
+        raise ImportOptionError(f"{prefix}data_seed {settings['data_seed']} is out of range: 0 to 2**32 - 1")
     if encoding is not None and encoding not in encodings:
         raise ImportOptionError(f"{prefix}encoding {encoding!r} is unknown: choose one of {', '.join(encodings)}")
     if dataset is not None and dataset not in DATASETS:
@@ -147,15 +150,16 @@ def _check(settings: dict[str, Any], prefix: str, encodings) -> None:
 
 
 def _own_settings(graph, path: Path, encodings) -> dict[str, Any]:
-    """The dataset, T, encoding, mean and std an snnpipe export wrote into the graph's metadata
-    (`snnpipe.hw_targets.nir.export_nir`); those it does not hold are left out.
+    """The dataset and its split seed, T, encoding, mean and std an snnpipe export wrote into the
+    graph's metadata (`snnpipe.hw_targets.nir.export_nir`); those it does not hold are left out.
 
     Raises:
         ImportOptionError: a value of the wrong type or out of range, named.
     """
     metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
     own: dict[str, Any] = {}
-    for key, kind in (("dataset", str), ("encoding", str), ("timesteps", int), ("mean", tuple), ("std", tuple)):
+    for key, kind in (("dataset", str), ("data_seed", int), ("encoding", str), ("timesteps", int), ("mean", tuple),
+                      ("std", tuple)):
         if key not in metadata:
             continue
         value = np.asarray(metadata[key])
@@ -163,8 +167,9 @@ def _own_settings(graph, path: Path, encodings) -> dict[str, Any]:
               int: value.dtype.kind in "iu" and value.ndim == 0,
               tuple: value.dtype.kind in "fiu" and value.ndim == 1}[kind]
         if not ok:
+            remedy = "re-export the file" if key == "data_seed" else f"give --{key} (or re-export the file)"
             raise ImportOptionError(f"{path}: its metadata {key} is {value.dtype} of shape {value.shape}, not a "
-                                    f"{kind.__name__}; give --{key} (or re-export the file)")
+                                    f"{kind.__name__}; {remedy}")
         own[key] = value.item().decode("utf-8", "replace") if value.dtype.kind == "S" else kind(value.tolist())
     _check(own, f"{path}: its metadata ", encodings)
     return own

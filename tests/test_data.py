@@ -288,12 +288,38 @@ def test_a_new_dataset_brings_its_own_training_defaults_and_shape():
         TrainConfig(dataset="none").resolved()
 
 
+@pytest.mark.parametrize("seed", [-5, 2**32])
+def test_a_run_seed_that_cannot_split_the_data_is_refused(seed):
+    from snnpipe.errors import SnnpipeError
+    from snnpipe.pipeline.config import TrainConfig
+
+    with pytest.raises(SnnpipeError, match=rf"seed={seed} is out of range: 0 to 2\*\*32 - 1"):
+        TrainConfig(seed=seed)
+
+
 def test_data_spec_round_trips_through_json():
     spec = DataSpec("cifar10", (3, 32, 32), 10, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
     raw = json.loads(json.dumps(spec.to_dict()))
     assert raw == {"name": "cifar10", "input_shape": [3, 32, 32], "num_classes": 10,
-                   "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26]}
+                   "mean": [0.49, 0.48, 0.45], "std": [0.25, 0.24, 0.26], "split_seed": 0}
     assert DataSpec.from_dict(raw) == spec
+
+
+def test_the_split_seed_is_the_loaders_and_an_older_checkpoint_keeps_its_runs(tmp_path):
+    from snnpipe.models import NeuronParams, create_model
+    from snnpipe.pipeline.checkpoint import Checkpoint
+
+    data = load_dataset("digits", seed=3)
+    assert data.spec.split_seed == 3
+    assert not torch.equal(data.test_x, load_dataset("digits", seed=0).test_x)  # the seed makes the split
+    model = create_model("mlp", input_shape=(1, 8, 8), hidden=(4,))
+    ckpt = Checkpoint("mlp", {"hidden": (4,)}, True, NeuronParams(), 4, "direct", data.spec, model.state_dict())
+    raw = ckpt.to_dict()
+    del raw["data"]["split_seed"]  # as written before checkpoints kept it: the training's seed split the data
+    torch.save({**raw, "training": {"config": {"seed": 3}}}, tmp_path / "old.pt")
+    torch.save({**raw, "training": None}, tmp_path / "imported.pt")
+    assert Checkpoint.load(tmp_path / "old.pt").data == data.spec
+    assert Checkpoint.load(tmp_path / "imported.pt").data.split_seed == 0
 
 
 @pytest.mark.parametrize(
@@ -305,6 +331,8 @@ def test_data_spec_round_trips_through_json():
         ("mean", dict(mean=(0.5, 0.5))),
         ("std", dict(std=())),
         ("std", dict(std=(0.0,))),
+        ("split_seed", dict(split_seed=-5)),
+        ("split_seed", dict(split_seed=2**32)),
     ],
 )
 def test_data_spec_rejects_bad_fields(field: str, kwargs: dict):

@@ -79,7 +79,8 @@ def profile_deployed(
             if None not in (written, own) and written != own:
                 raise ProfileError(f"{path} was exported for {written} {key}; the checkpoint's is {own}: profile it "
                                    "beside the checkpoint it was exported from")
-        plan = DataPlan(ckpt.data.name, ckpt.encoding, timesteps or ckpt.timesteps, ckpt.data.mean, ckpt.data.std, 0)
+        plan = DataPlan(ckpt.data.name, ckpt.encoding, timesteps or ckpt.timesteps, ckpt.data.mean, ckpt.data.std,
+                        ckpt.data.split_seed)
         check_input(path, graph, plan.encoding)
         batches = encoded_test_batches(ckpt, data_dir, samples, batch_size=batch_size, timesteps=plan.timesteps)
         shape, num_classes = ckpt.data.input_shape, ckpt.data.num_classes
