@@ -78,8 +78,6 @@ def import_nir(
     target = Path(out) if out is not None else path.with_suffix(".pt")
     if target.resolve() == path.resolve():
         raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
-    if os.path.lexists(target) and not force:
-        raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
     if timesteps < 1:
         raise ImportOptionError(f"--timesteps {timesteps} is out of range: at least 1")
     if encoding not in ENCODINGS:
@@ -88,7 +86,9 @@ def import_nir(
         raise ImportOptionError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
     if refractory_steps < 0:
         raise ImportOptionError(f"--refractory-steps {refractory_steps} is out of range: at least 0")
-    graph, version = nir_target.read_nir(path)
+    graph, version = nir_target.read_nir(path)  # the input first: a missing file is named as such
+    if os.path.lexists(target) and not force:
+        raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
     shape = tuple(int(v) for v in input_shape) if input_shape is not None else None
     if shape is None:
         shape = _image_shape_for_flat_input(graph, dataset, nir_target)

@@ -238,6 +238,7 @@ class Profile:
         break_even: per synaptic layer and ``total``, the activity at which the SNN costs as much
             as each baseline.
         energy_sources: constant (or constant set) -> its source, for every number the estimates used.
+        samples_requested: the samples asked for, where the data held fewer (``samples`` ran); else None.
     """
 
     model: str
@@ -256,6 +257,7 @@ class Profile:
     estimates: dict[str, EnergyEstimate] = field(default_factory=dict)
     break_even: list[BreakEven] = field(default_factory=list)
     energy_sources: dict[str, str] = field(default_factory=dict)
+    samples_requested: int | None = None
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
