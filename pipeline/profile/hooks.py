@@ -152,7 +152,8 @@ class Recorder:
 
     def start_batch(self, batch_size: int, x: Tensor | None = None) -> None:
         """Stage the calls of a new batch; x, the batch's (T, B, ...) input, is a spike source
-        when it is all 0 and 1 (rate coding): its steps need no check of their values."""
+        when it is all 0 and 1 (rate coding): its steps need no check of their values; else each
+        sample's step is spikes only where it is all 0 and 1 (`SpikeSource.network_input`)."""
         self.batch_size = batch_size
         self.tick = 0  # the order of counted calls within the batch
         self.staged_synapses: dict[str, list[tuple[int, int, list[SynapticCall]]]] = {}
@@ -162,8 +163,9 @@ class Recorder:
         # view of it (a Flatten), and the check of its values can be skipped.
         self.spike_sources: dict[Any, SpikeSource] = {}
         self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of a 0/1 input (held by the caller)
-        if x is not None and x.numel() and is_zero_one(x):
-            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t) for x_t in x}  # one, for a static input
+        if x is not None and x.numel():
+            analog = not is_zero_one(x)
+            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t, network_input=analog) for x_t in x}  # one, for a static input
 
     def _source(self, x: Tensor) -> SpikeSource | None:
         step = self.input_steps.get(x.data_ptr())
@@ -267,7 +269,7 @@ class Recorder:
         if self.ann:  # before the value test: the ANN twin's pooling is never spikes
             return
         counts = source is not None and source.divisor is not None and source.divisor.dim() == 0
-        if not (source is not None and (source.divisor is None or counts) or is_zero_one(x)):
+        if not (source is not None and not source.network_input and (source.divisor is None or counts) or is_zero_one(x)):
             return
         dims = int(func.__name__[-2]) + 1  # channels and the pooled dimensions: one sample
         shape = tuple(x.shape[x.dim() - dims:])
