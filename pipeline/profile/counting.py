@@ -27,7 +27,12 @@ input and W its weight:
   a module or ``F.``) folds into the next synaptic layer, as on Loihi (SPEC §4): every spike in a
   window is one event with the fan-out of its pooled pixel, ``acs = sum_j k_j * fanout_j`` with
   ``k_j = pooled_j * divisor_j`` the spikes in window j. Integer spike counts (Sinabs' MultiSpike)
-  are events the same way, with divisor 1.
+  are events the same way, with divisor 1. Where the windows overlap (``AvgPool2d(3, stride=1)``) a
+  spike lies in several windows, and several may lead to one output: the layer then counts the
+  pooling's input, each spike one event reaching each output of the folded layer once,
+  ``acs = sum_i s_i * folded_i`` with ``folded_i`` the outputs of ``op(pool(e_i), [W != 0])``
+  (`SynapticCounts.folded_fanout`: one-hot probes, once per layer and shape), the synapses the
+  Loihi fold holds.
 - NeuroBench's own definitions beside them: ``effective_acs`` / ``effective_macs`` (nonzero inputs x
   fan-out, for input that is / is not all in {0, 1, -1}) and ``dense`` (every input, every weight,
   exact at the borders).
@@ -157,7 +162,8 @@ class SpikeSource:
     ``tensor * divisor`` (average-pooled spikes, or integer spike counts with divisor 1).
     ``network_input``: the network's own input that is not all 0 and 1 (or a Loihi graph's graded
     input), judged by value row by row, where only 0 and 1 are spikes (raw pixels are not spike
-    counts). For events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
+    counts). ``unpooled`` and ``pool``: for an overlapping average pooling, its input (spikes or
+    counts) and the pooling, which the next layer folds in (`SynapticCounts.folded_fanout`). For events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
     ``nonzero`` (nonzero values per position), ``peak`` (its largest value, where a value can
     exceed 1) and, where asked, ``spikes`` (its values per position). ``version``: the tensor's
     in-place version when it was recorded; an in-place change (``s.mul_(0.5)``) makes it no longer
@@ -167,6 +173,9 @@ class SpikeSource:
     divisor: Tensor | None = None
     may_exceed_one: bool = False  # events: whether a value can be above 1 (a sum pooling, counts)
     network_input: bool = False  # judged by value, a row spikes only if all 0 and 1 (not spike counts)
+    unpooled: Tensor | None = None  # an overlapping pooling's input: the spikes the next layer counts
+    pool: nn.Module | None = None  # that pooling
+    unpooled_shape: tuple[int, ...] = ()  # one sample of its input
     spikes: Tensor | None = None
     nonzero: Tensor | None = None
     peak: Tensor | None = None
@@ -229,6 +238,7 @@ class SynapticCall:
     effective: Tensor | None = None
     integer: Tensor | None = None
     pool_divisor: Tensor | None = None
+    window_events: Tensor | None = None
     sample_events: Tensor | None = None
     sample_acs: Tensor | None = None
 
@@ -271,6 +281,7 @@ class SynapticCounts:
             self.kernel_fanout = int(self.weight.shape[0]) // int(groups) * self.kernel
         self.inputs = self.outputs = self.dense_macs = 0
         self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
+        self._folded: dict[tuple, Tensor] = {}
         self._per_rows: dict[tuple, tuple[Tensor, Tensor, bool]] = {}
         self._buffers: dict[tuple, Tensor] = {}
 
@@ -306,15 +317,24 @@ class SynapticCounts:
         rows = self.rows(x)
         self.inputs, self.outputs = rows.numel() // max(rows.shape[0], 1), y.numel() // max(rows.shape[0], 1)
         self.dense_macs = (self.inputs if self.op.transposed else self.outputs) * self.fan_in
+        unpooled = None if source is None or source.unpooled is None else source.unpooled.reshape(rows.shape[0], -1)
         if steps == 1:
-            return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source)]
-        grid = rows.unflatten(0, (steps, -1) if layout == "time" else (-1, steps))
-        elements = (x if self.op.transposed else y).numel() // steps
-        step_rows = [grid[t] if layout == "time" else grid[:, t] for t in range(steps)]
-        return [self._reduce_rows(r, elements, source and SpikeSource(r, source.divisor, source.may_exceed_one, source.network_input))
-                for r in step_rows]
+            return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source, unpooled)]
 
-    def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None) -> SynapticCall:
+        def step(t: Tensor, r: Tensor) -> Tensor:
+            grid = t.unflatten(0, (steps, -1) if layout == "time" else (-1, steps))
+            return grid[r] if layout == "time" else grid[:, r]
+
+        elements = (x if self.op.transposed else y).numel() // steps
+        return [self._reduce_rows(step(rows, t), elements,
+                                  source and SpikeSource(step(rows, t), source.divisor, source.may_exceed_one,
+                                                         source.network_input, pool=source.pool,
+                                                         unpooled_shape=source.unpooled_shape),
+                                  None if unpooled is None else step(unpooled, t))
+                for t in range(steps)]
+
+    def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None,
+                     unpooled: Tensor | None = None) -> SynapticCall:
         by_value = source is None or source.network_input
         call = SynapticCall("other" if by_value else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
         flat = rows.reshape(rows.shape[0], -1)
@@ -329,8 +349,16 @@ class SynapticCounts:
             call.effective = torch.mv((flat != 0).to(reach.dtype), reach).sum(dtype=torch.float64)
             flat = flat.abs()
         elif divisor is not None:  # events: nonzero values per position, and where needed their sums
-            source = source.reduce(rows, sums=not exact, scratch=self._scratch)
+            pool, shape = source.pool, source.unpooled_shape
+            source = source.reduce(rows, sums=not exact and pool is None, scratch=self._scratch)
             call.nonzero, call.spikes, call.peak, call.pool_divisor = source.nonzero, source.spikes, source.peak, divisor
+            if pool is not None:  # overlapping windows: each spike before the pooling, its distinct synapses
+                flat = unpooled.to(torch.float64)
+                reach = self.folded_fanout(pool, shape, call.shape)
+                events_weight = torch.ones_like(reach)
+                # the spikes in all windows, for NeuroBench's value test of the pooled values
+                call.window_events = torch.mv(rows.reshape(rows.shape[0], -1).to(torch.float64),
+                                              divisor.to(torch.float64)).sum().round()
         # Each row's ACs (its elements times their fan-out, times the pooling divisor for events: a
         # pooled value times its divisor is the spikes in its window) and events: two matrix-vector
         # products (one (rows, n) @ (n, 2) product took 1.5-4x as long here, and a row sum 2x one
@@ -341,6 +369,35 @@ class SynapticCounts:
             counted = call.integer.to(reach.dtype)
             call.sample_acs, call.sample_events = call.sample_acs * counted, call.sample_events * counted
         return call
+
+    def folded_fanout(self, pool: nn.Module, shape: tuple[int, ...], pooled_shape: tuple[int, ...]) -> Tensor:
+        """Per element of one sample's input to an overlapping average pooling (``shape``, flat; C
+        first), the outputs of this layer it reaches through the pooling and a nonzero weight, each
+        once: the synapses of the layer with the pooling folded in, as on Loihi. A spike in k windows
+        reaching one output through each is one synaptic op there, not k. Exact: the pooling and the
+        op run on one-hot inputs, a chunk at a time, once per layer and shape (``pooled_shape``: the
+        pooled values as the op reads them, a flattening included)."""
+        key = (shape, id(pool), pooled_shape)
+        if key not in self._folded:
+            nonzero = (self.weight != 0).to(torch.float64)
+            n = int(torch.Size(shape).numel())
+
+            def reached(one_hot: Tensor) -> Tensor:
+                pooled = pool.forward(one_hot.reshape(-1, *shape)).reshape(-1, *pooled_shape)
+                out = self.op.function(pooled, nonzero, None, *self.args, **self.kwargs)
+                return (out != 0).flatten(1).sum(1, dtype=torch.float64)
+
+            outputs = int(self.op.function(pool.forward(nonzero.new_zeros(1, *shape)).reshape(1, *pooled_shape), nonzero,
+                                           None, *self.args, **self.kwargs).numel())
+            chunk = max(1, 2**24 // max(outputs, n))
+            parts = []
+            for start in range(0, n, chunk):
+                index = torch.arange(start, min(n, start + chunk), device=nonzero.device)
+                one_hot = nonzero.new_zeros(len(index), n)
+                one_hot[torch.arange(len(index), device=nonzero.device), index] = 1.0
+                parts.append(reached(one_hot))
+            self._folded[key] = torch.cat(parts)
+        return self._folded[key]
 
     def _scratch(self, like: Tensor) -> Tensor:
         # one buffer per input shape, reused every step: a fresh allocation of a few MB for each
@@ -424,7 +481,8 @@ class SynapticCounts:
         same = all(c.pool_divisor is first for c in group)  # one pooling layer feeds it: broadcast
         divisor = first if same else torch.stack([c.pool_divisor for c in group])
         peak = torch.stack([c.nonzero.new_zeros(()) if c.peak is None else c.peak for c in group])
-        binary = (peak <= 1) & (events == (nonzero * divisor).sum(1))
+        windows = torch.stack([e if c.window_events is None else c.window_events for e, c in zip(events, group)])
+        binary = (peak <= 1) & (windows == (nonzero * divisor).sum(1))
         return nonzero @ reach, binary, acs, events, torch.zeros_like(acs)
 
 
@@ -448,6 +506,17 @@ def _pool_window_sizes(module: nn.Module, ones: Tensor) -> Tensor:
         length = torch.div((i + 1) * size + out - 1, out, rounding_mode="floor") - torch.div(i * size, out, rounding_mode="floor")
         area = area.unsqueeze(-1) * length if axis else length.to(ones.dtype)
     return area.expand(1, 1, *out_sizes)
+
+
+def windows_per_element(module: nn.Module, shape: tuple[int, ...]) -> Tensor:
+    """How many windows of an average pooling each input element of one sample (``shape``, channels
+    broadcast) falls in: above 1 somewhere where the windows overlap. d sum_j(pooled_j * divisor_j) / dx_i
+    counts the windows holding x_i."""
+    probe = torch.ones((1, 1, *shape[1:]), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        windows = module.forward(probe) * pool_divisor(module, shape)
+        (count,) = torch.autograd.grad(windows.sum(), probe)
+    return count[0, 0]
 
 
 def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:

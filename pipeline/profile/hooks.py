@@ -36,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.counting import (
     POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, is_zero_one, pool_divisor,
-    sample_sums, split_args,
+    sample_sums, split_args, windows_per_element,
 )
 from snnpipe.pipeline.profile.frameworks import NeuronFramework, neuron_layers
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
@@ -279,9 +279,13 @@ class Recorder:
             # the pooling of ones bounds that of spikes: where it is <= 1 (no sum pooling) so is every value
             ones = torch.ones((1, 1, *shape[1:]), dtype=torch.float64)
             out_shape = tuple(out.shape[out.dim() - dims:])
-            self.divisors[key, shape] = divisor.expand(out_shape).flatten(), bool(module.forward(ones).max() > 1)
-        divisor, may_exceed_one = self.divisors[key, shape]
-        self.spike_sources[key] = SpikeSource(out.detach(), divisor, may_exceed_one or counts)
+            overlapping = bool(windows_per_element(module, shape).max() > 1)
+            self.divisors[key, shape] = (divisor.expand(out_shape).flatten(), bool(module.forward(ones).max() > 1),
+                                         module if overlapping else None)
+        divisor, may_exceed_one, overlapping = self.divisors[key, shape]
+        # overlapping windows: the next layer counts the spikes before the pooling (`SpikeSource.unpooled`)
+        self.spike_sources[key] = SpikeSource(out.detach(), divisor, may_exceed_one or counts,
+                                              unpooled=x if overlapping else None, pool=overlapping, unpooled_shape=shape)
 
     def refuse_contraction(self, op: str, args: tuple, kwargs: dict) -> None:
         flat = [*args, *kwargs.values()]
