@@ -18,9 +18,9 @@ input and W its weight:
 - **Spike events or graded input: one rule, sample by sample.** Input known to be spikes is events:
   a neuron layer's output (0/1, or Sinabs' integer spike counts), its average pooling, a network
   input of 0 and 1. The network's own input (and a Loihi graph's graded input) is spikes where a
-  sample's step is all 0 and 1, else graded (raw pixels are not spike counts). Any other input (``s1 + s2``, spikes scaled in place) is judged by its values,
-  each row (one sample at one step) by itself: a row of integers is spike counts, an element holding
-  k is |k| events (a 2 of ``s1 + s2`` is two events, as a 2 of Sinabs' counts is); a row holding any
+  sample's step is all 0 and 1, else graded (raw pixels are not spike counts). Any other input
+  (``s1 + s2``, spikes scaled in place) is judged by its values, each row (one sample at one step)
+  by itself: a row of integers is spike counts, an element holding k is |k| events (a 2 of ``s1 + s2`` is two events, as a 2 of Sinabs' counts is); a row holding any
   other value is graded, all its outputs dense MACs. A sample's counts do not depend on the samples
   that share its batch (NeuroBench's effective ops, below, test the whole batch, as NeuroBench does).
 - Average pooling of spikes (`POOL_OPS`: ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d/3d``, from
@@ -163,7 +163,8 @@ class SpikeSource:
     ``network_input``: the network's own input that is not all 0 and 1 (or a Loihi graph's graded
     input), judged by value row by row, where only 0 and 1 are spikes (raw pixels are not spike
     counts). ``unpooled`` and ``pool``: for an overlapping average pooling, its input (spikes or
-    counts) and the pooling, which the next layer folds in (`SynapticCounts.folded_fanout`). For events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
+    counts) and the pooling, which the next layer folds in (`SynapticCounts.folded_fanout`). For
+    events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
     ``nonzero`` (nonzero values per position), ``peak`` (its largest value, where a value can
     exceed 1) and, where asked, ``spikes`` (its values per position). ``version``: the tensor's
     in-place version when it was recorded; an in-place change (``s.mul_(0.5)``) makes it no longer

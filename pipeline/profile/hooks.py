@@ -162,7 +162,7 @@ class Recorder:
         # being reused, so a data pointer that matches (and an unchanged version) is that tensor or a
         # view of it (a Flatten), and the check of its values can be skipped.
         self.spike_sources: dict[Any, SpikeSource] = {}
-        self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of a 0/1 input (held by the caller)
+        self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of the input (held by the caller)
         if x is not None and x.numel():
             analog = not is_zero_one(x)
             self.input_steps = {x_t.data_ptr(): SpikeSource(x_t, network_input=analog) for x_t in x}  # one, for a static input
@@ -282,10 +282,10 @@ class Recorder:
             overlapping = bool(windows_per_element(module, shape).max() > 1)
             self.divisors[key, shape] = (divisor.expand(out_shape).flatten(), bool(module.forward(ones).max() > 1),
                                          module if overlapping else None)
-        divisor, may_exceed_one, overlapping = self.divisors[key, shape]
+        divisor, may_exceed_one, folded = self.divisors[key, shape]
         # overlapping windows: the next layer counts the spikes before the pooling (`SpikeSource.unpooled`)
         self.spike_sources[key] = SpikeSource(out.detach(), divisor, may_exceed_one or counts,
-                                              unpooled=x if overlapping else None, pool=overlapping, unpooled_shape=shape)
+                                              unpooled=None if folded is None else x, pool=folded, unpooled_shape=shape)
 
     def refuse_contraction(self, op: str, args: tuple, kwargs: dict) -> None:
         flat = [*args, *kwargs.values()]
