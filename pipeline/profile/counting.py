@@ -19,10 +19,11 @@ input and W its weight:
   a neuron layer's output (0/1, or Sinabs' integer spike counts), its average pooling, a network
   input of 0 and 1. The network's own input (and a Loihi graph's graded input) is spikes where a
   sample's step is all 0 and 1, else graded (raw pixels are not spike counts). Any other input
-  (``s1 + s2``, spikes scaled in place) is judged by its values, each row (one sample at one step)
-  by itself: a row of integers is spike counts, an element holding k is |k| events (a 2 of ``s1 + s2`` is two events, as a 2 of Sinabs' counts is); a row holding any
-  other value is graded, all its outputs dense MACs. A sample's counts do not depend on the samples
-  that share its batch (NeuroBench's effective ops, below, test the whole batch, as NeuroBench does).
+  (``s1 + s2``, spikes scaled in place) is judged by its values, each row (one sample at one step) by
+  itself: a row of integers is spike counts, an element holding k is |k| events (a 2 of ``s1 + s2``
+  is two events, as a 2 of Sinabs' counts is); a row holding any other value is graded, all its
+  outputs dense MACs. A sample's counts do not depend on the samples that share its batch
+  (NeuroBench's effective ops, below, test the whole batch, as NeuroBench does).
 - Average pooling of spikes (`POOL_OPS`: ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d/3d``, from
   a module or ``F.``) folds into the next synaptic layer, as on Loihi (SPEC §4): every spike in a
   window is one event with the fan-out of its pooled pixel, ``acs = sum_j k_j * fanout_j`` with
@@ -388,16 +389,12 @@ class SynapticCounts:
                 out = self.op.function(pooled, nonzero, None, *self.args, **self.kwargs)
                 return (out != 0).flatten(1).sum(1, dtype=torch.float64)
 
-            outputs = int(self.op.function(pool.forward(nonzero.new_zeros(1, *shape)).reshape(1, *pooled_shape), nonzero,
-                                           None, *self.args, **self.kwargs).numel())
+            pooled = pool.forward(nonzero.new_zeros(1, *shape)).reshape(1, *pooled_shape)
+            outputs = self.op.function(pooled, nonzero, None, *self.args, **self.kwargs).numel()
             chunk = max(1, 2**24 // max(outputs, n))
-            parts = []
-            for start in range(0, n, chunk):
-                index = torch.arange(start, min(n, start + chunk), device=nonzero.device)
-                one_hot = nonzero.new_zeros(len(index), n)
-                one_hot[torch.arange(len(index), device=nonzero.device), index] = 1.0
-                parts.append(reached(one_hot))
-            self._folded[key] = torch.cat(parts)
+            index = torch.arange(n, device=nonzero.device)
+            self._folded[key] = torch.cat([reached(F.one_hot(index[start:start + chunk], n).to(torch.float64))
+                                           for start in range(0, n, chunk)])
         return self._folded[key]
 
     def _scratch(self, like: Tensor) -> Tensor:

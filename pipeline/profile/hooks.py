@@ -164,8 +164,8 @@ class Recorder:
         self.spike_sources: dict[Any, SpikeSource] = {}
         self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of the input (held by the caller)
         if x is not None and x.numel():
-            analog = not is_zero_one(x)
-            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t, network_input=analog) for x_t in x}  # one, for a static input
+            analog = not is_zero_one(x)  # one step, for a static input
+            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t, network_input=analog) for x_t in x}
 
     def _source(self, x: Tensor) -> SpikeSource | None:
         step = self.input_steps.get(x.data_ptr())
@@ -269,7 +269,8 @@ class Recorder:
         if self.ann:  # before the value test: the ANN twin's pooling is never spikes
             return
         counts = source is not None and source.divisor is not None and source.divisor.dim() == 0
-        if not (source is not None and not source.network_input and (source.divisor is None or counts) or is_zero_one(x)):
+        spikes = source is not None and not source.network_input and (source.divisor is None or counts)
+        if not (spikes or is_zero_one(x)):
             return
         dims = int(func.__name__[-2]) + 1  # channels and the pooled dimensions: one sample
         shape = tuple(x.shape[x.dim() - dims:])

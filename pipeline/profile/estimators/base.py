@@ -104,7 +104,8 @@ def _namespace(layer: SynapseProfile | NeuronProfile, **extra: Any) -> SimpleNam
 
 def network_view(layers: list, timesteps: int, spiking: bool) -> NetworkView:
     """The view of a profile's layers (`SynapseProfile`, `NeuronProfile`)."""
-    synapses = [_namespace(l, dense_driven=l.macs > 0 or not spiking, spike_driven=spiking and (l.acs > 0 or l.macs == 0))
+    synapses = [_namespace(l, dense_driven=l.macs > 0 or not spiking,
+                           spike_driven=spiking and (l.acs > 0 or l.macs == 0))
                 for l in layers if isinstance(l, SynapseProfile)]
     neurons = [_namespace(l) for l in layers if isinstance(l, NeuronProfile)]
     return NetworkView(synapses, neurons, [l.name for l in layers], timesteps, spiking)
