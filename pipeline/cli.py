@@ -383,6 +383,7 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
         if value is not None and value < 1:
             raise SnnpipeError(f"{name} {value} is out of range: at least 1")
     check_checkpoint_file(checkpoint)
+    _check_data_dir(data_dir)  # inputs before the output: export() refuses an existing file first
     from snnpipe.pipeline.export import export
 
     with progress.quiet(quiet or as_json):
@@ -482,6 +483,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
     that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
     from snnpipe.files import atomic_path, lock_output
+    from snnpipe.hw_targets.chip import get_chip
     from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
@@ -507,13 +509,20 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
     if target and target_file:
         raise SnnpipeError("give --target or --target-file, not both")
-    # what can fail without the work fails before it: the baseline to gate against, an old report
+    # what can fail without the work fails before it: the inputs first (a missing one is named, not a
+    # report folder it would have written), then the baseline to gate against and an old report
+    if loihi_file and not Path(checkpoint).is_file():
+        raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
+    if not loihi_file:
+        check_checkpoint_file(checkpoint)
+    if deployed and not Path(deployed).is_file():
+        raise SnnpipeError(f"--deployed {deployed} does not exist; give the path of the checkpoint's .net.h5 file")
+    _check_data_dir(data_dir)
+    get_target(target, target_file)
+    get_chip(chip, chip_file)
     reference = read_profile(baseline) if baseline and not update_baseline else None
     folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file)
     check_report_folder(folder, force)
-    get_target(target, target_file)
-    if not loihi_file:
-        check_checkpoint_file(checkpoint)
     import torch
 
     from snnpipe.pipeline import distributed
@@ -545,6 +554,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         distributed.teardown(world)
     if not world.is_main:
         return
+    if result.samples_requested and not quiet:
+        click.echo(f"note: --samples {samples}: the {result.dataset} test set holds {result.samples} samples; "
+                   f"profiled {result.samples}", err=True)
     write_reports(result, folder, force=force, deployed=fixed_point)
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
@@ -613,6 +625,12 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
 LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
+
+
+def _check_data_dir(data_dir: str | None) -> None:
+    """Refuse a ``--data-dir`` that is not a folder, before any output is looked at."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
 
 
 def _is_loihi_file(path: Path) -> bool:

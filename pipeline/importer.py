@@ -93,13 +93,13 @@ def import_nir(
     target = Path(out) if out is not None else path.with_suffix(".pt")
     if target.resolve() == path.resolve():
         raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
-    if os.path.lexists(target) and not force:
-        raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
     if refractory_steps < 0:
         raise ImportOptionError(f"--refractory-steps {refractory_steps} is out of range: at least 0")
     given = {"dataset": dataset, "timesteps": timesteps, "encoding": encoding, "mean": mean, "std": std}
     _check(given, "--", ENCODINGS)
-    graph, version = nir_target.read_nir(path)
+    graph, version = nir_target.read_nir(path)  # the input first: a missing file is named as such
+    if os.path.lexists(target) and not force:
+        raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
     own = _own_settings(graph, path, ENCODINGS)
     if dataset is not None and own.get("dataset", dataset) != dataset:  # the file's mean and std are its dataset's
         own.pop("mean", None), own.pop("std", None), own.pop("data_seed", None)

@@ -117,7 +117,8 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
 
 def _heading(p: Profile) -> tuple[str, str]:
     title = f"Profile of {p.model}" + (f" on {p.dataset}" if p.dataset else "")
-    line = (f"T = {p.timesteps}, {p.samples} samples" + (f", {p.encoding} encoding" if p.encoding else "")
+    asked = f" ({p.samples_requested} asked for: the test set holds {p.samples})" if p.samples_requested else ""
+    line = (f"T = {p.timesteps}, {p.samples} samples{asked}" + (f", {p.encoding} encoding" if p.encoding else "")
             + f"; energy target {p.target['name']}" + (f" ({p.target['description']})" if p.target.get("description") else "")
             + ". NB: NeuroBench's definitions (Effective_ACs, Effective_MACs, Dense).")
     if p.comparison:

@@ -234,3 +234,44 @@ def test_the_export_progress_bar_counts_batches_of_a_known_total(tmp_path, check
     bar = [part for part in result.output.replace("\r", "\n").splitlines() if part.startswith("float vs Loihi")]
     assert bar and all(" 0/2 " in part or " 1/2 " in part or " 2/2 " in part for part in bar), bar
     assert "0batch" not in result.output
+
+
+def test_inputs_are_checked_before_outputs(tmp_path, monkeypatch):
+    # every command names a missing input, not the output it would have refused to overwrite
+    ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, timesteps=2, out=str(tmp_path / "run")),
+                 progress=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports" / "nothere").mkdir(parents=True)
+    (tmp_path / "reports" / "nothere" / "profile.json").write_text("{}")
+    (tmp_path / "taken.onnx").write_bytes(b"x")
+    (tmp_path / "nothere.pt").write_bytes(b"x")
+    runner = CliRunner()
+    for args, missing in [
+        (["profile", "nothere/x.pt"], "checkpoint nothere/x.pt does not exist"),
+        (["profile", "nothere/x.net.h5"], "Loihi file nothere/x.net.h5 does not exist"),
+        (["profile", str(ckpt.path), "-o", "reports/nothere", "--deployed", "nothere/x.net.h5"], "--deployed nothere/x.net.h5"),
+        (["profile", str(ckpt.path), "-o", "reports/nothere", "--data-dir", "nothere"], "--data-dir nothere is not a folder"),
+        (["profile", str(ckpt.path), "-o", "reports/nothere", "--chip-file", "nothere.toml"], "nothere.toml"),
+        (["export", str(ckpt.path), "--target", "onnx", "-o", "taken.onnx", "--data-dir", "nothere"],
+         "--data-dir nothere is not a folder"),
+        (["import", "nir", "nothere.nir"], "NIR file nothere.nir does not exist"),
+    ]:
+        assert_one_line_error(runner.invoke(cli, args), missing)
+    assert (tmp_path / "reports" / "nothere" / "profile.json").read_text() == "{}"
+
+
+def test_profile_says_when_the_test_set_holds_fewer_samples_than_asked(tmp_path):
+    # digits' test split holds 360 images: --samples 1000 runs those, and says so
+    ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, timesteps=2, out=str(tmp_path / "run")),
+                 progress=False)
+    report = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["profile", str(ckpt.path), "--samples", "1000", "-o", str(report)])
+    assert result.exit_code == 0, result.output
+    note = "--samples 1000: the digits test set holds 360 samples; profiled 360"
+    assert note in result.output
+    profile = json.loads((report / "profile.json").read_text())
+    assert (profile["samples"], profile["samples_requested"]) == (360, 1000)
+    assert "360 samples (1000 asked for: the test set holds 360)" in (report / "profile.md").read_text()
+    exact = CliRunner().invoke(cli, ["profile", str(ckpt.path), "--samples", "10", "-o", str(tmp_path / "ten")])
+    assert exact.exit_code == 0 and "--samples" not in exact.output
+    assert json.loads((tmp_path / "ten" / "profile.json").read_text())["samples_requested"] is None

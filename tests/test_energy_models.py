@@ -218,3 +218,28 @@ def test_every_energy_model_prices_a_model_with_its_baselines(model):
     assert set(p.estimates) == {"snn", "ann-fp32", "ann-int8", "qann-2bit"}
     for e in p.estimates.values():
         assert e.min_pj <= e.total_pj <= e.max_pj and math.isfinite(e.total_pj) and e.total_pj > 0
+
+
+def test_memory_model_prices_both_parts_of_a_layer_with_acs_and_macs():
+    # Linear(2 -> 3), weights 1, bias 0, into CUBA LIF; one sample, T = 2: step 1 graded [0.5, 1.0]
+    # (3 outputs x fan-in 2 = 6 MACs), step 2 spikes [1, 0] (1 event, fan-out 3: 3 ACs)
+    fc = nn.Linear(2, 3)
+    nn.init.constant_(fc.weight, 1.0)
+    nn.init.zeros_(fc.bias)
+    model = nn.Sequential(fc, CubaLIF(NeuronParams(voltage_decay=0.5, threshold=1.0)))
+    x = torch.tensor([[[0.5, 1.0]], [[1.0, 0.0]]])
+    p = profile(model, x, run=_steps, energy_model="memory", precision="int8")
+    layer = p.layers[0]
+    assert (layer.acs, layer.macs, layer.input_events, layer.kernel_fanout, layer.dense_macs) == (3, 6, 1, 3, 6)
+    # INT8: add 0.03, MAC 0.23; 8-bit weights and activations, 24-bit potentials; INT32 add 0.1 for
+    # addresses; every memory here <= 8 KB: 10 pJ per 64-bit access. Bias adds: 3 outputs x 2 steps = 6.
+    # The spike step: 3 ACs, its event's 3 weights fetched and addressed, one 32-bit event through the
+    # FIFO, 3 potentials read and written. The graded step: S = 6 MACs / 6 per dense pass = 1 pass,
+    # 6 weights and 2 inputs read, 2 + 3 addresses.
+    terms = p.estimates["snn"].layers["0"]
+    assert terms["compute"] == pytest.approx(3 * 0.03 + 6 * 0.23 + 6 * 0.03)            # 1.65 (the ACs' 0.09 were dropped)
+    assert terms["addressing"] == pytest.approx(3 * 0.1 + 1 * (2 + 3) * 0.1)           # 0.8
+    assert terms["memory"] == pytest.approx(6 * 8 / 64 * 10                              # biases 7.5
+                                            + 3 * 8 / 64 * 10 + 1 * 32 / 64 * 10         # spike's weights, event 8.75
+                                            + 6 * 8 / 64 * 10 + 1 * 2 * 8 / 64 * 10)     # MACs' weights, inputs 10
+    assert terms["neuron_state"] == pytest.approx(2 * 3 * 24 / 64 * 10)                 # 22.5

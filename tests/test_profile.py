@@ -115,9 +115,10 @@ def test_sum_pooling_of_spikes_is_binary_only_where_no_window_holds_two():
 def test_pooling_windows_of_other_sizes_are_counted_exactly():
     # 3x3 average pooling, stride 1, padding 1 without the padding in the divisor, of a 3x3 map: the
     # windows hold 4 (corners), 6 (edges) and 9 pixels (centre), divisors that are not powers of two
-    # (1/9 is not exact in binary). Linear(9 -> 1) of ones: every pooled pixel has fan-out 1, so ACs =
-    # the spikes in all windows. One spike in the centre is in all 9 windows: 9 ACs (pooled values
-    # 1/4, 1/6, 1/9: NeuroBench sees 9 nonzero inputs, 9 Effective_MACs); a corner spike is in 4.
+    # (1/9 is not exact in binary), and they overlap. Linear(9 -> 1) of ones: with the pooling folded in
+    # (as on Loihi) every pixel reaches the one output through one synapse, so a spike in the centre
+    # (in all 9 windows) is 1 AC, not 9, and one event (pooled values 1/4, 1/6, 1/9: NeuroBench sees 9
+    # nonzero inputs, 9 Effective_MACs); a corner spike (in 4 windows) is 1 AC too.
     fc = nn.Linear(9, 1, bias=False)
     nn.init.constant_(fc.weight, 1.0)
     pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
@@ -128,13 +129,58 @@ def test_pooling_windows_of_other_sizes_are_counted_exactly():
     x = torch.zeros(2, 1, 1, 3, 3)
     x[0, ..., 1, 1] = x[1, ..., 0, 0] = 1
     layer = profile(fc, x, run=run, spiking=True).layer("Linear")
-    assert (layer.acs_per_step, layer.effective_macs, layer.input_events) == ([9.0, 4.0], 13.0, 13.0)
-    # 3 steps of 64 samples: the count is the integer it is, whatever the float sums of k/9 round to;
-    # the spikes in each window are its sum pooling (padding adds nothing)
+    assert (layer.acs_per_step, layer.effective_macs, layer.input_events) == ([1.0, 1.0], 13.0, 2.0)
+    # one 3x3 window (divisor 9, no overlap), 3 steps of 64 samples: the count is the integer it is,
+    # whatever the float sums of k/9 round to
+    fc = nn.Linear(1, 1, bias=False)
+    pool = nn.AvgPool2d(3)
     x = torch.rand(3, 64, 1, 3, 3, generator=torch.Generator().manual_seed(0)).lt(0.4).float()
-    events = float(nn.functional.avg_pool2d(x.flatten(0, 1), 3, 1, 1, divisor_override=1).sum())
     layer = profile(fc, x, run=run, spiking=True).layer("Linear")
-    assert layer.acs == layer.input_events == events / 64
+    assert layer.acs == layer.input_events == float(x.sum()) / 64
+
+
+def test_overlapping_pooling_counts_each_synapse_a_spike_reaches_once():
+    # 1 channel 4x4 -> AvgPool2d(3, stride 1): four overlapping 3x3 windows (r, c), r, c in {0, 1},
+    # window (r, c) holding rows r..r+2 and columns c..c+2 -> Conv2d(1 -> 2, 2x2) on the 2x2 pooled
+    # map: output channel 0 reads all four pooled pixels, channel 1 only pooled (0, 0). Folded (as the
+    # Loihi export folds it), a pixel reaches channel 0 if it is in any window, channel 1 if it is in
+    # window (0, 0): each such output once, however many windows lead there.
+    # Step 1, spikes at (0, 0) (window (0, 0) only), (1, 1) (all four), (3, 3) (window (1, 1) only):
+    #   channel 0: 3 spikes x 1; channel 1: (0, 0) and (1, 1) -> 5 ACs, 3 events.
+    #   (Per window instead: pooled (0, 0) holds 2 spikes x fan-out 2, (0, 1) and (1, 0) 1 x 1, (1, 1)
+    #   2 x 1 = 8 ACs, 6 events, as many ACs as the dense 2 outputs x 4 fan-in.)
+    # Step 2, all 16 pixels: channel 0 16, channel 1 the 9 of window (0, 0): 25 ACs, 16 events.
+    conv = nn.Conv2d(1, 2, 2, bias=False)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[1.0, 1.0], [1.0, 1.0]]], [[[1.0, 0.0], [0.0, 0.0]]]]))
+    model = nn.Sequential(nn.AvgPool2d(3, stride=1), conv, CubaLIF(NeuronParams()))
+    x = torch.zeros(2, 1, 1, 4, 4)
+    x[0, 0, 0, 0, 0] = x[0, 0, 0, 1, 1] = x[0, 0, 0, 3, 3] = 1
+    x[1] = 1
+    layer = profile(model, x, run=_steps).layer("1")
+    assert (layer.acs_per_step, layer.input_events) == ([5.0, 25.0], 19.0)
+    # NeuroBench's counts see the pooled map as it is: step 1 values 2/9, 1/9, 1/9, 2/9 (not binary:
+    # 4 nonzero inputs, fan-outs 2, 1, 1, 1 -> 5 Effective_MACs), step 2 all 1 (5 Effective_ACs)
+    assert (layer.effective_macs, layer.effective_acs) == (5.0, 5.0)
+
+
+def test_overlapping_pooling_equals_a_replay_of_each_spike():
+    # an independent count: each spike alone through the pooling and the conv's nonzero pattern,
+    # counting the outputs it reaches; a padded 3x3 conv of 2 -> 4 channels, one weight zeroed
+    conv = nn.Conv2d(2, 4, 3, padding=1)
+    with torch.no_grad():
+        conv.weight[1, 0, 1, 1] = 0.0
+    pool = nn.AvgPool2d(3, stride=1)
+    model = nn.Sequential(pool, conv, CubaLIF(NeuronParams()))
+    x = torch.rand(2, 3, 2, 7, 7, generator=torch.Generator().manual_seed(1)).lt(0.3).float()
+    layer = profile(model, x, run=_steps).layer("1")
+    pattern = (conv.weight != 0).double()
+    replayed = 0
+    for spike in x.flatten(0, 1).nonzero():
+        one = torch.zeros(1, 2, 7, 7, dtype=torch.float64)
+        one[0, spike[1], spike[2], spike[3]] = 1
+        replayed += int((nn.functional.conv2d(pool(one), pattern, None, 1, 1) != 0).sum())
+    assert layer.acs == pytest.approx(replayed / 3, rel=1e-12) and layer.input_events == float(x.sum()) / 3
 
 
 def test_a_count_beyond_float32_is_exact():

@@ -330,3 +330,75 @@ def test_a_parametrized_weight_used_outside_a_counted_op_is_refused():
         profile_module(net, torch.ones(2, 2, 2), run=_steps)
     assert _one_line(err).startswith("layer Parametrized_NormalizedMatmul (Parametrized_NormalizedMatmul) has weights (w) "
                                      "that the profiler does not count")
+
+
+# --- per-sample value test: counts do not depend on which samples share a batch ------------------------
+
+class _SpikeSum(nn.Module):
+    """Two spiking layers of the same input (fc1 passes it, fc2 swaps its two elements; a Leaky with
+    beta 0 spikes where its input is above 0.5), and a readout of their sum s1 + s2 (0, 1 or 2)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False)
+        self.out = nn.Linear(2, 3, bias=False)
+        self.lif1, self.lif2 = (snn.Leaky(beta=0.0, threshold=0.5, reset_mechanism="zero") for _ in range(2))
+        with torch.no_grad():
+            self.fc1.weight.copy_(torch.eye(2))
+            self.fc2.weight.copy_(torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+            self.out.weight.copy_(torch.tensor([[1.0, 1.0], [1.0, 0.0], [1.0, 0.0]]))  # fan-out 3 and 1
+
+
+def _sum_loop(net, x):
+    m1, m2, outs = net.lif1.init_leaky(), net.lif2.init_leaky(), []
+    for x_t in x:
+        s1, m1 = net.lif1(net.fc1(x_t), m1)
+        s2, m2 = net.lif2(net.fc2(x_t), m2)
+        outs.append(net.out(s1 + s2))
+    return torch.stack(outs).mean(0)
+
+
+def _per_inference(p):
+    return {layer.name: (layer.acs, layer.macs, layer.input_events) for layer in p.synapses}
+
+
+def test_a_sum_of_spikes_is_counted_per_sample_the_same_batched_or_alone():
+    # sample A: [1, 1] then [1, 0]; sample B: [1, 0] then [0, 0] (T = 2). out reads s1 + s2 = x + swap(x):
+    #   A: [2, 2] -> 2 + 2 events, 2 x 3 + 2 x 1 = 8 ACs; [1, 1] -> 2 events, 3 + 1 = 4 ACs
+    #   B: [1, 1] -> 2 events, 4 ACs;                     [0, 0] -> nothing
+    # a 2 is two spike events (as a 2 of Sinabs' spike counts is), not a reason to price the step as MACs:
+    # per inference (8 + 4 + 4 + 0) / 2 = 8 ACs, (4 + 2 + 2) / 2 = 4 events, 0 MACs
+    x = torch.tensor([[[1.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 0.0]]])  # (T=2, B=2, 2)
+    batched = profile_module(_SpikeSum(), x, run=_sum_loop)
+    assert _per_inference(batched)["out"] == (8.0, 0.0, 4.0)
+    alone = [_per_inference(profile_module(_SpikeSum(), x[:, i:i + 1], run=_sum_loop)) for i in range(2)]
+    assert alone[0]["out"] == (12.0, 0.0, 6.0) and alone[1]["out"] == (4.0, 0.0, 2.0)
+    for name, counts in _per_inference(batched).items():
+        assert counts == tuple((a + b) / 2 for a, b in zip(alone[0][name], alone[1][name])), name
+
+
+class _Direct(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 3, bias=False)
+        self.lif = snn.Leaky(beta=0.0, threshold=0.5, reset_mechanism="zero")
+        with torch.no_grad():
+            self.fc.weight.fill_(1.0)
+
+
+def _direct_loop(net, x):
+    mem, outs = net.lif.init_leaky(), []
+    for x_t in x:
+        spk, mem = net.lif(net.fc(x_t), mem)
+        outs.append(spk)
+    return torch.stack(outs).mean(0)
+
+
+def test_the_network_input_is_spikes_or_graded_per_sample():
+    # sample A analog [0.5, 1.0]: 3 outputs x fan-in 2 = 6 MACs a step; sample B spikes [1, 0]: one
+    # spike x fan-out 3 = 3 ACs a step (T = 2); raw integers are not spike counts: C's [2, 0] is graded
+    x = torch.tensor([[0.5, 1.0], [1.0, 0.0], [2.0, 0.0]]).expand(2, 3, 2)
+    fc = profile_module(_Direct(), x, run=_direct_loop).layer("fc")
+    assert (fc.acs, fc.macs, fc.input_events) == (3 * 2 / 3, 2 * 6 * 2 / 3, 2 / 3)
+    alone = [profile_module(_Direct(), x[:, i:i + 1], run=_direct_loop).layer("fc") for i in range(3)]
+    assert [(a.acs, a.macs) for a in alone] == [(0.0, 12.0), (6.0, 0.0), (0.0, 12.0)]

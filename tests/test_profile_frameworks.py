@@ -252,6 +252,32 @@ def test_sinabs_integer_spike_counts_are_events_by_hand():
     assert (p.layer("1").active_updates, p.totals.activation_sparsity) == (1.0, 0.75)
 
 
+def test_a_sum_of_spikes_is_counted_as_sinabs_counts_are():
+    # one rule for a value of 2: the net above's MultiSpike count [2, 0] at t1, and the same [2, 0] as
+    # s1 + s2 of two single-spike IAFs (fc1 weights [1.5, 0.5]: each spikes [1, 0] at t1, none at t2):
+    # both are 2 events x fan-out 3 = 6 ACs at t1, no MAC, and NeuroBench's 3 Effective_MACs
+    sl = pytest.importorskip("sinabs.layers")
+    from sinabs.activation import SingleSpike
+
+    class Sum(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(1, 2, bias=False), nn.Linear(2, 3, bias=False)
+            self.a, self.b = sl.IAF(spike_fn=SingleSpike), sl.IAF(spike_fn=SingleSpike)
+            with torch.no_grad():
+                self.fc1.weight.copy_(torch.tensor([[1.5], [0.5]]))
+                self.fc2.weight.fill_(1.0)
+
+        def forward(self, x):
+            current = self.fc1(x)
+            return self.fc2(self.a(current) + self.b(current))
+
+    x = torch.tensor([[[1.0]], [[0.0]]])  # (T=2, B=1, 1)
+    p = profile_module(Sum(), x, run=lambda m, x: m(x.transpose(0, 1)).mean(1))
+    fc2 = p.layer("fc2")
+    assert (fc2.acs_per_step, fc2.macs, fc2.input_events, fc2.effective_macs) == ([6.0, 0.0], 0.0, 2.0, 3.0)
+
+
 def test_a_squeezed_layer_on_part_of_the_sequence_is_one_error():
     sl = pytest.importorskip("sinabs.layers")
     net = nn.Sequential(nn.Linear(4, 3), sl.IAFSqueeze(batch_size=2))

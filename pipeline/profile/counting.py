@@ -11,20 +11,34 @@ input and W its weight:
   ``d sum(op(x, [W != 0])) / dx``, computed once per layer and input shape, so
   ``sum_i [x_i != 0] * fanout_i`` equals NeuroBench's replay of the layer on binarized input and
   weights (``Effective_ACs``) without replaying it.
-- ``macs`` (multiply-accumulates), for input that is not spikes (the first layer under direct
-  encoding, and every layer of the ANN twin): the dense count, output elements x fan-in
+- ``macs`` (multiply-accumulates), for graded input (the first layer under direct encoding, and
+  every layer of the ANN twin): the dense count, output elements x fan-in
   (``W[0].numel()``), the padded window included (SPEC §5: 3x64x9 x 32x32 for ResNet-18's stem);
   for a transposed conv, input elements x ``W[0].numel()`` (every input element meets its kernel).
+- **Spike events or graded input: one rule, sample by sample.** Input known to be spikes is events:
+  a neuron layer's output (0/1, or Sinabs' integer spike counts), its average pooling, a network
+  input of 0 and 1. The network's own input (and a Loihi graph's graded input) is spikes where a
+  sample's step is all 0 and 1, else graded (raw pixels are not spike counts). Any other input
+  (``s1 + s2``, spikes scaled in place) is judged by its values, each row (one sample at one step) by
+  itself: a row of integers is spike counts, an element holding k is |k| events (a 2 of ``s1 + s2``
+  is two events, as a 2 of Sinabs' counts is); a row holding any other value is graded, all its
+  outputs dense MACs. A sample's counts do not depend on the samples that share its batch
+  (NeuroBench's effective ops, below, test the whole batch, as NeuroBench does).
 - Average pooling of spikes (`POOL_OPS`: ``avg_pool1d/2d/3d``, ``adaptive_avg_pool1d/2d/3d``, from
   a module or ``F.``) folds into the next synaptic layer, as on Loihi (SPEC §4): every spike in a
   window is one event with the fan-out of its pooled pixel, ``acs = sum_j k_j * fanout_j`` with
   ``k_j = pooled_j * divisor_j`` the spikes in window j. Integer spike counts (Sinabs' MultiSpike)
-  are events the same way, with divisor 1.
+  are events the same way, with divisor 1. Where the windows overlap (``AvgPool2d(3, stride=1)``) a
+  spike lies in several windows, and several may lead to one output: the layer then counts the
+  pooling's input, each spike one event reaching each output of the folded layer once,
+  ``acs = sum_i s_i * folded_i`` with ``folded_i`` the outputs of ``op(pool(e_i), [W != 0])``
+  (`SynapticCounts.folded_fanout`: one-hot probes, once per layer and shape), the synapses the
+  Loihi fold holds.
 - NeuroBench's own definitions beside them: ``effective_acs`` / ``effective_macs`` (nonzero inputs x
   fan-out, for input that is / is not all in {0, 1, -1}) and ``dense`` (every input, every weight,
   exact at the borders).
-- ``input_events``: the spike events reaching the layer (nonzero inputs for input that is not
-  spikes; every spike in a pooling window is one), what the memory-aware energy model addresses
+- ``input_events``: the spike events reaching the layer (|k| for an element holding k; every spike
+  in a pooling window is one; none for graded input), what the memory-aware energy model addresses
   and fetches weights for.
 - Per sample (for standard errors): each call's ACs and input events of every row, ``rows @
   fanout`` and ``rows.sum(1)``, the same numbers before the sum over the batch.
@@ -44,6 +58,8 @@ from snnpipe.registry import register_into
 
 #: Values a test of a whole tensor looks at first, on a CPU: analog input fails on them at once.
 _HEAD = 4096
+#: The same for each row of a test per sample.
+_ROW_HEAD = 64
 
 
 def is_binary(x: Tensor) -> Tensor:
@@ -54,6 +70,28 @@ def is_binary(x: Tensor) -> Tensor:
         if not bool(((head == 0) | (head.abs() == 1)).all()):
             return torch.zeros((), dtype=torch.bool)
     return ((x == 0) | (x.abs() == 1)).all()
+
+
+def integer_rows(flat: Tensor) -> Tensor:
+    """Per row of ``flat`` (rows, n): whether every value is an integer, i.e. a count of spike events
+    (-1, 0 and 1 among them; NaN and inf are not)."""
+    if not flat.is_floating_point():
+        return torch.ones(flat.shape[0], dtype=torch.bool, device=flat.device)
+    return _rows_without(flat, lambda t: torch.frac(t).ne(0))
+
+
+def zero_one_rows(flat: Tensor) -> Tensor:
+    """Per row of ``flat`` (rows, n): whether every value is 0 or 1 (x - x^2 = 0, see `is_zero_one`)."""
+    return _rows_without(flat, lambda t: torch.addcmul(t, t, t, value=-1).ne(0))
+
+
+def _rows_without(flat: Tensor, breaks: Callable[[Tensor], Tensor]) -> Tensor:
+    # on a CPU each row's first values first: analog input breaks the rule on them at once
+    if flat.device.type == "cpu" and flat.shape[1] > _ROW_HEAD:
+        broken = breaks(flat[:, :_ROW_HEAD]).any(1)
+        if bool(broken.all()):
+            return ~broken
+    return ~breaks(flat).any(1)
 
 
 def is_zero_one(x: Tensor) -> bool:
@@ -123,7 +161,11 @@ def split_args(args: tuple, kwargs: dict, names: tuple[str, ...]) -> tuple[list[
 class SpikeSource:
     """A layer's output known to be spikes: 0/1 (``divisor`` None) or spike events per position,
     ``tensor * divisor`` (average-pooled spikes, or integer spike counts with divisor 1).
-    For events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
+    ``network_input``: the network's own input that is not all 0 and 1 (or a Loihi graph's graded
+    input), judged by value row by row, where only 0 and 1 are spikes (raw pixels are not spike
+    counts). ``unpooled`` and ``pool``: for an overlapping average pooling, its input (spikes or
+    counts) and the pooling, which the next layer folds in (`SynapticCounts.folded_fanout`). For
+    events, `reduce` sums it over its first (batch) dimension once for every layer it feeds:
     ``nonzero`` (nonzero values per position), ``peak`` (its largest value, where a value can
     exceed 1) and, where asked, ``spikes`` (its values per position). ``version``: the tensor's
     in-place version when it was recorded; an in-place change (``s.mul_(0.5)``) makes it no longer
@@ -132,6 +174,10 @@ class SpikeSource:
     tensor: Tensor
     divisor: Tensor | None = None
     may_exceed_one: bool = False  # events: whether a value can be above 1 (a sum pooling, counts)
+    network_input: bool = False  # judged by value, a row spikes only if all 0 and 1 (not spike counts)
+    unpooled: Tensor | None = None  # an overlapping pooling's input: the spikes the next layer counts
+    pool: nn.Module | None = None  # that pooling
+    unpooled_shape: tuple[int, ...] = ()  # one sample of its input
     spikes: Tensor | None = None
     nonzero: Tensor | None = None
     peak: Tensor | None = None
@@ -179,8 +225,9 @@ class SynapticCall:
     for ``"events"`` input its sums over the rows per position, flat: ``nonzero`` (nonzero inputs),
     ``spikes`` (values, before the divisor; only where the rows' sums are not exact, see
     `SynapticCounts._per_row`), ``peak`` (its largest value) and ``pool_divisor``; for
-    ``"other"`` input ``binary`` (NeuroBench's value test). ``mac_elements``: elements the dense
-    MACs count per fan-in."""
+    ``"other"`` input (judged by value) ``binary`` (NeuroBench's value test of the whole batch),
+    ``effective`` (its effective ops) and ``integer`` (per row: spike counts, else graded: MACs).
+    ``mac_elements``: elements the dense MACs count per fan-in."""
 
     source: str
     rows: int
@@ -190,7 +237,10 @@ class SynapticCall:
     spikes: Tensor | None = None
     peak: Tensor | None = None
     binary: Tensor | None = None
+    effective: Tensor | None = None
+    integer: Tensor | None = None
     pool_divisor: Tensor | None = None
+    window_events: Tensor | None = None
     sample_events: Tensor | None = None
     sample_acs: Tensor | None = None
 
@@ -233,6 +283,7 @@ class SynapticCounts:
             self.kernel_fanout = int(self.weight.shape[0]) // int(groups) * self.kernel
         self.inputs = self.outputs = self.dense_macs = 0
         self._fanouts: dict[tuple[int, ...], tuple[Tensor, int]] = {}
+        self._folded: dict[tuple, Tensor] = {}
         self._per_rows: dict[tuple, tuple[Tensor, Tensor, bool]] = {}
         self._buffers: dict[tuple, Tensor] = {}
 
@@ -268,33 +319,83 @@ class SynapticCounts:
         rows = self.rows(x)
         self.inputs, self.outputs = rows.numel() // max(rows.shape[0], 1), y.numel() // max(rows.shape[0], 1)
         self.dense_macs = (self.inputs if self.op.transposed else self.outputs) * self.fan_in
+        unpooled = None if source is None or source.unpooled is None else source.unpooled.reshape(rows.shape[0], -1)
         if steps == 1:
-            return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source)]
-        grid = rows.unflatten(0, (steps, -1) if layout == "time" else (-1, steps))
-        elements = (x if self.op.transposed else y).numel() // steps
-        step_rows = [grid[t] if layout == "time" else grid[:, t] for t in range(steps)]
-        return [self._reduce_rows(r, elements, source and SpikeSource(r, source.divisor, source.may_exceed_one))
-                for r in step_rows]
+            return [self._reduce_rows(rows, (x if self.op.transposed else y).numel(), source, unpooled)]
 
-    def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None) -> SynapticCall:
-        call = SynapticCall("other" if source is None else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
+        def step(t: Tensor, r: Tensor) -> Tensor:
+            grid = t.unflatten(0, (steps, -1) if layout == "time" else (-1, steps))
+            return grid[r] if layout == "time" else grid[:, r]
+
+        elements = (x if self.op.transposed else y).numel() // steps
+        return [self._reduce_rows(step(rows, t), elements,
+                                  source and SpikeSource(step(rows, t), source.divisor, source.may_exceed_one,
+                                                         source.network_input, pool=source.pool,
+                                                         unpooled_shape=source.unpooled_shape),
+                                  None if unpooled is None else step(unpooled, t))
+                for t in range(steps)]
+
+    def _reduce_rows(self, rows: Tensor, mac_elements: int, source: SpikeSource | None,
+                     unpooled: Tensor | None = None) -> SynapticCall:
+        by_value = source is None or source.network_input
+        call = SynapticCall("other" if by_value else source.kind, rows.shape[0], mac_elements, tuple(rows.shape[1:]))
         flat = rows.reshape(rows.shape[0], -1)
-        divisor = None if source is None else source.divisor
-        reach, events_weight, exact = self._per_row(call.shape, divisor, source is not None and source.may_exceed_one,
+        divisor = None if by_value else source.divisor
+        reach, events_weight, exact = self._per_row(call.shape, divisor, not by_value and source.may_exceed_one,
                                                     rows.device)
-        if source is None:  # NeuroBench's value test decides; its effective ops count the nonzero inputs
+        if by_value:
+            # NeuroBench's value test of the whole batch, and its effective ops (nonzero inputs x fan-out);
+            # ACs or MACs: each row (one sample at one step) by itself, an integer k is |k| spike events
             call.binary = is_binary(rows)
-            flat = flat != 0
+            call.integer = zero_one_rows(flat) if source else integer_rows(flat)
+            call.effective = torch.mv((flat != 0).to(reach.dtype), reach).sum(dtype=torch.float64)
+            flat = flat.abs()
         elif divisor is not None:  # events: nonzero values per position, and where needed their sums
-            source = source.reduce(rows, sums=not exact, scratch=self._scratch)
+            pool, shape = source.pool, source.unpooled_shape
+            source = source.reduce(rows, sums=not exact and pool is None, scratch=self._scratch)
             call.nonzero, call.spikes, call.peak, call.pool_divisor = source.nonzero, source.spikes, source.peak, divisor
+            if pool is not None:  # overlapping windows: each spike before the pooling, its distinct synapses
+                flat = unpooled.to(torch.float64)
+                reach = self.folded_fanout(pool, shape, call.shape)
+                events_weight = torch.ones_like(reach)
+                # the spikes in all windows, for NeuroBench's value test of the pooled values
+                call.window_events = torch.mv(rows.reshape(rows.shape[0], -1).to(torch.float64),
+                                              divisor.to(torch.float64)).sum().round()
         # Each row's ACs (its elements times their fan-out, times the pooling divisor for events: a
         # pooled value times its divisor is the spikes in its window) and events: two matrix-vector
         # products (one (rows, n) @ (n, 2) product took 1.5-4x as long here, and a row sum 2x one
         # product, py-spy). Where ``exact``, their sums over the rows are the layer's counts.
         flat = flat.to(reach.dtype)
         call.sample_acs, call.sample_events = torch.mv(flat, reach), torch.mv(flat, events_weight)
+        if by_value:  # a graded row has no events: its ops are MACs
+            counted = call.integer.to(reach.dtype)
+            call.sample_acs, call.sample_events = call.sample_acs * counted, call.sample_events * counted
         return call
+
+    def folded_fanout(self, pool: nn.Module, shape: tuple[int, ...], pooled_shape: tuple[int, ...]) -> Tensor:
+        """Per element of one sample's input to an overlapping average pooling (``shape``, flat; C
+        first), the outputs of this layer it reaches through the pooling and a nonzero weight, each
+        once: the synapses of the layer with the pooling folded in, as on Loihi. A spike in k windows
+        reaching one output through each is one synaptic op there, not k. Exact: the pooling and the
+        op run on one-hot inputs, a chunk at a time, once per layer and shape (``pooled_shape``: the
+        pooled values as the op reads them, a flattening included)."""
+        key = (shape, id(pool), pooled_shape)
+        if key not in self._folded:
+            nonzero = (self.weight != 0).to(torch.float64)
+            n = int(torch.Size(shape).numel())
+
+            def reached(one_hot: Tensor) -> Tensor:
+                pooled = pool.forward(one_hot.reshape(-1, *shape)).reshape(-1, *pooled_shape)
+                out = self.op.function(pooled, nonzero, None, *self.args, **self.kwargs)
+                return (out != 0).flatten(1).sum(1, dtype=torch.float64)
+
+            pooled = pool.forward(nonzero.new_zeros(1, *shape)).reshape(1, *pooled_shape)
+            outputs = self.op.function(pooled, nonzero, None, *self.args, **self.kwargs).numel()
+            chunk = max(1, 2**24 // max(outputs, n))
+            index = torch.arange(n, device=nonzero.device)
+            self._folded[key] = torch.cat([reached(F.one_hot(index[start:start + chunk], n).to(torch.float64))
+                                           for start in range(0, n, chunk)])
+        return self._folded[key]
 
     def _scratch(self, like: Tensor) -> Tensor:
         # one buffer per input shape, reused every step: a fresh allocation of a few MB for each
@@ -335,33 +436,37 @@ class SynapticCounts:
             reach, dense_per_row = self.fanout(shape)
             group = [calls[i] for i in index]
             totals = self._effective(group, reach)
-            for i, call, eff, is_bin, ac, n_events in zip(index, group, *(t.tolist() for t in totals)):
+            for i, call, eff, is_bin, ac, n_events, graded in zip(index, group, *(t.tolist() for t in totals)):
                 counts: dict[str, Any] = dict.fromkeys(self.FIELDS, 0.0)
                 counts["dense"] = float(call.rows * dense_per_row)
                 counts["effective_acs" if is_bin else "effective_macs"] = eff
-                counts["sample_input_events"] = call.sample_events
-                counts["input_events"] = n_events
-                if not ann and (is_bin or source == "events"):  # events: folded into this layer
-                    counts["acs"] = ac
-                    counts["sample_acs"] = call.sample_acs
-                else:
+                row_macs = call.mac_elements * self.fan_in / max(call.rows, 1)
+                if ann:  # every op a dense MAC, no spike events
                     counts["macs"] = float(call.mac_elements * self.fan_in)
-                    counts["sample_macs"] = counts["macs"] / max(call.rows, 1)
+                    counts["sample_macs"] = row_macs
+                    out[i] = counts
+                    continue
+                counts["acs"], counts["sample_acs"] = ac, call.sample_acs
+                counts["input_events"], counts["sample_input_events"] = n_events, call.sample_events
+                if call.integer is not None:  # judged by value, row by row: the graded rows' MACs
+                    counts["macs"] = graded * row_macs
+                    counts["sample_macs"] = call.integer.logical_not().to(torch.float64) * row_macs
                 out[i] = counts
         return out
 
     @staticmethod
-    def _effective(group: list[SynapticCall], reach: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _effective(group: list[SynapticCall], reach: Tensor) -> tuple[Tensor, ...]:
         """For calls of one source: (NeuroBench's effective ops, whether the input is 0/1/-1, the
-        ACs when it is spikes, the input events), one value per call."""
+        ACs of its spike events, the input events, the rows of graded input), one value per call."""
         # the rows' sums (exact but for events whose `SynapticCall.spikes` are kept: `_per_row`)
         acs = torch.stack([c.sample_acs.sum(dtype=torch.float64) for c in group])
         events = torch.stack([c.sample_events.sum(dtype=torch.float64) for c in group])
-        if group[0].source != "events":
-            # 0/1 rows (spikes, or the nonzero inputs of other input): effective ops = ACs
-            binary = (torch.ones(len(group), dtype=torch.bool) if group[0].source == "spikes"
-                      else torch.stack([c.binary for c in group]))
-            return acs, binary, acs, events
+        if group[0].source == "spikes":  # 0/1 rows: effective ops = ACs
+            return acs, torch.ones(len(group), dtype=torch.bool), acs, events, torch.zeros_like(acs)
+        if group[0].source == "other":
+            graded = torch.stack([c.integer.logical_not().sum(dtype=torch.float64) for c in group])
+            return (torch.stack([c.effective for c in group]), torch.stack([c.binary for c in group]), acs, events,
+                    graded)
         # Events, values k / d (k spikes in a window of divisor d): every spike in a window is an
         # event with the window's fan-out (as on Loihi); every value is 0 or 1 iff every k <= d
         # and sum(k) = sum([k > 0] * d), integers, exact in float64.
@@ -374,8 +479,9 @@ class SynapticCounts:
         same = all(c.pool_divisor is first for c in group)  # one pooling layer feeds it: broadcast
         divisor = first if same else torch.stack([c.pool_divisor for c in group])
         peak = torch.stack([c.nonzero.new_zeros(()) if c.peak is None else c.peak for c in group])
-        binary = (peak <= 1) & (events == (nonzero * divisor).sum(1))
-        return nonzero @ reach, binary, acs, events
+        windows = torch.stack([e if c.window_events is None else c.window_events for e, c in zip(events, group)])
+        binary = (peak <= 1) & (windows == (nonzero * divisor).sum(1))
+        return nonzero @ reach, binary, acs, events, torch.zeros_like(acs)
 
 
 # --- pooling ---------------------------------------------------------------------------------------
@@ -398,6 +504,17 @@ def _pool_window_sizes(module: nn.Module, ones: Tensor) -> Tensor:
         length = torch.div((i + 1) * size + out - 1, out, rounding_mode="floor") - torch.div(i * size, out, rounding_mode="floor")
         area = area.unsqueeze(-1) * length if axis else length.to(ones.dtype)
     return area.expand(1, 1, *out_sizes)
+
+
+def windows_per_element(module: nn.Module, shape: tuple[int, ...]) -> Tensor:
+    """How many windows of an average pooling each input element of one sample (``shape``, channels
+    broadcast) falls in: above 1 somewhere where the windows overlap. d sum_j(pooled_j * divisor_j) / dx_i
+    counts the windows holding x_i."""
+    probe = torch.ones((1, 1, *shape[1:]), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        windows = module.forward(probe) * pool_divisor(module, shape)
+        (count,) = torch.autograd.grad(windows.sum(), probe)
+    return count[0, 0]
 
 
 def pool_divisor(module: nn.Module, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Tensor:

@@ -124,7 +124,7 @@ class DeployedCounter:
             rows = (source_input if source < 0 else result.spikes[source].float()).reshape(steps * batch, *connection.in_shape)
             spiking = source >= 0 or not graph.graded
             out = torch.empty(steps * batch, *node.out_shape, device="meta")
-            calls = counter.reduce(rows, out, SpikeSource(rows) if spiking else None, steps=steps, layout="time")
+            calls = counter.reduce(rows, out, SpikeSource(rows, network_input=not spiking), steps=steps, layout="time")
             per_step = counter.counts(calls)
             self.counts.synops.update(connection.name, per_step)
             self.counts.synops.update_samples(connection.name, **sample_sums(per_step, batch))

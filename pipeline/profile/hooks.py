@@ -37,7 +37,7 @@ from torch.overrides import TorchFunctionMode
 from snnpipe.models.neurons import Neuron
 from snnpipe.pipeline.profile.counting import (
     POOL_OPS, SYNAPTIC_OPS, SpikeSource, SynapticCall, SynapticCounts, SynapticOp, is_zero_one, pool_divisor,
-    sample_sums, split_args,
+    sample_sums, split_args, windows_per_element,
 )
 from snnpipe.pipeline.profile.frameworks import NeuronFramework, neuron_layers
 from snnpipe.pipeline.profile.metrics import NeuronActivity, SynapticOperations
@@ -167,7 +167,8 @@ class Recorder:
 
     def start_batch(self, batch_size: int, x: Tensor | None = None) -> None:
         """Stage the calls of a new batch; x, the batch's (T, B, ...) input, is a spike source
-        when it is all 0 and 1 (rate coding): its steps need no check of their values."""
+        when it is all 0 and 1 (rate coding): its steps need no check of their values; else each
+        sample's step is spikes only where it is all 0 and 1 (`SpikeSource.network_input`)."""
         self.batch_size = batch_size
         self.tick = 0  # the order of counted calls within the batch
         self.staged_synapses: dict[str, list[tuple[int, int, list[SynapticCall]]]] = {}
@@ -176,9 +177,10 @@ class Recorder:
         # being reused, so a data pointer that matches (and an unchanged version) is that tensor or a
         # view of it (a Flatten), and the check of its values can be skipped.
         self.spike_sources: dict[Any, SpikeSource] = {}
-        self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of a 0/1 input (held by the caller)
-        if x is not None and x.numel() and is_zero_one(x):
-            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t) for x_t in x}  # one, for a static input
+        self.input_steps: dict[int, SpikeSource] = {}  # data pointer -> a step of the input (held by the caller)
+        if x is not None and x.numel():
+            analog = not is_zero_one(x)  # one step, for a static input
+            self.input_steps = {x_t.data_ptr(): SpikeSource(x_t, network_input=analog) for x_t in x}
 
     def _source(self, x: Tensor) -> SpikeSource | None:
         step = self.input_steps.get(x.data_ptr())
@@ -282,7 +284,8 @@ class Recorder:
         if self.ann:  # before the value test: the ANN twin's pooling is never spikes
             return
         counts = source is not None and source.divisor is not None and source.divisor.dim() == 0
-        if not (source is not None and (source.divisor is None or counts) or is_zero_one(x)):
+        spikes = source is not None and not source.network_input and (source.divisor is None or counts)
+        if not (spikes or is_zero_one(x)):
             return
         dims = int(func.__name__[-2]) + 1  # channels and the pooled dimensions: one sample
         shape = tuple(x.shape[x.dim() - dims:])
@@ -292,9 +295,13 @@ class Recorder:
             # the pooling of ones bounds that of spikes: where it is <= 1 (no sum pooling) so is every value
             ones = torch.ones((1, 1, *shape[1:]), dtype=torch.float64)
             out_shape = tuple(out.shape[out.dim() - dims:])
-            self.divisors[key, shape] = divisor.expand(out_shape).flatten(), bool(module.forward(ones).max() > 1)
-        divisor, may_exceed_one = self.divisors[key, shape]
-        self.spike_sources[key] = SpikeSource(out.detach(), divisor, may_exceed_one or counts)
+            overlapping = bool(windows_per_element(module, shape).max() > 1)
+            self.divisors[key, shape] = (divisor.expand(out_shape).flatten(), bool(module.forward(ones).max() > 1),
+                                         module if overlapping else None)
+        divisor, may_exceed_one, folded = self.divisors[key, shape]
+        # overlapping windows: the next layer counts the spikes before the pooling (`SpikeSource.unpooled`)
+        self.spike_sources[key] = SpikeSource(out.detach(), divisor, may_exceed_one or counts,
+                                              unpooled=None if folded is None else x, pool=folded, unpooled_shape=shape)
 
     def refuse_contraction(self, op: str, args: tuple, kwargs: dict) -> None:
         flat = [*args, *kwargs.values()]

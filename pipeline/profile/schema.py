@@ -49,8 +49,8 @@ class SynapseProfile:
         macs: multiply-accumulates of input that is not spikes (and of every ANN layer).
         effective_acs, effective_macs, dense: NeuroBench's definitions of the same layer.
         energy_pj: ``acs * ac_pj + macs * mac_pj`` on the profile's target.
-        input_events: spike events reaching the layer per inference (nonzero inputs for input that
-            is not spikes; every spike in a pooling window is one).
+        input_events: spike events reaching the layer per inference (|k| for an input element
+            holding the spike count k; every spike in a pooling window is one; none for graded input).
         weights, biases: elements of the weight and the bias.
         fan_in: weights one output element sums (``W[0].numel()``).
         kernel: kernel positions (``prod(W.shape[2:])``; 0 for a dense layer, which has no kernel).
@@ -238,6 +238,7 @@ class Profile:
         break_even: per synaptic layer and ``total``, the activity at which the SNN costs as much
             as each baseline.
         energy_sources: constant (or constant set) -> its source, for every number the estimates used.
+        samples_requested: the samples asked for, where the data held fewer (``samples`` ran); else None.
     """
 
     model: str
@@ -256,6 +257,7 @@ class Profile:
     estimates: dict[str, EnergyEstimate] = field(default_factory=dict)
     break_even: list[BreakEven] = field(default_factory=list)
     energy_sources: dict[str, str] = field(default_factory=dict)
+    samples_requested: int | None = None
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:

@@ -248,6 +248,8 @@ def profile_checkpoint(
         ann_batches = lambda: ((x.mean(0, keepdim=True), y) for x, y in given)  # noqa: E731
     result = _count(model, snn_batches(), ckpt.timesteps, energy, spiking=ckpt.spiking, progress=progress, world=world)
     result.model, result.dataset, result.encoding = ckpt.model_name, ckpt.data.name, ckpt.encoding
+    if (data is None or isinstance(data, (str, Path))) and samples is not None and result.samples < samples:
+        result.samples_requested = samples  # the test set holds fewer: said in the report and on the terminal
     if ckpt.spiking:
         # the twin on the analog input it is trained on: direct encoding, T = 1
         twin = _count(ckpt.build_model(spiking=False), ann_batches(), 1, energy, spiking=False, world=world)

@@ -71,9 +71,10 @@ class NetworkView:
     spiking: bool
 
     def event_driven(self, layer: SimpleNamespace) -> bool:
-        """Whether a synaptic layer's input is spikes (ACs), not graded values (MACs): structure,
-        not counts, so that a scaled or per-sample view answers alike."""
-        return self.spiking and layer.dense_driven is False
+        """Whether spikes reach a synaptic layer (ACs); ``layer.dense_driven``: whether graded values
+        do (MACs). A layer can have both (some samples' steps graded). Structure, not counts, so
+        that a scaled or per-sample view answers alike."""
+        return self.spiking and layer.spike_driven
 
 
 @dataclass
@@ -103,7 +104,9 @@ def _namespace(layer: SynapseProfile | NeuronProfile, **extra: Any) -> SimpleNam
 
 def network_view(layers: list, timesteps: int, spiking: bool) -> NetworkView:
     """The view of a profile's layers (`SynapseProfile`, `NeuronProfile`)."""
-    synapses = [_namespace(l, dense_driven=l.macs > 0 or not spiking) for l in layers if isinstance(l, SynapseProfile)]
+    synapses = [_namespace(l, dense_driven=l.macs > 0 or not spiking,
+                           spike_driven=spiking and (l.acs > 0 or l.macs == 0))
+                for l in layers if isinstance(l, SynapseProfile)]
     neurons = [_namespace(l) for l in layers if isinstance(l, NeuronProfile)]
     return NetworkView(synapses, neurons, [l.name for l in layers], timesteps, spiking)
 
@@ -112,7 +115,7 @@ def ann_view(net: NetworkView) -> NetworkView:
     """The ANN twin of a network, from its structure: the same synaptic layers run once, densely (every
     input read, ``dense_macs`` MACs), every neuron an activation written once (T = 1)."""
     synapses = [SimpleNamespace(**{**vars(l), "acs": 0.0, "macs": float(l.dense_macs), "input_events": float(l.inputs),
-                                   "dense_driven": True}) for l in net.synapses]
+                                   "dense_driven": True, "spike_driven": False}) for l in net.synapses]
     neurons = [SimpleNamespace(**{**vars(l), "spikes": float(l.neurons), "active_updates": float(l.neurons),
                                   "neuron_updates": float(l.neurons)}) for l in net.neurons]
     return NetworkView(synapses, neurons, net.order, 1, False)

@@ -6,24 +6,33 @@ Per synaptic layer, T steps, precision P (`hw_targets/precision.py`: add, mult, 
 activation bits ``a``, state bits ``v``), ``acc(S)``: one 64-bit access to a memory of S bytes
 (`hw_targets/memory.py`: Horowitz's SRAM by size, DRAM beyond 1 MB), ``B = bits / 64`` accesses:
 
+Every layer with a bias (bias_adds = outputs * T):
+
+    compute      = bias_adds * P.add
+    memory       = bias_adds * w/64 * acc(weights)            (each add fetches its bias)
+
 Event-driven input (spikes; E input events, fan-out K = C_out/groups x kernel or the outputs):
 
-    compute      = ACs * P.add + bias_adds * P.add            bias_adds = outputs * T (if a bias)
+    compute      = ACs * P.add
     addressing   = E * K * INT32.add + [conv] 2 * E * INT32.mac   (each spike: K target addresses,
                                                                    two multiplies to find the first)
-    memory       = (E * K + bias_adds) * w/64 * acc(weights)  (each spike fetches its K weights)
+    memory       = E * K * w/64 * acc(weights)                (each spike fetches its K weights)
                  + E * 32/64 * acc(FIFO)                      (a spike is a 32-bit address event)
     neuron_state = 2 * E * K * v/64 * acc(outputs * v/8)      (each synaptic op reads and writes
                                                                its target's potential)
 
-Dense input (graded values: the first layer under direct encoding, every ANN layer; M MACs):
+Dense input (graded values: the first layer under direct encoding, every ANN layer; M MACs in
+S = M / dense_macs dense passes of one sample: T for a layer graded at every step):
 
-    compute      = M * P.mac + bias_adds * P.add
-    addressing   = T * (inputs + outputs + [conv] C_out * kernel) * INT32.add
-    memory       = (M + bias_adds) * w/64 * acc(weights)      (a weight read per MAC)
+    compute      = M * P.mac
+    addressing   = S * (inputs + outputs + [conv] C_out * kernel) * INT32.add
+    memory       = M * w/64 * acc(weights)                    (a weight read per MAC)
                  + [conv] M * a/64 * acc(inputs * a/8)        (an input read per MAC: no reuse)
-                 + [dense] T * inputs * a/64 * acc(inputs * a/8)
-                 + [ANN] T * outputs * a/64 * acc(outputs * a/8)   (outputs written)
+                 + [dense] S * inputs * a/64 * acc(inputs * a/8)
+                 + [ANN] S * outputs * a/64 * acc(outputs * a/8)   (outputs written)
+
+A layer whose input is spikes at some samples' steps and graded at others (`counting` decides per
+sample) has both parts, each priced on its own counts, and its bias terms once.
 
 Per neuron layer of an SNN (N neurons, s state variables each, ``state_size`` = N s):
 
@@ -46,7 +55,7 @@ from __future__ import annotations
 
 from snnpipe.hw_targets.memory import HOROWITZ_45NM, MemoryModel
 from snnpipe.hw_targets.precision import PRECISIONS, Precision
-from snnpipe.pipeline.profile.estimators.base import NetworkView, Priced, Span, register_energy_model
+from snnpipe.pipeline.profile.estimators.base import ZERO, NetworkView, Priced, Span, register_energy_model
 
 #: Address arithmetic: 32-bit integers (Lemaire et al. 2022; Horowitz 2014: add 0.1 pJ, mult 3.1 pJ).
 ADDRESS = PRECISIONS["int32"]
@@ -72,26 +81,33 @@ def price_memory(net: NetworkView, precision: Precision, memory: MemoryModel = H
         weights = access(memory, (s.weights + s.biases) * w / 8)
         bias_adds = s.outputs * T if s.biases else 0
         conv = s.kernel > 0
+        terms = {"compute": Span.of(bias_adds * P.add_pj), "addressing": ZERO, "memory": bias_adds * w / 64 * weights}
+        parts = []
         if net.event_driven(s):
             fetched = s.input_events * s.kernel_fanout
-            layers[s.name] = {
-                "compute": Span.of(s.acs * P.add_pj + bias_adds * P.add_pj),
+            parts.append({
+                "compute": Span.of(s.acs * P.add_pj),
                 "addressing": Span.of(fetched * ADDRESS.add_pj + (2 * s.input_events * ADDRESS.mac_pj if conv else 0.0)),
-                "memory": (fetched + bias_adds) * w / 64 * weights + s.input_events * EVENT_BITS / 64 * fifo,
+                "memory": fetched * w / 64 * weights + s.input_events * EVENT_BITS / 64 * fifo,
                 "neuron_state": 2 * fetched * v / 64 * access(memory, s.outputs * v / 8),
-            }
-            continue
-        inputs = access(memory, s.inputs * a / 8)
-        kernels = s.weights // max(s.fan_in, 1) * s.kernel if conv else 0  # C_out x kernel
-        reads = s.macs if conv else T * s.inputs
-        traffic = (s.macs + bias_adds) * w / 64 * weights + reads * a / 64 * inputs
-        if not net.spiking:
-            traffic = traffic + T * s.outputs * a / 64 * access(memory, s.outputs * a / 8)
-        layers[s.name] = {
-            "compute": Span.of(s.macs * P.mac_pj + bias_adds * P.add_pj),
-            "addressing": Span.of(T * (s.inputs + s.outputs + kernels) * ADDRESS.add_pj),
-            "memory": traffic,
-        }
+            })
+        if s.dense_driven:
+            passes = s.macs / max(s.dense_macs, 1)
+            inputs = access(memory, s.inputs * a / 8)
+            kernels = s.weights // max(s.fan_in, 1) * s.kernel if conv else 0  # C_out x kernel
+            reads = s.macs if conv else passes * s.inputs
+            traffic = s.macs * w / 64 * weights + reads * a / 64 * inputs
+            if not net.spiking:
+                traffic = traffic + passes * s.outputs * a / 64 * access(memory, s.outputs * a / 8)
+            parts.append({
+                "compute": Span.of(s.macs * P.mac_pj),
+                "addressing": Span.of(passes * (s.inputs + s.outputs + kernels) * ADDRESS.add_pj),
+                "memory": traffic,
+            })
+        for part in parts:
+            for term, value in part.items():
+                terms[term] = terms.get(term, ZERO) + value
+        layers[s.name] = terms
     if net.spiking:
         for n in net.neurons:
             per_neuron = n.state_size // max(n.neurons, 1)
