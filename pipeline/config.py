@@ -17,6 +17,8 @@ OPTIMIZERS = ("adam", "sgd")
 #: the official learning rates meaningful.
 GRAD_SCALES = ("1", "1/T")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+#: Seeds numpy's ``RandomState`` and torch's generators both take: 0 to 2^32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -58,6 +60,8 @@ class TrainConfig:
         if self.quantize == "loihi" and "delay_shift" not in self.model_args:
             # train in Loihi's timing too (one step of delay per layer), as the export will run
             self.model_args = {**self.model_args, "delay_shift": True}
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SnnpipeError(f"seed={self.seed!r} is not an integer from 0 to {MAX_SEED} (2^32 - 1): give one in that range")
         if self.timesteps < 1:
             raise SnnpipeError(f"timesteps={self.timesteps} is out of range: T must be at least 1")
         if self.epochs is not None and self.epochs < 1:
