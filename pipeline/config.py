@@ -18,6 +18,8 @@ OPTIMIZERS = ("adam", "sgd")
 #: the official learning rates meaningful.
 GRAD_SCALES = ("1", "1/T")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+#: Seeds numpy's ``RandomState`` and torch's generators both take: 0 to 2^32 - 1.
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -59,6 +61,8 @@ class TrainConfig:
         if self.quantize == "loihi" and "delay_shift" not in self.model_args:
             # train in Loihi's timing too (one step of delay per layer), as the export will run
             self.model_args = {**self.model_args, "delay_shift": True}
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise SnnpipeError(f"seed={self.seed!r} is not an integer from 0 to {MAX_SEED} (2^32 - 1): give one in that range")
         if self.timesteps < 1:
             raise SnnpipeError(f"timesteps={self.timesteps} is out of range: T must be at least 1")
         if not 0 <= self.seed < 2**32:  # it seeds the data split too (`pipeline.data.SPLIT_SEEDS`)

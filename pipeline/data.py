@@ -29,6 +29,7 @@ import torch
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.augment import Augmentation
 from snnpipe.pipeline.encoding import check_normalization
+from snnpipe.pipeline.memory import TooLargeError, check_fits
 from snnpipe.registry import register_into
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -329,36 +330,56 @@ def _apportion(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np
     return taken.astype(int)
 
 
+#: Bytes a value of an IDX file takes once loaded: the byte read, its float32 (int64 for a label)
+#: and the temporary of ``std_mean`` (`_build`).
+LOADED_BYTES_PER_VALUE = 9
+
+
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Read an IDX file (LeCun's MNIST format), gzipped or not, as a read-only uint8 array.
 
     Layout: a big-endian uint32 magic number ``0x000008NN`` (unsigned bytes, NN dimensions), NN
     big-endian uint32 sizes, then the bytes in C order.
 
+    The header is checked before the data is read: sizes that hold nothing, or more than memory
+    takes once loaded (`LOADED_BYTES_PER_VALUE`, `memory.check_fits`), are refused, and no more
+    than the header's size is read (a small gzip cannot inflate to gigabytes past it).
+
     Raises:
-        DataError: unreadable file, wrong magic number, or a size that disagrees with the header.
+        DataError: unreadable file, wrong magic number, sizes that hold nothing or do not fit, or a
+            size that disagrees with the header.
     """
     opener = gzip.open if path.suffix == ".gz" else open
+    kind = "images" if magic == IDX_IMAGES_MAGIC else "labels"
     try:
         with opener(path, "rb") as handle:
-            raw = handle.read()
+            head = handle.read(4)
+            if len(head) < 4 or int.from_bytes(head, "big") != magic:
+                raise DataError(f"{path} is not an IDX {kind} file (its magic number is not {magic:#010x})")
+            ndim = magic & 0xFF
+            sizes = handle.read(4 * ndim)
+            if len(sizes) < 4 * ndim:
+                raise DataError(f"{path} is truncated inside its header; fetch the file again")
+            dims = tuple(int.from_bytes(sizes[i:i + 4], "big") for i in range(0, 4 * ndim, 4))
+            expected = math.prod(dims)  # Python integers: no wrap-around
+            if expected == 0:
+                raise DataError(f"{path} declares sizes {dims}, which hold no data: the file is damaged; fetch it again")
+            # the header's size is checked before the data is read (or a small gzip inflated)
+            try:
+                check_fits(LOADED_BYTES_PER_VALUE * expected, f"reading {path} (its header declares sizes {dims})",
+                           "the header is damaged or the file is not this dataset; fetch it again")
+            except TooLargeError as err:
+                raise DataError(str(err)) from None
+            raw = handle.read(expected + 1)  # one byte more tells a file longer than its header
     except (OSError, EOFError) as err:  # a cut gzip stream raises EOFError, a bad one an OSError
         raise DataError(f"cannot read {path} ({err}); fetch the file again") from None
-    kind = "images" if magic == IDX_IMAGES_MAGIC else "labels"
-    if len(raw) < 4 or int.from_bytes(raw[:4], "big") != magic:
-        raise DataError(f"{path} is not an IDX {kind} file (its magic number is not {magic:#010x})")
-    ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DataError(f"{path} is truncated inside its header; fetch the file again")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
+    if len(raw) != expected:
+        got = f"{len(raw)}" if len(raw) <= expected else "more"
         raise DataError(
-            f"{path} has {len(raw) - header} data bytes but its header {dims} needs {expected}: "
+            f"{path} has {got} data bytes but its header {dims} needs {expected}: "
             "the file is truncated or damaged; fetch it again"
         )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8).reshape(dims)
 
 
 def _find_idx(folder: Path, stem: str) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -24,6 +25,7 @@ from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, find_ex
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
 from snnpipe.pipeline.encoding import encode
+from snnpipe.pipeline.memory import check_inference
 
 def encoded_test_batches(ckpt: Checkpoint, data_dir: str | Path | None = None, samples: int | None = None,
                  batch_size: int = TEST_BATCH_SIZE, seed: int | None = None, timesteps: int | None = None):
@@ -111,12 +113,14 @@ def export(
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     if samples is not None and samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
+    timesteps = timesteps or ckpt.timesteps
+    check_inference(replace(ckpt, timesteps=timesteps), "exporting and verifying", samples, TEST_BATCH_SIZE,
+                    "export it for fewer timesteps (--timesteps N)")
     with lock_output(out, also=(report_path,)):
         for path in (out, report_path):  # a link counts, dangling or not: it is replaced, never followed
             if os.path.lexists(path) and not force:
                 raise SnnpipeError(f"{path} exists; pass --force to overwrite it or --out to write elsewhere")
         model = ckpt.build_model().eval()
-        timesteps = timesteps or ckpt.timesteps
         request = ExportRequest(
             model=model, input_shape=tuple(ckpt.data.input_shape), timesteps=timesteps, encoding=ckpt.encoding,
             out=out, batches=encoded_test_batches(ckpt, data_dir, samples, timesteps=timesteps), options=parsed,

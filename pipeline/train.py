@@ -60,7 +60,8 @@ from snnpipe.pipeline.data import (TEST_BATCH_SIZE, Dataset, DataSpec, dataset_e
                                    subset)
 from snnpipe.pipeline.distributed import World
 from snnpipe.pipeline.augment import augment
-from snnpipe.pipeline.memory import ModelSize, check_fits, model_size, training_bytes
+from snnpipe.pipeline.memory import (TRAINING_STEP_COST, ModelSize, check_fits, model_size, state_duration,
+                                     training_bytes)
 from snnpipe.pipeline.process import apply_thread_policy
 from snnpipe.pipeline.encoding import encode
 from snnpipe.pipeline.runtime import resolve_device
@@ -196,7 +197,8 @@ def _check_memory(config: TrainConfig, stage_cls: type[Stage], dataset: Dataset 
     """Refuse a run that cannot fit before anything is allocated (`memory`); returns the model's size."""
     entry = dataset_entry(config.dataset)
     shape, classes = (dataset.spec.input_shape, dataset.spec.num_classes) if dataset else (entry.input_shape, entry.num_classes)
-    size = model_size(config.model, config.model_args, shape, classes, config.neuron, stage_cls.spiking)
+    size = model_size(config.model, config.model_args, shape, classes, config.neuron, stage_cls.spiking,
+                      config.batch_size)
     over_time = stage_cls.graph_over_time(stage_arguments(config.stage, config.stage_args))
     needed = training_bytes(size, shape, config.timesteps, config.batch_size, over_time)
     hint = (f"lower -T ({config.timesteps}) or --batch-size ({config.batch_size}), or train with --stage ratebp, whose "
@@ -204,6 +206,18 @@ def _check_memory(config: TrainConfig, stage_cls: type[Stage], dataset: Dataset 
     check_fits(needed, f"training {config.model} ({size.parameters:,} parameters, {size.neurons:,} neurons)", hint,
                resolve_device(config.device))
     return size
+
+
+def _state_duration(config: TrainConfig, size: ModelSize, train_samples: int, test_samples: int) -> None:
+    """Say before the first step when the run will take more than an hour (`memory.state_duration`):
+    per epoch, the training batches at `TRAINING_STEP_COST` forward steps each over T + L steps, and
+    the test batches' T + L forward steps, from `ModelSize.step_seconds` (a step of one batch)."""
+    steps = config.timesteps + size.delay_steps
+    batches = math.ceil(train_samples / config.batch_size)
+    tests = math.ceil(test_samples / config.batch_size)
+    seconds = config.epochs * steps * size.step_seconds * (TRAINING_STEP_COST * batches + tests)
+    state_duration(seconds, f"training {config.model} for {config.epochs} epochs at T={config.timesteps}",
+                   f"lower -T ({config.timesteps}) or --epochs ({config.epochs}) to shorten it")
 
 
 def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
@@ -288,6 +302,8 @@ def train(
         run = _Run(config, stage_cls, dataset, resumed, distributed.local_device(device, world), world)
         if run.replanned and on_note and world.is_main:
             on_note(run.replanned)
+        if device.type == "cpu" and world.rank == 0:
+            _state_duration(config, size, len(run.data.train_y), len(run.data.test_y))
         return run.fit(progress, on_epoch)
     finally:
         if run is not None and run.lock is not None:

@@ -182,3 +182,33 @@ def test_unwritable_output_folder(tmp_path, out):
     result = CliRunner().invoke(cli, ["train", "--epochs", "1", "--quiet", "--out", out.format(file=blocker)])
     _assert_clean(result)
     assert "choose a writable --out" in result.output
+
+
+@pytest.mark.parametrize("seed", [-5, [1, 2], 10**14, 2**32, True, 1.5])
+def test_a_seed_numpy_and_torch_cannot_take_is_refused_where_the_config_is_built(seed):
+    with pytest.raises(SnnpipeError, match=r"seed=.* is not an integer from 0 to 4294967295 \(2\^32 - 1\)"):
+        TrainConfig(seed=seed)
+
+
+def test_the_largest_seed_is_one_numpy_and_torch_take():
+    import numpy as np
+    import torch
+
+    seed = TrainConfig(seed=2**32 - 1).seed
+    np.random.RandomState(seed), torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("args,recipe", [
+    (["train", "--seed", "-5"], None),
+    (["run", "recipe.yaml"], "defaults: {seed: [1, 2]}\nsteps:\n  - train: {epochs: 1}"),
+    (["run", "recipe.yaml"], "defaults: {seed: 100000000000000}\nsteps:\n  - train: {epochs: 1}"),
+    (["run", "recipe.yaml"], "steps:\n  - train: {epochs: 1, sweep: {seed: [0, -1]}}"),
+])
+def test_a_bad_seed_is_one_line_and_leaves_no_run_folder(tmp_path, monkeypatch, args, recipe):
+    monkeypatch.chdir(tmp_path)
+    if recipe:
+        (tmp_path / "recipe.yaml").write_text(f"name: seeded\n{recipe}\n")
+    result = CliRunner().invoke(cli, args)
+    _assert_clean(result)
+    assert "seed=" in result.output and "2^32 - 1" in result.output, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["recipe.yaml"] if recipe else [])

@@ -111,6 +111,41 @@ def test_idx_truncated_file_names_the_file(idx_dir: Path, name: str):
         load_dataset("mnist", idx_dir)
 
 
+def _write_header(path: Path, magic: int, dims: tuple[int, ...], data: bytes = b"") -> None:
+    payload = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims) + data
+    path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
+
+
+def test_idx_sizes_whose_product_wraps_are_refused_before_reading(idx_dir: Path):
+    # 2^31 * 2^31 * 4 = 2^64: 0 in 64-bit arithmetic; 9 bytes a value once loaded: 9 * 2^64 bytes
+    _write_header(idx_dir / "t10k-images-idx3-ubyte", IDX_IMAGES_MAGIC, (2**31, 2**31, 4))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte \(its header declares sizes \(2147483648, "
+                                           r"2147483648, 4\)\) needs about 166020696663\.4 GB .* at most 90%"):
+        load_dataset("mnist", idx_dir)
+
+
+def test_idx_sizes_with_a_zero_are_refused(idx_dir: Path):
+    _write_header(idx_dir / "t10k-images-idx3-ubyte", IDX_IMAGES_MAGIC, (0, 4, 5))
+    _write_header(idx_dir / "t10k-labels-idx1-ubyte", IDX_LABELS_MAGIC, (0,))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte declares sizes \(0, 4, 5\), which hold no data"):
+        load_dataset("mnist", idx_dir)
+
+
+def test_a_gzip_that_inflates_past_its_header_is_not_read_to_the_end(idx_dir: Path):
+    import tracemalloc
+
+    # 3 images of 4x5 declared; 100 MB of zeros behind them (a 100 KB file)
+    _write_header(idx_dir / "train-images-idx3-ubyte.gz", IDX_IMAGES_MAGIC, (3, 4, 5), bytes(60 + 100 * 2**20))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match="has more data bytes but its header"):
+            load_dataset("mnist", idx_dir)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 10 * 2**20, peak  # the header's 60 bytes and one more were read, not 100 MB
+
+
 def test_idx_count_mismatch_names_both_files(idx_dir: Path):
     write_idx(idx_dir / "t10k-labels-idx1-ubyte", IDX_LABELS_MAGIC, np.array([1, 2]))
     with pytest.raises(DataError, match="holds 3 images but .*t10k-labels-idx1-ubyte holds 2 labels"):

@@ -15,6 +15,7 @@ from snnpipe.hw_targets.energy import EnergyTarget
 from snnpipe.hw_targets.precision import Precision
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE
+from snnpipe.pipeline.memory import ModelSize, check_fits, inference_bytes
 from snnpipe.pipeline.profile.deployed_counts import count_deployed
 from snnpipe.pipeline.profile.deployed_data import DataPlan, attr_text, check_input, data_plan, fit_input, read_deployed
 from snnpipe.pipeline.profile.schema import Profile, ProfileError
@@ -95,6 +96,11 @@ def profile_deployed(
         batches = encoded_batches(plan.dataset, plan.encoding, plan.timesteps, mean, std, plan.split_seed, data_dir,
                                   samples, batch_size)
         shape, num_classes = entry.input_shape, entry.num_classes
+    size = ModelSize(sum(c.weight.size for node in graph.nodes for c in node.connections),
+                     sum(node.neurons for node in graph.nodes), graph.steps_for(0))
+    check_fits(inference_bytes(size, graph.input_shape, plan.timesteps, batch_size),  # before the simulator runs
+               f"profiling {path.name} at T={plan.timesteps} in batches of {batch_size}",
+               "profile it for fewer timesteps (-T N)")
     result = count_deployed(graph, fit_input(batches, shape, graph, path)(), plan.timesteps, target, target_file=target_file,
                             name=f"{_model_name(path)} (Loihi fixed point)", num_classes=num_classes, progress=progress,
                             energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file)

@@ -51,7 +51,7 @@ from snnpipe.hw_targets.energy import EnergyTarget, get_target
 from snnpipe.hw_targets.precision import Precision, get_precision
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE
-from snnpipe.pipeline.memory import check_fits, model_size, profile_bytes
+from snnpipe.pipeline.memory import check_inference
 from snnpipe.pipeline.profile.counting import SynapticCounts
 from snnpipe.pipeline.profile.energy import ComputeEnergy, compare, totals
 from snnpipe.pipeline.profile.frameworks import is_spiking_neuron
@@ -222,10 +222,7 @@ def profile_checkpoint(
     if timesteps is not None and timesteps != ckpt.timesteps:
         ckpt = replace(ckpt, timesteps=timesteps)
     shape = tuple(ckpt.data.input_shape)
-    size = model_size(ckpt.model_name, ckpt.model_args, shape, ckpt.data.num_classes, ckpt.neuron, ckpt.spiking)
-    check_fits(profile_bytes(size, shape, ckpt.timesteps, batch_size),  # before anything is allocated
-               f"profiling {ckpt.model_name} at T={ckpt.timesteps} in batches of {batch_size}",
-               "profile it for fewer timesteps (profile(..., timesteps=N)) or in smaller batches")
+    check_inference(ckpt, "profiling", samples, batch_size, "profile it for fewer timesteps (-T N)")
     model = ckpt.build_model().eval()
     if dataset is not None and dataset != ckpt.data.name:
         from snnpipe.pipeline.data import load_dataset
