@@ -62,11 +62,10 @@ class TrainConfig:
             # train in Loihi's timing too (one step of delay per layer), as the export will run
             self.model_args = {**self.model_args, "delay_shift": True}
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            # numpy's and torch's range, and the data split's (`pipeline.data.SPLIT_SEEDS`)
             raise SnnpipeError(f"seed={self.seed!r} is not an integer from 0 to {MAX_SEED} (2^32 - 1): give one in that range")
         if self.timesteps < 1:
             raise SnnpipeError(f"timesteps={self.timesteps} is out of range: T must be at least 1")
-        if not 0 <= self.seed < 2**32:  # it seeds the data split too (`pipeline.data.SPLIT_SEEDS`)
-            raise SnnpipeError(f"seed={self.seed} is out of range: 0 to 2**32 - 1")
         if self.epochs is not None and self.epochs < 1:
             raise SnnpipeError(f"epochs={self.epochs} is out of range: at least 1")
         if self.batch_size is not None and self.batch_size < 1:
