@@ -9,6 +9,7 @@ pipe, and turns a crash or a run past the timeout into the caller's one-line err
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import os
 import pickle
@@ -45,6 +46,18 @@ def _hold_sigterm() -> Callable[[], None]:
     return release
 
 
+def _die_with(parent: int) -> None:
+    """End this child when ``parent`` ends, even by SIGKILL (Linux's ``PR_SET_PDEATHSIG``): it holds
+    the parent's descriptors, its output's lock among them, and would keep that lock until its own
+    work was done, refusing the user's next try."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the child finishes its file, then ends
+    if os.getppid() != parent:  # the parent ended before the call above
+        os._exit(0)
+
+
 def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: Callable[[str], Exception],
              doing: str = "reading") -> Any:
     """``function(*args)`` in a forked child: its result, or its exception raised here.
@@ -60,12 +73,14 @@ def in_child(function: Callable[..., Any], *args: Any, timeout: float, failure: 
         return function(*args)
     read_end, write_end = os.pipe()
     release_sigterm = _hold_sigterm()
+    parent = os.getpid()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ on fork with threads: the child uses none
         pid = os.fork()
     if pid == 0:
         try:
             os.close(read_end)
+            _die_with(parent)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler
             faulthandler.disable()  # a crash is reported by the parent, without a Python traceback
             quiet = os.open(os.devnull, os.O_WRONLY)

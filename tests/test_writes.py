@@ -182,6 +182,36 @@ def test_a_later_export_removes_what_a_killed_one_left_of_its_file_only(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m.nir", "m.nir.report.json", *(p.name for p in others)])
 
 
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"  # a zombie has ended
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_the_writer_child_of_a_killed_command_ends_with_it(tmp_path):
+    # the forked HDF5 writer holds its parent's output lock: outliving a SIGKILLed parent, it would make
+    # the user's next try "another snnpipe command is writing" until it finished
+    script = (f"import os, time\nfrom snnpipe.hw_targets.isolated import in_child\n"
+              f"def work():\n    open({str(tmp_path / 'child')!r}, 'w').write(str(os.getpid()))\n    time.sleep(60)\n"
+              f"in_child(work, timeout=120, failure=RuntimeError)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "child").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the pid is written whole
+    child = int((tmp_path / "child").read_text())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(child):
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the writer child outlived its killed parent")
+
+
 # -- 20: modes ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
