@@ -1,10 +1,10 @@
 """YAML from files handed to a user (recipes, ``--config`` files, chip and energy target files), bounded.
 
 An alias repeats what its anchor holds, so nested anchors multiply: a 337-byte "billion laughs"
-document expands to 9^8 strings (gigabytes, minutes). `load_yaml` composes the document first
-(aliases still shared, nothing expanded), sums what it would expand to, and constructs it only
-under `MAX_EXPANDED`; every YAML reader goes through it (`pipeline.config.read_yaml`,
-`hw_targets.energy.read_sourced_file`, the CLI's ``--model-arg``).
+document expands to 9^8 strings (gigabytes, minutes). `load_yaml` refuses a text over `MAX_TEXT`
+before parsing, composes the document (aliases still shared, nothing expanded), sums what it would
+expand to, and constructs it only under `MAX_EXPANDED`; every YAML reader goes through it
+(`pipeline.config.read_yaml`, `hw_targets.energy.read_sourced_file`, the CLI's ``--model-arg``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from snnpipe.errors import SnnpipeError
 
 #: Nodes plus characters of scalars a document may expand to, aliases expanded (a recipe: a few thousand).
 MAX_EXPANDED = 1_000_000
+#: Characters of text parsed at most: a recipe, ``--config`` or chip file takes a few KB (the largest
+#: in recipes/ 1.9 KB; chip and target files are capped at the same 64 KiB, `energy.MAX_FILE_BYTES`),
+#: and PyYAML composes a dense document at about 100 KB a second (a 50 MB one took 21 s to be refused).
+#: Text spells out each node and character it holds (at most about 2 per character: ``{a,a,...}``),
+#: so under this bound only aliases can take a document past `MAX_EXPANDED`.
+MAX_TEXT = 1 << 16
 
 
 def load_yaml(text: str, where: str, error: type[SnnpipeError] = SnnpipeError) -> Any:
@@ -27,8 +33,12 @@ def load_yaml(text: str, where: str, error: type[SnnpipeError] = SnnpipeError) -
 
     Raises:
         yaml.YAMLError: not valid YAML.
-        error: a document that would expand past `MAX_EXPANDED`, refers to itself, or nests too deep.
+        error: a text over `MAX_TEXT`, a document that would expand past `MAX_EXPANDED`, that refers
+            to itself, or nests too deep.
     """
+    if len(text) > MAX_TEXT:
+        raise error(f"{where} is over {MAX_TEXT:,} characters, where a recipe or chip file takes a few "
+                    "thousand: check that it is the right file")
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()

@@ -10,7 +10,7 @@ import yaml
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.models.params import NeuronParams
-from snnpipe.yaml_text import load_yaml
+from snnpipe.yaml_text import MAX_TEXT, load_yaml
 
 OPTIMIZERS = ("adam", "sgd")
 #: ``1/T``: the loss's gradient is divided by T in the one-step stages (its value is unchanged), as
@@ -126,10 +126,12 @@ class TrainConfig:
 
 
 def read_yaml(path: Path, what: str, error: type[SnnpipeError] = SnnpipeError) -> Any:
-    """The YAML document in ``path``; an unreadable file, bad YAML or a document that expands past
-    `yaml_text.MAX_EXPANDED` (nested aliases) raises ``error`` in one line."""
+    """The YAML document in ``path``; an unreadable file, bad YAML, a file over `yaml_text.MAX_TEXT`
+    or a document that expands past `yaml_text.MAX_EXPANDED` raises ``error`` in one line."""
     try:
-        return load_yaml(Path(path).read_text(), f"{what} {path}", error)
+        with open(path) as file:  # no more than load_yaml takes, whatever the file holds
+            text = file.read(MAX_TEXT + 1)
+        return load_yaml(text, f"{what} {path}", error)
     except OSError as err:
         raise error(f"cannot read {what} {path}: {err.strerror}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as err:

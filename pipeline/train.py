@@ -14,7 +14,8 @@ Never losing work:
 - ``--resume`` restores weights, optimizer, schedule, the position inside the epoch and the state
   of the rate-coding generator, so on the CPU a resumed run ends bit-identical to an uninterrupted
   one; resumed with another ``--epochs``, the cosine schedule is re-planned for the new length (and
-  the terminal says so).
+  the terminal says so); resumed to no more epochs than it has run, nothing is trained or written
+  (as Lightning's ``fit`` stops at once when ``max_epochs`` is reached), and the terminal says that.
 
 Several processes (``torchrun --nproc_per_node=N -m snnpipe train ...``) train with
 DistributedDataParallel: ``batch_size`` is the global batch, split evenly over the ranks by the
@@ -281,7 +282,7 @@ def train(
         progress: show a progress bar with loss, accuracy and firing rate.
         on_epoch: called (on rank 0) with each epoch's metrics record.
         on_note: called (on rank 0) with a line the user should read before the run goes on: the
-            schedule re-planned for a resumed run's new ``epochs``.
+            schedule re-planned for a resumed run's new ``epochs``, or that it has nothing to train.
 
     Raises:
         TrainingInterrupted: after SIGTERM or SIGINT, once the checkpoint is written.
@@ -300,8 +301,8 @@ def train(
     run = None
     try:
         run = _Run(config, stage_cls, dataset, resumed, distributed.local_device(device, world), world)
-        if run.replanned and on_note and world.is_main:
-            on_note(run.replanned)
+        if run.note and on_note and world.is_main:
+            on_note(run.note)
         if device.type == "cpu" and world.rank == 0:
             _state_duration(config, size, len(run.data.train_y), len(run.data.test_y))
         return run.fit(progress, on_epoch)
@@ -368,10 +369,10 @@ class _Run:
         self.activity: list[list[float]] | None = None
         self.epoch_records: list[dict] = []
         self.summary: dict | None = None
-        self.replanned: str | None = None
+        self.note: str | None = None
         if resumed is not None:
             self._restore(resumed)
-            self.replanned = self._replan_schedule()
+            self.note = self._nothing_to_train() or self._replan_schedule()
         self.lock: FolderLock | None = None
         if world.is_main:
             # a checkpoint: the weights, the stage's modules and the optimizer's state (Adam: 2 per
@@ -390,6 +391,16 @@ class _Run:
         # the other ranks write nothing, but name the checkpoint they return after rank 0's folder
         self.run_dir = Path(distributed.broadcast(str(self.lock.folder) if self.lock else None, world))
         self.stop_signal: int | None = None
+
+    def _nothing_to_train(self) -> str | None:
+        """On resume to no more epochs than the run has: the note that it stays as it is (a run cannot
+        be cut back; ``fit`` returns its checkpoint unchanged)."""
+        epochs, done = self.config.epochs, self.epoch
+        if epochs > done:
+            return None
+        partial = f" and {self.step_in_epoch} steps of epoch {done + 1}" if self.step_in_epoch else ""
+        return (f"this run has already trained {done} epochs{partial}, and --epochs {epochs} asks for no more: "
+                f"nothing to train, its checkpoint is unchanged; give --epochs above {done} to continue it")
 
     def _replan_schedule(self) -> str | None:
         """On resume with another ``epochs``: the cosine schedule of a run of the new length from the
@@ -442,7 +453,7 @@ class _Run:
                     if on_epoch:
                         on_epoch(record)
                 epochs.update(1)
-        if ckpt is None:  # resuming a finished run
+        if ckpt is None:  # nothing to train (`_nothing_to_train`)
             ckpt = self._checkpoint()
             ckpt.path = self.run_dir / CHECKPOINT_NAME
         return ckpt

@@ -148,6 +148,26 @@ def test_resume_to_more_epochs_replans_the_cosine_schedule(tmp_path):
         assert "re-planned for 4" in resumed.stderr and "planned for 2 epochs" in resumed.stderr
 
 
+def test_resume_to_no_more_epochs_than_run_trains_nothing_and_says_so(tmp_path):
+    """A finished 2-epoch run resumed with --epochs 1 or 2: nothing to train (as Lightning's fit at
+    max_epochs), the checkpoint and metrics.jsonl stay byte for byte, and the note says so, not a
+    schedule "re-planned for 1"."""
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
+        args = ["train", "-T", "2", "--model-arg", "hidden=[8]", "--train-samples", "64", "--test-samples", "32",
+                "--batch-size", "32", "--epochs", "2", "--out", "run", "--quiet"]
+        assert runner.invoke(cli, args).exit_code == 0
+        run = Path(cwd, "run")
+        before = {name: (run / name).read_bytes() for name in ("checkpoint.pt", "metrics.jsonl")}
+        for epochs in ("1", "2"):
+            resumed = runner.invoke(cli, ["train", "--resume", "run/checkpoint.pt", "--epochs", epochs])
+            assert resumed.exit_code == 0, resumed.output
+            assert "re-planned" not in resumed.stderr
+            assert f"already trained 2 epochs, and --epochs {epochs} asks for no more: nothing to train" in resumed.stderr
+            assert "--epochs above 2" in resumed.stderr
+            assert {name: (run / name).read_bytes() for name in before} == before
+
+
 def test_export_to_an_unknown_or_absent_target_is_one_line(tmp_path, monkeypatch):
     import sys
 

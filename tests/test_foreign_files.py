@@ -313,8 +313,30 @@ def test_a_billion_laughs_document_is_refused_in_one_line(tmp_path, where):
     assert len(text) < 500  # a few hundred bytes
     (tmp_path / "recipe.yaml").write_text(text)
     done = _probe(BILLION_LAUGHS[where], tmp_path)
-    _one_line_exit_2(done, "recipe.yaml", "expands to over 1,000,000")
+    _one_line_exit_2(done, "recipe.yaml", "expands to over 1,000,000", "(its aliases repeated)")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_large_recipe_is_refused_by_its_size_before_it_is_parsed(tmp_path, monkeypatch):
+    """A 1 MB recipe without an alias: refused as a file too large (PyYAML never runs), not after
+    seconds of parsing as one that "expands ... (its aliases repeated)"."""
+    import yaml
+
+    from snnpipe.yaml_text import load_yaml
+
+    text = "name: x\nsteps:\n  - train: {epochs: 1}\nnotes: [" + "a," * 500_000 + "a]\n"
+    (tmp_path / "recipe.yaml").write_text(text)
+    monkeypatch.setattr(yaml, "SafeLoader", None)  # parsing it would be a TypeError traceback
+    monkeypatch.chdir(tmp_path)
+    for args in (["run", "recipe.yaml"], ["train", "--config", "recipe.yaml"]):
+        result = CliRunner().invoke(cli, args)
+        _one_line_error(result, "recipe.yaml", "is over 65,536 characters", "right file")  # 64 KiB
+        assert "alias" not in result.output
+    assert not (tmp_path / "runs").exists()
+    monkeypatch.undo()
+    # the densest text without an alias, {a,a,...} (3 values and characters per 2 characters), of 65,535
+    # characters counts 1 + 3 * 32,767 = 98,302, under 1,000,000: only aliases take a document past it
+    assert load_yaml("{" + ",".join(["a"] * 32_767) + "}", "doc") == {"a": None}
 
 
 def test_the_expanded_size_is_counted_as_worked_out_by_hand():

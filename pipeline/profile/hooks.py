@@ -32,6 +32,8 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrize import ParametrizationList
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 from torch.overrides import TorchFunctionMode
 
 from snnpipe.models.neurons import Neuron
@@ -55,6 +57,9 @@ UNCOUNTED_CONTRACTIONS = frozenset({
 _NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 #: Modules that only reshape or scale their input elementwise: no synapse runs in them (see `_mute`).
 _ELEMENTWISE = (*_NORMS, nn.Flatten, nn.Unflatten, nn.Identity, nn.modules.dropout._DropoutNd)
+#: The forward pre-hooks of the old ``nn.utils.weight_norm`` and ``nn.utils.spectral_norm``: they compute
+#: the module's effective weight (see `_weights`).
+_WEIGHT_HOOKS = (WeightNorm, SpectralNorm)
 #: Module types named as such in a report; any other caller of a synaptic op is named by its weight.
 _SYNAPSE_MODULES = (nn.Linear, nn.modules.conv._ConvNd)
 
@@ -69,8 +74,10 @@ def _weights(module: nn.Module) -> list[str]:
     A parametrization only computes the tensor (``g v / |v|``; ``spectral_norm``'s power iteration),
     which the module then multiplies by as its weight: the module's call is counted with that
     effective weight, as a plain layer holding it would be, and the parametrization runs outside the
-    interception (`_mute`), as no synapse runs in it (the old ``nn.utils.weight_norm`` keeps
-    ``weight_g`` and ``weight_v`` on the module and computes ``weight`` in a hook: the same)."""
+    interception (`_mute`), as no synapse runs in it. The old ``nn.utils.weight_norm`` and
+    ``nn.utils.spectral_norm`` keep ``weight_g`` and ``weight_v``, or ``weight_orig``, on the module and
+    compute ``weight`` in a forward pre-hook (`_WEIGHT_HOOKS`; spectral_norm's ``mv`` power iteration):
+    the same."""
     own = [n for n, p in module.named_parameters(recurse=False) if _is_weight(p)]
     computed = getattr(module, "parametrizations", {})
     return own + [n for n, chain in computed.items() if any(_is_weight(p) for p in chain.parameters())]
@@ -146,6 +153,10 @@ class Recorder:
                     _is_weight(t) for t in held):
                 self.handles.append(module.register_forward_pre_hook(self._mute))
                 self.handles.append(module.register_forward_hook(self._unmute, always_call=True))
+            if any(isinstance(hook, _WEIGHT_HOOKS) for hook in module._forward_pre_hooks.values()):
+                # muted from before the first of the module's pre-hooks (theirs) to after the last (ours)
+                self.handles.append(module.register_forward_pre_hook(self._mute, prepend=True))
+                self.handles.append(module.register_forward_pre_hook(lambda m, inputs: self._unmute(m, inputs, None)))
             if isinstance(module, Neuron):
                 module.last_count = None  # not a count of ours (see the hook)
         self.mode = _Interceptor(self)
