@@ -63,6 +63,18 @@ def test_branches_of_unequal_depth_are_refused_never_summed_off_by_one():
         _residual(skip_source="a")  # the identity straight from a: one step early
 
 
+def test_a_relay_that_does_not_pass_its_source_on_unchanged_is_refused():
+    # a relay of a's 1 neuron into 2 neurons (a dense 1 -> 2): every shape agrees with the next node, but
+    # a builder told "relay" would give it a's shape; likewise a relay with other neurons than a relay's
+    relay = relay_node("a", (1,))
+    wide = GraphNode(relay.name, (2,), relay.neuron, None, [_dense("a", relay.name, [[2], [2]])], relay=True)
+    slow = GraphNode(relay.name, (1,), PASS, None, relay.connections, relay=True)
+    for bad, width in ((wide, 2), (slow, 1)):
+        with pytest.raises(ValueError, match="relay node a.relay1 is not one connection into relay neurons of its source"):
+            LoihiGraph((1,), [GraphNode("a", (1,), relay.neuron, None, [_dense("input", "a", [[2]])]), bad,
+                              GraphNode("c", (1,), PASS, None, [_dense(relay.name, "c", [[2] * width])])])
+
+
 def test_graded_input_is_quantized_and_multiplied_by_hand():
     # 8-bit input, exponent -2: x = (1.3, -0.6, 100) -> round(5.2) = 5, round(-2.4) = -2, 400 clipped to 127.
     # Weights (4, 6, 2): a_in = 20 - 12 + 254 = 262; the readout's v after step 1 is 262 << 6 = 16768

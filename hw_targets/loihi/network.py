@@ -156,6 +156,25 @@ class LoihiLayer:
             raise ValueError(f"out_shape={self.out_shape} of dense layer {self.name} is not (n,)")
         if self.kind == "conv" and (len(self.in_shape) != 3 or len(self.out_shape) != 3 or self.weight.ndim != 4):
             raise ValueError(f"conv layer {self.name} needs (C, H, W) shapes and a 4-d weight")
+        if self.kind == "dense" and self.weight.ndim != 2:
+            raise ValueError(f"weight of dense layer {self.name} has shape {self.weight.shape}; expected (out, in)")
+        if self.kind == "conv":
+            self._check_conv_geometry()
+
+    def _check_conv_geometry(self) -> None:
+        """Per axis, torch's ``Conv2d`` (and Lava's ``Conv``) gives ``(n + 2 p - d (k - 1) - 1) // s + 1``
+        outputs from n inputs: that must be ``out_shape``, or the simulator and Lava fail on a shape
+        mismatch. Padding is bounded by the input (more only adds zeros, and a file's padding of 10^6
+        would allocate terabytes)."""
+        size = self.in_shape[1:]
+        if self.padding[0] > size[0] or self.padding[1] > size[1]:
+            raise ValueError(f"padding={self.padding} of conv layer {self.name} exceeds its {size[0]}x{size[1]} input")
+        out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+                    zip(size, self.padding, self.dilation, self.kernel_size, self.stride))
+        if out != self.out_shape[1:]:
+            raise ValueError(f"conv layer {self.name} (kernel_size={self.kernel_size}, stride={self.stride}, "
+                             f"padding={self.padding}, dilation={self.dilation}) maps its {size[0]}x{size[1]} input to "
+                             f"{out[0]}x{out[1]}; its neurons are {self.out_shape[1]}x{self.out_shape[2]}")
 
     @property
     def in_features(self) -> int:
