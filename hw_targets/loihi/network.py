@@ -5,9 +5,11 @@ or conv, integer weights) feeding a layer of CUBA neurons (`CubaNeuron`, netx's 
 ``flatten`` marks a layer whose input is flattened first (netx's ``flatten`` layer). Shapes are
 (C, H, W) for images and (n,) for vectors, in torch's order; netx reads them reversed (W, H, C).
 
-The last layer is the readout: with ``CubaNeuron.readout`` its neurons never spike (threshold at
-the 17-bit maximum, no voltage decay) and their voltage after the last step, ``v = 2^6 sum_t
-(a_in[t] + bias)``, is the network's output; otherwise the output is the spike count.
+The last layer is the readout: with ``CubaNeuron.readout`` its neurons integrate (threshold at the
+17-bit maximum, no voltage decay) and their voltage after the last step, ``v = 2^6 sum_t
+(a_in[t] + bias)``, is the network's output; otherwise the output is the spike count. They spike only
+where v passes 131071 << 6 = 8,388,544, just below v's clip at 2^23 - 1, which the exporter's
+calibration keeps v far from (`graph_file`'s docstring).
 
 Timing (Lava's ``Dense`` and ``Conv`` send at step t what they received at step t-1): layer l at step
 t receives the spikes layer l-1 emitted at step t-1, the input being layer 0. An input of T steps has
@@ -34,7 +36,7 @@ class CubaNeuron:
         i_decay: netx ``iDecay`` = round(a_u 4096), 1..4096; Lava's ``du`` is ``iDecay - 1``.
         v_decay: netx ``vDecay`` = Lava ``dv`` = round(a_v 4096), 0..4095.
         vth_mant: threshold mantissa, 0..131071; spikes where v > vth_mant << 6.
-        readout: a non-spiking integrator whose final voltage is the output.
+        readout: an integrator whose final voltage is the output (its threshold lies 63 below v's clip).
     """
 
     i_decay: int
