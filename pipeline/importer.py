@@ -84,7 +84,8 @@ def import_nir(
     Raises:
         SnnpipeError: a missing, damaged or unknown-version file (one that crashes or hangs the HDF5
             library included: `snnpipe.hw_targets.nir.read_nir`), values that make no network (not
-            finite, shapes that do not fit), an unsupported node, bad options.
+            finite, shapes that do not fit), an unsupported node, bad options, a T (given or the
+            file's) at which one sample would not fit in memory (`memory.TooLargeError`).
     """
     from snnpipe.hw_targets import nir as nir_target
     from snnpipe.pipeline.encoding import ENCODINGS
@@ -132,8 +133,21 @@ def import_nir(
         history=[{"stage": "import", "format": "nir", "source": str(path), "nir_version": version, "dt": network.dt,
                   "settings_from": origin}],
     )
+    _check_fits(ckpt, f"--timesteps {timesteps}" if origin["timesteps"] == "option" else
+                f"{path}: its metadata timesteps {timesteps}" if origin["timesteps"] == "file" else f"T={timesteps}")
     ckpt.save(target)
     return ckpt
+
+
+def _check_fits(ckpt: Checkpoint, where: str) -> None:
+    """Refuse a T at which one sample cannot run here: what profile and export would refuse
+    (`memory.check_inference`), said before a checkpoint nothing can run is written."""
+    from snnpipe.pipeline.memory import check_fits, inference_bytes, model_size
+
+    shape = tuple(ckpt.data.input_shape)
+    size = model_size(ckpt.model_name, ckpt.model_args, shape, ckpt.data.num_classes, ckpt.neuron)
+    check_fits(inference_bytes(size, shape, ckpt.timesteps, 1), f"{where}: one sample at that T",
+               "import it with a smaller -T N (--timesteps)")
 
 
 def _check(settings: dict[str, Any], prefix: str, encodings) -> None:

@@ -219,6 +219,66 @@ def test_out_of_range_values_in_a_loihi_file_are_one_line(tmp_path, case):
     assert not out.exists()
 
 
+# a conv whose geometry does not give its node's shape: on main the simulator failed on it (a tensor size
+# mismatch) or tried to allocate terabytes (a padding of 10^6), each a traceback and exit 1
+
+@pytest.fixture(scope="module")
+def exported_resnet(tmp_path_factory):
+    """A direct-coded ResNet on digits (1x8x8: stem 2x4x4, blocks of 2 and 4 channels, relays), exported
+    by the CLI as a Loihi graph file, and its checkpoint."""
+    import torch
+
+    from snnpipe.models import create_model
+    from snnpipe.models.neurons import NeuronParams
+    from snnpipe.pipeline.checkpoint import Checkpoint
+    from snnpipe.pipeline.data import DataSpec
+
+    torch.manual_seed(0)
+    args = {"channels": (2, 4), "blocks": 1, "hidden": 8}
+    model = create_model("resnet", input_shape=(1, 8, 8), num_classes=10, **args)
+    state = {k: v * 4 if k.endswith("weight") else v for k, v in model.state_dict().items()}
+    checkpoint = tmp_path_factory.mktemp("resnet") / "checkpoint.pt"
+    Checkpoint("resnet", args, True, NeuronParams(), 2, "direct", DataSpec("digits", (1, 8, 8), 10, (0.3,), (0.4,)),
+               state, []).save(checkpoint)
+    result = CliRunner().invoke(cli, ["export", str(checkpoint), "--target", "loihi", "--samples", "8",
+                                      "--max-drop", "100"])
+    assert result.exit_code == 0, result.output
+    return checkpoint, checkpoint.parent / "export" / "resnet.net.h5"
+
+
+GEOMETRY_FAULTS = {  # node/1 is layer1.0.conv1: 3x3, stride 1, padding 1 on the stem's 2x4x4
+    "padding 10^6": ("node/1/connection/0/padding", [10**6, 10**6], "padding=(1000000, 1000000) of conv layer "
+                     "blocks.layer1.0.conv1 exceeds its 4x4 input"),
+    "stride 2": ("node/1/connection/0/stride", [2, 2], "maps its 4x4 input to 2x2; its neurons are 4x4"),
+    "padding 2": ("node/1/connection/0/padding", [2, 2], "maps its 4x4 input to 6x6; its neurons are 4x4"),
+    "dilation 3": ("node/1/connection/0/dilation", [3, 3], "maps its 4x4 input to 0x0; its neurons are 4x4"),
+}
+
+
+@pytest.mark.parametrize("deployed", [False, True], ids=["alone", "deployed"])
+@pytest.mark.parametrize("case", list(GEOMETRY_FAULTS))
+def test_a_conv_whose_geometry_does_not_give_its_nodes_shape_is_one_line(tmp_path, exported_resnet, case, deployed):
+    checkpoint, exported = exported_resnet
+    assert _profile(exported, tmp_path / "good")[0].exit_code == 0  # the file as exported profiles
+    key, value, words = GEOMETRY_FAULTS[case]
+    path = tmp_path / "crafted.net.h5"
+    path.write_bytes(exported.read_bytes())
+    _replace(path, key, lambda handle, key, old: handle.create_dataset(key, data=np.array(value)))
+    args = (checkpoint, "--deployed", str(path)) if deployed else (path,)
+    result, out = _profile(*args[:1], tmp_path, *args[1:])
+    _one_line_error(result, path.name, words)
+    assert not out.exists()
+
+
+def test_a_netx_conv_whose_geometry_does_not_give_its_layers_shape_is_one_line(tmp_path):
+    # layer/1: 3x3 on 1x8x8 gives 6x6 at stride 1; at stride 2, (8 - 3) // 2 + 1 = 3
+    path = _conv_netx(tmp_path)
+    _replace(path, "layer/1/stride", lambda handle, key, old: handle.create_dataset(key, data=np.array([2, 2])))
+    result, out = _profile(path, tmp_path)
+    _one_line_error(result, path.name, "conv layer conv", "stride=(2, 2)", "maps its 8x8 input to 3x3; its neurons are 6x6")
+    assert not out.exists()
+
+
 def _chip_file(tmp_path, **changes) -> "Path":  # noqa: F821
     from snnpipe.hw_targets.chip import CHIP_DIR
 

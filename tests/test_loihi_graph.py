@@ -63,6 +63,18 @@ def test_branches_of_unequal_depth_are_refused_never_summed_off_by_one():
         _residual(skip_source="a")  # the identity straight from a: one step early
 
 
+def test_a_relay_that_does_not_pass_its_source_on_unchanged_is_refused():
+    # a relay of a's 1 neuron into 2 neurons (a dense 1 -> 2): every shape agrees with the next node, but
+    # a builder told "relay" would give it a's shape; likewise a relay with other neurons than a relay's
+    relay = relay_node("a", (1,))
+    wide = GraphNode(relay.name, (2,), relay.neuron, None, [_dense("a", relay.name, [[2], [2]])], relay=True)
+    slow = GraphNode(relay.name, (1,), PASS, None, relay.connections, relay=True)
+    for bad, width in ((wide, 2), (slow, 1)):
+        with pytest.raises(ValueError, match="relay node a.relay1 is not one connection into relay neurons of its source"):
+            LoihiGraph((1,), [GraphNode("a", (1,), relay.neuron, None, [_dense("input", "a", [[2]])]), bad,
+                              GraphNode("c", (1,), PASS, None, [_dense(relay.name, "c", [[2] * width])])])
+
+
 def test_graded_input_is_quantized_and_multiplied_by_hand():
     # 8-bit input, exponent -2: x = (1.3, -0.6, 100) -> round(5.2) = 5, round(-2.4) = -2, 400 clipped to 127.
     # Weights (4, 6, 2): a_in = 20 - 12 + 254 = 262; the readout's v after step 1 is 262 << 6 = 16768
@@ -308,3 +320,48 @@ def test_the_graph_files_docstring_states_what_the_runner_and_the_simulator_do()
     run = LoihiSimulator(graph).run(spikes, record_spikes=True)
     assert [int(s.flatten().argmax()) for s in run.spikes[:1]] == [1 + graph.depth("a")]  # Lava step 3 = t + 1 + d
     assert lava_input(spikes, 5)[0, :, 0].tolist() == [0, 1, 0, 0, 0]
+
+
+def test_the_graph_files_docstring_states_the_files_kinds_the_relay_the_class_and_the_readouts_limit(tmp_path):
+    """What a builder needs beyond the equations (issue 23, item 24), read against the writer, graph.py
+    and the simulator."""
+    import h5py
+
+    from snnpipe.hw_targets.loihi import fixed_point as fx
+    from snnpipe.hw_targets.loihi import graph_file
+    from snnpipe.hw_targets.loihi.graph import RELAY_NEURON, RELAY_WEIGHT
+    from snnpipe.hw_targets.loihi.quantize import READOUT_HEADROOM
+
+    doc = " ".join(graph_file.__doc__.split())
+    # (a) the neuron's fields are scalar datasets, the readout flag an attribute of the node
+    assert "neuron/ scalar datasets (shape ()): type (the string \"CUBA\")" in doc
+    graph = _residual()
+    write_graph(graph, tmp_path / "g.h5")
+    with h5py.File(tmp_path / "g.h5") as handle:
+        neuron = handle["node/0/neuron"]
+        assert all(isinstance(neuron[k], h5py.Dataset) and neuron[k].shape == () for k in neuron)
+        assert sorted(neuron) == ["gradedSpike", "iDecay", "refDelay", "type", "vDecay", "vThMant"]
+        assert neuron["type"][()] == b"CUBA" and neuron["gradedSpike"].dtype == bool
+        assert {"name", "relay", "readout"} <= set(handle["node/1"].attrs)
+    # (b) a relay: the identity (weight 2) into iDecay 4096, vDecay 4095, vThMant 1, firing one step later
+    assert "iDecay 4096, vDecay 4095, vThMant 1 (u = a_in << 6 = 128 > 64" in doc and "weight 2 per channel" in doc
+    assert RELAY_NEURON == CubaNeuron(4096, 4095, 1) and RELAY_WEIGHT == 2 and (RELAY_WEIGHT << 6) > (1 << 6)
+    assert "fires at step t + 1 exactly where its source fired at step t" in doc
+    spikes = torch.tensor([1.0, 0.0, 1.0]).reshape(3, 1, 1)
+    run = LoihiSimulator(graph).run(spikes, record_spikes=True)
+    assert run.spikes[1][1:].flatten().tolist() == run.spikes[0][:-1].flatten().tolist()  # a.relay1 = a, a step later
+    # (c) the class: argmax of the readout's final v, lowest index on ties (torch's argmax)
+    assert "the class of a sample is the argmax of that v over the readout's neurons, the lowest index on ties" in doc
+    readout = LoihiGraph((2,), [GraphNode("r", (3,), readout_neuron(), None, [_dense("input", "r", [[2, 0], [0, 2], [2, 0]])])])
+    result = LoihiSimulator(readout).run(torch.tensor([[[1.0, 1.0]]]))
+    assert result.output.tolist() == [[128, 128, 128]] and result.predictions().tolist() == [0]
+    # (d) the readout can spike: its threshold 131071 << 6 = 8,388,544 lies below v's clip 2^23 - 1 = 8,388,607
+    assert "131071 << 6 = 8,388,544" in doc and "2^23 - 1 = 8,388,607" in doc and "|v| <= 2^22" in doc
+    assert readout_neuron().vth_mant == fx.VTH_MANT_MAX == 131071 and (131071 << 6) == 8_388_544 < (1 << 23) - 1
+    assert (READOUT_HEADROOM << fx.ACT_SHIFT) == 1 << 22
+    # 254 a step, 2^6 * 254 = 16,256 state units: v after k steps 16,256 k passes 8,388,544 at k = 517 and resets
+    strong = LoihiGraph((1,), [GraphNode("r", (1,), readout_neuron(), None, [_dense("input", "r", [[254]])])])
+    run = LoihiSimulator(strong).run(torch.ones(517, 1, 1), record_spikes=True, record_state=True)
+    fired = run.spikes[0].flatten().nonzero().flatten().tolist()
+    assert fired == [517] and run.output.tolist() == [[0]]  # Lava's step 518: v = 16,256 * 517 = 8,404,352 clips
+    assert int(run.voltage[0][516]) == 16_256 * 516 == 8_388_096

@@ -389,6 +389,9 @@ def test_a_round_trip_keeps_the_split_of_a_model_trained_with_another_seed(tmp_p
     ("timesteps", np.float64(2.5), ("metadata timesteps", "--timesteps")),
     ("encoding", "morse", ("metadata encoding", "'morse'")),
     ("data_seed", np.int64(-5), ("metadata data_seed", "out of range")),
+    # on main imported (exit 0): one sample over 10^12 steps needs 4 T (64 inputs + 3 x 16 hidden neurons) bytes,
+    # 448,000 GB (N = the 16 hidden LIF neurons; 4 P is lost in the rounding)
+    ("timesteps", np.int64(10**12), ("metadata timesteps 1000000000000", "448000.0 GB", "smaller -T N")),
 ])
 def test_a_bad_value_in_the_files_metadata_is_a_one_line_error(tmp_path, key, value, words):
     ckpt = _checkpoint(tmp_path, hidden=(16,))
@@ -399,6 +402,15 @@ def test_a_bad_value_in_the_files_metadata_is_a_one_line_error(tmp_path, key, va
         handle["node/metadata"].create_dataset(key, data=value)
     result = CliRunner().invoke(cli, ["import", "nir", str(out), "--out", str(tmp_path / "back.pt")])
     _one_line_error(result, "m.nir", *words)
+    assert not (tmp_path / "back.pt").exists()
+
+
+def test_a_timesteps_option_no_sample_could_run_at_is_refused_at_import(tmp_path):
+    ckpt = _checkpoint(tmp_path, hidden=(16,))
+    out = tmp_path / "m.nir"
+    assert CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "nir", "--out", str(out)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["import", "nir", str(out), "-T", str(10**11), "--out", str(tmp_path / "back.pt")])
+    _one_line_error(result, "--timesteps 100000000000", "44800.0 GB", "smaller -T N")
     assert not (tmp_path / "back.pt").exists()
 
 

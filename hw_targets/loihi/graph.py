@@ -174,6 +174,10 @@ class LoihiGraph:
                                      f"{connection.source} gives {expected}")
                 connection.layer(node)  # LoihiLayer's checks of weights and shapes
                 depths.add(self._depth[connection.source] + 1)
+            if node.relay and (len(node.connections) != 1 or node.neuron != RELAY_NEURON
+                               or node.out_shape != shapes[node.connections[0].source]):
+                raise ValueError(f"relay node {node.name} is not one connection into relay neurons of its source's shape "
+                                 f"(relay_node): a relay passes each spike on one step later, unchanged")
             if len(depths) != 1:
                 raise AlignmentError(f"the branches into {node.name} arrive after {sorted(depths)} steps; Lava would "
                                      "sum spikes of different steps (pad the shorter branch with relay nodes)")

@@ -13,17 +13,24 @@ Layout (all shapes and (height, width) pairs in torch's order, (C, H, W); Lava's
                             data (dataset, data_seed, mean, std: the direct encoding's normalization)
     /input/shape     (C, H, W) or (n,)
     /node/<i>        i = 0 .. N-1 in topological order; the last is the output
-        attrs        name, relay (bool), readout (bool)
+        attrs        name, relay (bool: a delay relay, below), readout (bool: the node is the readout)
         shape        the neurons, (C, H, W) or (n,)
         bias         optional, int16 (out_channels,): bias mantissas, exponent 6 (netx's)
-        neuron/      type "CUBA", iDecay, vDecay, vThMant, refDelay, gradedSpike (netx's fields)
+        neuron/      scalar datasets (shape ()): type (the string "CUBA"), iDecay, vDecay, vThMant,
+                     refDelay (integers), gradedSpike (bool) (netx's fields)
         connection/<j>   j = 0 .. M-1, summed into the node's neurons
             attrs    source ("input" or a node's name), name (module path), kind ("dense"|"conv"),
                      flatten (bool: the source's (C, H, W) is flattened in C order first)
             in_shape the source's shape as this connection reads it
             weight   int16, (out, in) or (out, in/groups, kh, kw): 8-bit mantissa << 1, even
                      integers in [-256, 254] (netx's scheme), in *weight units*
-            stride, padding, dilation (2,), groups    conv only
+            stride, padding, dilation (2,), groups (scalar)    conv only, datasets
+
+What ``attrs`` lists are HDF5 attributes, the rest datasets. The reader checks that each
+connection maps its source's shape to its node's ``shape`` exactly: ``flatten`` and dense give
+(out,) from ``in_shape`` = the source's (flattened) shape; a conv's (C_out, H', W') with, per axis,
+``H' = (H + 2 padding - dilation (kh - 1) - 1) // stride + 1`` (torch's ``Conv2d``; padding at most
+the input's size), C_out = the weight's first axis and in/groups its second.
 
 Units: ``a_in`` (a neuron's synaptic input) is in weight units; u and v are in *state units*,
 2^-6 of a weight unit (Lava shifts the input, the threshold and netx's bias by 6 bits).
@@ -43,9 +50,24 @@ with ``bias_exp = 6``. Per step, with ``rtz(p / 4096) = sign(p) (|p| >> 12)`` (t
 2^24. Lava computes ``a_in << 6`` and these sums in int32, which wrap at 2^31 where a current can
 reach it (the simulator emulates that; `fixed_point` has every constant with its Lava source).
 ``refDelay`` is written as 1 and ``gradedSpike`` as false: netx's ``LIF`` has no refractory period
-(the exporter refuses refractory neurons) and spikes are binary. A ``readout`` node (iDecay 4096,
-vDecay 0, vThMant 131071) integrates and does not spike: the network's output is its v after the
-last step (else the last node's spike counts).
+(the exporter refuses refractory neurons) and spikes are binary.
+
+A ``readout`` node (iDecay 4096, vDecay 0, vThMant 131071; always the last node) integrates: the
+network's output is its v after the last step, and the class of a sample is the argmax of that v
+over the readout's neurons, the lowest index on ties (without a readout, the argmax of the last
+node's spike counts over all steps). It is an ordinary ``LIF``: it spikes, and its v resets to 0,
+where v > 131071 << 6 = 8,388,544, which v (clipped at 2^23 - 1 = 8,388,607) can reach; the
+threshold cannot be raised past the 17-bit mantissa. The exporter keeps the readout's calibrated
+range within 2^16 weight units (``quantize.READOUT_HEADROOM``: |v| <= 2^22, half the threshold), and
+the simulator runs the same rule (its report counts every saturated v), so Lava and the simulator
+agree even on a sample that drives a readout to spike.
+
+A ``relay`` node is a delay the exporter inserted to align a shortcut with its block (graph.py,
+``relay_node``), not a layer of the model: one connection from its source, the identity (a
+depthwise 1x1 conv, groups = C and weight 2 per channel, or a dense ``2 I``), into neurons of the
+source's shape with iDecay 4096, vDecay 4095, vThMant 1 (u = a_in << 6 = 128 > 64 on a spike; v
+keeps nothing below 4096). It fires at step t + 1 exactly where its source fired at step t. A
+builder builds it as any other node; the reader refuses a relay of another shape or neuron.
 
 **Connections** (``lava_runner.py``, ``build_graph``): each is a Lava process from the source's
 ``s_out`` (the input's source process, or the source node's ``LIF``) into the node's ``a_in``;

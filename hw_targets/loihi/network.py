@@ -5,9 +5,11 @@ or conv, integer weights) feeding a layer of CUBA neurons (`CubaNeuron`, netx's 
 ``flatten`` marks a layer whose input is flattened first (netx's ``flatten`` layer). Shapes are
 (C, H, W) for images and (n,) for vectors, in torch's order; netx reads them reversed (W, H, C).
 
-The last layer is the readout: with ``CubaNeuron.readout`` its neurons never spike (threshold at
-the 17-bit maximum, no voltage decay) and their voltage after the last step, ``v = 2^6 sum_t
-(a_in[t] + bias)``, is the network's output; otherwise the output is the spike count.
+The last layer is the readout: with ``CubaNeuron.readout`` its neurons integrate (threshold at the
+17-bit maximum, no voltage decay) and their voltage after the last step, ``v = 2^6 sum_t
+(a_in[t] + bias)``, is the network's output; otherwise the output is the spike count. They spike only
+where v passes 131071 << 6 = 8,388,544, just below v's clip at 2^23 - 1, which the exporter's
+calibration keeps v far from (`graph_file`'s docstring).
 
 Timing (Lava's ``Dense`` and ``Conv`` send at step t what they received at step t-1): layer l at step
 t receives the spikes layer l-1 emitted at step t-1, the input being layer 0. An input of T steps has
@@ -34,7 +36,7 @@ class CubaNeuron:
         i_decay: netx ``iDecay`` = round(a_u 4096), 1..4096; Lava's ``du`` is ``iDecay - 1``.
         v_decay: netx ``vDecay`` = Lava ``dv`` = round(a_v 4096), 0..4095.
         vth_mant: threshold mantissa, 0..131071; spikes where v > vth_mant << 6.
-        readout: a non-spiking integrator whose final voltage is the output.
+        readout: an integrator whose final voltage is the output (its threshold lies 63 below v's clip).
     """
 
     i_decay: int
@@ -156,6 +158,25 @@ class LoihiLayer:
             raise ValueError(f"out_shape={self.out_shape} of dense layer {self.name} is not (n,)")
         if self.kind == "conv" and (len(self.in_shape) != 3 or len(self.out_shape) != 3 or self.weight.ndim != 4):
             raise ValueError(f"conv layer {self.name} needs (C, H, W) shapes and a 4-d weight")
+        if self.kind == "dense" and self.weight.ndim != 2:
+            raise ValueError(f"weight of dense layer {self.name} has shape {self.weight.shape}; expected (out, in)")
+        if self.kind == "conv":
+            self._check_conv_geometry()
+
+    def _check_conv_geometry(self) -> None:
+        """Per axis, torch's ``Conv2d`` (and Lava's ``Conv``) gives ``(n + 2 p - d (k - 1) - 1) // s + 1``
+        outputs from n inputs: that must be ``out_shape``, or the simulator and Lava fail on a shape
+        mismatch. Padding is bounded by the input (more only adds zeros, and a file's padding of 10^6
+        would allocate terabytes)."""
+        size = self.in_shape[1:]
+        if self.padding[0] > size[0] or self.padding[1] > size[1]:
+            raise ValueError(f"padding={self.padding} of conv layer {self.name} exceeds its {size[0]}x{size[1]} input")
+        out = tuple((n + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in
+                    zip(size, self.padding, self.dilation, self.kernel_size, self.stride))
+        if out != self.out_shape[1:]:
+            raise ValueError(f"conv layer {self.name} (kernel_size={self.kernel_size}, stride={self.stride}, "
+                             f"padding={self.padding}, dilation={self.dilation}) maps its {size[0]}x{size[1]} input to "
+                             f"{out[0]}x{out[1]}; its neurons are {self.out_shape[1]}x{self.out_shape[2]}")
 
     @property
     def in_features(self) -> int:
