@@ -179,7 +179,7 @@ def verify_with_lava(path: Path, simulator: LoihiSimulator, x: Tensor, python: P
     or analog input that both receive as the graded integers `LoihiGraph.quantize_input` gives;
     and compare with the simulator.
 
-    Every layer's spikes at every step must be equal, and the readout's u and v too (it never spikes).
+    Every layer's spikes at every step must be equal, and the readout's u and v too (its threshold lies past the potentials calibration saw: see `graph_file` on when it can spike).
 
     Raises:
         LavaMismatchError: the first layer where they differ, with the count.
