@@ -29,9 +29,10 @@ from typing import Callable, Iterable, Iterator
 from snnpipe.errors import SnnpipeError
 
 
-#: In the name of every temporary file `atomic_path` makes: a file killed mid-write leaves one
-#: behind, which `remove_orphan_temporaries` finds by it.
-TEMP_MARK = ".tmp-"
+#: In the name of every temporary `atomic_path` and `atomic_folder` make: a write killed midway
+#: leaves one behind, which `remove_orphan_temporaries` finds by it. Not ``.tmp-``: a user's
+#: ``.draft.tmp-1`` or an editor's temporary is never taken for snnpipe's.
+TEMP_MARK = ".snnpipe-tmp-"
 
 
 #: The writes of the `atomic_group` open in this context, waiting to be put in place: (temporary, path).
@@ -262,12 +263,17 @@ def _remove(entries: Iterable[Path]) -> list[Path]:
 
 
 def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[Path]:
-    """Remove the temporaries that writes killed midway left in ``folder`` itself and anywhere below
-    its ``subfolders`` (the folders snnpipe writes there); returns them. Only whole `TEMP_NAME`
-    names are touched, never a symbolic link, and nothing in a folder the caller did not name."""
-    roots = [folder / name for name in subfolders if not (folder / name).is_symlink()]
-    candidates = [*folder.iterdir(), *(p for root in roots if root.is_dir() for p in root.rglob(f".*{TEMP_MARK}*"))]
-    return _remove(p for p in candidates if _temporary_of(p) is not None)
+    """Remove the temporaries that writes killed midway left in ``folder`` itself and in each of its
+    ``subfolders`` (relative paths: the folders snnpipe writes there); returns them. Only whole
+    `TEMP_NAME` names are touched, never a symbolic link, and nothing below: a folder the caller did
+    not name (a user's own, inside a step's folder) is not looked into."""
+    roots = [folder, *(folder / name for name in subfolders if not _through_link(folder, Path(name)))]
+    return _remove(p for root in roots if root.is_dir() for p in root.iterdir() if _temporary_of(p) is not None)
+
+
+def _through_link(folder: Path, relative: Path) -> bool:
+    """Whether a folder on the way from ``folder`` to ``folder / relative`` is a symbolic link."""
+    return any((folder / Path(*relative.parts[:n])).is_symlink() for n in range(1, len(relative.parts) + 1))
 
 
 def checksums(folder: Path) -> dict[str, str]:
