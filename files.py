@@ -287,22 +287,37 @@ def checksums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def _renameat2_exchange() -> Callable[[Path, Path], bool] | None:
-    """Linux's ``renameat2(RENAME_EXCHANGE)``: swaps two paths in one step (glibc >= 2.28)."""
+def _renameat2() -> Callable[[Path, Path, int], int] | None:
+    """Linux's ``renameat2`` (glibc >= 2.28), returning 0 or the errno: with `_EXCHANGE` it swaps
+    two paths in one step, with `_NOREPLACE` it renames only where the target name is free."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         call = libc.renameat2
     except (OSError, AttributeError):
         return None
-    at_fdcwd, exchange = -100, 2
+    at_fdcwd = -100
 
-    def swap(a: Path, b: Path) -> bool:
-        return call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), exchange) == 0
+    def rename(a: Path, b: Path, flags: int) -> int:
+        return 0 if call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flags) == 0 else ctypes.get_errno()
 
-    return swap
+    return rename
 
 
-_EXCHANGE = _renameat2_exchange()
+_RENAMEAT2, _NOREPLACE, _EXCHANGE = _renameat2(), 1, 2
+
+
+def _rename_noreplace(a: Path, b: Path) -> bool:
+    """Rename ``a`` to ``b`` unless something is there (False); without ``renameat2``, looked at first."""
+    if _RENAMEAT2 is not None:
+        err = _RENAMEAT2(a, b, _NOREPLACE)
+        if err in (0, errno.EEXIST, errno.ENOTEMPTY):
+            return err == 0
+        if err not in (errno.EINVAL, errno.ENOSYS):  # those: a file system without the flag
+            raise OSError(err, os.strerror(err), str(a))
+    if os.path.lexists(b):
+        return False
+    os.rename(a, b)
+    return True
 
 
 @contextmanager
@@ -313,7 +328,8 @@ def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
 
     Args:
         allowed: the names the old folder may hold; one holding anything else (a user's own files)
-            is refused with `SnnpipeError` rather than replaced.
+            is refused with `SnnpipeError` rather than replaced. What another command puts there
+            while the new folder is written is moved into the new one (`_hand_back`), never lost.
     """
     folder = Path(folder)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
@@ -327,15 +343,41 @@ def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
     try:
         yield new
         os.chmod(new, 0o777 & ~_umask())  # mkdtemp's 0700 is for while it is being written
-        if not folder.exists():
-            os.rename(new, folder)
-        elif _EXCHANGE is not None and _EXCHANGE(new, folder):
-            shutil.rmtree(new)  # now the old files
+        if _rename_noreplace(new, folder):
+            return
+        if _RENAMEAT2 is not None and _RENAMEAT2(new, folder, _EXCHANGE) == 0:
+            _hand_back(new, folder, allowed)  # ``new`` is now the old folder
         else:
             old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(folder), dir=folder.parent))
             os.rename(folder, old / folder.name)
             os.rename(new, folder)
-            shutil.rmtree(old)
+            _hand_back(old / folder.name, folder, allowed)
+            old.rmdir()
     finally:
         if new.exists():
             shutil.rmtree(new, ignore_errors=True)
+
+
+def _hand_back(old: Path, folder: Path, allowed: tuple[str, ...]) -> None:
+    """Remove the replaced folder ``old``: its ``allowed`` entries (the old report) are deleted,
+    every other one (what another command wrote there while the new one was being written) is
+    moved into ``folder``, then ``old`` is removed with ``rmdir``, which fails while anything new
+    is in it (then the round repeats): nothing in it is deleted that is not an old report file.
+    An entry whose name is taken in ``folder`` meanwhile stays in ``old``, renamed to
+    ``<folder>.kept-<pid>`` beside it (never taken for a temporary)."""
+    while True:
+        kept = False
+        for entry in old.iterdir():
+            if entry.name in allowed:
+                _remove([entry])
+            elif not _rename_noreplace(entry, folder / entry.name):
+                kept = True
+        if kept:
+            os.rename(old, folder.with_name(f"{folder.name}.kept-{os.getpid()}"))
+            return
+        try:
+            old.rmdir()
+            return
+        except OSError as err:
+            if err.errno != errno.ENOTEMPTY:
+                raise

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from snnpipe.files import TEMP_MARK
 from snnpipe.pipeline.cli import cli
+from snnpipe.pipeline.report import FILES
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.train import train
 
@@ -84,6 +85,50 @@ def test_a_second_command_writing_the_same_output_is_refused_and_the_first_finis
     else:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nir", "m.nir.report.json"]
 
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "T"
+
+
+#: Runs the CLI with its arguments after the first; stops itself (SIGSTOP) just before the finished
+#: report folder takes the place of the folder named first: where another command's write meets it.
+_PAUSE_BEFORE_SWAP = """
+import os, signal, sys
+from pathlib import Path
+folder, chmod = Path(sys.argv[1]), os.chmod
+def pause_first(path, mode, *args, **kwargs):
+    path = Path(path)
+    if path.is_dir() and path.parent == folder.parent and path.name.startswith(f".{folder.name}"):
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return chmod(path, mode, *args, **kwargs)
+os.chmod = pause_first
+from snnpipe.pipeline.cli import cli
+cli.main(sys.argv[2:], prog_name="snnpipe")
+"""
+
+
+def test_what_another_command_writes_into_a_report_folder_meanwhile_is_kept(tmp_path, checkpoint):
+    folder = tmp_path / "D"
+    profile = subprocess.Popen([sys.executable, "-c", _PAUSE_BEFORE_SWAP, str(folder), "profile", str(checkpoint.path),
+                                "--samples", "20", "--out", str(folder)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _stopped(profile.pid) and profile.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _stopped(profile.pid), profile.communicate()
+        export = subprocess.run(["snnpipe", *_export_args(checkpoint, "onnx", folder / "x.onnx")], capture_output=True,
+                                text=True, timeout=300)
+        assert export.returncode == 0, export.stderr
+        exported = {p.name: p.read_bytes() for p in folder.iterdir()}
+    finally:
+        profile.send_signal(signal.SIGCONT)
+    _, err = profile.communicate(timeout=300)
+    assert profile.returncode == 0, err
+    assert {"x.onnx", "x.onnx.report.json"} <= exported.keys()
+    assert {name: (folder / name).read_bytes() for name in exported} == exported  # the export's files, all kept
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*exported, *FILES])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["D"]  # nothing left beside it
 
 # -- 16: a full disk between a file and its report ------------------------------------------------
 
