@@ -5,7 +5,8 @@
   `atomic_group` puts several in place together (a file and its report), or none.
   `remove_orphan_temporaries` clears what a killed write left (names carrying `TEMP_MARK`).
 - `lock_folder`, `claim_free_folder`: a folder belongs to one running command (``flock``);
-  `lock_output`: so does one output (an exported file, a report folder, the Lava environment).
+  `lock_output`: so does one output (an exported file, a report folder, the Lava environment);
+  inside `claimed_outputs`, each file a command writes is claimed so (`claim_output`, `atomic_path`).
 - `disk_error`, `check_free_space`: a full disk named as such, and refused up front.
 - `checksums`: what a finished step wrote, to tell later whether it is unchanged.
 """
@@ -38,13 +39,18 @@ TEMP_MARK = ".snnpipe-tmp-"
 #: The writes of the `atomic_group` open in this context, waiting to be put in place: (temporary, path).
 _GROUP: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("atomic_group", default=None)
 
+#: The outputs this context claimed (`claimed_outputs`), by absolute path, with their locks.
+_CLAIMS: ContextVar[dict[str, "FolderLock"] | None] = ContextVar("claimed_outputs", default=None)
+
 
 @contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced, given the mode the umask
     gives, and renamed over ``path`` (inside an `atomic_group`: when the group ends), on failure
-    removed, so no partial file is ever left where the user looks."""
+    removed, so no partial file is ever left where the user looks. Inside `claimed_outputs`,
+    ``path`` is claimed first (`claim_output`)."""
     path = Path(path)
+    claim_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -164,14 +170,13 @@ def lock_folder(folder: Path) -> FolderLock | None:
     return FolderLock(folder, fd)
 
 
-def lock_output(path: Path, also: tuple[Path, ...] = (), wait: bool = False) -> FolderLock:
+def lock_output(path: Path, wait: bool = False) -> FolderLock:
     """Claim one output that a command replaces as a whole (an exported file, a report folder): the
     ``flock`` of ``.<name>.lock`` beside it, which holds the holder's process id and is removed on
-    release. Then the temporaries that killed writes of ``path`` (and of ``also``, written with it)
-    left are removed (`atomic_path`, `atomic_folder`): while the lock is held, nobody else writes them.
+    release. Then the temporaries that killed writes of ``path`` left are removed (`atomic_path`,
+    `atomic_folder`): while the lock is held, nobody else writes them.
 
     Args:
-        also: files in the same folder that belong to ``path`` (an export's report).
         wait: wait for the holder to finish instead of refusing.
 
     Raises:
@@ -203,12 +208,39 @@ def lock_output(path: Path, also: tuple[Path, ...] = (), wait: bool = False) -> 
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        names = {p.name for p in (path, *also)}
-        _remove(p for p in path.parent.glob(f".*{TEMP_MARK}*") if _temporary_of(p) in names)
+        _remove(p for p in path.parent.glob(f".*{TEMP_MARK}*") if _temporary_of(p) == path.name)
     except BaseException:  # SIGTERM (the CLI's `StopRequested`) included: no lock file left behind
         lock.release()
         raise
     return lock
+
+
+@contextmanager
+def claimed_outputs() -> Iterator[None]:
+    """Hold every output claimed inside (`claim_output`; each file `atomic_path` writes) until the
+    block ends: a command writing several files (an export's file, its report, the ONNX twin) owns
+    each of them, and another command writing any one of them is refused."""
+    claims: dict[str, FolderLock] = {}
+    token = _CLAIMS.set(claims)
+    try:
+        yield
+    finally:
+        _CLAIMS.reset(token)
+        for lock in reversed(claims.values()):
+            lock.release()
+
+
+def claim_output(path: Path) -> None:
+    """`lock_output` ``path`` until the enclosing `claimed_outputs` ends (once: a path claimed there
+    already is this command's); outside one (a library call, no command) nothing. Claim each output
+    before the work: a refusal then costs nothing.
+
+    Raises:
+        SnnpipeError: another process holds it.
+    """
+    claims, key = _CLAIMS.get(), os.path.abspath(path)
+    if claims is not None and key not in claims:
+        claims[key] = lock_output(Path(path))
 
 
 def holds_work(folder: Path) -> bool:

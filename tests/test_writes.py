@@ -130,6 +130,27 @@ def test_what_another_command_writes_into_a_report_folder_meanwhile_is_kept(tmp_
     assert sorted(p.name for p in folder.iterdir()) == sorted([*exported, *FILES])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["D"]  # nothing left beside it
 
+
+def test_an_export_writing_the_onnx_twin_of_another_is_refused(tmp_path, checkpoint):
+    """B writes F.ann.onnx, which A's export to F.onnx would write as its ANN twin: each file an
+    export writes is claimed, so A is refused in one line and B's file stays B's."""
+    first = _start(_export_args(checkpoint, "onnx", tmp_path / "F.ann.onnx"))
+    try:
+        assert _wait_for(tmp_path, ".F.ann.onnx.lock", first), first.communicate()
+        first.send_signal(signal.SIGSTOP)  # B holds F.ann.onnx, midway
+        second = subprocess.run(["snnpipe", *_export_args(checkpoint, "onnx", tmp_path / "F.onnx")],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2, (second.returncode, second.stderr)
+    assert f"another snnpipe command (process {first.pid}) is writing {tmp_path / 'F.ann.onnx'}" in _one_line(second.stderr)
+    report = json.loads((tmp_path / "F.ann.onnx.report.json").read_text())
+    assert report["files"][0] == str(tmp_path / "F.ann.onnx") and "snn" in report  # B's SNN, not A's twin
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # nothing of A's, no lock left
+        [Path(f).name for f in report["files"]] + ["F.ann.onnx.report.json"])
+
 # -- 16: a full disk between a file and its report ------------------------------------------------
 
 @pytest.mark.parametrize("target", list(TARGETS))
