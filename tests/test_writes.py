@@ -234,6 +234,68 @@ def test_sigterm_mid_write_removes_what_it_was_writing_and_says_so(tmp_path, che
     assert list(tmp_path.iterdir()) == []  # no temporary, no lock, no half report
 
 
+
+#: Runs ``snnpipe`` with the arguments after the first, and stops itself (SIGSTOP) once the command
+#: has ended: at its exit (``exit``), or as the interpreter tears its modules down (``teardown``).
+_PAUSE_AFTER_THE_END = """
+import os, signal, sys
+where = sys.argv[1]
+class Pause:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGSTOP)
+if where == "exit":
+    exit_ = sys.exit
+    def exit_after_pause(code=None):
+        Pause()
+        exit_(code)
+    sys.exit = exit_after_pause
+else:
+    pause = Pause()  # deleted with __main__'s names, late in the interpreter's teardown
+sys.argv = ["snnpipe", *sys.argv[2:]]
+from snnpipe.pipeline.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("where", ["exit", "teardown"])
+def test_sigterm_after_the_output_is_complete_keeps_it_and_exits_with_its_code(tmp_path, checkpoint, where):
+    folder = tmp_path / "R"
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSE_AFTER_THE_END, where, "profile", str(checkpoint.path),
+                             "--samples", "20", "--quiet", "-o", str(folder)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not _stopped(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _stopped(proc.pid), proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (proc.returncode, err)  # the command's own code: it had finished
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    if where == "exit":  # in the teardown, after Python's own exit hooks, it is ignored (no line)
+        assert "snnpipe profile had already ended (exit 0) when SIGTERM came" in _one_line(err)
+
+
+def test_an_error_a_library_makes_of_the_stop_is_the_stop(tmp_path, checkpoint, monkeypatch):
+    """SIGTERM inside a module's import: onnxruntime wraps the handler's exception in an ImportError."""
+    from snnpipe.files import atomic_path
+    from snnpipe.pipeline import export as export_module
+
+    def importing_onnxruntime(checkpoint, target, out, **_):
+        with atomic_path(Path(out)) as tmp:
+            tmp.write_text("half")
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+            except BaseException as err:
+                raise ImportError("initialization failed") from err
+
+    monkeypatch.setattr(export_module, "export", importing_onnxruntime)
+    result = CliRunner().invoke(cli, _export_args(checkpoint, "onnx", tmp_path / "m.onnx"))
+    assert result.exit_code == 143, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "export stopped by SIGTERM" in lines[0] and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # its temporary removed
+
 def test_a_later_export_removes_what_a_killed_one_left_of_its_file_only(tmp_path, checkpoint):
     out = tmp_path / "m.nir"
     proc = _start(_export_args(checkpoint, "nir", out))
