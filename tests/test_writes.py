@@ -131,6 +131,25 @@ def test_what_another_command_writes_into_a_report_folder_meanwhile_is_kept(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["D"]  # nothing left beside it
 
 
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_a_swapped_in_folder_keeps_what_appeared_in_the_old_one(tmp_path, monkeypatch, exchange):
+    from snnpipe import files
+
+    if not exchange:
+        monkeypatch.setattr(files, "_RENAMEAT2", None)
+    folder = tmp_path / "D"
+    folder.mkdir()
+    (folder / "profile.json").write_text("old")
+    with files.atomic_folder(folder, allowed=("profile.json",)) as new:
+        (new / "profile.json").write_text("new")
+        (folder / "x.onnx").write_text("another command's")  # after the check at the start
+        (folder / "sub").mkdir()
+        (folder / "sub" / "y").write_text("y")
+    assert {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()} == {
+        "profile.json": "new", "x.onnx": "another command's", "sub/y": "y"}
+    assert [p.name for p in tmp_path.iterdir()] == ["D"]
+
 def test_an_export_writing_the_onnx_twin_of_another_is_refused(tmp_path, checkpoint):
     """B writes F.ann.onnx, which A's export to F.onnx would write as its ANN twin: each file an
     export writes is claimed, so A is refused in one line and B's file stays B's."""
