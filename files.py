@@ -5,7 +5,8 @@
   `atomic_group` puts several in place together (a file and its report), or none.
   `remove_orphan_temporaries` clears what a killed write left (names carrying `TEMP_MARK`).
 - `lock_folder`, `claim_free_folder`: a folder belongs to one running command (``flock``);
-  `lock_output`: so does one output (an exported file, a report folder, the Lava environment).
+  `lock_output`: so does one output (an exported file, a report folder, the Lava environment);
+  inside `claimed_outputs`, each file a command writes is claimed so (`claim_output`, `atomic_path`).
 - `disk_error`, `check_free_space`: a full disk named as such, and refused up front.
 - `checksums`: what a finished step wrote, to tell later whether it is unchanged.
 """
@@ -29,21 +30,27 @@ from typing import Callable, Iterable, Iterator
 from snnpipe.errors import SnnpipeError
 
 
-#: In the name of every temporary file `atomic_path` makes: a file killed mid-write leaves one
-#: behind, which `remove_orphan_temporaries` finds by it.
-TEMP_MARK = ".tmp-"
+#: In the name of every temporary `atomic_path` and `atomic_folder` make: a write killed midway
+#: leaves one behind, which `remove_orphan_temporaries` finds by it. Not ``.tmp-``: a user's
+#: ``.draft.tmp-1`` or an editor's temporary is never taken for snnpipe's.
+TEMP_MARK = ".snnpipe-tmp-"
 
 
 #: The writes of the `atomic_group` open in this context, waiting to be put in place: (temporary, path).
 _GROUP: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("atomic_group", default=None)
+
+#: The outputs this context claimed (`claimed_outputs`), by absolute path, with their locks.
+_CLAIMS: ContextVar[dict[str, "FolderLock"] | None] = ContextVar("claimed_outputs", default=None)
 
 
 @contextmanager
 def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced, given the mode the umask
     gives, and renamed over ``path`` (inside an `atomic_group`: when the group ends), on failure
-    removed, so no partial file is ever left where the user looks."""
+    removed, so no partial file is ever left where the user looks. Inside `claimed_outputs`,
+    ``path`` is claimed first (`claim_output`)."""
     path = Path(path)
+    claim_output(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=suffix, dir=path.parent)
     os.close(fd)
@@ -163,14 +170,13 @@ def lock_folder(folder: Path) -> FolderLock | None:
     return FolderLock(folder, fd)
 
 
-def lock_output(path: Path, also: tuple[Path, ...] = (), wait: bool = False) -> FolderLock:
+def lock_output(path: Path, wait: bool = False) -> FolderLock:
     """Claim one output that a command replaces as a whole (an exported file, a report folder): the
     ``flock`` of ``.<name>.lock`` beside it, which holds the holder's process id and is removed on
-    release. Then the temporaries that killed writes of ``path`` (and of ``also``, written with it)
-    left are removed (`atomic_path`, `atomic_folder`): while the lock is held, nobody else writes them.
+    release. Then the temporaries that killed writes of ``path`` left are removed (`atomic_path`,
+    `atomic_folder`): while the lock is held, nobody else writes them.
 
     Args:
-        also: files in the same folder that belong to ``path`` (an export's report).
         wait: wait for the holder to finish instead of refusing.
 
     Raises:
@@ -202,12 +208,39 @@ def lock_output(path: Path, also: tuple[Path, ...] = (), wait: bool = False) -> 
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
-        names = {p.name for p in (path, *also)}
-        _remove(p for p in path.parent.glob(f".*{TEMP_MARK}*") if _temporary_of(p) in names)
+        _remove(p for p in path.parent.glob(f".*{TEMP_MARK}*") if _temporary_of(p) == path.name)
     except BaseException:  # SIGTERM (the CLI's `StopRequested`) included: no lock file left behind
         lock.release()
         raise
     return lock
+
+
+@contextmanager
+def claimed_outputs() -> Iterator[None]:
+    """Hold every output claimed inside (`claim_output`; each file `atomic_path` writes) until the
+    block ends: a command writing several files (an export's file, its report, the ONNX twin) owns
+    each of them, and another command writing any one of them is refused."""
+    claims: dict[str, FolderLock] = {}
+    token = _CLAIMS.set(claims)
+    try:
+        yield
+    finally:
+        _CLAIMS.reset(token)
+        for lock in reversed(claims.values()):
+            lock.release()
+
+
+def claim_output(path: Path) -> None:
+    """`lock_output` ``path`` until the enclosing `claimed_outputs` ends (once: a path claimed there
+    already is this command's); outside one (a library call, no command) nothing. Claim each output
+    before the work: a refusal then costs nothing.
+
+    Raises:
+        SnnpipeError: another process holds it.
+    """
+    claims, key = _CLAIMS.get(), os.path.abspath(path)
+    if claims is not None and key not in claims:
+        claims[key] = lock_output(Path(path))
 
 
 def holds_work(folder: Path) -> bool:
@@ -262,12 +295,17 @@ def _remove(entries: Iterable[Path]) -> list[Path]:
 
 
 def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[Path]:
-    """Remove the temporaries that writes killed midway left in ``folder`` itself and anywhere below
-    its ``subfolders`` (the folders snnpipe writes there); returns them. Only whole `TEMP_NAME`
-    names are touched, never a symbolic link, and nothing in a folder the caller did not name."""
-    roots = [folder / name for name in subfolders if not (folder / name).is_symlink()]
-    candidates = [*folder.iterdir(), *(p for root in roots if root.is_dir() for p in root.rglob(f".*{TEMP_MARK}*"))]
-    return _remove(p for p in candidates if _temporary_of(p) is not None)
+    """Remove the temporaries that writes killed midway left in ``folder`` itself and in each of its
+    ``subfolders`` (relative paths: the folders snnpipe writes there); returns them. Only whole
+    `TEMP_NAME` names are touched, never a symbolic link, and nothing below: a folder the caller did
+    not name (a user's own, inside a step's folder) is not looked into."""
+    roots = [folder, *(folder / name for name in subfolders if not _through_link(folder, Path(name)))]
+    return _remove(p for root in roots if root.is_dir() for p in root.iterdir() if _temporary_of(p) is not None)
+
+
+def _through_link(folder: Path, relative: Path) -> bool:
+    """Whether a folder on the way from ``folder`` to ``folder / relative`` is a symbolic link."""
+    return any((folder / Path(*relative.parts[:n])).is_symlink() for n in range(1, len(relative.parts) + 1))
 
 
 def checksums(folder: Path) -> dict[str, str]:
@@ -281,22 +319,37 @@ def checksums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def _renameat2_exchange() -> Callable[[Path, Path], bool] | None:
-    """Linux's ``renameat2(RENAME_EXCHANGE)``: swaps two paths in one step (glibc >= 2.28)."""
+def _renameat2() -> Callable[[Path, Path, int], int] | None:
+    """Linux's ``renameat2`` (glibc >= 2.28), returning 0 or the errno: with `_EXCHANGE` it swaps
+    two paths in one step, with `_NOREPLACE` it renames only where the target name is free."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         call = libc.renameat2
     except (OSError, AttributeError):
         return None
-    at_fdcwd, exchange = -100, 2
+    at_fdcwd = -100
 
-    def swap(a: Path, b: Path) -> bool:
-        return call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), exchange) == 0
+    def rename(a: Path, b: Path, flags: int) -> int:
+        return 0 if call(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), flags) == 0 else ctypes.get_errno()
 
-    return swap
+    return rename
 
 
-_EXCHANGE = _renameat2_exchange()
+_RENAMEAT2, _NOREPLACE, _EXCHANGE = _renameat2(), 1, 2
+
+
+def _rename_noreplace(a: Path, b: Path) -> bool:
+    """Rename ``a`` to ``b`` unless something is there (False); without ``renameat2``, looked at first."""
+    if _RENAMEAT2 is not None:
+        err = _RENAMEAT2(a, b, _NOREPLACE)
+        if err in (0, errno.EEXIST, errno.ENOTEMPTY):
+            return err == 0
+        if err not in (errno.EINVAL, errno.ENOSYS):  # those: a file system without the flag
+            raise OSError(err, os.strerror(err), str(a))
+    if os.path.lexists(b):
+        return False
+    os.rename(a, b)
+    return True
 
 
 @contextmanager
@@ -307,7 +360,8 @@ def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
 
     Args:
         allowed: the names the old folder may hold; one holding anything else (a user's own files)
-            is refused with `SnnpipeError` rather than replaced.
+            is refused with `SnnpipeError` rather than replaced. What another command puts there
+            while the new folder is written is moved into the new one (`_hand_back`), never lost.
     """
     folder = Path(folder)
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
@@ -321,15 +375,41 @@ def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
     try:
         yield new
         os.chmod(new, 0o777 & ~_umask())  # mkdtemp's 0700 is for while it is being written
-        if not folder.exists():
-            os.rename(new, folder)
-        elif _EXCHANGE is not None and _EXCHANGE(new, folder):
-            shutil.rmtree(new)  # now the old files
+        if _rename_noreplace(new, folder):
+            return
+        if _RENAMEAT2 is not None and _RENAMEAT2(new, folder, _EXCHANGE) == 0:
+            _hand_back(new, folder, allowed)  # ``new`` is now the old folder
         else:
             old = Path(tempfile.mkdtemp(prefix=_temporary_prefix(folder), dir=folder.parent))
             os.rename(folder, old / folder.name)
             os.rename(new, folder)
-            shutil.rmtree(old)
+            _hand_back(old / folder.name, folder, allowed)
+            old.rmdir()
     finally:
         if new.exists():
             shutil.rmtree(new, ignore_errors=True)
+
+
+def _hand_back(old: Path, folder: Path, allowed: tuple[str, ...]) -> None:
+    """Remove the replaced folder ``old``: its ``allowed`` entries (the old report) are deleted,
+    every other one (what another command wrote there while the new one was being written) is
+    moved into ``folder``, then ``old`` is removed with ``rmdir``, which fails while anything new
+    is in it (then the round repeats): nothing in it is deleted that is not an old report file.
+    An entry whose name is taken in ``folder`` meanwhile stays in ``old``, renamed to
+    ``<folder>.kept-<pid>`` beside it (never taken for a temporary)."""
+    while True:
+        kept = False
+        for entry in old.iterdir():
+            if entry.name in allowed:
+                _remove([entry])
+            elif not _rename_noreplace(entry, folder / entry.name):
+                kept = True
+        if kept:
+            os.rename(old, folder.with_name(f"{folder.name}.kept-{os.getpid()}"))
+            return
+        try:
+            old.rmdir()
+            return
+        except OSError as err:
+            if err.errno != errno.ENOTEMPTY:
+                raise

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from snnpipe.arguments import PositiveInt, Range
+from snnpipe.files import claim_output
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
 from snnpipe.models import SpikingModel, create_model
 from snnpipe.models.neurons import CubaLIF
@@ -130,6 +131,7 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     model = request.model.eval()
     out = Path(request.out)
     ann_path = out.with_name(out.name.removesuffix(".onnx") + ".ann.onnx") if model.spiking else out
+    claim_output(ann_path)  # before the work: another export writing it is refused now, not at the end
     if model.spiking and os.path.lexists(ann_path) and not request.force:
         raise ExportError(f"{ann_path} exists; pass --force to overwrite it or --out to write elsewhere")
     x = _sample(request, options.verify_samples)

@@ -8,6 +8,7 @@ FILE.yaml`` fills in option defaults; an unknown key is refused with the nearest
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import difflib
 import json
@@ -30,49 +31,83 @@ from snnpipe.yaml_text import load_yaml
 class _OneLineErrors(click.Group):
     """Print every user error as one line and exit 2 (1 for a failed gate), with no traceback."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:
-            with _stop_on_sigterm():
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, whole_process=False, **extra):
+        """``whole_process``: this is the ``snnpipe`` program (`main`), whose process ends with the
+        command: the SIGTERM handler stays until then (`_stop_on_sigterm`)."""
+        words = list(sys.argv[1:] if args is None else args)
+        name = " ".join(["snnpipe", *[word for word in words if word in self.commands][:1]])
+        with _stop_on_sigterm(name, whole_process) as stop:
+            try:
                 result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.ClickException as err:
-            click.echo(f"Error: {_one_line(err.format_message())}", err=True)
-            sys.exit(err.exit_code)
-        except SnnpipeError as err:
-            click.echo(f"Error: {_one_line(str(err))}", err=True)
-            sys.exit(2)
-        except StopRequested as err:
-            click.echo(_one_line(str(err)), err=True)
-            sys.exit(err.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("Aborted.", err=True)
-            sys.exit(130)
-        sys.exit(result if isinstance(result, int) else 0)
+                stop.code = result if isinstance(result, int) else 0
+            except BaseException as err:
+                # once a stop was requested, whatever ends the command is that stop: a library that
+                # wraps it (onnxruntime's import turned it into an ImportError) does not make it a bug
+                stop.code, line = _exit_code(stop.requested or err)
+                click.echo(line, err=True)
+        sys.exit(stop.code)
+
+
+def _exit_code(err: BaseException) -> tuple[int, str]:
+    """The exit code and the one line for what ended a command; a bug (anything else) is raised
+    again, keeping its traceback."""
+    if isinstance(err, click.ClickException):
+        return err.exit_code, f"Error: {_one_line(err.format_message())}"
+    if isinstance(err, SnnpipeError):
+        return 2, f"Error: {_one_line(str(err))}"
+    if isinstance(err, StopRequested):
+        return err.exit_code, _one_line(str(err))
+    if isinstance(err, (click.Abort, KeyboardInterrupt)):
+        return 130, "Aborted."
+    raise err
+
+
+class _Stop:
+    """What `_stop_on_sigterm`'s handler did: the stop it requested, if any, and once known the
+    command's exit code (a SIGTERM after that stops nothing)."""
+
+    def __init__(self) -> None:
+        self.requested: StopRequested | None = None
+        self.code: int | None = None
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm():
+def _stop_on_sigterm(name: str, whole_process: bool = False):
     """SIGTERM raises `StopRequested` wherever the command is, so every ``finally`` on the way out
     runs: the temporaries of `files.atomic_path` and `files.atomic_folder` are removed and the locks
     released before the one line is printed (exit 143). A second SIGTERM meanwhile is ignored.
-    Training sets its own handler while it trains: it finishes the step and saves first."""
+    One that comes after the command ended (its outcome known, its files in place or removed)
+    stops nothing: it is said in one line and the process exits with the command's own code. In the
+    program (``whole_process``) the handler stays until the interpreter's exit hooks run, then
+    SIGTERM is ignored: Python restores the default action (ending the process silently) before
+    it tears its modules down, which takes seconds after torch. Training sets its own handler
+    while it trains: it finishes the step and saves first."""
+    stop = _Stop()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
 
-    def stop(signum: int, _frame) -> None:
+    def on_sigterm(signum: int, _frame) -> None:
         signal.signal(signum, signal.SIG_IGN)
+        if stop.code is not None:
+            click.echo(f"{name} had already ended (exit {stop.code}) when {signal.Signals(signum).name} came; "
+                       "nothing was stopped midway", err=True)
+            return
         context = click.get_current_context(silent=True)
-        stopped = StopRequested(f"{context.command_path if context else 'snnpipe'} stopped by "
-                                f"{signal.Signals(signum).name}; the files it was writing were removed, those it had "
-                                "finished are kept")
-        stopped.exit_code = 128 + signum
-        raise stopped
+        stop.requested = StopRequested(f"{context.command_path if context else name} stopped by "
+                                       f"{signal.Signals(signum).name}; the files it was writing were removed, those "
+                                       "it had finished are kept")
+        stop.requested.exit_code = 128 + signum
+        raise stop.requested
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    if whole_process:
+        atexit.register(signal.signal, signal.SIGTERM, signal.SIG_IGN)  # the first registered runs last
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not whole_process:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(message: str) -> str:
@@ -714,4 +749,4 @@ def import_nir_command(file: str, as_json: bool, **options: Any) -> None:
 
 def main() -> None:
     process.start()  # before anything imports torch
-    cli()
+    cli.main(whole_process=True)

@@ -5,8 +5,8 @@ finds the one of a target, and its options); this stage checks the options, load
 gives the exporter the model and the encoded test set (for verification and accuracy), writes the
 report beside the file as JSON, and refuses to overwrite an existing file unless ``force``.
 
-The file belongs to one export at a time (`files.lock_output`: a second one to the same file is
-refused in one line), and the file and its report appear together or not at all (`files.atomic_group`).
+Each file it writes belongs to one export at a time (`files.claimed_outputs`: another export
+writing any of them is refused in one line), and the file and its report appear together or not at all (`files.atomic_group`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.files import atomic_group, atomic_path, disk_error, lock_output
+from snnpipe.files import atomic_group, atomic_path, claim_output, claimed_outputs, disk_error
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
@@ -116,7 +116,9 @@ def export(
     timesteps = timesteps or ckpt.timesteps
     check_inference(replace(ckpt, timesteps=timesteps), "exporting and verifying", samples, TEST_BATCH_SIZE,
                     "export it for fewer timesteps (--timesteps N)")
-    with lock_output(out, also=(report_path,)):
+    with claimed_outputs():  # each file it writes is this export's (the exporter claims those it adds)
+        for path in (out, report_path):
+            claim_output(path)
         for path in (out, report_path):  # a link counts, dangling or not: it is replaced, never followed
             if os.path.lexists(path) and not force:
                 raise SnnpipeError(f"{path} exists; pass --force to overwrite it or --out to write elsewhere")

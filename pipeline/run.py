@@ -258,7 +258,8 @@ def run(
         _recorded_steps(folder, recipe)  # a folder that is no run of this recipe is refused untouched
         lock = _resume_lock(folder)
         try:
-            remove_orphan_temporaries(folder, [step.name for step in recipe.steps])
+            remove_orphan_temporaries(folder, [step.name for step in recipe.steps]  # where its steps write
+                                      + [f"{step.name}/{cell.name}" for step in recipe.steps for cell in step.cells])
             done = _finished_steps(folder, recipe)
         except BaseException:
             lock.release()

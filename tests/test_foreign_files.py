@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from snnpipe.files import TEMP_MARK
 from snnpipe.hw_targets.loihi.graph import Connection, GraphNode, LoihiGraph
 from snnpipe.hw_targets.loihi.graph_file import write_graph
 from snnpipe.hw_targets.loihi.netx import write_netx
@@ -345,7 +346,7 @@ def test_a_ten_megabyte_target_name_is_refused_without_hanging(tmp_path):
     # 'name = "' (8) + 10^7 + '"\n' (2) + 'ac_pj = 1.0\n' (12) + 'mac_pj = 1.0\n' (13) = 10,000,035 bytes
     _one_line_exit_2(done, "target.toml", "10,000,035 bytes", "at most 65,536")
     assert not (tmp_path / "report").exists()
-    assert not list(tmp_path.glob(".*.tmp-*"))
+    assert not list(tmp_path.glob(f".*{TEMP_MARK}*"))
 
 
 # --- item 11: billion laughs --------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from snnpipe.files import TEMP_MARK
+from snnpipe.files import TEMP_MARK, remove_orphan_temporaries
 from snnpipe.pipeline.run import STATE_NAME, RecipeError, run
 
 RECIPE = {
@@ -152,10 +152,31 @@ def test_resume_removes_only_the_temporaries_of_its_own_writes(tmp_path, monkeyp
     folder = run(recipe).folder
     orphans = [folder / f".summary.md{TEMP_MARK}k2_x9zq0", folder / "snn" / f".checkpoint.pt{TEMP_MARK}abcd1234",
                folder / f".profile-loihi{TEMP_MARK}0a1b2c3d" / "profile.json"]
-    kept = [folder / ".draft.tmp-1", folder / f".notes{TEMP_MARK}mine", folder / "sub" / f".x{TEMP_MARK}abcd1234"]
+    kept = [folder / ".draft.tmp-1", folder / f".notes{TEMP_MARK}mine", folder / "sub" / f".x{TEMP_MARK}abcd1234",
+            folder / ".notes.tmp-abcdefgh", folder / "snn" / ".z.tmp-abcdefgh.txt",  # like a temporary, but a user's
+            folder / "snn" / "mine" / ".y.tmp-abcdefgh",  # in a folder of the user's own inside a step's
+            folder / "snn" / "mine" / f".y{TEMP_MARK}abcdefgh"]
     for path in orphans + kept:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("x")
+    state = json.loads((folder / STATE_NAME).read_text())
+    del state["steps"]["snn"]  # interrupted while training: the user's files there are no finished step's
+    (folder / STATE_NAME).write_text(json.dumps(state))
     run(recipe, resume=folder)
     assert not any(path.exists() for path in orphans[:2]) and not orphans[2].parent.exists()
     assert all(path.read_text() == "x" for path in kept)
+
+
+def test_orphans_are_removed_in_the_named_folders_only_never_through_a_link(tmp_path):
+    folder = tmp_path / "run"
+    orphans = [folder / f".a{TEMP_MARK}abcdefgh", folder / "sweep" / "lr-0.1" / f".checkpoint.pt{TEMP_MARK}abcdefgh"]
+    elsewhere = tmp_path / "elsewhere"
+    kept = [folder / "sweep" / f".b{TEMP_MARK}abcdefgh",  # "sweep" itself is not named: its cells are
+            folder / "sweep" / "lr-0.1" / "mine" / f".c{TEMP_MARK}abcdefgh", elsewhere / f".d{TEMP_MARK}abcdefgh"]
+    for path in orphans + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    (folder / "linked").symlink_to(elsewhere)
+    removed = remove_orphan_temporaries(folder, ["sweep/lr-0.1", "linked"])
+    assert sorted(removed) == sorted(orphans)
+    assert all(path.exists() for path in kept)

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from snnpipe.files import TEMP_MARK
 from snnpipe.pipeline.cli import cli
+from snnpipe.pipeline.report import FILES
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.train import train
 
@@ -84,6 +85,90 @@ def test_a_second_command_writing_the_same_output_is_refused_and_the_first_finis
     else:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["m.nir", "m.nir.report.json"]
 
+
+
+def _stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "T"
+
+
+#: Runs the CLI with its arguments after the first; stops itself (SIGSTOP) just before the finished
+#: report folder takes the place of the folder named first: where another command's write meets it.
+_PAUSE_BEFORE_SWAP = """
+import os, signal, sys
+from pathlib import Path
+folder, chmod = Path(sys.argv[1]), os.chmod
+def pause_first(path, mode, *args, **kwargs):
+    path = Path(path)
+    if path.is_dir() and path.parent == folder.parent and path.name.startswith(f".{folder.name}"):
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return chmod(path, mode, *args, **kwargs)
+os.chmod = pause_first
+from snnpipe.pipeline.cli import cli
+cli.main(sys.argv[2:], prog_name="snnpipe")
+"""
+
+
+def test_what_another_command_writes_into_a_report_folder_meanwhile_is_kept(tmp_path, checkpoint):
+    folder = tmp_path / "D"
+    profile = subprocess.Popen([sys.executable, "-c", _PAUSE_BEFORE_SWAP, str(folder), "profile", str(checkpoint.path),
+                                "--samples", "20", "--out", str(folder)], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not _stopped(profile.pid) and profile.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _stopped(profile.pid), profile.communicate()
+        export = subprocess.run(["snnpipe", *_export_args(checkpoint, "onnx", folder / "x.onnx")], capture_output=True,
+                                text=True, timeout=300)
+        assert export.returncode == 0, export.stderr
+        exported = {p.name: p.read_bytes() for p in folder.iterdir()}
+    finally:
+        profile.send_signal(signal.SIGCONT)
+    _, err = profile.communicate(timeout=300)
+    assert profile.returncode == 0, err
+    assert {"x.onnx", "x.onnx.report.json"} <= exported.keys()
+    assert {name: (folder / name).read_bytes() for name in exported} == exported  # the export's files, all kept
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*exported, *FILES])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["D"]  # nothing left beside it
+
+
+
+@pytest.mark.parametrize("exchange", [True, False], ids=["renameat2", "two-renames"])
+def test_a_swapped_in_folder_keeps_what_appeared_in_the_old_one(tmp_path, monkeypatch, exchange):
+    from snnpipe import files
+
+    if not exchange:
+        monkeypatch.setattr(files, "_RENAMEAT2", None)
+    folder = tmp_path / "D"
+    folder.mkdir()
+    (folder / "profile.json").write_text("old")
+    with files.atomic_folder(folder, allowed=("profile.json",)) as new:
+        (new / "profile.json").write_text("new")
+        (folder / "x.onnx").write_text("another command's")  # after the check at the start
+        (folder / "sub").mkdir()
+        (folder / "sub" / "y").write_text("y")
+    assert {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.is_file()} == {
+        "profile.json": "new", "x.onnx": "another command's", "sub/y": "y"}
+    assert [p.name for p in tmp_path.iterdir()] == ["D"]
+
+def test_an_export_writing_the_onnx_twin_of_another_is_refused(tmp_path, checkpoint):
+    """B writes F.ann.onnx, which A's export to F.onnx would write as its ANN twin: each file an
+    export writes is claimed, so A is refused in one line and B's file stays B's."""
+    first = _start(_export_args(checkpoint, "onnx", tmp_path / "F.ann.onnx"))
+    try:
+        assert _wait_for(tmp_path, ".F.ann.onnx.lock", first), first.communicate()
+        first.send_signal(signal.SIGSTOP)  # B holds F.ann.onnx, midway
+        second = subprocess.run(["snnpipe", *_export_args(checkpoint, "onnx", tmp_path / "F.onnx")],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    assert second.returncode == 2, (second.returncode, second.stderr)
+    assert f"another snnpipe command (process {first.pid}) is writing {tmp_path / 'F.ann.onnx'}" in _one_line(second.stderr)
+    report = json.loads((tmp_path / "F.ann.onnx.report.json").read_text())
+    assert report["files"][0] == str(tmp_path / "F.ann.onnx") and "snn" in report  # B's SNN, not A's twin
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # nothing of A's, no lock left
+        [Path(f).name for f in report["files"]] + ["F.ann.onnx.report.json"])
 
 # -- 16: a full disk between a file and its report ------------------------------------------------
 
@@ -167,6 +252,68 @@ def test_sigterm_mid_write_removes_what_it_was_writing_and_says_so(tmp_path, che
     assert "stopped by SIGTERM" in _one_line(err)
     assert list(tmp_path.iterdir()) == []  # no temporary, no lock, no half report
 
+
+
+#: Runs ``snnpipe`` with the arguments after the first, and stops itself (SIGSTOP) once the command
+#: has ended: at its exit (``exit``), or as the interpreter tears its modules down (``teardown``).
+_PAUSE_AFTER_THE_END = """
+import os, signal, sys
+where = sys.argv[1]
+class Pause:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGSTOP)
+if where == "exit":
+    exit_ = sys.exit
+    def exit_after_pause(code=None):
+        Pause()
+        exit_(code)
+    sys.exit = exit_after_pause
+else:
+    pause = Pause()  # deleted with __main__'s names, late in the interpreter's teardown
+sys.argv = ["snnpipe", *sys.argv[2:]]
+from snnpipe.pipeline.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("where", ["exit", "teardown"])
+def test_sigterm_after_the_output_is_complete_keeps_it_and_exits_with_its_code(tmp_path, checkpoint, where):
+    folder = tmp_path / "R"
+    proc = subprocess.Popen([sys.executable, "-c", _PAUSE_AFTER_THE_END, where, "profile", str(checkpoint.path),
+                             "--samples", "20", "--quiet", "-o", str(folder)], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not _stopped(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _stopped(proc.pid), proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (proc.returncode, err)  # the command's own code: it had finished
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    if where == "exit":  # in the teardown, after Python's own exit hooks, it is ignored (no line)
+        assert "snnpipe profile had already ended (exit 0) when SIGTERM came" in _one_line(err)
+
+
+def test_an_error_a_library_makes_of_the_stop_is_the_stop(tmp_path, checkpoint, monkeypatch):
+    """SIGTERM inside a module's import: onnxruntime wraps the handler's exception in an ImportError."""
+    from snnpipe.files import atomic_path
+    from snnpipe.pipeline import export as export_module
+
+    def importing_onnxruntime(checkpoint, target, out, **_):
+        with atomic_path(Path(out)) as tmp:
+            tmp.write_text("half")
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+            except BaseException as err:
+                raise ImportError("initialization failed") from err
+
+    monkeypatch.setattr(export_module, "export", importing_onnxruntime)
+    result = CliRunner().invoke(cli, _export_args(checkpoint, "onnx", tmp_path / "m.onnx"))
+    assert result.exit_code == 143, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "export stopped by SIGTERM" in lines[0] and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # its temporary removed
 
 def test_a_later_export_removes_what_a_killed_one_left_of_its_file_only(tmp_path, checkpoint):
     out = tmp_path / "m.nir"
