@@ -412,6 +412,25 @@ def test_two_first_uses_of_the_lava_environment_build_it_once(tmp_path):
     assert sorted(p.name for p in env_dir.parent.iterdir()) == ["snnpipe-lava"]  # no temporary, no lock
 
 
+
+def test_a_lava_environment_slow_to_answer_is_kept_not_rebuilt(tmp_path, monkeypatch):
+    # a check timing out on a loaded machine is no broken environment: 5.6 GB must not be deleted for it
+    from snnpipe.hw_targets.loihi import lava_bridge
+
+    env_dir = tmp_path / "home" / ".cache" / "snnpipe-lava"
+    (env_dir / "bin").mkdir(parents=True)
+    (env_dir / "bin" / "python").write_text("#!/bin/sh\nsleep 5\n")
+    (env_dir / "bin" / "python").chmod(0o755)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SNNPIPE_LAVA_PYTHON", raising=False)
+    monkeypatch.setattr(lava_bridge, "CHECK_SECONDS", 0.5, raising=False)
+    monkeypatch.setattr(lava_bridge, "find_python310", lambda: (Path(sys.executable), []))
+    monkeypatch.setattr(lava_bridge, "create_env", lambda *a: pytest.fail("a working environment was rebuilt"))
+    with pytest.raises(lava_bridge.LavaUnavailableError, match="did not answer in 0.5 s"):
+        lava_bridge.lava_python()
+    assert (env_dir / "bin" / "python").read_text() == "#!/bin/sh\nsleep 5\n"
+
+
 # -- 25: .ci/run ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fails", [False, True], ids=["passes", "fails"])

@@ -57,11 +57,24 @@ def default_env_dir() -> Path:
     return Path.home() / ".cache" / "snnpipe-lava"
 
 
+#: How long a Lava environment's python may take to answer the version check (importing nothing).
+CHECK_SECONDS = 120.0
+
+
 def _is_lava_python(python: Path) -> bool:
+    """Whether ``python`` is a Python 3.10 with lava-dl 0.6.0.
+
+    Raises:
+        LavaUnavailableError: it did not answer in `CHECK_SECONDS`: a busy machine, not a broken
+            environment, so nothing may be rebuilt (5.6 GB) on its account.
+    """
     if not python.is_file():
         return False
     try:
-        return subprocess.run([str(python), "-c", _CHECK], capture_output=True, timeout=120).returncode == 0
+        return subprocess.run([str(python), "-c", _CHECK], capture_output=True, timeout=CHECK_SECONDS).returncode == 0
+    except subprocess.TimeoutExpired:
+        raise LavaUnavailableError(f"{python} did not answer in {CHECK_SECONDS:g} s (a busy machine?); nothing was "
+                                   "changed: try again when the machine is quieter") from None
     except (OSError, subprocess.SubprocessError):
         return False
 
