@@ -21,6 +21,7 @@ scripts pip wrote in its ``bin/`` name the temporary folder, and nothing here ru
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -62,21 +63,30 @@ CHECK_SECONDS = 120.0
 
 
 def _is_lava_python(python: Path) -> bool:
-    """Whether ``python`` is a Python 3.10 with lava-dl 0.6.0.
+    """Whether ``python`` is a Python 3.10 with lava-dl 0.6.0: False only where it answered no (or
+    cannot run at all), since a False has its environment rebuilt (5.6 GB).
 
     Raises:
-        LavaUnavailableError: it did not answer in `CHECK_SECONDS`: a busy machine, not a broken
-            environment, so nothing may be rebuilt (5.6 GB) on its account.
+        LavaUnavailableError: the check could not be made: no answer in `CHECK_SECONDS`, killed by
+            a signal (the OOM killer), or no process to run it in (EAGAIN, ENOMEM): a busy
+            machine, not a broken environment.
     """
     if not python.is_file():
         return False
+    busy = None
     try:
-        return subprocess.run([str(python), "-c", _CHECK], capture_output=True, timeout=CHECK_SECONDS).returncode == 0
+        code = subprocess.run([str(python), "-c", _CHECK], capture_output=True, timeout=CHECK_SECONDS).returncode
+        if code >= 0:
+            return code == 0
+        busy = f"was killed by signal {-code} while checking its version"
     except subprocess.TimeoutExpired:
-        raise LavaUnavailableError(f"{python} did not answer in {CHECK_SECONDS:g} s (a busy machine?); nothing was "
-                                   "changed: try again when the machine is quieter") from None
-    except (OSError, subprocess.SubprocessError):
-        return False
+        busy = f"did not answer in {CHECK_SECONDS:g} s"
+    except OSError as err:
+        if err.errno not in (errno.EAGAIN, errno.ENOMEM):
+            return False
+        busy = f"could not be started ({os.strerror(err.errno)})"
+    raise LavaUnavailableError(f"{python} {busy} (a busy machine?); nothing was changed: try again when the machine "
+                               "is quieter")
 
 
 #: Run by each candidate interpreter: it must be 3.10 and able to make a virtual environment.
