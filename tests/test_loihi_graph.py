@@ -69,7 +69,11 @@ def test_a_relay_that_does_not_pass_its_source_on_unchanged_is_refused():
     relay = relay_node("a", (1,))
     wide = GraphNode(relay.name, (2,), relay.neuron, None, [_dense("a", relay.name, [[2], [2]])], relay=True)
     slow = GraphNode(relay.name, (1,), PASS, None, relay.connections, relay=True)
-    for bad, width in ((wide, 2), (slow, 1)):
+    # and relays that change what they pass on: a bias (it fires by itself), weights other than 2 (mantissa 1)
+    biased = GraphNode(relay.name, (1,), relay.neuron, np.array([100]), relay.connections, relay=True)
+    weighed = [GraphNode(relay.name, (1,), relay.neuron, None, [_dense("a", relay.name, [[w]])], relay=True)
+               for w in (-2, 4)]  # (all-zero weights are refused as such)
+    for bad, width in ((wide, 2), (slow, 1), (biased, 1), *((w, 1) for w in weighed)):
         with pytest.raises(ValueError, match="relay node a.relay1 is not one connection into relay neurons of its source"):
             LoihiGraph((1,), [GraphNode("a", (1,), relay.neuron, None, [_dense("input", "a", [[2]])]), bad,
                               GraphNode("c", (1,), PASS, None, [_dense(relay.name, "c", [[2] * width])])])

@@ -174,10 +174,10 @@ class LoihiGraph:
                                      f"{connection.source} gives {expected}")
                 connection.layer(node)  # LoihiLayer's checks of weights and shapes
                 depths.add(self._depth[connection.source] + 1)
-            if node.relay and (len(node.connections) != 1 or node.neuron != RELAY_NEURON
-                               or node.out_shape != shapes[node.connections[0].source]):
-                raise ValueError(f"relay node {node.name} is not one connection into relay neurons of its source's shape "
-                                 f"(relay_node): a relay passes each spike on one step later, unchanged")
+            if node.relay and not _is_relay(node, shapes):
+                raise ValueError(f"relay node {node.name} is not one connection into relay neurons of its source's shape, "
+                                 "the identity weight and no bias (relay_node): a relay passes each spike on one step "
+                                 "later, unchanged")
             if len(depths) != 1:
                 raise AlignmentError(f"the branches into {node.name} arrive after {sorted(depths)} steps; Lava would "
                                      "sum spikes of different steps (pad the shorter branch with relay nodes)")
@@ -242,6 +242,20 @@ class LoihiGraph:
             nodes.append(GraphNode(layer.name, layer.out_shape, layer.neuron, layer.bias, [connection]))
             previous = layer.name
         return cls(net.input_shape, nodes)
+
+
+def _is_relay(node: GraphNode, shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Whether ``node`` is what `relay_node` makes of its source: one identity connection of weight
+    mantissa 1 into relay neurons of the source's shape, no bias."""
+    if len(node.connections) != 1 or node.neuron != RELAY_NEURON or node.bias is not None:
+        return False
+    given = node.connections[0]
+    if node.out_shape != shapes[given.source]:
+        return False
+    wanted = identity_connection(given.source, given.name, node.out_shape, 1)
+    return (given.weight.shape == wanted.weight.shape and bool(np.array_equal(given.weight, wanted.weight))
+            and all(getattr(given, key) == getattr(wanted, key)
+                    for key in ("kind", "in_shape", "flatten", "stride", "padding", "dilation", "groups")))
 
 
 def identity_connection(source: str, name: str, shape: tuple[int, ...], mantissa: int) -> Connection:
