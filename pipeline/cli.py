@@ -582,9 +582,11 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                              world=world, **energy)
             if deployed:
                 from snnpipe.pipeline.profile.deployed import profile_deployed
+                from snnpipe.pipeline.profile.side_by_side import check_same_network
 
                 fixed_point = profile_deployed(deployed, data_dir, checkpoint=checkpoint, dataset=dataset,
                                                timesteps=timesteps, samples=samples, progress=progress, **energy)
+                check_same_network(result, fixed_point, deployed)
     finally:
         distributed.teardown(world)
     if not world.is_main:

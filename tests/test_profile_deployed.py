@@ -315,3 +315,31 @@ def test_the_deployed_profile_counts_the_spikes_lava_computes(tmp_path):
         per_step = spikes.reshape(*spikes.shape[:2], -1).sum(axis=(0, 2)) / 8 / layer.neurons
         assert layer.rate_per_step == pytest.approx(per_step.tolist())
     assert p.neuron_layers[0].spikes > 0
+
+
+def _mlp_checkpoint(folder: Path, hidden: tuple[int, ...]) -> Path:
+    torch.manual_seed(3)
+    model = create_model("mlp", input_shape=(1, 8, 8), num_classes=10, hidden=hidden)
+    spec = DataSpec("digits", (1, 8, 8), 10, (0.3,), (0.4,))
+    path = folder / "run" / "checkpoint.pt"
+    path.parent.mkdir(parents=True)
+    Checkpoint("mlp", {"hidden": hidden}, True, NeuronParams(), 4, "rate", spec, model.state_dict(), []).save(path)
+    return path
+
+
+@pytest.mark.parametrize("other,differs", [((24,), "neurons of blocks.hidden1.1 has 24 neurons there and 16 in the "
+                                                   "checkpoint"),
+                                          ((16, 16), "holds blocks.hidden2.0, which the checkpoint has not")],
+                         ids=["wider", "deeper"])
+def test_a_deployed_file_of_another_network_is_refused_beside_a_checkpoint(tmp_path, other, differs):
+    # the side-by-side report would set two unrelated networks' counts against each other
+    ckpt = _mlp_checkpoint(tmp_path / "a", (16,))
+    foreign = _export(_mlp_checkpoint(tmp_path / "b", other), samples=16)
+    result = CliRunner().invoke(cli, ["profile", str(ckpt), "--deployed", str(foreign), "--samples", "16", "--out",
+                                      str(tmp_path / "r")])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert differs in result.output and "give the Loihi file exported from this checkpoint" in result.output
+    assert not (tmp_path / "r").exists()
+    own = _export(ckpt, samples=16)
+    assert CliRunner().invoke(cli, ["profile", str(ckpt), "--deployed", str(own), "--samples", "16", "--out",
+                                    str(tmp_path / "r")]).exit_code == 0

@@ -16,7 +16,7 @@ Only the schema is imported: rendering reads a profile and never counts.
 
 from __future__ import annotations
 
-from snnpipe.pipeline.profile.schema import TERMS, LayerProfile, NeuronProfile, Profile, SynapseProfile
+from snnpipe.pipeline.profile.schema import TERMS, LayerProfile, NeuronProfile, Profile, ProfileError, SynapseProfile
 
 NEURON_SUFFIX = ".neuron"
 
@@ -69,6 +69,24 @@ def pairs(float_profile: Profile, deployed: Profile) -> list[tuple[str, LayerPro
             rows.append((key, None, layer))
     rows += [(key, layer, None) for key, layer in by_key.items() if key not in used]
     return rows
+
+
+def check_same_network(float_profile: Profile, deployed: Profile, path: str) -> None:
+    """Refuse a deployed file that is not the checkpoint's own export: every synaptic node of the
+    file (but the relays the export inserts) pairs with a layer of the checkpoint, and every paired
+    neuron layer has as many neurons on both sides.
+
+    Raises:
+        ProfileError: one line naming the first layer that differs.
+    """
+    for key, float_layer, deployed_layer in pairs(float_profile, deployed):
+        if float_layer is None and isinstance(deployed_layer, SynapseProfile) and ".relay" not in deployed_layer.name:
+            raise ProfileError(f"--deployed {path} holds {deployed_layer.name}, which the checkpoint has not: give the "
+                               "Loihi file exported from this checkpoint")
+        if isinstance(float_layer, NeuronProfile) and isinstance(deployed_layer, NeuronProfile) and \
+                float_layer.neurons != deployed_layer.neurons:
+            raise ProfileError(f"--deployed {path}: {key} has {deployed_layer.neurons} neurons there and "
+                               f"{float_layer.neurons} in the checkpoint: give the Loihi file exported from this checkpoint")
 
 
 def _uj(pj: float | None) -> float | None:
