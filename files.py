@@ -319,6 +319,19 @@ def checksums(folder: Path) -> dict[str, str]:
     return sums
 
 
+def changed_files(folder: Path, recorded: dict[str, str]) -> list[str]:
+    """The files of ``recorded`` (what `checksums` of ``folder`` gave once) that are missing, changed,
+    a link or outside ``folder`` now; files added since (a user's) are not looked at."""
+    root = folder.resolve()
+    changed = []
+    for name, digest in recorded.items():
+        path = folder / name
+        if (path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(root)
+                or hashlib.sha256(path.read_bytes()).hexdigest() != digest):
+            changed.append(name)
+    return changed
+
+
 def _renameat2() -> Callable[[Path, Path, int], int] | None:
     """Linux's ``renameat2`` (glibc >= 2.28), returning 0 or the errno: with `_EXCHANGE` it swaps
     two paths in one step, with `_NOREPLACE` it renames only where the target name is free."""

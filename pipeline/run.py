@@ -37,7 +37,7 @@ from typing import Any, Callable
 
 from snnpipe import progress as progress_bars
 from snnpipe.errors import SnnpipeError, StopRequested
-from snnpipe.files import (FolderLock, atomic_path, checksums, claim_free_folder, lock_folder, remove_if_unused,
+from snnpipe.files import (FolderLock, atomic_path, changed_files, checksums, claim_free_folder, lock_folder, remove_if_unused,
                            remove_orphan_temporaries)
 from snnpipe.models import NeuronParams
 from snnpipe.hw_targets import parse_target_options
@@ -395,8 +395,10 @@ def _finished_steps(folder: Path, recipe: Recipe) -> dict[str, dict]:
     refuses a folder whose finished outputs were changed since."""
     steps = _recorded_steps(folder, recipe)
     for name, record in steps.items():
-        if checksums(folder / name) != record["files"]:
-            raise RecipeError(f"the files of the finished step {name!r} in {folder} changed since it finished; "
+        changed = changed_files(folder / name, record["files"])
+        if changed:
+            raise RecipeError(f"the files of the finished step {name!r} in {folder} changed since it finished "
+                              f"({', '.join(changed[:3])}); "
                               f"remove {folder / name} to redo it, or run the recipe again without --resume")
     return steps
 
