@@ -294,6 +294,13 @@ def _remove(entries: Iterable[Path]) -> list[Path]:
     return removed
 
 
+def _snnpipes(entry: Path) -> bool:
+    """Whether ``entry`` is a lock file or a temporary of snnpipe's own (left by a killed command):
+    no reason to refuse a folder, and handed back with the rest if it holds it (`atomic_folder`)."""
+    return entry.name == LOCK_NAME or (entry.name.startswith(".") and entry.name.endswith(".lock")) or \
+        _temporary_of(entry) is not None
+
+
 def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[Path]:
     """Remove the temporaries that writes killed midway left in ``folder`` itself and in each of its
     ``subfolders`` (relative paths: the folders snnpipe writes there); returns them. Only whole
@@ -380,7 +387,7 @@ def atomic_folder(folder: Path, allowed: tuple[str, ...]) -> Iterator[Path]:
     if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
         raise SnnpipeError(f"{folder} is not a folder of its own; choose another --out")
     if folder.is_dir():
-        others = sorted(entry.name for entry in folder.iterdir() if entry.name not in allowed)
+        others = sorted(entry.name for entry in folder.iterdir() if entry.name not in allowed and not _snnpipes(entry))
         if others:
             raise SnnpipeError(f"{folder} holds other files ({', '.join(others[:3])}); give the report a folder of its own with --out")
     folder.parent.mkdir(parents=True, exist_ok=True)

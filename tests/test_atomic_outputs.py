@@ -90,3 +90,15 @@ def test_a_folder_with_other_files_is_not_replaced(tmp_path, checkpoint):
     result = _profile(checkpoint, "-o", str(folder))
     assert result.exit_code == 2 and "holds other files (notes.txt)" in result.output
     assert (folder / "notes.txt").read_text() == "keep me"
+
+
+def test_what_a_killed_export_left_in_a_folder_does_not_keep_a_report_out(tmp_path, checkpoint):
+    # a SIGKILLed export leaves its output's lock file and its temporary: snnpipe's own, not a user's
+    folder = tmp_path / "report"
+    folder.mkdir()
+    left = [folder / ".x.nir.lock", folder / f".x.nir{TEMP_MARK}abcd1234.nir"]
+    for path in left:
+        path.write_text("x")
+    result = _profile(checkpoint, "-o", str(folder))
+    assert result.exit_code == 0, result.output
+    assert (folder / "profile.json").is_file() and all(path.read_text() == "x" for path in left)  # handed back
