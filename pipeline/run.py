@@ -407,6 +407,9 @@ def _recorded_steps(folder: Path, recipe: Recipe) -> dict[str, dict]:
     """The finished steps ``folder``'s record lists; refuses a folder that is no run of ``recipe``
     and a record naming as a step's output anything but one of the files it checks for that step."""
     path = folder / STATE_NAME
+    if path.is_symlink() or folder.is_symlink():  # another run's record would vouch for this folder
+        raise RecipeError(f"--resume {folder}: its {STATE_NAME} is a link, not a record snnpipe wrote there; give the "
+                          "run folder itself, or run without --resume")
     if not path.is_file():
         raise RecipeError(f"--resume {folder}: it holds no {STATE_NAME}, so it is no run folder of {recipe.name!r}; "
                           f"give the folder an interrupted run of it made (runs/{recipe.name}...) or run without --resume")

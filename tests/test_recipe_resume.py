@@ -143,6 +143,22 @@ def test_resume_refuses_a_folder_that_is_no_run_of_the_recipe_and_touches_nothin
         assert (_tree(folder) if folder.exists() else None) == before  # not even a lock file
 
 
+
+def test_resume_refuses_a_folder_whose_record_is_a_link_to_a_runs(tmp_path, monkeypatch):
+    # a link to a real run's run.json would vouch for any folder: its snnpipe-named files were removed
+    monkeypatch.chdir(tmp_path)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({**ONE_STEP, "steps": ONE_STEP["steps"][:1]}))
+    real = run(recipe).folder
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / STATE_NAME).symlink_to(real / STATE_NAME)
+    (fake / f".mine{TEMP_MARK}abcd1234").write_text("x")
+    before = _tree(fake)
+    with pytest.raises(RecipeError, match=f"its {STATE_NAME} is a link"):
+        run(recipe, resume=fake)
+    assert _tree(fake) == before
+
 def test_resume_removes_only_the_temporaries_of_its_own_writes(tmp_path, monkeypatch):
     """In the run folder and its steps' folders, names as `atomic_path` makes them; a user's file
     of a like name, and anything in a folder no step writes, stay."""
