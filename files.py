@@ -297,8 +297,7 @@ def _remove(entries: Iterable[Path]) -> list[Path]:
 def _snnpipes(entry: Path) -> bool:
     """Whether ``entry`` is a lock file or a temporary of snnpipe's own (left by a killed command):
     no reason to refuse a folder, and handed back with the rest if it holds it (`atomic_folder`)."""
-    return entry.name == LOCK_NAME or (entry.name.startswith(".") and entry.name.endswith(".lock")) or \
-        _temporary_of(entry) is not None
+    return (entry.name.startswith(".") and entry.name.endswith(".lock")) or _temporary_of(entry) is not None  # LOCK_NAME too
 
 
 def remove_orphan_temporaries(folder: Path, subfolders: Iterable[str]) -> list[Path]:

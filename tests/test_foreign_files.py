@@ -10,6 +10,7 @@ a subprocess under an address-space limit and a timeout.
 import resource
 import subprocess
 import sys
+from pathlib import Path
 
 import h5py
 import nir
@@ -44,7 +45,7 @@ def _profile(path, tmp_path, *extra: str):
     return result, out
 
 
-def _netx(tmp_path, name: str = "net.net.h5", **attrs) -> "Path":  # noqa: F821
+def _netx(tmp_path, name: str = "net.net.h5", **attrs) -> Path:
     """A digits network of 64 inputs -> 4 neurons -> 10 readouts, written as snnpipe's export writes."""
     rng = np.random.default_rng(0)
     fc = LoihiLayer("fc", "dense", (64,), (4,), rng.integers(-100, 100, (4, 64)) * 2, None, CubaNeuron(4096, 0, 150))
@@ -54,7 +55,7 @@ def _netx(tmp_path, name: str = "net.net.h5", **attrs) -> "Path":  # noqa: F821
     return path
 
 
-def _conv_netx(tmp_path) -> "Path":  # noqa: F821
+def _conv_netx(tmp_path) -> Path:
     """digits 1x8x8 -> a 2-channel 3x3 conv (2x6x6) -> 10 readouts."""
     rng = np.random.default_rng(0)
     conv = LoihiLayer("conv", "conv", (1, 8, 8), (2, 6, 6), rng.integers(-100, 100, (2, 1, 3, 3)) * 2, None,
@@ -66,7 +67,7 @@ def _conv_netx(tmp_path) -> "Path":  # noqa: F821
     return path
 
 
-def _graph_file(tmp_path) -> "Path":  # noqa: F821
+def _graph_file(tmp_path) -> Path:
     """The graded-input (direct-coded) form: 8-bit input x_q = round(x / 2^-5) into 4 neurons, 10 readouts."""
     rng = np.random.default_rng(0)
     fc = GraphNode("fc", (4,), CubaNeuron(4096, 0, 150), None,
@@ -280,7 +281,7 @@ def test_a_netx_conv_whose_geometry_does_not_give_its_layers_shape_is_one_line(t
     assert not out.exists()
 
 
-def _chip_file(tmp_path, **changes) -> "Path":  # noqa: F821
+def _chip_file(tmp_path, **changes) -> Path:
     from snnpipe.hw_targets.chip import CHIP_DIR
 
     text = (CHIP_DIR / "loihi.toml").read_text()
