@@ -7,6 +7,7 @@ world size 1 and touches nothing. Only rank 0 writes files and prints.
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +70,10 @@ def all_reduce_sum(values: list[float], world: World) -> list[float]:
 
 
 def teardown(world: World) -> None:
+    """Leave the process group; what still held it (a DDP reducer in a cycle) is collected first,
+    or gloo's threads may outlive it and abort the process at exit."""
     if world.distributed and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 

@@ -305,10 +305,13 @@ def train(
             on_note(run.note)
         if device.type == "cpu" and world.rank == 0:
             _state_duration(config, size, len(run.data.train_y), len(run.data.test_y))
-        return run.fit(progress, on_epoch)
+        checkpoint = run.fit(progress, on_epoch)
+        distributed.barrier(world)  # no rank tears the group down while another still talks in it
+        return checkpoint
     finally:
         if run is not None and run.lock is not None:
             run.lock.release()
+        del run  # DistributedDataParallel's reducer holds the process group: it goes first
         distributed.teardown(world)
 
 
