@@ -523,7 +523,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.hw_targets.chip import get_chip
     from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
-    from snnpipe.pipeline.importer import is_nir_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
 
@@ -531,7 +530,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
     if timesteps is not None and timesteps < 1:
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
-    nir_file = is_nir_file(checkpoint)
+    nir_file = Path(checkpoint).suffix.lower() == ".nir"  # a NIR graph, run as `snnpipe import nir` reads it
     loihi_file = not nir_file and _is_loihi_file(Path(checkpoint))
     if loihi_file and deployed:
         raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "

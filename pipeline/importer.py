@@ -160,11 +160,6 @@ def nir_checkpoint(
     return ckpt
 
 
-def is_nir_file(path: str | Path) -> bool:
-    """A file named as NIR's are (``.nir``): what ``snnpipe profile`` runs as a NIR graph."""
-    return Path(path).suffix.lower() == ".nir"
-
-
 def _check_fits(ckpt: Checkpoint, where: str) -> None:
     """Refuse a T at which one sample cannot run here: what profile and export would refuse
     (`memory.check_inference`), said before a checkpoint nothing can run is written."""
