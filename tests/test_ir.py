@@ -246,6 +246,28 @@ def test_a_neuron_is_a_leaf_by_protocol_and_an_adapter_maps_other_modules():
     assert graph.nodes["1"].voltage_decay == 0.0 and graph.nodes["1"].threshold == 2.0
 
 
+class _TupleNeuron(nn.Module):
+    """Returns (spikes, state), as snnTorch's and Norse's neurons do: its node is out[0]'s."""
+
+    def forward(self, x):
+        return (x > 1.0).float(), x
+
+
+def test_the_spikes_of_a_neuron_returning_a_tuple_flow_on():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif, self.out = nn.Linear(3, 2), _TupleNeuron(), nn.Linear(2, 2)
+
+        def forward(self, x):
+            spikes, _state = self.lif(self.fc(x))
+            return self.out(spikes)
+
+    graph = trace(Net(), (3,), adapter=lambda m: ir.IF(1.0) if isinstance(m, _TupleNeuron) else None)
+    assert graph.edges == [("input", "fc"), ("fc", "lif"), ("lif", "out"), ("out", "output")]
+    assert graph.shapes()["lif"] == (2,)
+
+
 @pytest.mark.parametrize("model,words", [
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), r"^1 \(MaxPool2d\): the graph has no max pooling"),
     (create_model("mlp", spiking=False), r"^blocks.hidden1.2 \(ReLU\): this is the ANN twin"),
