@@ -4,7 +4,7 @@
 its ``model_args`` (``graph``: `ir.Graph.to_data` with the weights left out) and the weights in its
 ``state_dict``, so it rebuilds with `create_model` like any zoo model, ANN twin included (ReLU for
 every neuron). Each node becomes a module by `BUILDERS`, a ``{node type: builder}`` table, and the
-module carries the node's name as ``ir_name`` (the tracer names it so again, `layer_modules` finds it).
+module carries the node's name as ``ir_name`` (`layer_modules` finds the modules by it).
 
 - ``sequential(graph=...)``: a chain, in blocks that each end at a neuron (``layer1``, ``layer2`` ...)
   and a ``head`` of what follows the last neuron: the stages and the profiler see blocks as in the zoo.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -80,8 +81,6 @@ def _cuba_lif(name: str, node: ir.CubaLIF, neuron: NeuronFactory) -> nn.Module:
     for key in ("v_leak", "v_reset", "bias"):
         if getattr(node, key) not in (None, 0.0):
             raise GraphError(f"{_label(name, node)} has {key} = {getattr(node, key):g}; snnpipe's CUBA LIF has 0")
-    from dataclasses import replace
-
     try:
         params = replace(probe.params, current_decay=node.current_decay, voltage_decay=node.voltage_decay,
                          threshold=node.threshold, refractory_steps=node.refractory_steps, reset=node.reset)
