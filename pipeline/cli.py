@@ -523,7 +523,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
-    from snnpipe.pipeline.energy_report import figure_name, in_unit, report_unit
+    from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
     from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
@@ -612,7 +612,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         snn = result.estimates.get("snn")
         if snn is not None:
             summary["energy"] = {"model": result.energy_model, "precision": snn.precision,
-                                 **{f"{name}_uj": e.total_uj for name, e in result.estimates.items()},
+                                 **{figure_key(e): e.total_uj for e in result.estimates.values()},
                                  "snn_min_uj": snn.min_pj * 1e-6, "snn_max_uj": snn.max_pj * 1e-6,
                                  "snn_stderr_uj": snn.stderr_pj * 1e-6}
         if fixed_point is not None:
@@ -620,7 +620,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
             fixed_snn = fixed_point.estimates.get("snn")
             if fixed_snn is not None:
                 summary["deployed"]["energy"] = {"model": fixed_point.energy_model, "precision": fixed_snn.precision,
-                                                 "snn_uj": fixed_snn.total_uj,
+                                                 figure_key(fixed_snn): fixed_snn.total_uj,
                                                  "snn_stderr_uj": fixed_snn.stderr_pj * 1e-6}
         for key, g, tol in (("gate", gate, tolerance), ("energy_gate", egate, energy_tolerance)):
             if g:

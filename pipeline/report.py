@@ -113,7 +113,8 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
          ["layer", "type", "ACs", "MACs", "NB eff. ACs", "NB eff. MACs", "NB dense", "ANN MACs"], synapses),
         ("Neuron layers", ["layer", "type", "neurons", "membrane", "spikes", "firing rate", "ANN active fraction"],
          neurons),
-        (f"Firing rate per counted step ({steps_text(p)})", ["layer", *(f"t={i + 1}" for i in range(p.timesteps))], steps),
+        ((f"Firing rate per counted step (T = {p.timesteps - p.delay_steps}, then {p.delay_steps} Loihi delay steps)"
+          if p.delay_steps else "Firing rate per timestep"), ["layer", *(f"t={i + 1}" for i in range(p.timesteps))], steps),
         *energy_tables(p),
     ]
 
