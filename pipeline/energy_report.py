@@ -82,34 +82,34 @@ def missing_break_even(p: Profile) -> list[str]:
 
 
 def energy_tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
-    """(title, header, rows) for `report.tables`; empty for a profile without estimates (schema 1)."""
-    snn = p.estimates.get("snn")
-    if snn is None:
+    """(title, header, rows) for `report.tables` (an ANN's: its own figure by term); empty for a profile
+    without estimates (schema 1)."""
+    own = p.estimates.get("snn") or p.estimates.get("ann")
+    if own is None:
         return []
     unit = report_unit(p)
     num = lambda pj: f"{pj / unit[1]:.4g}"  # noqa: E731
-    used = [t for t in TERMS if snn.terms.get(t)]
+    used = [t for t in TERMS if own.terms.get(t)]
     by_term = [[_short(name), *(num(terms.get(t, 0.0)) for t in used), num(terms["total"]),
-                f"{num(terms['min'])} to {num(terms['max'])}"] for name, terms in snn.layers.items()]
-    if snn.terms.get("static"):
-        by_term.append(["(static, whole chip)", *(num(snn.terms["static"]) if t == "static" else "-" for t in used),
-                        num(snn.terms["static"]), "-"])
-    by_term.append(["total", *(num(snn.terms.get(t, 0.0)) for t in used), num(snn.total_pj),
-                    f"{num(snn.min_pj)} to {num(snn.max_pj)}"])
+                f"{num(terms['min'])} to {num(terms['max'])}"] for name, terms in own.layers.items()]
+    if own.terms.get("static"):
+        by_term.append(["(static, whole chip)", *(num(own.terms["static"]) if t == "static" else "-" for t in used),
+                        num(own.terms["static"]), "-"])
+    by_term.append(["total", *(num(own.terms.get(t, 0.0)) for t in used), num(own.total_pj),
+                    f"{num(own.min_pj)} to {num(own.max_pj)}"])
     versus = [[figure_name(e), terms_label(e), num(e.total_pj), f"{num(e.min_pj)} to {num(e.max_pj)}", num(e.stderr_pj),
-               f"{e.total_pj / snn.total_pj:.3g}" if snn.total_pj else "inf"]
-              for e in [snn, *baselines(p).values()]]
+               f"{e.total_pj / own.total_pj:.3g}" if own.total_pj else "inf"]
+              for e in [own, *baselines(p).values()]]
     names = list(baselines(p))
     fmt = lambda point, key: "-" if point is None else f"{point[key]:.3g}"  # noqa: E731
     breaks = [[_short(b.layer), f"{b.spikes_per_synapse:.3g}", f"{b.firing_rate:.4f}",
                *(fmt(b.baselines.get(n), key) for n in names for key in ("spikes_per_synapse", "firing_rate"))]
               for b in p.break_even]
-    tables = [
-        (f"{figure_name(snn)} by term and layer ({unit[0]} per inference)",
-         ["layer", *(TERM_NAMES[t] for t in used), "total", "min to max"], by_term),
-        (f"The SNN against its baselines ({unit[0]} per inference; min to max over the constants' published range)",
-         ["figure", "includes", "energy", "min to max", "std. error", "/ SNN"], versus),
-    ]
+    tables = [(f"{figure_name(own)} by term and layer ({unit[0]} per inference)",
+               ["layer", *(TERM_NAMES[t] for t in used), "total", "min to max"], by_term)]
+    if names:
+        tables.append((f"The SNN against its baselines ({unit[0]} per inference; min to max over the constants' "
+                       "published range)", ["figure", "includes", "energy", "min to max", "std. error", "/ SNN"], versus))
     if breaks:
         tables.append((f"Break-even: spikes per synapse per inference and input firing rate at which the SNN costs as "
                        f"much as each baseline (Dampfhoffer et al.'s band: {DAMPFHOFFER_BAND[0]} to {DAMPFHOFFER_BAND[1]}; "
