@@ -141,6 +141,11 @@ def figures(p: Profile, energy: bool) -> list[tuple[str, str, str]]:
     return out
 
 
+def _text_columns(caption: str) -> int:
+    """The leading columns of a table that hold words (left-aligned); the rest hold numbers."""
+    return 2 if caption.startswith(("Synaptic", "Neuron layers", "The SNN against", "Energy model constants")) else 1
+
+
 def markdown(p: Profile) -> str:
     """The report as Markdown: the verdict, the plots with their captions, the tables, the target's sources."""
     title, line = _heading(p)
@@ -149,7 +154,7 @@ def markdown(p: Profile) -> str:
     for name, alt, caption in figures(p, bool(p.estimates.get("snn"))):
         out += ["", f"![{alt}]({name})", "", f"*{caption}*"]
     for caption, header, rows in tables(p):
-        text = 2 if caption.startswith(("Synaptic", "Neuron layers", "The SNN against", "Energy model constants")) else 1
+        text = _text_columns(caption)
         out += ["", f"## {caption}", "", "| " + " | ".join(header) + " |",
                 "| " + " | ".join(["---"] * text + ["---:"] * (len(header) - text)) + " |"]
         out += ["| " + " | ".join(row) + " |" for row in rows]
@@ -166,7 +171,7 @@ def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) ->
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td.t,th:first-child{text-align:left}"
         "th{background:#f0f0f0}img{max-width:100%}figure{margin:1em 0}figcaption{font-style:italic;max-width:70em}"
         "#verdict{border-left:4px solid #444;padding:0.2em 1em;background:#f7f7f7}</style></head><body>",
         f"<h1>{e(title)}</h1>",
@@ -180,7 +185,9 @@ def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) ->
                          f"<figcaption>{e(caption)}</figcaption></figure>")
     for caption, header, rows in tables(p):
         parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        text = _text_columns(caption)
+        parts += ["<tr>" + "".join(f"<td class='t'>{e(c)}</td>" if i < text else f"<td>{e(c)}</td>" for i, c in enumerate(row))
+                  + "</tr>" for row in rows]
         parts.append("</table>")
     parts.append("<h2>Energy constants</h2><ul>")
     parts += [f"<li><code>{e(k)}</code> = {e(str(p.target[k]))} pJ: {e(v)}</li>"

@@ -98,8 +98,8 @@ def plain(text: str) -> str:
     if "<html" not in text:
         return text
     text = re.sub(r"<h\d>", "\n## ", text)
-    text = re.sub(r"<tr>\s*<t[dh]>", "\n| ", text)
-    text = re.sub(r"</t[dh]>\s*<t[dh]>", " | ", text)
+    text = re.sub(r"<tr>\s*<t[dh][^>]*>", "\n| ", text)
+    text = re.sub(r"</t[dh]>\s*<t[dh][^>]*>", " | ", text)
     text = re.sub(r"<(li|p|figcaption)>", "\n", text)
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
