@@ -144,6 +144,7 @@ def energy_plot(p: Profile, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+    from matplotlib.transforms import offset_copy
 
     unit = report_unit(p)
     order = {layer.name: i for i, layer in enumerate(p.layers)}
@@ -185,7 +186,8 @@ def energy_plot(p: Profile, path: Path) -> bool:
     left.invert_yaxis()
     left.set_xlabel(f"energy per inference ({unit[0]})")
     left.set_title(f"{figure_name(snn)} by term: {in_unit(snn.total_pj, unit)}")
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),  # below the x label: never over a bar
+                bbox_transform=offset_copy(left.transAxes, fig=fig, y=-36, units="points"))
 
     right.axvspan(*DAMPFHOFFER_BAND, color="gold", alpha=0.3, label="Dampfhoffer et al. 2023: 0.15-1.38")
     marks = {name: (m, c) for name, m, c in zip(others, ("s", "^", "D", "v", "P"),
@@ -212,14 +214,19 @@ def energy_plot(p: Profile, path: Path) -> bool:
     right.xaxis.set_minor_formatter(NullFormatter())
     right.set_yticks(range(len(labels)), labels, fontsize=8)
     right.set_ylim(len(labels) - 0.5, -0.5)
-    right.set_xlabel("spikes per synapse per inference (log scale)")
+    graded = [_short(syn.name) for syn in p.synapses if syn.name not in {b.layer for b in p.break_even}]
+    right.set_xlabel("spikes per synapse per inference (log scale)"
+                     + (f"\nno row for {', '.join(graded)}: graded input, its MACs do not scale with activity"
+                        if p.break_even and graded else ""))
     right.set_title("Break-even: the SNN wins left of each marker")
     handles, names_ = right.get_legend_handles_labels()
     seen = dict(zip(names_, handles))
-    right.legend(seen.values(), seen.keys(), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
+    right.legend(seen.values(), seen.keys(), fontsize=8, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0),
+                 bbox_transform=offset_copy(right.transAxes, fig=fig, y=-50 if p.break_even and graded else -36,
+                                            units="points"))  # below the x label's lines
     fig.suptitle(f"Energy of {p.model}" + (f" on {p.dataset}" if p.dataset else "") + f" per inference, in {unit[0]}",
                  fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the legends below the axes inside the image
     plt.close(fig)
     return True

@@ -244,7 +244,7 @@ def plot(p: Profile, path: Path) -> None:
 
     fig.suptitle(f"{_heading(p)[0]}: activity over {p.samples} samples", fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the legend right of the axes inside the image
     plt.close(fig)
 
 
