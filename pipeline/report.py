@@ -171,7 +171,7 @@ def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) ->
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td.t,th:first-child{text-align:left}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}.t{text-align:left}"
         "th{background:#f0f0f0}img{max-width:100%}figure{margin:1em 0}figcaption{font-style:italic;max-width:70em}"
         "#verdict{border-left:4px solid #444;padding:0.2em 1em;background:#f7f7f7}</style></head><body>",
         f"<h1>{e(title)}</h1>",
@@ -184,8 +184,9 @@ def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) ->
             parts.append(f"<figure><img alt='{e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
                          f"<figcaption>{e(caption)}</figcaption></figure>")
     for caption, header, rows in tables(p):
-        parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
         text = _text_columns(caption)
+        parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th class='t'>{e(h)}</th>" if i < text else f"<th>{e(h)}</th>"
+                                                              for i, h in enumerate(header)) + "</tr>")
         parts += ["<tr>" + "".join(f"<td class='t'>{e(c)}</td>" if i < text else f"<td>{e(c)}</td>" for i, c in enumerate(row))
                   + "</tr>" for row in rows]
         parts.append("</table>")
