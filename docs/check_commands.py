@@ -2,6 +2,7 @@
 
 Every fenced ``bash`` or ``console`` block of ``README.md`` and ``docs/**/*.md`` is run, command by
 command (a ``\\`` continues a line; in a ``console`` block only the lines after ``$ `` are commands),
+and every ``python`` block as one program,
 each page in a fresh folder holding the repository's ``recipes/`` and ``reports/baseline.json``, the
 pages' blocks in order; a command that exits non-zero fails the check. An HTML comment on the line
 before a block says how to run it, and nothing else may change it:
@@ -83,8 +84,12 @@ def blocks(page: Path) -> list[Block]:
             i += 1
             continue
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
-        if fence.group(1) in ("bash", "console", "sh", "shell"):
-            block = Block(page, i + 1, _commands(lines[i + 1:end], console=fence.group(1) == "console"))
+        if fence.group(1) in ("bash", "console", "sh", "shell", "python"):
+            if fence.group(1) == "python":  # the whole block is one program
+                program = "\n".join(lines[i + 1:end])
+                block = Block(page, i + 1, [f"python - <<'SNNPIPE_DOCS_PYTHON'\n{program}\nSNNPIPE_DOCS_PYTHON"])
+            else:
+                block = Block(page, i + 1, _commands(lines[i + 1:end], console=fence.group(1) == "console"))
             directive = _DIRECTIVE.match(lines[i - 1].strip()) if i else None
             if directive and directive.group(1) == "skip":
                 if not directive.group(2):
