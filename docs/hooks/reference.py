@@ -65,6 +65,7 @@ def cli_reference() -> str:
     lines = ["# Command-line reference", "",
              "Generated from `snnpipe`'s click command tree when this site was built: the choices are read from",
              "the registries (see [Registries](registries.md)), as `snnpipe COMMAND --help` shows them.", ""]
+    lines += _command(["snnpipe"], cli) + ["`-h` and `--help` work everywhere: `snnpipe COMMAND --help`.", ""]
     for path, command in _commands(cli, ["snnpipe"]):
         lines += _command(path, command)
     return "\n".join(lines) + "\n"
@@ -87,7 +88,7 @@ def _command(path: list[str], command: click.Command) -> list[str]:
              _markdown_text(command.help or ""), "",
              "| option | value | default | what |", "| --- | --- | --- | --- |"]
     for param in command.get_params(ctx):
-        if param.name == "help":
+        if "--help" in param.opts:
             continue
         names = ", ".join(f"`{n}`" for n in [*param.opts, *param.secondary_opts])
         if isinstance(param, click.Argument):
