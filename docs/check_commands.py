@@ -131,7 +131,7 @@ def run_page(page: Path, out=sys.stdout) -> list[str]:
         shutil.copytree(ROOT / "recipes", Path(folder) / "recipes")
         (Path(folder) / "reports").mkdir()
         shutil.copy(ROOT / "reports" / "baseline.json", Path(folder) / "reports" / "baseline.json")
-        env = {**os.environ, "SNNPIPE_PROGRESS": "0"}
+        env = {k: v for k, v in os.environ.items() if k != "SNNPIPE_PROGRESS"}  # no progress bars in the log
         todo = [(page.name + " (setup)", c) for c in setups(page)]
         todo += [(f"{_name(page)}:{b.line}", c) for b in page_blocks for c in b.runnable()]
         for where, command in todo:
