@@ -199,7 +199,7 @@ def _threads_option(command: Callable) -> Callable:
             process.start(value)
 
     return click.option("--threads", type=int, default=None, expose_value=False, is_eager=True, callback=set_threads,
-                        help="CPU threads (default: 1 for small models, else every core; see README).")(command)
+                        help="CPU threads (default: 1 for small models or a busy machine, else every core).")(command)
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -258,13 +258,15 @@ def cli() -> None:
 @cli.command("train")
 @click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_file, is_eager=True,
               expose_value=False, help="YAML file of option defaults (keys are option names).")
-@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True)
+@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True,
+              help="The dataset to train and test on.")
 @click.option("--data-dir", default=None, help="Folder with the dataset files (IDX or CIFAR pickles).")
 @click.option("--model", type=RegistryChoice("model", _models, shown=_zoo_models), default=None,
               help="Zoo model (see `snnpipe models`); default: the dataset's.")
 @click.option("--model-arg", "model_args", multiple=True, callback=_parse_model_args,
               help="Model argument KEY=VALUE, repeatable (e.g. hidden=[256,128]).")
-@click.option("--stage", type=RegistryChoice("stage", _stages), default="bptt", show_default=True)
+@click.option("--stage", type=RegistryChoice("stage", _stages), default="bptt", show_default=True,
+              help="The training stage: its loss and the modules it adds.")
 @click.option("--stage-arg", "stage_args", multiple=True, callback=_parse_model_args,
               help="Stage argument KEY=VALUE, repeatable (e.g. base=bptt, eta=0.1).")
 @click.option("--teacher", default=None, help="Teacher checkpoint for the distillation stages.")
@@ -281,8 +283,10 @@ def cli() -> None:
 @click.option("--train-samples", type=int, default=None, help="Train on this many images (a fixed subset).")
 @click.option("--test-samples", type=int, default=None, help="Test each epoch on this many images (a fixed subset).")
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
-@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True,
+              help="How images become input steps: analog (direct), Bernoulli spikes (rate), one spike each (latency).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split, the initialization, the shuffling and the rate coding.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("-o", "--out", default=None, help="Run folder (default runs/<dataset>-<model>-<stage>).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (e.g. an ann stage).")
@@ -295,11 +299,13 @@ def cli() -> None:
               help="Quantization-aware training: compute with the weights `export --target loihi` writes.")
 @click.option("--current-decay", type=float, default=1.0, show_default=True, help="a_u in [0, 1].")
 @click.option("--voltage-decay", type=float, default=0.5, show_default=True, help="a_v in [0, 1].")
-@click.option("--threshold", type=float, default=1.0, show_default=True)
-@click.option("--refractory-steps", type=int, default=0, show_default=True)
+@click.option("--threshold", type=float, default=1.0, show_default=True, help="A neuron spikes where v > threshold.")
+@click.option("--refractory-steps", type=int, default=0, show_default=True,
+              help="Steps a neuron stays at rest after a spike (1: snnTorch's Synaptic).")
 @click.option("--surrogate", default="atan", show_default=True,
               help="rectangular, triangular, sigmoid or atan.")
-@click.option("--surrogate-width", type=float, default=1.0, show_default=True)
+@click.option("--surrogate-width", type=float, default=1.0, show_default=True,
+              help="The surrogate gradient's width (it peaks at 1/width).")
 @click.option("--reset", type=click.Choice(["zero", "subtract"]), default="zero", show_default=True,
               help="After a spike: v = 0 (Loihi) or v - threshold (soft).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text.")
@@ -395,7 +401,8 @@ def _target_options() -> list[click.Option]:
 
 @cli.command("export", cls=_ExportCommand)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--target", required=True, type=RegistryChoice("export target", _export_targets))
+@click.option("--target", required=True, type=RegistryChoice("export target", _export_targets),
+              help="The format to write; each has its own options below.")
 @click.option("-o", "--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")

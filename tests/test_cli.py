@@ -195,11 +195,11 @@ def test_a_missing_baseline_is_refused_before_the_profile_is_written(tmp_path):
     assert_one_line_error(invoke(args, tmp_path), "already holds a report", "--force")
 
 
-def test_the_readme_names_the_keys_of_metrics_jsonl(tmp_path):
+def test_the_docs_name_the_keys_of_metrics_jsonl(tmp_path):
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "guides" / "train.md").read_text()
     sentence = re.search(r"`metrics\.jsonl`, one line per epoch with the keys (.*?)\.\n", readme, re.S).group(1)
     named = re.findall(r"`(\w+)`", sentence)
     ckpt = train(TrainConfig(model_args={"hidden": (8,)}, epochs=1, out=str(tmp_path / "run")), progress=False)
