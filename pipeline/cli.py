@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import difflib
 import json
+import os
 import signal
 import sys
 import threading
@@ -338,6 +339,8 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
 
     ckpt = train(config, progress=not quiet and not as_json, on_epoch=report,  # bars: on a terminal (`progress`)
                  on_note=None if quiet else lambda line: click.echo(line, err=True))
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 says it, once
+        return
     result = {"checkpoint": str(ckpt.path), **ckpt.history[-1]}
     if as_json:
         click.echo(json.dumps(result))
@@ -604,9 +607,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if result.samples_requested and not quiet:
         click.echo(f"note: --samples {samples}: the {result.dataset} test set holds {result.samples} samples; "
                    f"profiled {result.samples}", err=True)
-    write_reports(result, folder, force=force, deployed=fixed_point)
+    # a baseline of another model, T or sample count is refused before anything is written
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
+    write_reports(result, folder, force=force, deployed=fixed_point)
     if update_baseline:
         try:
             with atomic_path(Path(baseline)) as tmp:  # the old baseline stays whole until the new one is
