@@ -1,6 +1,7 @@
 """The typed graph IR (`snnpipe.models.ir`): field checks naming the field, the graph's checks, order
 and shapes worked by hand, and the plain-data round trip through the one NODE_TYPES table."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -307,3 +308,19 @@ def test_a_checkpoint_holds_the_structure_and_builds_back_from_its_state_dict():
     paths = {getattr(m, "ir_name", None): path for path, m in light.named_modules()}
     assert {paths[n]: again[paths[n]] for n in graph.nodes if n not in ("in", "out")} == \
         {paths[n]: d for n, d in graph.to_data()["nodes"].items() if n not in ("in", "out")}
+
+
+def test_a_node_type_is_one_decorated_class_and_a_name_taken_is_refused(monkeypatch):
+    monkeypatch.setattr(ir.node, "NODE_TYPES", dict(ir.NODE_TYPES))
+    monkeypatch.setattr(ir.graph, "NODE_TYPES", ir.node.NODE_TYPES)
+
+    @ir.register_node
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Clip(ir.Node):
+        limit: float = 1.0
+
+    data = {"nodes": {"i": {"type": "Input", "shape": [2]}, "c": {"type": "Clip", "limit": 0.5},
+                      "o": {"type": "Output", "shape": [2]}}, "edges": [["i", "c"], ["c", "o"]]}
+    assert ir.Graph.from_data(data).nodes["c"].limit == 0.5  # read (and written) with no table to edit
+    with pytest.raises(ValueError, match="graph node type 'Affine' is already registered"):
+        ir.register_node(type("Affine", (ir.Node,), {}))

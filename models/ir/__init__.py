@@ -38,12 +38,16 @@ the same names.
 
 from __future__ import annotations
 
-from snnpipe.models.ir.graph import NEURONS, NODE_TYPES, SYNAPSES, Delay, Graph, Input, Output
+from snnpipe.models.ir.graph import Delay, Graph, Input, Output
 from snnpipe.models.ir.neurons import IF, LI, LIF, RESETS, CubaLI, CubaLIF, Integrator, Threshold
-from snnpipe.models.ir.node import Node, Param, Shape, node_fields
+from snnpipe.models.ir.node import NODE_TYPES, Node, Param, Shape, node_fields, register_node
 from snnpipe.models.ir.pooling import AvgPool2d, Flatten, SumPool2d
 from snnpipe.models.ir.synapses import Affine, Conv1d, Conv2d, Scale
 
+#: The node types that hold state across timesteps, and those that weight their input (`Node.ROLE`).
+NEURONS = tuple(cls for cls in NODE_TYPES.values() if cls.ROLE == "neuron")
+SYNAPSES = tuple(cls for cls in NODE_TYPES.values() if cls.ROLE == "synapse")
+
 __all__ = ["NODE_TYPES", "NEURONS", "RESETS", "SYNAPSES", "Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF",
            "Delay", "Flatten", "Graph", "IF", "Input", "Integrator", "LI", "LIF", "Node", "Output", "Param", "Scale", "Shape",
-           "SumPool2d", "Threshold", "node_fields"]
+           "SumPool2d", "Threshold", "node_fields", "register_node"]

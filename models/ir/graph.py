@@ -9,12 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from snnpipe.models.ir.neurons import CubaLI, CubaLIF, Integrator, Threshold
-from snnpipe.models.ir.node import Node, Shape, check_int, check_shape, node_fields
-from snnpipe.models.ir.pooling import AvgPool2d, Flatten, SumPool2d
-from snnpipe.models.ir.synapses import Affine, Conv1d, Conv2d, Scale
+from snnpipe.models.ir.node import NODE_TYPES, Node, Shape, check_int, check_shape, node_fields, register_node
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Input(Node):
     shape: Shape
@@ -26,6 +24,7 @@ class Input(Node):
         return self.shape
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Output(Node):
     shape: Shape
@@ -39,6 +38,7 @@ class Output(Node):
         return self.shape
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Delay(Node):
     """y[t] = x[t - steps], zero before the first step: what makes a recurrent edge well defined."""
@@ -47,16 +47,6 @@ class Delay(Node):
 
     def __post_init__(self) -> None:
         self._set("steps", check_int(self, "steps", self.steps, 1))
-
-
-#: The one name -> class table of the node types: reading and writing (`Graph.to_data`, the mappers).
-NODE_TYPES: dict[str, type[Node]] = {cls.__name__: cls for cls in (
-    Input, Output, Affine, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, CubaLIF, CubaLI, Integrator, Threshold,
-    Scale, Delay)}
-#: The node types that hold state across timesteps (neurons): a tracer takes modules for them as leaves.
-NEURONS = (CubaLIF, CubaLI, Integrator)
-#: The node types that weight their input (synapses): Loihi's timing delays each by one step.
-SYNAPSES = (Affine, Conv1d, Conv2d)
 
 
 def _plain(value: Any) -> Any:

@@ -6,15 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from snnpipe.models.ir.node import Node, Param, Shape, check_int, check_param, field_error
+from snnpipe.models.ir.node import Node, Param, Shape, check_int, check_param, field_error, register_node
 
 #: Reset kinds of `CubaLIF` (as `snnpipe.models.params.RESETS`).
 RESETS = ("zero", "subtract")
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class CubaLIF(Node):
     """The spiking CUBA LIF of the module docstring (decays per step, units of the input current)."""
+
+    ROLE: ClassVar[str] = "neuron"
 
     current_decay: Param
     voltage_decay: Param
@@ -53,9 +56,12 @@ def IF(threshold: Param, **fields: Any) -> CubaLIF:  # noqa: N802 - a node const
     return CubaLIF(1.0, 0.0, threshold, **fields)
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class CubaLI(Node):
     """The non-spiking leaky readout of the module docstring; its output is the voltage."""
+
+    ROLE: ClassVar[str] = "neuron"
 
     current_decay: Param
     voltage_decay: Param
@@ -82,9 +88,12 @@ def LI(voltage_decay: Param, **fields: Any) -> CubaLI:  # noqa: N802 - a node co
     return CubaLI(1.0, voltage_decay, **fields)
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Integrator(Node):
     """v[t] = v[t-1] + gain x[t], the output v (NIR's I: dv/dt = r x, gain = r dt)."""
+
+    ROLE: ClassVar[str] = "neuron"
 
     gain: Param = 1.0
 
@@ -96,6 +105,7 @@ class Integrator(Node):
         return tuple(shape)
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Threshold(Node):
     """1 where x > threshold, else 0 (NIR's Threshold, a Heaviside of x - threshold)."""

@@ -9,6 +9,8 @@ from typing import Any, ClassVar, Iterable, Union
 
 import numpy as np
 
+from snnpipe.registry import register_into
+
 Shape = tuple[int, ...]
 Param = Union[float, np.ndarray]
 
@@ -86,6 +88,9 @@ class Node:
 
     #: Array fields that a built module holds as its weights: `Graph.to_data` can leave them out.
     WEIGHTS: ClassVar[tuple[str, ...]] = ()
+    #: ``synapse`` (weights its input: Loihi's timing delays it), ``neuron`` (holds state across
+    #: timesteps), or ``""``.
+    ROLE: ClassVar[str] = ""
 
     def _set(self, name: str, value: Any) -> None:
         object.__setattr__(self, name, value)
@@ -107,3 +112,12 @@ class Node:
 def node_fields(node: Node) -> dict[str, Any]:
     """The node's fields by name (arrays as they are)."""
     return {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
+
+
+#: The one name -> class table of the node types: reading and writing (`Graph.to_data`, the mappers).
+NODE_TYPES: dict[str, type[Node]] = {}
+
+
+def register_node(cls: type[Node]) -> type[Node]:
+    """Class decorator: a node type under its class name in `NODE_TYPES` (a name taken is refused)."""
+    return register_into(NODE_TYPES, cls.__name__, "graph node type")(cls)

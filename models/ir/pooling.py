@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from snnpipe.models.ir.node import Node, Shape, check_int, check_ints, field_error, window_length
+from snnpipe.models.ir.node import Node, Shape, check_int, check_ints, field_error, register_node, window_length
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,16 +32,19 @@ class _Pool2d(Node):
         return (shape[0], *spatial)
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class SumPool2d(_Pool2d):
     """The sum over each window (zero padding)."""
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class AvgPool2d(_Pool2d):
     """The mean over each window, padding counted (PyTorch's default, NIR's)."""
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Flatten(Node):
     """Dims ``start_dim`` .. ``end_dim`` of one sample (no batch axis; negative from the end) as one."""

@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from snnpipe.models.ir.node import (Node, Param, Shape, check_array, check_int, check_ints, check_param, field_error,
-                                    window_length)
+                                    register_node, window_length)
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Affine(Node):
     """y = W x + b on a flat sample: weight [out, in], bias [out] or None (NIR's Linear)."""
@@ -18,6 +19,7 @@ class Affine(Node):
     weight: np.ndarray
     bias: np.ndarray | None = None
     WEIGHTS: ClassVar[tuple[str, ...]] = ("weight", "bias")
+    ROLE: ClassVar[str] = "synapse"
 
     def __post_init__(self) -> None:
         self._set("weight", check_array(self, "weight", self.weight, 2))
@@ -41,6 +43,7 @@ class _Conv(Node):
     dilation: Any = 1
     groups: int = 1
     WEIGHTS: ClassVar[tuple[str, ...]] = ("weight", "bias")
+    ROLE: ClassVar[str] = "synapse"
     DIMS: ClassVar[int] = 2
 
     def __post_init__(self) -> None:
@@ -82,6 +85,7 @@ class _Conv(Node):
         return (self.weight.shape[0], *spatial)
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Conv1d(_Conv):
     """PyTorch's Conv1d on one sample (C, L): weight [out, in/groups, k]."""
@@ -89,6 +93,7 @@ class Conv1d(_Conv):
     DIMS: ClassVar[int] = 1
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Conv2d(_Conv):
     """PyTorch's Conv2d on one sample (C, H, W): weight [out, in/groups, kh, kw]."""
@@ -96,6 +101,7 @@ class Conv2d(_Conv):
     DIMS: ClassVar[int] = 2
 
 
+@register_node
 @dataclass(frozen=True, eq=False)
 class Scale(Node):
     """y = scale x (one factor, or one per neuron)."""
