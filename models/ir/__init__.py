@@ -31,9 +31,9 @@ Parameters are floats or numpy float arrays; an array is per neuron and must bro
 node's shape (NIR allows it; a consumer that holds one value per layer refuses it by name). Each node
 checks its fields on construction and raises `ValueError` naming the field and the value.
 
-`NODE_TYPES` is the one ``{type name: class}`` table: `Graph.to_data` and `Graph.from_data` write and
-read the plain types a checkpoint's ``model_args`` hold (lists, floats), and the NIR mappers key on
-the same names.
+`NODE_TYPES` is the one ``{type name: class}`` table, filled by `register_node` on each class (one
+family of nodes per file here): `Graph.to_data` and `Graph.from_data` write and read the plain types
+a checkpoint's ``model_args`` hold (lists, floats), and the NIR mappers key on the same names.
 """
 
 from __future__ import annotations
