@@ -37,6 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from snnpipe.errors import SnnpipeError
 from snnpipe.models import ir
 from snnpipe.models.params import NeuronParams
 from snnpipe.models.surrogates import SURROGATES, SURROGATES_INPLACE
@@ -386,7 +387,8 @@ class LeakyIntegrator(Neuron):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.mode is not ExecutionMode.SPIKE:
-            raise RuntimeError("a leaky integrator runs one timestep per call; it has no rate-based mode")
+            raise SnnpipeError("a non-spiking leaky integrator (NIR's LI, CubaLI or I) has no rate-based mode: "
+                               "train this network with --stage bptt")
         voltage, self.state = cuba_li_step(x, self.state, self.dynamics)
         return voltage
 

@@ -324,3 +324,15 @@ def test_a_node_type_is_one_decorated_class_and_a_name_taken_is_refused(monkeypa
     assert ir.Graph.from_data(data).nodes["c"].limit == 0.5  # read (and written) with no table to edit
     with pytest.raises(ValueError, match="graph node type 'Affine' is already registered"):
         ir.register_node(type("Affine", (ir.Node,), {}))
+
+
+def test_a_leaky_integrator_in_rate_based_training_is_one_line():
+    from snnpipe.errors import SnnpipeError
+    from snnpipe.models.layers import execution_mode
+    from snnpipe.models.neurons import ExecutionMode
+
+    graph = ir.Graph({"i": ir.Input((1, 1, 2)), "f": ir.Flatten(), "fc": ir.Affine(np.eye(2)), "li": ir.LI(0.5),
+                      "o": ir.Output((2,))}, [("i", "f"), ("f", "fc"), ("fc", "li"), ("li", "o")])
+    model = create_model("sequential", input_shape=(1, 1, 2), num_classes=2, graph=graph)
+    with execution_mode(model, ExecutionMode.RATE), pytest.raises(SnnpipeError, match="--stage bptt"):
+        model.step(torch.ones(1, 1, 1, 2))
