@@ -15,6 +15,12 @@ the first `SWEEP_SAMPLES` test samples); its result is written to ``cell.json`` 
 a resumed run (``snnpipe run RECIPE --resume FOLDER``) skips every cell that has one and continues
 an interrupted cell from its checkpoint.
 
+A cell is one `CellJob` and always runs through `attempt` (`run_cell`), whatever runs it: this
+process one cell after another, N local worker processes, or a Ray cluster (`snnpipe.pipeline.executors`).
+A cell gives the same numbers under each (one thread per cell: `tests/test_executors.py`); one that
+fails (a user error, a worker that died) is a result with ``failed`` set, never written, so the
+other cells finish and a resumed run redoes it from its checkpoint.
+
 A *setting* is a cell's values without its seed: `summarize` gives per setting of every swept step
 the mean and sample standard deviation (n - 1) over its seeds of the test accuracy, the firing rate
 and the energy, and `write_sweep_reports` writes them as ``sweep.md``, ``sweep.json`` and a Pareto
@@ -29,12 +35,14 @@ import json
 import re
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
 
+from snnpipe.pipeline import process
 from snnpipe.errors import SnnpipeError, TrainingDiverged
 from snnpipe.files import atomic_path
+from snnpipe.pipeline.config import TrainConfig
 
 #: The energy every cell is priced at: Horowitz's 45 nm CMOS (`snnpipe.hw_targets.energy`).
 SWEEP_TARGET = "cmos45nm"
@@ -108,7 +116,9 @@ class CellResult:
     """What one cell gave: its final test accuracy and firing rate (the trainer's last epoch), and the
     energy per inference of its checkpoint at `SWEEP_TARGET`; or, for a cell whose training diverged
     (`TrainingDiverged`), no numbers and ``diverged`` the message (a result too: it is kept on resume,
-    counted beside its setting and left out of the means)."""
+    counted beside its setting and left out of the means); or, for a cell that could not run (a user
+    error, its worker died), no numbers and ``failed`` the one line saying why (never written: a
+    resumed run runs it again, from its checkpoint where it has one)."""
 
     step: str
     cell: str
@@ -119,6 +129,7 @@ class CellResult:
     checkpoint: str | None
     seconds: float
     diverged: str | None = None
+    failed: str | None = None
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
@@ -128,9 +139,25 @@ class CellResult:
         except (OSError, ValueError, TypeError):
             return None
 
+    @classmethod
+    def failure(cls, cell: Cell, why: str, seconds: float = 0.0) -> "CellResult":
+        return cls(cell.step, cell.name, cell.values, None, None, None, None, seconds, failed=why)
+
     def write(self, folder: Path) -> None:
         with atomic_path(folder / CELL_RESULT) as tmp:
             tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class CellJob:
+    """One cell as a worker gets it (picklable): its training config, whose ``out`` is the cell's
+    folder (absolute: a worker may run elsewhere on a shared file system), ``@`` references
+    resolved; ``threads`` the worker's thread count (None: this process's policy)."""
+
+    cell: Cell
+    config: TrainConfig
+    threads: int | None = None
+    progress: bool = False
 
 
 def cell_energy(checkpoint: Path) -> float:
@@ -142,36 +169,84 @@ def cell_energy(checkpoint: Path) -> float:
     return float(profile.totals.compute_energy_uj)
 
 
-def run_cells(cells: list[Cell], folder: Path, train_cell: Callable[[Cell, Path], tuple[Path, dict, float]],
-              on_cell: Callable[[int, int, CellResult, bool], None] | None = None) -> list[CellResult]:
-    """Train and profile every cell of one step into ``folder/<cell name>``; a cell whose
-    ``cell.json`` exists is read, not redone.
+def run_cell(job: CellJob) -> CellResult:
+    """Train and profile one cell into its folder and write its ``cell.json``: the one code path of
+    a cell, whatever runs it. A finished cell is read, not redone; an interrupted one continues from
+    its checkpoint (bit-identical to an uninterrupted run, `snnpipe.pipeline.train`). Raises what
+    training raises, but for `TrainingDiverged` (a result)."""
+    from snnpipe.pipeline.train import CHECKPOINT_NAME, train
 
-    Args:
-        train_cell: trains a cell into its folder (continuing from a checkpoint there) and returns
-            (checkpoint path, its last epoch record, seconds).
-        on_cell: called after each cell with (index from 1, number of cells, result, reused).
-    """
-    results = []
-    for i, cell in enumerate(cells, 1):
-        target = folder / cell.name
-        result = CellResult.read(target)
-        reused = result is not None
-        if result is None:
-            started = time.perf_counter()
-            try:
-                checkpoint, last, seconds = train_cell(cell, target)
-            except TrainingDiverged as err:
-                result = CellResult(cell.step, cell.name, cell.values, None, None, None, None,
-                                    time.perf_counter() - started, str(err))
-            else:
-                result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]),
-                                    float(last["firing_rate"]), cell_energy(checkpoint), str(checkpoint), seconds)
-            result.write(target)
-        results.append(result)
+    target = Path(job.config.out)
+    finished = CellResult.read(target)
+    if finished is not None:
+        return finished
+    if job.threads is not None:
+        process.start(job.threads)
+    config = job.config
+    if (target / CHECKPOINT_NAME).exists():
+        config = replace(config, resume=str(target / CHECKPOINT_NAME))
+    cell, started = job.cell, time.perf_counter()
+    try:
+        ckpt = train(config, progress=job.progress)
+    except TrainingDiverged as err:
+        result = CellResult(cell.step, cell.name, cell.values, None, None, None, None,
+                            time.perf_counter() - started, str(err))
+    else:
+        last, seconds = ckpt.history[-1], time.perf_counter() - started
+        result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
+                            cell_energy(ckpt.path), str(ckpt.path), seconds)
+    result.write(target)
+    return result
+
+
+def attempt(job: CellJob) -> CellResult:
+    """`run_cell`, with a user error (`SnnpipeError`) turned into a failed result: the cell's one
+    line, while the other cells go on. Every executor runs a cell through this."""
+    started = time.perf_counter()
+    try:
+        return run_cell(job)
+    except SnnpipeError as err:
+        return CellResult.failure(job.cell, str(err), time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a step's cells stand after one more finished: ``done`` of ``count``, ``running`` now,
+    ``left`` not started."""
+
+    done: int
+    running: int
+    left: int
+    count: int
+
+
+class Executor(Protocol):
+    """Runs cells (`attempt` on each job) and yields ``(index in jobs, result, cells still running)``
+    as each ends, in any order (`snnpipe.pipeline.executors`)."""
+
+    def map(self, jobs: list[CellJob]) -> Iterator[tuple[int, CellResult, int]]: ...
+
+
+def run_cells(jobs: list[CellJob], executor: Executor,
+              on_cell: Callable[[CellResult, bool, SweepProgress], None] | None = None) -> list[CellResult]:
+    """Every cell of one step, in the jobs' order: a cell whose ``cell.json`` exists is read, not
+    redone; the rest run on ``executor``. ``on_cell`` is called as each cell ends with its result,
+    whether it was kept from before, and the progress."""
+    results: dict[int, CellResult] = {}
+    pending = []
+    for i, job in enumerate(jobs):
+        kept = CellResult.read(Path(job.config.out))
+        if kept is None:
+            pending.append(i)
+            continue
+        results[i] = kept
         if on_cell:
-            on_cell(i, len(cells), result, reused)
-    return results
+            on_cell(kept, True, SweepProgress(len(results), 0, len(jobs) - len(results), len(jobs)))
+    for k, result, running in executor.map([jobs[i] for i in pending]):
+        results[pending[k]] = result
+        if on_cell:
+            on_cell(result, False, SweepProgress(len(results), running, len(jobs) - len(results) - running, len(jobs)))
+    return [results[i] for i in range(len(jobs))]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -181,18 +256,19 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
     """Per step and setting (cells equal but for their seed), in the order first met: n (the cells
-    that finished), their seeds, the number that diverged, and mean and sample std of test accuracy,
-    firing rate and energy over the finished ones (None where none finished)."""
+    that finished), their seeds, the numbers that diverged and that failed, and mean and sample std
+    of test accuracy, firing rate and energy over the finished ones (None where none finished)."""
     groups: dict[tuple[str, str], list[CellResult]] = {}
     for r in results:
         setting = {k: v for k, v in r.values.items() if k != "seed"}
         groups.setdefault((r.step, json.dumps(setting, sort_keys=True)), []).append(r)
     rows = []
     for (step, setting), members in groups.items():
-        finished = [m for m in members if not m.diverged]
+        finished = [m for m in members if not m.diverged and not m.failed]
         row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(finished),
                                "seeds": [m.values.get("seed") for m in finished],
-                               "diverged": len(members) - len(finished)}
+                               "diverged": sum(1 for m in members if m.diverged),
+                               "failed": sum(1 for m in members if m.failed)}
         for field in ("test_acc", "firing_rate", "energy_uj"):
             mean, std = _mean_std([getattr(m, field) for m in finished]) if finished else (None, None)
             row[field] = mean
@@ -218,7 +294,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: one line per setting, mean +/- std over its seeds."""
     lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) |", "| --- | --- | ---: | ---: | ---: |"]
     for row in rows:
-        seeds = f"{row['n']}" + (f" (+{row['diverged']} diverged)" if row.get("diverged") else "")
+        seeds = f"{row['n']}" + "".join(f" (+{row[k]} {k})" for k in ("diverged", "failed") if row.get(k))
         lines.append(f"| {label(row)} | {seeds} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
                      f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | "
                      f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} |")
