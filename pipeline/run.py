@@ -43,9 +43,11 @@ from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.files import (FolderLock, atomic_path, changed_files, checksums, claim_free_folder, lock_folder, remove_if_unused,
                            remove_orphan_temporaries)
 from snnpipe.models import NeuronParams
+from snnpipe.models.params import NEURON_PRESETS, neuron_preset
 from snnpipe.hw_targets import parse_target_options
 from snnpipe.pipeline.catalog import ExporterInfo, catalog
 from snnpipe.pipeline.checks import check_config
+from snnpipe.pipeline.claims import Arm, Claim, parse_claims
 from snnpipe.pipeline.config import TrainConfig, read_yaml
 from snnpipe.pipeline.executors import Sequential
 from snnpipe.pipeline.sweep import (Cell, CellJob, CellResult, Executor, SweepProgress, expand, run_cells,
@@ -83,6 +85,7 @@ class Recipe:
     defaults: dict[str, Any]
     steps: list[Step]
     source: str = "recipe"
+    claims: list[Claim] = field(default_factory=list)  # decided on the sweeps' cells (`snnpipe.pipeline.claims`)
 
 
 @dataclass
@@ -125,7 +128,7 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     """Check a loaded recipe mapping and return it as a `Recipe`."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source} must be a mapping with 'steps'")
-    _refuse_unknown(data, {"name", "defaults", "steps"}, source)
+    _refuse_unknown(data, {"name", "defaults", "steps", "claims"}, source)
     name = str(data.get("name") or Path(source).stem)
     if not _PLAIN_NAME.fullmatch(name):
         raise RecipeError(f"{source}: name {name!r} cannot name a folder (letters, digits, '.', '-', '_')")
@@ -173,7 +176,13 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
                 raise RecipeError(str(err)) from None
         _check_values(step, defaults, where)
         steps.append(step)
-    return Recipe(name, defaults, steps, source)
+    try:
+        arms = {s.name: Arm(bool(s.cells), any(k != "seed" for k in s.options.get("sweep") or {}),
+                            bool({**defaults, **s.options}.get("val_samples"))) for s in steps if s.kind == "train"}
+        claims = parse_claims(data.get("claims"), arms, source)
+    except SnnpipeError as err:
+        raise RecipeError(str(err)) from None
+    return Recipe(name, defaults, steps, source, claims)
 
 
 def _step_keys(kind: str, options: dict[str, Any], where: str) -> set[str]:
@@ -229,7 +238,12 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
 def _train_config(defaults: dict[str, Any], options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
     merged = {**defaults, **options}
     merged.pop("sweep", None)
-    neuron = {k: merged.pop(k) for k in list(merged) if k in _NEURON_KEYS}
+    preset = merged.pop("neuron", None)  # a paper's neuron by name (`models.params.NEURON_PRESETS`)
+    if preset is not None and not isinstance(preset, str):
+        raise RecipeError(f"neuron: {preset!r} must name a neuron ({', '.join(NEURON_PRESETS)}); give its "
+                          "parameters (voltage_decay, surrogate, ...) as keys of their own")
+    base = asdict(neuron_preset(preset)) if preset is not None else {}
+    neuron = {**base, **{k: merged.pop(k) for k in list(merged) if k in _NEURON_KEYS}}
     for key in ("model_args", "stage_args"):
         if isinstance(merged.get(key), dict):
             merged[key] = {k: tuple(v) if isinstance(v, list) else v for k, v in merged[key].items()}
@@ -380,7 +394,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
             on_step(result)
     run_result = RunResult(folder, results, failed)
     if cells:
-        write_sweep_reports(cells, folder, recipe.name)
+        write_sweep_reports(cells, folder, recipe.name, recipe.claims)
     with atomic_path(folder / "summary.md") as tmp:
         tmp.write_text(f"# {recipe.name}\n\n{run_result.table()}\n")
     return run_result
@@ -393,8 +407,11 @@ STATE_NAME = "run.json"
 
 
 def _recipe_record(recipe: Recipe) -> dict[str, Any]:
-    return {"name": recipe.name, "defaults": recipe.defaults,
-            "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
+    record = {"name": recipe.name, "defaults": recipe.defaults,
+              "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
+    if recipe.claims:  # a recipe without claims keeps the record older runs wrote
+        record["claims"] = [asdict(c) for c in recipe.claims]
+    return record
 
 
 def _write_state(folder: Path, recipe: Recipe, done: dict[str, dict]) -> None:

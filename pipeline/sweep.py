@@ -11,7 +11,10 @@ keys are written)::
 A key is a `TrainConfig` field or a neuron parameter (``seed``, ``timesteps``, ``lr``, ``reset``
 ...), or ``stage_args.K`` / ``model_args.K`` for one stage or model argument. Every cell trains into
 ``<step folder>/<cell name>/`` and is then profiled for its compute energy per inference (`SWEEP_TARGET`,
-the first `SWEEP_SAMPLES` test samples); its result is written to ``cell.json`` there, last, so that
+the first `SWEEP_SAMPLES` test samples); its accuracy is the trainer's last epoch's, on the test
+images the recipe tests on (all of the test split unless it sets ``test_samples``), and on the
+validation split where it sets ``val_samples`` (``val_acc``, what a choice of weights reads: the
+test set never chooses); its result is written to ``cell.json`` there, last, so that
 a resumed run (``snnpipe run RECIPE --resume FOLDER``) skips every cell that has one and continues
 an interrupted cell from its checkpoint.
 
@@ -40,13 +43,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from snnpipe.pipeline import process
+from snnpipe.pipeline.claims import Claim, evaluate as evaluate_claim, table as claims_table
 from snnpipe.errors import SnnpipeError, TrainingDiverged
 from snnpipe.files import atomic_path
 from snnpipe.pipeline.config import TrainConfig
 
 #: The energy every cell is priced at: Horowitz's 45 nm CMOS (`snnpipe.hw_targets.energy`).
 SWEEP_TARGET = "cmos45nm"
-#: Test samples per cell's energy profile (the accuracy is the trainer's, on the whole test split).
+#: Test samples per cell's energy profile (the accuracy is the trainer's, on the test images it tests on).
 SWEEP_SAMPLES = 1000
 #: The grid keys that name one argument inside a dict option.
 NESTED = ("stage_args", "model_args")
@@ -130,6 +134,7 @@ class CellResult:
     seconds: float
     diverged: str | None = None
     failed: str | None = None
+    val_acc: float | None = None  # on the validation split (`TrainConfig.val_samples`), where there is one
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
@@ -194,7 +199,8 @@ def run_cell(job: CellJob) -> CellResult:
     else:
         last, seconds = ckpt.history[-1], time.perf_counter() - started
         result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
-                            cell_energy(ckpt.path), str(ckpt.path), seconds)
+                            cell_energy(ckpt.path), str(ckpt.path), seconds,
+                            val_acc=float(last["val_acc"]) if "val_acc" in last else None)
     result.write(target)
     return result
 
@@ -269,8 +275,9 @@ def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
                                "seeds": [m.values.get("seed") for m in finished],
                                "diverged": sum(1 for m in members if m.diverged),
                                "failed": sum(1 for m in members if m.failed)}
-        for field in ("test_acc", "firing_rate", "energy_uj"):
-            mean, std = _mean_std([getattr(m, field) for m in finished]) if finished else (None, None)
+        for field in ("test_acc", "firing_rate", "energy_uj", "val_acc"):
+            values = [getattr(m, field) for m in finished]
+            mean, std = _mean_std(values) if values and None not in values else (None, None)
             row[field] = mean
             row[f"{field}_std"] = std
         rows.append(row)
@@ -327,13 +334,20 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def write_sweep_reports(results: list[CellResult], folder: Path, title: str) -> list[dict[str, Any]]:
-    """``sweep.md``, ``sweep.json`` (the settings and every cell) and ``pareto.png`` in ``folder``."""
+def write_sweep_reports(results: list[CellResult], folder: Path, title: str, claims: list[Claim] = ()) -> list[dict[str, Any]]:
+    """``sweep.md``, ``sweep.json`` (the settings, every cell, and each of ``claims`` decided,
+    `snnpipe.pipeline.claims`) and ``pareto.png`` in ``folder``."""
     rows = summarize(results)
+    cells = [asdict(r) for r in results]
+    decided = [evaluate_claim(claim, cells) for claim in claims]
     with atomic_path(folder / "sweep.json") as tmp:
-        tmp.write_text(json.dumps({"settings": rows, "cells": [asdict(r) for r in results]}, indent=1) + "\n")
+        tmp.write_text(json.dumps({"settings": rows, "cells": cells, **({"claims": decided} if claims else {})},
+                                  indent=1) + "\n")
+    verdicts = (f"\n## Claims\n\nPaired differences over seeds (A - B, sign so that + favours A), 95% Student-t "
+                f"interval, against the margin the recipe fixed (`snnpipe.pipeline.claims`).\n\n{claims_table(decided)}\n"
+                if claims else "")
     with atomic_path(folder / "sweep.md") as tmp:
         tmp.write_text(f"# {title}: sweep\n\nMean +/- sample std over seeds; compute energy per inference at "
-                       f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n")
+                       f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n{verdicts}")
     pareto_plot(rows, folder / "pareto.png", title)
     return rows
