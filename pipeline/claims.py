@@ -20,12 +20,14 @@ and with the claim's ``margin`` m (fixed in the recipe, in the metric's unit; a 
 - ``superior`` (A is better than B by more than m): *supported* when the lower end is above m,
   *refuted* when the upper end is below m, else *inconclusive*.
 
-A seed that diverged (or failed) in either arm is a failure of that arm, not dropped: a claim in A's
-favour is *refuted* when A failed on any seed B finished (the arm does not train reliably), and
-*inconclusive* when only B failed; both are said in the claim's line. Fewer than two paired seeds give
-no interval: *inconclusive*. An arm whose step sweeps more than its seed is chosen per ``choose``
+A seed that diverged in either arm is a failure of that arm, not dropped: a claim in A's favour is
+*refuted* when A diverged on any seed B finished (the arm does not train reliably), and *inconclusive*
+when only B did; both are said in the claim's line. A cell that did not run (``failed``: its worker
+died) makes the claim *incomplete* until the run is resumed. Fewer than two paired seeds give no
+interval: *inconclusive*. An arm whose step sweeps more than its seed is chosen per ``choose``
 (``a_choose``/``b_choose``): the setting with the highest mean of that metric over its seeds, a
-metric that must not be the test set's (``val_acc``: the validation split, `TrainConfig.val_samples`).
+metric that must not be the test set's (``val_acc``: the validation split, `TrainConfig.val_samples`);
+or named (``a_setting``/``b_setting``: its value of each swept key, e.g. one weight of a grid).
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class Claim:
     relative: bool = False
     a_choose: str | None = None
     b_choose: str | None = None
+    a_setting: dict[str, Any] | None = None
+    b_setting: dict[str, Any] | None = None
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -75,24 +79,30 @@ class Claim:
         if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not math.isfinite(self.margin) \
                 or self.margin < 0:
             raise ClaimError(f"claim margin {self.margin!r} must be a number >= 0 (in the metric's unit)")
-        for field in ("a_choose", "b_choose"):
-            if getattr(self, field) not in (None, *CHOOSE_BY):
-                raise ClaimError(f"claim {field} {getattr(self, field)!r} must be one of {', '.join(CHOOSE_BY)}: "
+        for arm in ("a", "b"):
+            choose, setting = getattr(self, f"{arm}_choose"), getattr(self, f"{arm}_setting")
+            if choose not in (None, *CHOOSE_BY):
+                raise ClaimError(f"claim {arm}_choose {choose!r} must be one of {', '.join(CHOOSE_BY)}: "
                                  "the test set never chooses")
+            if setting is not None and (not isinstance(setting, dict) or choose is not None):
+                raise ClaimError(f"claim {arm}_setting must be a mapping of sweep key to value (e.g. "
+                                 f"{{stage_args.logits_weight: 0.1}}), and not given with {arm}_choose")
         if not self.name:
             sign = ">=" if self.test == "noninferior" else ">"
             what = f"{self.metric} ({self.better} is better{', relative' if self.relative else ''})"
             edge = f" - {self.margin:g}" if self.test == "noninferior" else f" + {self.margin:g}"
-            object.__setattr__(self, "name", f"{self.a} {sign} {self.b}{edge if self.margin else ''} on {what}")
+            a, b = (name + "".join(f" ({k.rpartition('.')[2]}={v})" for k, v in (setting or {}).items())
+                    for name, setting in ((self.a, self.a_setting), (self.b, self.b_setting)))
+            object.__setattr__(self, "name", f"{a} {sign} {b}{edge if self.margin else ''} on {what}")
 
 
 @dataclass(frozen=True)
 class Arm:
-    """What a claim needs to know of a step: whether it is swept, whether its grid has more than
-    seeds (settings to choose from), whether its cells have a validation split."""
+    """What a claim needs to know of a step: whether it is swept, its grid's keys other than the
+    seed (settings to choose from), whether its cells have a validation split."""
 
     swept: bool
-    settings: bool
+    settings: tuple[str, ...]
     validated: bool
 
 
@@ -119,9 +129,13 @@ def parse_claims(raw: Any, steps: dict[str, Arm], where: str) -> list[Claim]:
             if step is None or not step.swept:
                 raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} is no swept step of this recipe "
                                  "(a claim compares seeds: sweep the step over seed)")
-            if step.settings and choose is None:
+            setting = getattr(claim, f"{arm}_setting")
+            if setting is not None and set(setting) != set(step.settings):
+                raise ClaimError(f"{where} claim {i}: {arm}_setting gives {', '.join(map(str, setting)) or 'nothing'}; "
+                                 f"step {item[arm]!r} sweeps {', '.join(step.settings) or 'only seeds'}: give a value of each")
+            if step.settings and choose is None and setting is None:
                 raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} sweeps more than seeds; say which setting "
-                                 f"the claim takes with {arm}_choose: val_acc")
+                                 f"the claim takes with {arm}_choose: val_acc or {arm}_setting: {{...}}")
             if choose is not None and not step.validated:
                 raise ClaimError(f"{where} claim {i}: {arm}_choose reads val_acc, but step {item[arm]!r} has no "
                                  "validation split; give it val_samples")
@@ -173,14 +187,16 @@ def _setting_key(values: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True)
 
 
-def _arm(cells: list[dict], step: str, choose: str | None) -> tuple[str, list[dict]]:
-    """The cells of one arm: its step's only setting, or the one ``choose`` picks."""
+def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, Any] | None = None) -> tuple[str, list[dict]]:
+    """The cells of one arm: its step's only setting, the one named, or the one ``choose`` picks."""
     settings: dict[str, list[dict]] = {}
     for cell in cells:
         if cell["step"] == step:
             settings.setdefault(_setting_key(cell["values"]), []).append(cell)
+    if setting is not None:
+        settings = {k: v for k, v in settings.items() if k == json.dumps(setting, sort_keys=True)}
     if not settings:
-        raise ClaimError(f"claim arm {step!r}: the run has no cells of that step")
+        raise ClaimError(f"claim arm {step!r}: the run has no cells of that step{' and setting' if setting else ''}")
     if len(settings) == 1:
         return next(iter(settings.items()))
     if choose is None:
@@ -197,10 +213,12 @@ def _arm(cells: list[dict], step: str, choose: str | None) -> tuple[str, list[di
 
 def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
     """One claim over a run's cells (`sweep.json`'s): the pairs, the interval, the failures and the verdict."""
-    setting_a, arm_a = _arm(cells, claim.a, claim.a_choose)
-    setting_b, arm_b = _arm(cells, claim.b, claim.b_choose)
+    setting_a, arm_a = _arm(cells, claim.a, claim.a_choose, claim.a_setting)
+    setting_b, arm_b = _arm(cells, claim.b, claim.b_choose, claim.b_setting)
     by_seed_b = {c["values"].get("seed"): c for c in arm_b}
-    ok = lambda c: not c.get("diverged") and not c.get("failed")  # noqa: E731
+    def ok(cell: dict) -> bool:
+        return not cell.get("diverged") and not cell.get("failed")
+
     sign = 1.0 if claim.better == "higher" else -1.0
     differences, seeds, failed_a, failed_b = [], [], [], []
     for cell in arm_a:
@@ -219,7 +237,9 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
     interval = t_interval(differences)
     verdict = decide(claim, interval)
     failed_a_only = [s for s in failed_a if s not in failed_b]
-    if failed_a_only:
+    if any(c.get("failed") for c in arm_a + arm_b):  # a cell that did not run says nothing of its arm
+        verdict = "incomplete"
+    elif failed_a_only:
         verdict = "refuted"
     elif failed_b:
         verdict = "inconclusive"

@@ -92,6 +92,8 @@ def test_a_diverged_seed_is_a_failure_of_its_arm_not_dropped():
     assert result["seeds"] == [0, 1] and result["failed_a"] == [2] and result["verdict"] == "refuted"
     against = evaluate(Claim("b", "a", margin=0.005), a + b)  # B finished every seed; A's failure leaves it open
     assert against["failed_b"] == [2] and against["verdict"] == "inconclusive"
+    a[2].update(diverged=None, failed="its worker died (killed by SIGKILL); resume the run")
+    assert evaluate(Claim("a", "b", margin=0.005), a + b)["verdict"] == "incomplete"  # not the arm's failure
 
 
 def test_a_setting_is_chosen_on_validation_never_on_test():
@@ -101,6 +103,9 @@ def test_a_setting_is_chosen_on_validation_never_on_test():
     assert result["setting_a"] == {"w": 0.5} and result["differences"] == pytest.approx([0.01, -0.01])
     with pytest.raises(ClaimError, match="sweeps 2 settings: say which"):
         evaluate(Claim("kd", "b"), low + high + _cells("b", [0.84, 0.86]))
+    named = evaluate(Claim("kd", "b", a_setting={"w": 0.1}), low + high + _cells("b", [0.84, 0.86]))
+    assert named["setting_a"] == {"w": 0.1} and named["differences"] == pytest.approx([0.11, 0.09])
+    assert named["claim"] == "kd (w=0.1) >= b on test_acc (higher is better)"
 
 
 def _recipe(claims, defaults=None, kd_grid=None):
@@ -122,6 +127,9 @@ def _recipe(claims, defaults=None, kd_grid=None):
     ([{"a": "ratebp", "b": "bptt", "a_choose": "val_acc"}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
      "has no validation split; give it val_samples"),
     ({"a": "ratebp"}, {}, "claims must be a list"),
+    ([{"a": "ratebp", "b": "bptt", "a_setting": {"seed": 0}}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
+     "a_setting gives seed; step 'ratebp' sweeps lr: give a value of each"),
+    ([{"a": "ratebp", "b": "bptt", "a_setting": {"lr": 0.1}, "a_choose": "val_acc"}], {}, "not given with a_choose"),
 ])
 def test_a_claim_that_cannot_be_decided_is_refused_before_anything_runs(claims, kw, message):
     with pytest.raises(RecipeError, match=message):
