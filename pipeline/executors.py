@@ -21,6 +21,7 @@ from __future__ import annotations
 import collections
 import multiprocessing
 import signal
+import socket
 import threading
 import time
 import traceback
@@ -31,6 +32,8 @@ from typing import Iterator
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.sweep import CellJob, CellResult, attempt
 
+#: Seconds to wait for a Ray head's port to answer before refusing ``--address``.
+REACH_TIMEOUT_S = 10.0
 #: What the line of a cell whose worker died says to do.
 RESUME_HINT = "resume the run (--resume) to continue it from its last checkpoint"
 
@@ -129,6 +132,8 @@ class RayCells:
     def _start(self) -> None:
         if self.started:
             return
+        if self.address:
+            _check_reachable(self.address)
         options = {"address": self.address} if self.address else {"num_cpus": self.workers}
         try:
             self.ray.init(**options, include_dashboard=False, log_to_driver=False,
@@ -140,6 +145,8 @@ class RayCells:
         self.started = True
 
     def map(self, jobs: list[CellJob]) -> Iterator[tuple[int, CellResult, int]]:
+        if not jobs:  # every cell kept from before: no Ray to start
+            return
         self._start()
         ray = self.ray
         task = ray.remote(num_cpus=self.threads, max_retries=0)(attempt)
@@ -167,6 +174,18 @@ class RayCells:
         if self.started:
             self.ray.shutdown()
             self.started = False
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a ``HOST:PORT`` nothing listens on, in one line: Ray itself retries it for minutes."""
+    host, colon, port = address.rpartition(":")
+    if not colon or not port.isdigit() or "://" in address:
+        return  # another form Ray takes (ray://..., auto): left to Ray
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=REACH_TIMEOUT_S).close()
+    except OSError as err:
+        raise ExecutorError(f"cannot reach the Ray cluster at {address} ({err.strerror or err}); start it with "
+                            "'ray start --head' there, or give the HOST:PORT it printed as --address") from None
 
 
 def make_executor(name: str, workers: int | None, address: str | None, threads: int | None) -> Sequential | LocalWorkers | RayCells:

@@ -161,3 +161,17 @@ def test_ray_not_installed_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     with pytest.raises(ExecutorError, match=r"^--executor ray needs Ray, which is not installed: pip install 'snnpipe\[ray\]'$"):
         make_executor("ray", 2, None, None)
+
+
+def test_a_ray_address_nothing_listens_on_is_one_line(tmp_path):
+    pytest.importorskip("ray")
+    import socket
+
+    with socket.socket() as free:  # a port that was free a moment ago: nothing listens there
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    executor = make_executor("ray", 2, f"127.0.0.1:{port}", None)
+    with pytest.raises(ExecutorError, match=rf"^cannot reach the Ray cluster at 127.0.0.1:{port} \(Connection refused\); "
+                                            "start it with 'ray start --head'"):
+        list(executor.map([CellJob(Cell("bptt", "seed-0", {"seed": 0}), TrainConfig(out=str(tmp_path / "seed-0")))]))
+    assert not (tmp_path / "seed-0").exists()  # refused before any cell ran
