@@ -476,9 +476,9 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
                  on_cell=report_cell, executor=make_executor(executor, workers, address, process.chosen_threads()))
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps],
-                               "failed": [asdict(c) for c in result.failed]}, default=str))
+                               "verdicts": result.verdicts, "failed": [asdict(c) for c in result.failed]}, default=str))
     else:
-        click.echo(f"\n{result.table()}\n\nall outputs in {result.folder}")
+        click.echo(f"\n{result.verdict_text()}{result.table()}\n\nall outputs in {result.folder}")
         for cell in result.failed:
             click.echo(f"FAILED {cell.step} cell {cell.cell}: {cell.failed}")
     if result.failed:
@@ -542,7 +542,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
+    from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
+    from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
@@ -629,7 +631,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         snn = result.estimates.get("snn")
         if snn is not None:
             summary["energy"] = {"model": result.energy_model, "precision": snn.precision,
-                                 **{f"{name}_uj": e.total_uj for name, e in result.estimates.items()},
+                                 **{figure_key(e): e.total_uj for e in result.estimates.values()},
                                  "snn_min_uj": snn.min_pj * 1e-6, "snn_max_uj": snn.max_pj * 1e-6,
                                  "snn_stderr_uj": snn.stderr_pj * 1e-6}
         if fixed_point is not None:
@@ -637,7 +639,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
             fixed_snn = fixed_point.estimates.get("snn")
             if fixed_snn is not None:
                 summary["deployed"]["energy"] = {"model": fixed_point.energy_model, "precision": fixed_snn.precision,
-                                                 "snn_uj": fixed_snn.total_uj,
+                                                 figure_key(fixed_snn): fixed_snn.total_uj,
                                                  "snn_stderr_uj": fixed_snn.stderr_pj * 1e-6}
         for key, g, tol in (("gate", gate, tolerance), ("energy_gate", egate, energy_tolerance)):
             if g:
@@ -645,22 +647,16 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                                 "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
+        click.echo(f"{TITLE}: {as_text(verdict_lines(result))}")
         accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
-        click.echo(f"{result.model}: {accuracy}firing rate {t.firing_rate:.4f}, {t.acs:.4g} ACs + "
-                   f"{t.macs:.4g} MACs = {t.compute_energy_uj:.4g} uJ compute + {t.movement_min_uj:.4g} to "
-                   f"{t.movement_max_uj:.4g} uJ data movement per inference on {result.target['name']}"
-                   + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
-                      if result.comparison else "") + f"; reports in {folder}/")
+        click.echo(f"{result.model}: {accuracy}firing rate {result.totals.firing_rate:.4f}, {t.acs:.4g} ACs + "
+                   f"{t.macs:.4g} MACs per inference; reports in {folder}/")
         snn = result.estimates.get("snn")
-        if snn is not None:
-            versus = ", ".join(f"{name} {e.total_uj:.4g} uJ" for name, e in result.estimates.items() if name != "snn")
-            click.echo(f"energy model {result.energy_model} ({snn.precision}): SNN {snn.total_uj:.4g} uJ "
-                       f"({snn.min_pj * 1e-6:.4g} to {snn.max_pj * 1e-6:.4g}, stderr {snn.stderr_pj * 1e-6:.2g}) "
-                       f"per inference; {versus}")
         if fixed_point is not None:
             f, d = result.totals, fixed_point.totals
             fixed_snn = fixed_point.estimates.get("snn")
-            energy_text = (f", energy {fixed_snn.total_uj:.4g} uJ (float {snn.total_uj:.4g})"
+            energy_text = (f", deployed {figure_name(fixed_snn)} {in_unit(fixed_snn.total_pj, report_unit(result))} "
+                           f"(float {in_unit(snn.total_pj, report_unit(result))})"
                            if fixed_snn is not None and snn is not None else "")
             click.echo(f"deployed ({fixed_point.model}): "
                        + (f"accuracy {fixed_point.accuracy:.2%}, " if fixed_point.accuracy is not None else "")
