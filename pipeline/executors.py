@@ -22,6 +22,7 @@ import collections
 import multiprocessing
 import signal
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -29,7 +30,7 @@ from dataclasses import replace
 from multiprocessing import connection
 from typing import Iterator
 
-from snnpipe.errors import SnnpipeError
+from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.pipeline.sweep import CellJob, CellResult, attempt
 
 #: Seconds to wait for a Ray head's port to answer before refusing ``--address``.
@@ -62,6 +63,8 @@ def _work(job: CellJob, send: connection.Connection) -> None:
     tqdm.set_lock(threading.RLock())
     try:
         result = attempt(job)
+    except StopRequested as err:  # the run stopped it (SIGTERM) or Ctrl-C: its checkpoint is saved, no traceback
+        sys.exit(err.exit_code)
     except Exception as err:  # a bug: the parent shows its line among the cells, its traceback is here
         traceback.print_exc()
         result = CellResult.failure(job.cell, f"{type(err).__name__}: {err}")
