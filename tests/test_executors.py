@@ -1,6 +1,7 @@
 """Sweep cells on executors: 2 local workers and a local Ray of 2 CPUs give the sequential run's
 ``sweep.json`` and checkpoints; a worker killed mid-cell is one failed line, and the run resumed gives
-them too; a cell that fails is one line while the others finish; the refusals are one line."""
+them too, as does a run on workers stopped by SIGTERM; a cell that fails is one line while the
+others finish; the refusals are one line."""
 
 import json
 import os
@@ -175,3 +176,22 @@ def test_a_ray_address_nothing_listens_on_is_one_line(tmp_path):
                                             "start it with 'ray start --head'"):
         list(executor.map([CellJob(Cell("bptt", "seed-0", {"seed": 0}), TrainConfig(out=str(tmp_path / "seed-0")))]))
     assert not (tmp_path / "seed-0").exists()  # refused before any cell ran
+
+
+@pytest.mark.slow
+def test_a_run_on_workers_stopped_by_sigterm_stops_them_in_one_line_and_resumes_to_the_same_outputs(recipe, sequential):
+    folder = recipe.parent / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "snnpipe", "run", str(recipe), "-o", str(folder), "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    first = folder / "bptt" / "seed-0"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not (first / "checkpoint.pt").exists():
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + signal.SIGTERM and "Traceback" not in err, err
+    assert not (first / CELL_RESULT).exists(), "stopped too late: the cell had finished"
+
+    done = _snnpipe(str(recipe), "--resume", str(folder))
+    assert done.returncode == 0, done.stderr
+    assert_same_outputs(sequential, folder)
