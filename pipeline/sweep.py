@@ -308,6 +308,58 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def curves(results: list[CellResult]) -> list[dict[str, Any]]:
+    """Per step and setting, the mean over its finished seeds of each epoch's training accuracy
+    (and validation accuracy, where there is one) and the learning rate of that epoch, read from
+    the cells' ``metrics.jsonl``: whether training was flat before the schedule reached 0."""
+    groups: dict[tuple[str, str], list[list[dict]]] = {}
+    for r in results:
+        if r.checkpoint is None or r.diverged or r.failed:
+            continue
+        lines = (Path(r.checkpoint).parent / "metrics.jsonl").read_text().splitlines()
+        setting = json.dumps({k: v for k, v in r.values.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault((r.step, setting), []).append([json.loads(line) for line in lines])
+    out = []
+    for (step, setting), runs in groups.items():
+        epochs = min(len(run) for run in runs)
+        row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(runs)}
+        for field in ("train_acc", "val_acc", "lr"):
+            if all(field in run[e] for run in runs for e in range(epochs)):
+                row[field] = [statistics.fmean(run[e][field] for run in runs) for e in range(epochs)]
+        out.append(row)
+    return out
+
+
+def curves_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Training (solid) and validation (dashed) accuracy per epoch, mean over seeds, one colour per
+    setting; the learning rate on the right axis (grey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    lr_axis = ax.twinx()
+    colors = plt.get_cmap("tab10")
+    for i, row in enumerate(rows):
+        epochs = range(1, len(row["train_acc"]) + 1)
+        ax.plot(epochs, [a * 100 for a in row["train_acc"]], color=colors(i % 10), label=f"{label(row)} train")
+        if "val_acc" in row:
+            ax.plot(epochs, [a * 100 for a in row["val_acc"]], "--", color=colors(i % 10), label=f"{label(row)} val")
+        if "lr" in row:
+            lr_axis.plot(epochs, row["lr"], color="0.6", linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("accuracy (%)")
+    lr_axis.set_ylabel("learning rate at the epoch's end (grey)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{title}: training curves, mean over seeds")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
 def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Accuracy against firing rate and against energy, one point per setting with std error bars."""
     import matplotlib
@@ -335,14 +387,16 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def write_sweep_reports(results: list[CellResult], folder: Path, title: str, claims: list[Claim] = ()) -> list[dict[str, Any]]:
-    """``sweep.md``, ``sweep.json`` (the settings, every cell, and each of ``claims`` decided,
-    `snnpipe.pipeline.claims`) and ``pareto.png`` in ``folder``."""
+    """``sweep.md``, ``sweep.json`` (the settings, every cell, the training curves per setting
+    (`curves`) and each of ``claims`` decided, `snnpipe.pipeline.claims`), ``pareto.png`` and
+    ``curves.png`` in ``folder``."""
     rows = summarize(results)
     cells = [asdict(r) for r in results]
     decided = [evaluate_claim(claim, cells) for claim in claims]
+    trained = curves(results)
     with atomic_path(folder / "sweep.json") as tmp:
-        tmp.write_text(json.dumps({"settings": rows, "cells": cells, **({"claims": decided} if claims else {})},
-                                  indent=1) + "\n")
+        tmp.write_text(json.dumps({"settings": rows, "cells": cells, "curves": trained,
+                                   **({"claims": decided} if claims else {})}, indent=1) + "\n")
     verdicts = (f"\n## Claims\n\nPaired differences over seeds (A - B, sign so that + favours A), 95% Student-t "
                 f"interval, against the margin the recipe fixed (`snnpipe.pipeline.claims`).\n\n{claims_table(decided)}\n"
                 if claims else "")
@@ -350,4 +404,6 @@ def write_sweep_reports(results: list[CellResult], folder: Path, title: str, cla
         tmp.write_text(f"# {title}: sweep\n\nMean +/- sample std over seeds; compute energy per inference at "
                        f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n{verdicts}")
     pareto_plot(rows, folder / "pareto.png", title)
+    if trained:
+        curves_plot(trained, folder / "curves.png", title)
     return rows

@@ -154,6 +154,14 @@ def test_a_recipes_claims_are_decided_in_its_sweep_reports(tmp_path):
     assert first["verdict"] == decide(Claim("ratebp", "bptt", margin=0.5), Interval(2, None, None, first["interval_low"],
                                                                                       first["interval_high"]))
     assert "## Claims" in (result.folder / "sweep.md").read_text()
+    # the curves: per step the mean over its two seeds of each epoch's train and validation accuracy
+    lines = {s: [json.loads(x) for x in (result.folder / "bptt" / f"seed-{s}" / "metrics.jsonl").read_text().splitlines()]
+             for s in (0, 1)}
+    bptt = next(c for c in sweep["curves"] if c["step"] == "bptt")
+    assert bptt["train_acc"] == pytest.approx([(lines[0][0]["train_acc"] + lines[1][0]["train_acc"]) / 2])
+    assert bptt["val_acc"] == pytest.approx([(lines[0][0]["val_acc"] + lines[1][0]["val_acc"]) / 2])
+    assert bptt["val_acc"][0] == pytest.approx((cells[("bptt", 0)]["val_acc"] + cells[("bptt", 1)]["val_acc"]) / 2)
+    assert (result.folder / "curves.png").stat().st_size > 0
 
 
 def _tiny(n_train):
