@@ -135,6 +135,9 @@ class CellResult:
     diverged: str | None = None
     failed: str | None = None
     val_acc: float | None = None  # on the validation split (`TrainConfig.val_samples`), where there is one
+    memory_energy_uj: float | None = None  # `CellActivity`'s, as the next two
+    layer_rates: dict[str, float] | None = None
+    step_rates: dict[str, list[float]] | None = None
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
@@ -165,13 +168,35 @@ class CellJob:
     progress: bool = False
 
 
-def cell_energy(checkpoint: Path) -> float:
-    """Compute energy per inference (uJ: ACs and MACs priced at `SWEEP_TARGET`, the term that spikes
-    change) of a checkpoint's SNN on its first `SWEEP_SAMPLES` test samples (or all, if fewer)."""
+@dataclass(frozen=True)
+class CellActivity:
+    """A cell's checkpoint profiled on its first `SWEEP_SAMPLES` test samples (or all, if fewer).
+
+    Attributes:
+        energy_uj: compute energy per inference (ACs and MACs priced at `SWEEP_TARGET`, the term
+            that spikes change).
+        memory_energy_uj: the SNN's energy per inference under the ``memory`` model (compute and
+            data movement, int8: `snnpipe.pipeline.profile`), at `SWEEP_TARGET`.
+        layer_rates: per neuron layer, its firing rate (spikes / neuron / step).
+        step_rates: per neuron layer, its firing rate at each timestep.
+    """
+
+    energy_uj: float
+    memory_energy_uj: float
+    layer_rates: dict[str, float]
+    step_rates: dict[str, list[float]]
+
+
+def cell_activity(checkpoint: Path) -> CellActivity:
+    """`CellActivity` of a checkpoint: one profile under the ``memory`` model, whose compute
+    energy is the ``ops`` model's."""
     from snnpipe.pipeline.profile import profile_checkpoint
 
-    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES)
-    return float(profile.totals.compute_energy_uj)
+    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES, energy_model="memory")
+    neurons = [layer for layer in profile.layers if layer.kind == "neuron"]
+    return CellActivity(float(profile.totals.compute_energy_uj), float(profile.estimates["snn"].total_pj) / 1e6,
+                        {n.name: float(n.firing_rate) for n in neurons},
+                        {n.name: [float(r) for r in n.rate_per_step] for n in neurons})
 
 
 def run_cell(job: CellJob) -> CellResult:
@@ -198,9 +223,12 @@ def run_cell(job: CellJob) -> CellResult:
                             time.perf_counter() - started, str(err))
     else:
         last, seconds = ckpt.history[-1], time.perf_counter() - started
+        activity = cell_activity(ckpt.path)
         result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
-                            cell_energy(ckpt.path), str(ckpt.path), seconds,
-                            val_acc=float(last["val_acc"]) if "val_acc" in last else None)
+                            activity.energy_uj, str(ckpt.path), seconds,
+                            val_acc=float(last["val_acc"]) if "val_acc" in last else None,
+                            memory_energy_uj=activity.memory_energy_uj, layer_rates=activity.layer_rates,
+                            step_rates=activity.step_rates)
     result.write(target)
     return result
 
@@ -275,11 +303,15 @@ def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
                                "seeds": [m.values.get("seed") for m in finished],
                                "diverged": sum(1 for m in members if m.diverged),
                                "failed": sum(1 for m in members if m.failed)}
-        for field in ("test_acc", "firing_rate", "energy_uj", "val_acc"):
+        for field in ("test_acc", "firing_rate", "energy_uj", "val_acc", "memory_energy_uj"):
             values = [getattr(m, field) for m in finished]
             mean, std = _mean_std(values) if values and None not in values else (None, None)
             row[field] = mean
             row[f"{field}_std"] = std
+        if finished and all(m.layer_rates for m in finished):  # per layer, and per layer and step: means
+            row["layer_rates"] = {k: statistics.fmean(m.layer_rates[k] for m in finished) for k in finished[0].layer_rates}
+            row["step_rates"] = {k: [statistics.fmean(step) for step in zip(*(m.step_rates[k] for m in finished))]
+                                 for k in finished[0].step_rates}
         rows.append(row)
     return rows
 
@@ -299,12 +331,14 @@ def _pm(mean: float | None, std: float | None, scale: float = 1.0, digits: int =
 
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: one line per setting, mean +/- std over its seeds."""
-    lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) |", "| --- | --- | ---: | ---: | ---: |"]
+    lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) | energy, memory model (uJ) |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for row in rows:
         seeds = f"{row['n']}" + "".join(f" (+{row[k]} {k})" for k in ("diverged", "failed") if row.get(k))
         lines.append(f"| {label(row)} | {seeds} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
                      f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | "
-                     f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} |")
+                     f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} | "
+                     f"{_pm(row.get('memory_energy_uj'), row.get('memory_energy_uj_std'), digits=4)} |")
     return "\n".join(lines)
 
 
@@ -361,25 +395,30 @@ def curves_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against firing rate and against energy, one point per setting with std error bars."""
+    """Accuracy against firing rate and against energy (compute, and the memory model's where the
+    cells have it), one point per setting with std error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    fields = ["firing_rate", "energy_uj"] + (["memory_energy_uj"] if any(r.get("memory_energy_uj") for r in rows) else [])
+    fig, axes = plt.subplots(1, len(fields), figsize=(6 * len(fields), 5), constrained_layout=True)
     colors = plt.get_cmap("tab10")
     for i, row in enumerate(r for r in rows if r["n"]):
-        for ax, field in zip(axes, ("firing_rate", "energy_uj")):
-            ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
-                        yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
-                        label=label(row))
-    axes[0].set_xlabel("mean firing rate (spikes / neuron / step)")
-    axes[1].set_xlabel(f"compute energy per inference (uJ, {SWEEP_TARGET})")
-    for ax in axes:
+        for ax, field in zip(axes, fields):
+            if row.get(field) is not None:
+                ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
+                            yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
+                            label=label(row))
+    names = {"firing_rate": "mean firing rate (spikes / neuron / step)",
+             "energy_uj": f"compute energy per inference (uJ, {SWEEP_TARGET})",
+             "memory_energy_uj": f"energy per inference, memory model (uJ, {SWEEP_TARGET})"}
+    for ax, field in zip(axes, fields):
+        ax.set_xlabel(names[field])
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
+    axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{title}: mean +/- std over seeds")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")

@@ -162,6 +162,14 @@ def test_a_recipes_claims_are_decided_in_its_sweep_reports(tmp_path):
     assert bptt["val_acc"] == pytest.approx([(lines[0][0]["val_acc"] + lines[1][0]["val_acc"]) / 2])
     assert bptt["val_acc"][0] == pytest.approx((cells[("bptt", 0)]["val_acc"] + cells[("bptt", 1)]["val_acc"]) / 2)
     assert (result.folder / "curves.png").stat().st_size > 0
+    # per layer and per step: a layer's rate is the mean of its T = 2 step rates; a setting's, the mean over seeds
+    a, b = cells[("bptt", 0)], cells[("bptt", 1)]
+    assert a["memory_energy_uj"] > 0 and a["energy_uj"] > 0
+    for layer, rate in a["layer_rates"].items():
+        assert len(a["step_rates"][layer]) == 2 and rate == pytest.approx(sum(a["step_rates"][layer]) / 2)
+    row = next(r for r in sweep["settings"] if r["step"] == "bptt")
+    assert row["layer_rates"] == {k: pytest.approx((a["layer_rates"][k] + b["layer_rates"][k]) / 2) for k in a["layer_rates"]}
+    assert row["memory_energy_uj"] == pytest.approx((a["memory_energy_uj"] + b["memory_energy_uj"]) / 2)
 
 
 def _tiny(n_train):
