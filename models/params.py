@@ -3,6 +3,7 @@ configuration is built and checked before torch is imported."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from snnpipe.errors import SnnpipeError
@@ -71,3 +72,26 @@ class NeuronParams:
         if unknown:
             raise SnnpipeError(f"unknown neuron parameter(s): {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+#: The neurons of papers' official code, by name: a recipe's ``neuron: NAME`` (its explicit neuron
+#: keys still win). ``snnpipe``: this package's defaults (LIF keeping half its voltage, atan, hard reset).
+#: ``ratebp``: the official RateBP code (Yu et al. 2024, github.com/Tab-ct/rate-based-backpropagation,
+#: ``model/layer.py`` ``LIFLayer`` with ``experiment/*/config/config.py``'s defaults): spikingjelly's
+#: ``LIFNode`` with tau = 1 / (1 - sigmoid(decay)), decay 0.2, ``decay_input=False``, ``v_reset=None``
+#: (soft reset), threshold 1 and spikingjelly's default ``Sigmoid(alpha=4)`` surrogate. Its voltage
+#: keeps 1 - 1/tau = sigmoid(0.2) = 0.549834 per step, so a_v = 1 - sigmoid(0.2) = 0.450166; no
+#: synaptic current (a_u = 1); snnpipe's ``sigmoid`` surrogate at width 1 is alpha = 4 / width = 4.
+NEURON_PRESETS: dict[str, NeuronParams] = {
+    "snnpipe": NeuronParams(),
+    "ratebp": NeuronParams(voltage_decay=1.0 - 1.0 / (1.0 + math.exp(-0.2)), surrogate="sigmoid", surrogate_width=1.0,
+                           reset="subtract"),
+}
+
+
+def neuron_preset(name: str) -> NeuronParams:
+    """`NEURON_PRESETS`'s neuron of that name; an unknown one is refused naming the choices."""
+    if name not in NEURON_PRESETS:
+        raise SnnpipeError(f"unknown neuron {name!r}: choose one of {', '.join(NEURON_PRESETS)}, or give its "
+                           "parameters (voltage_decay, surrogate, ...) one by one")
+    return NEURON_PRESETS[name]

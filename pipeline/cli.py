@@ -452,11 +452,18 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
               help="Continue an interrupted run of this recipe in its folder: finished steps are kept.")
 @click.option("--quiet", is_flag=True, help="Only the summary table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--workers", type=int, default=None,
+              help="Run up to N sweep cells at once (local processes, one thread each unless --threads).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where sweep cells run: this machine, or a Ray cluster (pip install 'snnpipe[ray]').")
+@click.option("--address", default=None, help="The Ray cluster's HOST:PORT (default: a local Ray for this run).")
 @_threads_option
-def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: bool, as_json: bool) -> None:
+def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: bool, as_json: bool,
+                workers: int | None, executor: str, address: str | None) -> None:
     """Run a recipe of train, export and profile steps (default: the embedded digits pipeline)."""
     from dataclasses import asdict
 
+    from snnpipe.pipeline.executors import make_executor
     from snnpipe.pipeline.run import load_recipe, run
 
     parsed = load_recipe(recipe)
@@ -465,22 +472,34 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
         if not quiet and not as_json:
             progress.write(f"{step.step}: {step.kind} done in {step.seconds:.1f}s -> {step.path}")
 
-    def report_cell(index: int, count: int, cell, reused: bool) -> None:
+    def report_cell(cell, reused: bool, where) -> None:
         if not quiet and not as_json:
             how = "kept from before" if reused else f"{cell.seconds:.0f}s"
-            result = (cell.diverged if cell.diverged else
+            result = (f"FAILED: {cell.failed}" if cell.failed else cell.diverged if cell.diverged else
                       f"test {cell.test_acc:.2%}  rate {cell.firing_rate:.4f}  {cell.energy_uj:.3f} uJ")
-            click.echo(f"{cell.step} cell {index}/{count} {cell.cell}: {result}  ({how}; {count - index} left)")
+            click.echo(f"{cell.step} cell {where.done}/{where.count} {cell.cell}: {result}  "
+                       f"({how}; {where.running} running, {where.left} left)")
 
     if resume and out:
         raise SnnpipeError("give --resume FOLDER or --out FOLDER, not both: a resumed run stays in its folder")
     result = run(parsed, out=out, on_step=report, resume=resume, progress=not quiet and not as_json,
-                 on_cell=report_cell)
+                 on_cell=report_cell, executor=make_executor(executor, workers, address, process.chosen_threads()))
     if as_json:
         click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps],
-                               "verdicts": result.verdicts}, default=str))
-        return
-    click.echo(f"\n{result.verdict_text()}{result.table()}\n\nall outputs in {result.folder}")
+                               "verdicts": result.verdicts, "failed": [asdict(c) for c in result.failed]}, default=str))
+    else:
+        click.echo(f"\n{result.verdict_text()}{result.table()}\n\nall outputs in {result.folder}")
+        for cell in result.failed:
+            click.echo(f"FAILED {cell.step} cell {cell.cell}: {cell.failed}")
+    if result.failed:
+        raise CellsFailed(f"{len(result.failed)} sweep cell(s) failed, the others finished; run them again with "
+                          f"snnpipe run {parsed.source} --resume {result.folder}")
+
+
+class CellsFailed(click.ClickException):
+    """Some cells of a sweep failed (each printed with its cause): exit code 1."""
+
+    exit_code = 1
 
 
 class GateFailed(click.ClickException):

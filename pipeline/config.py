@@ -43,6 +43,7 @@ class TrainConfig:
     augment: bool = False
     train_samples: int | None = None
     test_samples: int | None = None
+    val_samples: int | None = None  # carved from the training split, before train_samples (`data.validation_split`)
     timesteps: int = 4
     encoding: str = "direct"
     seed: int = 0
@@ -84,7 +85,7 @@ class TrainConfig:
             raise SnnpipeError(f"momentum={self.momentum} is out of range: it lies in [0, 1)")
         if not self.weight_decay >= 0:
             raise SnnpipeError(f"weight_decay={self.weight_decay} is out of range: it must be >= 0")
-        for name in ("train_samples", "test_samples"):
+        for name in ("train_samples", "test_samples", "val_samples"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SnnpipeError(f"{name}={value} is out of range: at least 1 (or leave it out: all)")

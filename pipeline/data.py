@@ -202,6 +202,26 @@ def subset(data: Dataset, train: int | None = None, test: int | None = None) -> 
     return data
 
 
+#: Seeds the validation split (`validation_split`): fixed, so every seed and every arm of a
+#: protocol chooses its weights on the same images.
+VALIDATION_SEED = 1
+
+
+def validation_split(data: Dataset, samples: int) -> tuple[Dataset, tuple[torch.Tensor, torch.Tensor]]:
+    """``samples`` images carved from ``data``'s training split (the first of one fixed permutation,
+    `VALIDATION_SEED`, in their order there) and ``data`` without them: what chooses a weight or a
+    temperature, so that the test set never does. The normalization (of the whole training split)
+    is unchanged."""
+    count = len(data.train_y)
+    if samples >= count:
+        raise SnnpipeError(f"val_samples={samples} leaves no image to train on: {data.spec.name}'s training split "
+                           f"has {count}; give fewer")
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    held, rest = order[:samples].sort().values, order[samples:].sort().values
+    return (replace(data, train_x=data.train_x[rest], train_y=data.train_y[rest]),
+            (data.train_x[held], data.train_y[held]))
+
+
 #: The batch size of every evaluation of a test set (train's per-epoch test, export, profile). A
 #: rate-coded batch draws its (T, B, ...) spikes from one generator, so which spikes a sample gets
 #: depends on how the set is cut into batches: cut the same way, every step of the pipeline scores

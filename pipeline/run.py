@@ -18,13 +18,16 @@ A recipe::
 (train), or its kind and target. Every step writes into ``<run folder>/<step name>/``; the run ends
 with a summary table. Unknown keys, steps and references are refused before anything runs.
 
-A train step with ``sweep:`` trains a grid of cells instead of one run (`snnpipe.pipeline.sweep`);
+A train step with ``sweep:`` trains a grid of cells instead of one run (`snnpipe.pipeline.sweep`),
+one after another or on an executor (`snnpipe.pipeline.executors`: local worker processes, Ray);
 its cells cannot be referred to with ``@``, and the run writes ``sweep.md``, ``sweep.json`` and
-``pareto.png`` (mean +/- std over seeds per setting) beside the summary.
+``pareto.png`` (mean +/- std over seeds per setting) beside the summary. A cell that failed is
+one line of `RunResult.failed`; its step is not recorded as finished, so ``--resume`` runs it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -40,11 +43,15 @@ from snnpipe.errors import SnnpipeError, StopRequested
 from snnpipe.files import (FolderLock, atomic_path, changed_files, checksums, claim_free_folder, lock_folder, remove_if_unused,
                            remove_orphan_temporaries)
 from snnpipe.models import NeuronParams
+from snnpipe.models.params import NEURON_PRESETS, neuron_preset
 from snnpipe.hw_targets import parse_target_options
 from snnpipe.pipeline.catalog import ExporterInfo, catalog
 from snnpipe.pipeline.checks import check_config
+from snnpipe.pipeline.claims import Arm, Claim, parse_claims
 from snnpipe.pipeline.config import TrainConfig, read_yaml
-from snnpipe.pipeline.sweep import Cell, CellResult, expand, run_cells, write_sweep_reports
+from snnpipe.pipeline.executors import Sequential
+from snnpipe.pipeline.sweep import (Cell, CellJob, CellResult, Executor, SweepProgress, expand, run_cells,
+                                    write_sweep_reports)
 from snnpipe.pipeline.verdict_block import TITLE, as_markdown, as_text, read_verdict
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
@@ -79,6 +86,7 @@ class Recipe:
     defaults: dict[str, Any]
     steps: list[Step]
     source: str = "recipe"
+    claims: list[Claim] = field(default_factory=list)  # decided on the sweeps' cells (`snnpipe.pipeline.claims`)
 
 
 @dataclass
@@ -95,6 +103,7 @@ class RunResult:
     folder: Path
     steps: list[StepResult]
     verdicts: dict[str, list[str]] = field(default_factory=dict)  # profile step -> its verdict (`verdict_block`)
+    failed: list[CellResult] = field(default_factory=list)  # sweep cells that could not finish
 
     def verdict_markdown(self) -> str:
         """Each profile step's verdict, for the top of ``summary.md``."""
@@ -130,7 +139,7 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     """Check a loaded recipe mapping and return it as a `Recipe`."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source} must be a mapping with 'steps'")
-    _refuse_unknown(data, {"name", "defaults", "steps"}, source)
+    _refuse_unknown(data, {"name", "defaults", "steps", "claims"}, source)
     name = str(data.get("name") or Path(source).stem)
     if not _PLAIN_NAME.fullmatch(name):
         raise RecipeError(f"{source}: name {name!r} cannot name a folder (letters, digits, '.', '-', '_')")
@@ -178,7 +187,13 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
                 raise RecipeError(str(err)) from None
         _check_values(step, defaults, where)
         steps.append(step)
-    return Recipe(name, defaults, steps, source)
+    try:
+        arms = {s.name: Arm(bool(s.cells), tuple(k for k in s.options.get("sweep") or {} if k != "seed"),
+                            bool({**defaults, **s.options}.get("val_samples"))) for s in steps if s.kind == "train"}
+        claims = parse_claims(data.get("claims"), arms, source)
+    except SnnpipeError as err:
+        raise RecipeError(str(err)) from None
+    return Recipe(name, defaults, steps, source, claims)
 
 
 def _step_keys(kind: str, options: dict[str, Any], where: str) -> set[str]:
@@ -234,7 +249,12 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
 def _train_config(defaults: dict[str, Any], options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
     merged = {**defaults, **options}
     merged.pop("sweep", None)
-    neuron = {k: merged.pop(k) for k in list(merged) if k in _NEURON_KEYS}
+    preset = merged.pop("neuron", None)  # a paper's neuron by name (`models.params.NEURON_PRESETS`)
+    if preset is not None and not isinstance(preset, str):
+        raise RecipeError(f"neuron: {preset!r} must name a neuron ({', '.join(NEURON_PRESETS)}); give its "
+                          "parameters (voltage_decay, surrogate, ...) as keys of their own")
+    base = asdict(neuron_preset(preset)) if preset is not None else {}
+    neuron = {**base, **{k: merged.pop(k) for k in list(merged) if k in _NEURON_KEYS}}
     for key in ("model_args", "stage_args"):
         if isinstance(merged.get(key), dict):
             merged[key] = {k: tuple(v) if isinstance(v, list) else v for k, v in merged[key].items()}
@@ -251,7 +271,8 @@ def run(
     on_step: Callable[[StepResult], None] | None = None,
     progress: bool = False,
     resume: str | Path | None = None,
-    on_cell: Callable[[int, int, CellResult, bool], None] | None = None,
+    on_cell: Callable[[CellResult, bool, SweepProgress], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunResult:
     """Run every step of ``recipe`` (the embedded default when None) into one folder.
 
@@ -261,8 +282,10 @@ def run(
     same recipe) skips the steps recorded there whose files still match, continues an interrupted
     training step from its checkpoint, redoes an interrupted export or profile, and runs the rest;
     of an interrupted sweep, the finished cells are kept (`sweep.run_cells`). ``on_cell`` is called
-    after every cell of a sweep (`sweep.run_cells`).
+    after every cell of a sweep (`sweep.run_cells`); ``executor`` runs the cells (default
+    `executors.Sequential`; closed when the run ends).
     """
+    executor = executor or Sequential()
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     if resume is not None:
         folder = Path(resume)
@@ -288,12 +311,14 @@ def run(
             raise RecipeError(f"cannot create the run folder ({err.strerror}); choose a writable --out") from None
     try:
         with progress_bars.quiet(not progress):
-            return _run_steps(recipe, folder, done, on_step, progress, on_cell)
+            return _run_steps(recipe, folder, done, on_step, progress, on_cell, executor)
     finally:
+        executor.close()
         lock.release()
 
 
-def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, progress: bool, on_cell) -> RunResult:
+def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, progress: bool, on_cell,
+               executor: Executor) -> RunResult:
     from snnpipe.pipeline.train import CHECKPOINT_NAME, TrainingInterrupted, train
 
     written: dict[str, Path] = {}
@@ -301,26 +326,27 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
     def resolve(value: Any) -> Any:
         return str(written[value[1:]]) if isinstance(value, str) and value.startswith("@") else value
 
-    def train_into(options: dict[str, Any], target: Path, what: str):
-        config = _train_config(recipe.defaults, options, resolve, target)
-        partial = target / CHECKPOINT_NAME
-        if partial.exists():  # interrupted: go on from its last checkpoint
-            config = replace(config, resume=str(partial))
+    @contextlib.contextmanager
+    def stopped_hint(what: str):
         try:
-            return train(config, progress=progress)
+            yield
         except TrainingInterrupted as err:  # the hint: the whole recipe, not this one step
             stop = StopRequested(f"{what} stopped by {signal.Signals(err.signum).name}; saved {err.path}; "
                                  f"continue the recipe with snnpipe run {recipe.source} --resume {folder}")
             stop.exit_code = err.exit_code
             raise stop from None
 
-    def train_cell(cell: Cell, target: Path) -> tuple[Path, dict, float]:
-        started = time.perf_counter()
-        ckpt = train_into(cell.options(step.options), target, f"cell {cell.name} of step {step.name}")
-        return ckpt.path, ckpt.history[-1], time.perf_counter() - started
+    def train_into(options: dict[str, Any], target: Path, what: str):
+        config = _train_config(recipe.defaults, options, resolve, target)
+        partial = target / CHECKPOINT_NAME
+        if partial.exists():  # interrupted: go on from its last checkpoint
+            config = replace(config, resume=str(partial))
+        with stopped_hint(what):
+            return train(config, progress=progress)
 
     results: list[StepResult] = []
     cells: list[CellResult] = []
+    failed: list[CellResult] = []
     for step in progress_bars.steps(recipe.steps, lambda s: f"{s.name} ({s.kind})", desc=recipe.name):
         target = folder / step.name
         if step.name in done:  # its path is recorded relative to the run folder, its files checked
@@ -334,12 +360,18 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
             continue
         started = time.perf_counter()
         if step.cells:
-            swept = run_cells(step.cells, target, train_cell, on_cell)
+            jobs = [CellJob(cell, _train_config(recipe.defaults, cell.options(step.options), resolve,
+                                                (target / cell.name).resolve()), progress=progress)
+                    for cell in step.cells]
+            with stopped_hint(f"step {step.name}"):
+                swept = run_cells(jobs, executor, on_cell)
             cells += swept
-            finished = [r for r in swept if not r.diverged]
+            failed += [r for r in swept if r.failed]
+            finished = [r for r in swept if not r.diverged and not r.failed]
             best = max(finished, key=lambda r: r.test_acc) if finished else None
             result = StepResult(step.name, "sweep", str(target), 0.0,
-                                {"cells": len(swept), "diverged": len(swept) - len(finished),
+                                {"cells": len(swept), "diverged": sum(1 for r in swept if r.diverged),
+                                 "failed": sum(1 for r in swept if r.failed),
                                  "best_test_acc": best.test_acc if best else None, "best_cell": best.cell if best else None})
         elif step.kind == "train":
             ckpt = train_into(step.options, target, f"step {step.name}")
@@ -365,14 +397,16 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
             result = StepResult(step.name, "profile", str(path), 0.0, summary)
         result.seconds = time.perf_counter() - started
         results.append(result)
-        done[step.name] = {"result": {**asdict(result), "path": os.path.relpath(result.path, folder)},
-                           "files": checksums(target)}
-        _write_state(folder, recipe, done)
+        if not result.summary.get("failed"):  # a step with failed cells is not finished: --resume redoes them
+            done[step.name] = {"result": {**asdict(result), "path": os.path.relpath(result.path, folder)},
+                               "files": checksums(target)}
+            _write_state(folder, recipe, done)
         if on_step:
             on_step(result)
-    run_result = RunResult(folder, results, {r.step: read_verdict(Path(r.path)) for r in results if r.kind == "profile"})
+    run_result = RunResult(folder, results, {r.step: read_verdict(Path(r.path)) for r in results if r.kind == "profile"},
+                           failed)
     if cells:
-        write_sweep_reports(cells, folder, recipe.name)
+        write_sweep_reports(cells, folder, recipe.name, recipe.claims)
     with atomic_path(folder / "summary.md") as tmp:
         tmp.write_text(f"# {recipe.name}\n\n{run_result.verdict_markdown()}{run_result.table()}\n")
     return run_result
@@ -385,8 +419,11 @@ STATE_NAME = "run.json"
 
 
 def _recipe_record(recipe: Recipe) -> dict[str, Any]:
-    return {"name": recipe.name, "defaults": recipe.defaults,
-            "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
+    record = {"name": recipe.name, "defaults": recipe.defaults,
+              "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
+    if recipe.claims:  # a recipe without claims keeps the record older runs wrote
+        record["claims"] = [asdict(c) for c in recipe.claims]
+    return record
 
 
 def _write_state(folder: Path, recipe: Recipe, done: dict[str, dict]) -> None:

@@ -11,9 +11,18 @@ keys are written)::
 A key is a `TrainConfig` field or a neuron parameter (``seed``, ``timesteps``, ``lr``, ``reset``
 ...), or ``stage_args.K`` / ``model_args.K`` for one stage or model argument. Every cell trains into
 ``<step folder>/<cell name>/`` and is then profiled for its compute energy per inference (`SWEEP_TARGET`,
-the first `SWEEP_SAMPLES` test samples); its result is written to ``cell.json`` there, last, so that
+the first `SWEEP_SAMPLES` test samples); its accuracy is the trainer's last epoch's, on the test
+images the recipe tests on (all of the test split unless it sets ``test_samples``), and on the
+validation split where it sets ``val_samples`` (``val_acc``, what a choice of weights reads: the
+test set never chooses); its result is written to ``cell.json`` there, last, so that
 a resumed run (``snnpipe run RECIPE --resume FOLDER``) skips every cell that has one and continues
 an interrupted cell from its checkpoint.
+
+A cell is one `CellJob` and always runs through `attempt` (`run_cell`), whatever runs it: this
+process one cell after another, N local worker processes, or a Ray cluster (`snnpipe.pipeline.executors`).
+A cell gives the same numbers under each (one thread per cell: `tests/test_executors.py`); one that
+fails (a user error, a worker that died) is a result with ``failed`` set, never written, so the
+other cells finish and a resumed run redoes it from its checkpoint.
 
 A *setting* is a cell's values without its seed: `summarize` gives per setting of every swept step
 the mean and sample standard deviation (n - 1) over its seeds of the test accuracy, the firing rate
@@ -29,16 +38,19 @@ import json
 import re
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
 
+from snnpipe.pipeline import process
+from snnpipe.pipeline.claims import Claim, evaluate as evaluate_claim, table as claims_table
 from snnpipe.errors import SnnpipeError, TrainingDiverged
 from snnpipe.files import atomic_path
+from snnpipe.pipeline.config import TrainConfig
 
 #: The energy every cell is priced at: Horowitz's 45 nm CMOS (`snnpipe.hw_targets.energy`).
 SWEEP_TARGET = "cmos45nm"
-#: Test samples per cell's energy profile (the accuracy is the trainer's, on the whole test split).
+#: Test samples per cell's energy profile (the accuracy is the trainer's, on the test images it tests on).
 SWEEP_SAMPLES = 1000
 #: The grid keys that name one argument inside a dict option.
 NESTED = ("stage_args", "model_args")
@@ -108,7 +120,9 @@ class CellResult:
     """What one cell gave: its final test accuracy and firing rate (the trainer's last epoch), and the
     energy per inference of its checkpoint at `SWEEP_TARGET`; or, for a cell whose training diverged
     (`TrainingDiverged`), no numbers and ``diverged`` the message (a result too: it is kept on resume,
-    counted beside its setting and left out of the means)."""
+    counted beside its setting and left out of the means); or, for a cell that could not run (a user
+    error, its worker died), no numbers and ``failed`` the one line saying why (never written: a
+    resumed run runs it again, from its checkpoint where it has one)."""
 
     step: str
     cell: str
@@ -119,6 +133,11 @@ class CellResult:
     checkpoint: str | None
     seconds: float
     diverged: str | None = None
+    failed: str | None = None
+    val_acc: float | None = None  # on the validation split (`TrainConfig.val_samples`), where there is one
+    memory_energy_uj: float | None = None  # `CellActivity`'s, as the next two
+    layer_rates: dict[str, float] | None = None
+    step_rates: dict[str, list[float]] | None = None
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
@@ -128,50 +147,140 @@ class CellResult:
         except (OSError, ValueError, TypeError):
             return None
 
+    @classmethod
+    def failure(cls, cell: Cell, why: str, seconds: float = 0.0) -> "CellResult":
+        return cls(cell.step, cell.name, cell.values, None, None, None, None, seconds, failed=why)
+
     def write(self, folder: Path) -> None:
         with atomic_path(folder / CELL_RESULT) as tmp:
             tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
 
 
-def cell_energy(checkpoint: Path) -> float:
-    """Compute energy per inference (uJ: ACs and MACs priced at `SWEEP_TARGET`, the term that spikes
-    change) of a checkpoint's SNN on its first `SWEEP_SAMPLES` test samples (or all, if fewer)."""
+@dataclass(frozen=True)
+class CellJob:
+    """One cell as a worker gets it (picklable): its training config, whose ``out`` is the cell's
+    folder (absolute: a worker may run elsewhere on a shared file system), ``@`` references
+    resolved; ``threads`` the worker's thread count (None: this process's policy)."""
+
+    cell: Cell
+    config: TrainConfig
+    threads: int | None = None
+    progress: bool = False
+
+
+@dataclass(frozen=True)
+class CellActivity:
+    """A cell's checkpoint profiled on its first `SWEEP_SAMPLES` test samples (or all, if fewer).
+
+    Attributes:
+        energy_uj: compute energy per inference (ACs and MACs priced at `SWEEP_TARGET`, the term
+            that spikes change).
+        memory_energy_uj: the SNN's energy per inference under the ``memory`` model (compute and
+            data movement, int8: `snnpipe.pipeline.profile`), at `SWEEP_TARGET`.
+        layer_rates: per neuron layer, its firing rate (spikes / neuron / step).
+        step_rates: per neuron layer, its firing rate at each timestep.
+    """
+
+    energy_uj: float
+    memory_energy_uj: float
+    layer_rates: dict[str, float]
+    step_rates: dict[str, list[float]]
+
+
+def cell_activity(checkpoint: Path) -> CellActivity:
+    """`CellActivity` of a checkpoint: one profile under the ``memory`` model, whose compute
+    energy is the ``ops`` model's."""
     from snnpipe.pipeline.profile import profile_checkpoint
 
-    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES)
-    return float(profile.totals.compute_energy_uj)
+    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES, energy_model="memory")
+    neurons = [layer for layer in profile.layers if layer.kind == "neuron"]
+    return CellActivity(float(profile.totals.compute_energy_uj), float(profile.estimates["snn"].total_pj) / 1e6,
+                        {n.name: float(n.firing_rate) for n in neurons},
+                        {n.name: [float(r) for r in n.rate_per_step] for n in neurons})
 
 
-def run_cells(cells: list[Cell], folder: Path, train_cell: Callable[[Cell, Path], tuple[Path, dict, float]],
-              on_cell: Callable[[int, int, CellResult, bool], None] | None = None) -> list[CellResult]:
-    """Train and profile every cell of one step into ``folder/<cell name>``; a cell whose
-    ``cell.json`` exists is read, not redone.
+def run_cell(job: CellJob) -> CellResult:
+    """Train and profile one cell into its folder and write its ``cell.json``: the one code path of
+    a cell, whatever runs it. A finished cell is read, not redone; an interrupted one continues from
+    its checkpoint (bit-identical to an uninterrupted run, `snnpipe.pipeline.train`). Raises what
+    training raises, but for `TrainingDiverged` (a result)."""
+    from snnpipe.pipeline.train import CHECKPOINT_NAME, train
 
-    Args:
-        train_cell: trains a cell into its folder (continuing from a checkpoint there) and returns
-            (checkpoint path, its last epoch record, seconds).
-        on_cell: called after each cell with (index from 1, number of cells, result, reused).
-    """
-    results = []
-    for i, cell in enumerate(cells, 1):
-        target = folder / cell.name
-        result = CellResult.read(target)
-        reused = result is not None
-        if result is None:
-            started = time.perf_counter()
-            try:
-                checkpoint, last, seconds = train_cell(cell, target)
-            except TrainingDiverged as err:
-                result = CellResult(cell.step, cell.name, cell.values, None, None, None, None,
-                                    time.perf_counter() - started, str(err))
-            else:
-                result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]),
-                                    float(last["firing_rate"]), cell_energy(checkpoint), str(checkpoint), seconds)
-            result.write(target)
-        results.append(result)
+    target = Path(job.config.out)
+    finished = CellResult.read(target)
+    if finished is not None:
+        return finished
+    if job.threads is not None:
+        process.start(job.threads)
+    config = job.config
+    if (target / CHECKPOINT_NAME).exists():
+        config = replace(config, resume=str(target / CHECKPOINT_NAME))
+    cell, started = job.cell, time.perf_counter()
+    try:
+        ckpt = train(config, progress=job.progress)
+    except TrainingDiverged as err:
+        result = CellResult(cell.step, cell.name, cell.values, None, None, None, None,
+                            time.perf_counter() - started, str(err))
+    else:
+        last, seconds = ckpt.history[-1], time.perf_counter() - started
+        activity = cell_activity(ckpt.path)
+        result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
+                            activity.energy_uj, str(ckpt.path), seconds,
+                            val_acc=float(last["val_acc"]) if "val_acc" in last else None,
+                            memory_energy_uj=activity.memory_energy_uj, layer_rates=activity.layer_rates,
+                            step_rates=activity.step_rates)
+    result.write(target)
+    return result
+
+
+def attempt(job: CellJob) -> CellResult:
+    """`run_cell`, with a user error (`SnnpipeError`) turned into a failed result: the cell's one
+    line, while the other cells go on. Every executor runs a cell through this."""
+    started = time.perf_counter()
+    try:
+        return run_cell(job)
+    except SnnpipeError as err:
+        return CellResult.failure(job.cell, str(err), time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class SweepProgress:
+    """Where a step's cells stand after one more finished: ``done`` of ``count``, ``running`` now,
+    ``left`` not started."""
+
+    done: int
+    running: int
+    left: int
+    count: int
+
+
+class Executor(Protocol):
+    """Runs cells (`attempt` on each job) and yields ``(index in jobs, result, cells still running)``
+    as each ends, in any order (`snnpipe.pipeline.executors`)."""
+
+    def map(self, jobs: list[CellJob]) -> Iterator[tuple[int, CellResult, int]]: ...
+
+
+def run_cells(jobs: list[CellJob], executor: Executor,
+              on_cell: Callable[[CellResult, bool, SweepProgress], None] | None = None) -> list[CellResult]:
+    """Every cell of one step, in the jobs' order: a cell whose ``cell.json`` exists is read, not
+    redone; the rest run on ``executor``. ``on_cell`` is called as each cell ends with its result,
+    whether it was kept from before, and the progress."""
+    results: dict[int, CellResult] = {}
+    pending = []
+    for i, job in enumerate(jobs):
+        kept = CellResult.read(Path(job.config.out))
+        if kept is None:
+            pending.append(i)
+            continue
+        results[i] = kept
         if on_cell:
-            on_cell(i, len(cells), result, reused)
-    return results
+            on_cell(kept, True, SweepProgress(len(results), 0, len(jobs) - len(results), len(jobs)))
+    for k, result, running in executor.map([jobs[i] for i in pending]):
+        results[pending[k]] = result
+        if on_cell:
+            on_cell(result, False, SweepProgress(len(results), running, len(jobs) - len(results) - running, len(jobs)))
+    return [results[i] for i in range(len(jobs))]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float | None]:
@@ -181,22 +290,28 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 
 def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
     """Per step and setting (cells equal but for their seed), in the order first met: n (the cells
-    that finished), their seeds, the number that diverged, and mean and sample std of test accuracy,
-    firing rate and energy over the finished ones (None where none finished)."""
+    that finished), their seeds, the numbers that diverged and that failed, and mean and sample std
+    of test accuracy, firing rate and energy over the finished ones (None where none finished)."""
     groups: dict[tuple[str, str], list[CellResult]] = {}
     for r in results:
         setting = {k: v for k, v in r.values.items() if k != "seed"}
         groups.setdefault((r.step, json.dumps(setting, sort_keys=True)), []).append(r)
     rows = []
     for (step, setting), members in groups.items():
-        finished = [m for m in members if not m.diverged]
+        finished = [m for m in members if not m.diverged and not m.failed]
         row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(finished),
                                "seeds": [m.values.get("seed") for m in finished],
-                               "diverged": len(members) - len(finished)}
-        for field in ("test_acc", "firing_rate", "energy_uj"):
-            mean, std = _mean_std([getattr(m, field) for m in finished]) if finished else (None, None)
+                               "diverged": sum(1 for m in members if m.diverged),
+                               "failed": sum(1 for m in members if m.failed)}
+        for field in ("test_acc", "firing_rate", "energy_uj", "val_acc", "memory_energy_uj"):
+            values = [getattr(m, field) for m in finished]
+            mean, std = _mean_std(values) if values and None not in values else (None, None)
             row[field] = mean
             row[f"{field}_std"] = std
+        if finished and all(m.layer_rates for m in finished):  # per layer, and per layer and step: means
+            row["layer_rates"] = {k: statistics.fmean(m.layer_rates[k] for m in finished) for k in finished[0].layer_rates}
+            row["step_rates"] = {k: [statistics.fmean(step) for step in zip(*(m.step_rates[k] for m in finished))]
+                                 for k in finished[0].step_rates}
         rows.append(row)
     return rows
 
@@ -216,48 +331,118 @@ def _pm(mean: float | None, std: float | None, scale: float = 1.0, digits: int =
 
 def table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: one line per setting, mean +/- std over its seeds."""
-    lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) |", "| --- | --- | ---: | ---: | ---: |"]
+    lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) | energy, memory model (uJ) |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
     for row in rows:
-        seeds = f"{row['n']}" + (f" (+{row['diverged']} diverged)" if row.get("diverged") else "")
+        seeds = f"{row['n']}" + "".join(f" (+{row[k]} {k})" for k in ("diverged", "failed") if row.get(k))
         lines.append(f"| {label(row)} | {seeds} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
                      f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | "
-                     f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} |")
+                     f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} | "
+                     f"{_pm(row.get('memory_energy_uj'), row.get('memory_energy_uj_std'), digits=4)} |")
     return "\n".join(lines)
 
 
-def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against firing rate and against energy, one point per setting with std error bars."""
+def curves(results: list[CellResult]) -> list[dict[str, Any]]:
+    """Per step and setting, the mean over its finished seeds of each epoch's training accuracy
+    (and validation accuracy, where there is one) and the learning rate of that epoch, read from
+    the cells' ``metrics.jsonl``: whether training was flat before the schedule reached 0."""
+    groups: dict[tuple[str, str], list[list[dict]]] = {}
+    for r in results:
+        if r.checkpoint is None or r.diverged or r.failed:
+            continue
+        lines = (Path(r.checkpoint).parent / "metrics.jsonl").read_text().splitlines()
+        setting = json.dumps({k: v for k, v in r.values.items() if k != "seed"}, sort_keys=True)
+        groups.setdefault((r.step, setting), []).append([json.loads(line) for line in lines])
+    out = []
+    for (step, setting), runs in groups.items():
+        epochs = min(len(run) for run in runs)
+        row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(runs)}
+        for field in ("train_acc", "val_acc", "lr"):
+            if all(field in run[e] for run in runs for e in range(epochs)):
+                row[field] = [statistics.fmean(run[e][field] for run in runs) for e in range(epochs)]
+        out.append(row)
+    return out
+
+
+def curves_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Training (solid) and validation (dashed) accuracy per epoch, mean over seeds, one colour per
+    setting; the learning rate on the right axis (grey)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    lr_axis = ax.twinx()
+    colors = plt.get_cmap("tab10")
+    for i, row in enumerate(rows):
+        epochs = range(1, len(row["train_acc"]) + 1)
+        ax.plot(epochs, [a * 100 for a in row["train_acc"]], color=colors(i % 10), label=f"{label(row)} train")
+        if "val_acc" in row:
+            ax.plot(epochs, [a * 100 for a in row["val_acc"]], "--", color=colors(i % 10), label=f"{label(row)} val")
+        if "lr" in row:
+            lr_axis.plot(epochs, row["lr"], color="0.6", linewidth=0.8)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_ylabel("accuracy (%)")
+    lr_axis.set_ylabel("learning rate at the epoch's end (grey)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{title}: training curves, mean over seeds")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Accuracy against firing rate and against energy (compute, and the memory model's where the
+    cells have it), one point per setting with std error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fields = ["firing_rate", "energy_uj"] + (["memory_energy_uj"] if any(r.get("memory_energy_uj") for r in rows) else [])
+    fig, axes = plt.subplots(1, len(fields), figsize=(6 * len(fields), 5), constrained_layout=True)
     colors = plt.get_cmap("tab10")
     for i, row in enumerate(r for r in rows if r["n"]):
-        for ax, field in zip(axes, ("firing_rate", "energy_uj")):
-            ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
-                        yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
-                        label=label(row))
-    axes[0].set_xlabel("mean firing rate (spikes / neuron / step)")
-    axes[1].set_xlabel(f"compute energy per inference (uJ, {SWEEP_TARGET})")
-    for ax in axes:
+        for ax, field in zip(axes, fields):
+            if row.get(field) is not None:
+                ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
+                            yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
+                            label=label(row))
+    names = {"firing_rate": "mean firing rate (spikes / neuron / step)",
+             "energy_uj": f"compute energy per inference (uJ, {SWEEP_TARGET})",
+             "memory_energy_uj": f"energy per inference, memory model (uJ, {SWEEP_TARGET})"}
+    for ax, field in zip(axes, fields):
+        ax.set_xlabel(names[field])
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
+    axes[-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{title}: mean +/- std over seeds")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
 
 
-def write_sweep_reports(results: list[CellResult], folder: Path, title: str) -> list[dict[str, Any]]:
-    """``sweep.md``, ``sweep.json`` (the settings and every cell) and ``pareto.png`` in ``folder``."""
+def write_sweep_reports(results: list[CellResult], folder: Path, title: str, claims: list[Claim] = ()) -> list[dict[str, Any]]:
+    """``sweep.md``, ``sweep.json`` (the settings, every cell, the training curves per setting
+    (`curves`) and each of ``claims`` decided, `snnpipe.pipeline.claims`), ``pareto.png`` and
+    ``curves.png`` in ``folder``."""
     rows = summarize(results)
+    cells = [asdict(r) for r in results]
+    decided = [evaluate_claim(claim, cells) for claim in claims]
+    trained = curves(results)
     with atomic_path(folder / "sweep.json") as tmp:
-        tmp.write_text(json.dumps({"settings": rows, "cells": [asdict(r) for r in results]}, indent=1) + "\n")
+        tmp.write_text(json.dumps({"settings": rows, "cells": cells, "curves": trained,
+                                   **({"claims": decided} if claims else {})}, indent=1) + "\n")
+    verdicts = (f"\n## Claims\n\nPaired differences over seeds (A - B, sign so that + favours A), 95% Student-t "
+                f"interval, against the margin the recipe fixed (`snnpipe.pipeline.claims`).\n\n{claims_table(decided)}\n"
+                if claims else "")
     with atomic_path(folder / "sweep.md") as tmp:
         tmp.write_text(f"# {title}: sweep\n\nMean +/- sample std over seeds; compute energy per inference at "
-                       f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n")
+                       f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n{verdicts}")
     pareto_plot(rows, folder / "pareto.png", title)
+    if trained:
+        curves_plot(trained, folder / "curves.png", title)
     return rows

@@ -58,7 +58,7 @@ from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.checks import check_config
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.data import (TEST_BATCH_SIZE, Dataset, DataSpec, dataset_entry, iterate_batches, load_dataset,
-                                   subset)
+                                   subset, validation_split)
 from snnpipe.pipeline.distributed import World
 from snnpipe.pipeline.augment import augment
 from snnpipe.pipeline.memory import (TRAINING_STEP_COST, ModelSize, check_fits, model_size, state_duration,
@@ -326,6 +326,9 @@ class _Run:
                 "give a multiple of the number of processes"
             )
         self.local_batch = config.batch_size // world.size
+        self.validation = None
+        if config.val_samples:
+            dataset, self.validation = validation_split(dataset, config.val_samples)
         self.data = subset(dataset, config.train_samples, config.test_samples)
         self.augmentation = dataset_entry(config.dataset).augmentation if config.augment else None
         torch.manual_seed(config.seed)
@@ -448,6 +451,11 @@ class _Run:
                     "timesteps": self.config.timesteps, "encoding": self.config.encoding,
                     "test_acc": test.accuracy, "firing_rate": test.firing_rate, "seed": self.config.seed,
                 }
+                if self.validation is not None:  # what a choice of weights reads: never the test set
+                    val = evaluate(self.model, *self.validation, self.data.spec, self.config.encoding,
+                                   self.config.timesteps, device=self.device, seed=self.config.seed, world=self.world)
+                    record.update(val_loss=val.loss, val_acc=val.accuracy)
+                    self.summary["val_acc"] = val.accuracy
                 self.epoch, self.step_in_epoch, self.sums, self.noise_state = self.epoch + 1, 0, [0.0, 0.0, 0.0], None
                 self.epoch_records.append(record)
                 ckpt = self._save()

@@ -1,0 +1,266 @@
+"""A recipe's claims, decided by paired differences over seeds against a margin fixed before the run.
+
+A recipe may list claims beside its steps; each compares two swept steps (arms) on one metric::
+
+    claims:
+      - {a: esd, b: bptt, metric: test_acc, test: noninferior, margin: 0.005}    # A >= B - 0.5 pt
+      - {a: esd, b: bptt, metric: firing_rate, better: lower, test: superior, margin: 0.0, relative: true}
+
+Every seed gives every arm the same initial weights and data order, so the arms are compared seed by
+seed: d_i = s (A_i - B_i) for each seed i both arms finished, s = +1 where higher is ``better`` and
+-1 where lower is (``relative``: d_i = s (A_i - B_i) / B_i, a fraction of B). Over the n paired seeds,
+
+    mean d = (1/n) sum d_i,   SE = s_d / sqrt(n)   (s_d the sample std, n - 1),
+    95% interval = mean d -/+ t_{0.975, n-1} SE   (Student's t, two-sided),
+
+and with the claim's ``margin`` m (fixed in the recipe, in the metric's unit; a fraction if relative):
+
+- ``noninferior`` (A is not worse than B by more than m): *supported* when the interval's lower end
+  is above -m, *refuted* when its upper end is below -m, else *inconclusive*;
+- ``superior`` (A is better than B by more than m): *supported* when the lower end is above m,
+  *refuted* when the upper end is below m, else *inconclusive*.
+
+A seed that diverged in either arm is a failure of that arm, not dropped: a claim in A's favour is
+*refuted* when A diverged on any seed B finished (the arm does not train reliably), and *inconclusive*
+when only B did; both are said in the claim's line. A cell that did not run (``failed``: its worker
+died) makes the claim *incomplete* until the run is resumed. Fewer than two paired seeds give no
+interval: *inconclusive*. An arm whose step sweeps more than its seed is chosen per ``choose``
+(``a_choose``/``b_choose``): the setting with the highest mean of that metric over its seeds, a
+metric that must not be the test set's (``val_acc``: the validation split, `TrainConfig.val_samples`);
+or named (``a_setting``/``b_setting``: its value of each swept key, e.g. one weight of a grid).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from snnpipe.errors import SnnpipeError
+
+#: The metrics a claim may compare: a `sweep.CellResult` field each.
+METRICS = ("test_acc", "firing_rate", "energy_uj")
+TESTS = ("noninferior", "superior")
+#: The metrics an arm's setting may be chosen by: never the test set's.
+CHOOSE_BY = ("val_acc",)
+CONFIDENCE = 0.95
+
+
+class ClaimError(SnnpipeError):
+    """A claim that cannot be decided as written: the message names the field."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a recipe (module docstring); ``name`` defaults to a sentence of its fields."""
+
+    a: str
+    b: str
+    metric: str = "test_acc"
+    test: str = "noninferior"
+    margin: float = 0.0
+    better: str = "higher"
+    relative: bool = False
+    a_choose: str | None = None
+    b_choose: str | None = None
+    a_setting: dict[str, Any] | None = None
+    b_setting: dict[str, Any] | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ClaimError(f"claim metric {self.metric!r} is not one of {', '.join(METRICS)}")
+        if self.test not in TESTS:
+            raise ClaimError(f"claim test {self.test!r} is not one of {', '.join(TESTS)}")
+        if self.better not in ("higher", "lower"):
+            raise ClaimError(f"claim better {self.better!r} must be higher or lower")
+        if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not math.isfinite(self.margin) \
+                or self.margin < 0:
+            raise ClaimError(f"claim margin {self.margin!r} must be a number >= 0 (in the metric's unit)")
+        for arm in ("a", "b"):
+            choose, setting = getattr(self, f"{arm}_choose"), getattr(self, f"{arm}_setting")
+            if choose not in (None, *CHOOSE_BY):
+                raise ClaimError(f"claim {arm}_choose {choose!r} must be one of {', '.join(CHOOSE_BY)}: "
+                                 "the test set never chooses")
+            if setting is not None and (not isinstance(setting, dict) or choose is not None):
+                raise ClaimError(f"claim {arm}_setting must be a mapping of sweep key to value (e.g. "
+                                 f"{{stage_args.logits_weight: 0.1}}), and not given with {arm}_choose")
+        if not self.name:
+            sign = ">=" if self.test == "noninferior" else ">"
+            what = f"{self.metric} ({self.better} is better{', relative' if self.relative else ''})"
+            edge = f" - {self.margin:g}" if self.test == "noninferior" else f" + {self.margin:g}"
+            a, b = (name + "".join(f" ({k.rpartition('.')[2]}={v})" for k, v in (setting or {}).items())
+                    for name, setting in ((self.a, self.a_setting), (self.b, self.b_setting)))
+            object.__setattr__(self, "name", f"{a} {sign} {b}{edge if self.margin else ''} on {what}")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What a claim needs to know of a step: whether it is swept, its grid's keys other than the
+    seed (settings to choose from), whether its cells have a validation split."""
+
+    swept: bool
+    settings: tuple[str, ...]
+    validated: bool
+
+
+def parse_claims(raw: Any, steps: dict[str, Arm], where: str) -> list[Claim]:
+    """The recipe's ``claims:`` list, checked against its steps before anything runs."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise ClaimError(f"{where}: claims must be a list of mappings, e.g. - {{a: esd, b: bptt, margin: 0.005}}")
+    known = set(Claim.__dataclass_fields__)
+    claims = []
+    for i, item in enumerate(raw, 1):
+        if not isinstance(item, dict) or not {"a", "b"} <= item.keys():
+            raise ClaimError(f"{where} claim {i}: a mapping with a and b (two swept steps) and the margin")
+        unknown = sorted(set(item) - known)
+        if unknown:
+            raise ClaimError(f"{where} claim {i}: unknown key {unknown[0]!r}; use {', '.join(sorted(known))}")
+        try:
+            claim = Claim(**item)
+        except ClaimError as err:
+            raise ClaimError(f"{where} claim {i}: {err}") from None
+        for arm, choose in (("a", claim.a_choose), ("b", claim.b_choose)):
+            step = steps.get(str(item[arm]))
+            if step is None or not step.swept:
+                raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} is no swept step of this recipe "
+                                 "(a claim compares seeds: sweep the step over seed)")
+            setting = getattr(claim, f"{arm}_setting")
+            if setting is not None and set(setting) != set(step.settings):
+                raise ClaimError(f"{where} claim {i}: {arm}_setting gives {', '.join(map(str, setting)) or 'nothing'}; "
+                                 f"step {item[arm]!r} sweeps {', '.join(step.settings) or 'only seeds'}: give a value of each")
+            if step.settings and choose is None and setting is None:
+                raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} sweeps more than seeds; say which setting "
+                                 f"the claim takes with {arm}_choose: val_acc or {arm}_setting: {{...}}")
+            if choose is not None and not step.validated:
+                raise ClaimError(f"{where} claim {i}: {arm}_choose reads val_acc, but step {item[arm]!r} has no "
+                                 "validation split; give it val_samples")
+        claims.append(claim)
+    return claims
+
+
+def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    """Student's t quantile for a two-sided interval: t_{(1 + confidence)/2, df}."""
+    from scipy.stats import t
+
+    return float(t.ppf((1 + confidence) / 2, df))
+
+
+@dataclass
+class Interval:
+    """The mean of paired differences with its two-sided t-interval (None below two pairs)."""
+
+    n: int
+    mean: float | None
+    sd: float | None
+    low: float | None
+    high: float | None
+
+
+def t_interval(differences: list[float], confidence: float = CONFIDENCE) -> Interval:
+    """mean d -/+ t_{(1+c)/2, n-1} s_d / sqrt(n) (module docstring)."""
+    n = len(differences)
+    if n < 2:
+        return Interval(n, differences[0] if n else None, None, None, None)
+    mean, sd = statistics.fmean(differences), statistics.stdev(differences)
+    half = t_quantile(n - 1, confidence) * sd / math.sqrt(n)
+    return Interval(n, mean, sd, mean - half, mean + half)
+
+
+def decide(claim: Claim, interval: Interval) -> str:
+    """supported, refuted or inconclusive: the interval against the claim's margin."""
+    if interval.low is None:
+        return "inconclusive"
+    edge = -claim.margin if claim.test == "noninferior" else claim.margin
+    if interval.low > edge:
+        return "supported"
+    if interval.high < edge:
+        return "refuted"
+    return "inconclusive"
+
+
+def _setting_key(values: dict[str, Any]) -> str:
+    return json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True)
+
+
+def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, Any] | None = None) -> tuple[str, list[dict]]:
+    """The cells of one arm: its step's only setting, the one named, or the one ``choose`` picks."""
+    settings: dict[str, list[dict]] = {}
+    for cell in cells:
+        if cell["step"] == step:
+            settings.setdefault(_setting_key(cell["values"]), []).append(cell)
+    if setting is not None:
+        settings = {k: v for k, v in settings.items() if k == json.dumps(setting, sort_keys=True)}
+    if not settings:
+        raise ClaimError(f"claim arm {step!r}: the run has no cells of that step{' and setting' if setting else ''}")
+    if len(settings) == 1:
+        return next(iter(settings.items()))
+    if choose is None:
+        raise ClaimError(f"claim arm {step!r} sweeps {len(settings)} settings: say which with a_choose/b_choose: val_acc")
+
+    def score(members: list[dict]) -> float:
+        values = [m.get(choose) for m in members if not m.get("diverged") and not m.get("failed")]
+        if any(v is None for v in values):
+            raise ClaimError(f"claim arm {step!r}: its cells have no {choose} (give the recipe val_samples)")
+        return statistics.fmean(values) if values else -math.inf
+
+    return max(settings.items(), key=lambda item: score(item[1]))
+
+
+def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
+    """One claim over a run's cells (`sweep.json`'s): the pairs, the interval, the failures and the verdict."""
+    setting_a, arm_a = _arm(cells, claim.a, claim.a_choose, claim.a_setting)
+    setting_b, arm_b = _arm(cells, claim.b, claim.b_choose, claim.b_setting)
+    by_seed_b = {c["values"].get("seed"): c for c in arm_b}
+    def ok(cell: dict) -> bool:
+        return not cell.get("diverged") and not cell.get("failed")
+
+    sign = 1.0 if claim.better == "higher" else -1.0
+    differences, seeds, failed_a, failed_b = [], [], [], []
+    for cell in arm_a:
+        seed = cell["values"].get("seed")
+        other = by_seed_b.get(seed)
+        if other is None:
+            continue
+        if not ok(cell):
+            failed_a.append(seed)
+        if not ok(other):
+            failed_b.append(seed)
+        if ok(cell) and ok(other):
+            a, b = cell[claim.metric], other[claim.metric]
+            differences.append(sign * ((a - b) / b if claim.relative else a - b))
+            seeds.append(seed)
+    interval = t_interval(differences)
+    verdict = decide(claim, interval)
+    failed_a_only = [s for s in failed_a if s not in failed_b]
+    if any(c.get("failed") for c in arm_a + arm_b):  # a cell that did not run says nothing of its arm
+        verdict = "incomplete"
+    elif failed_a_only:
+        verdict = "refuted"
+    elif failed_b:
+        verdict = "inconclusive"
+    return {"claim": claim.name, **asdict(claim), "setting_a": json.loads(setting_a), "setting_b": json.loads(setting_b),
+            "seeds": seeds, "differences": differences, **{f"interval_{k}": v for k, v in asdict(interval).items()},
+            "failed_a": failed_a, "failed_b": failed_b, "verdict": verdict}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """A Markdown table: per claim the paired seeds, mean difference with its 95% interval, margin, verdict."""
+    lines = ["| claim | seeds | mean paired difference [95% t-interval] | margin | failures | verdict |",
+             "| --- | ---: | --- | ---: | --- | --- |"]
+    for r in results:
+        scale, unit = (100, " %") if r["relative"] else ((100, " pt") if r["metric"] == "test_acc" else (1, ""))
+        if r["interval_low"] is None:
+            interval = "-" if r["interval_mean"] is None else f"{r['interval_mean'] * scale:+.3g}{unit} (one pair)"
+        else:
+            interval = (f"{r['interval_mean'] * scale:+.3g}{unit} [{r['interval_low'] * scale:+.3g}, "
+                        f"{r['interval_high'] * scale:+.3g}]")
+        failures = "; ".join(f"{arm} failed on seeds {r[f'failed_{key}']}" for arm, key in ((r["a"], "a"), (r["b"], "b"))
+                             if r[f"failed_{key}"]) or "none"
+        lines.append(f"| {r['claim']} | {r['interval_n']} | {interval} | {r['margin'] * scale:g}{unit} | {failures} | "
+                     f"**{r['verdict']}** |")
+    return "\n".join(lines)
