@@ -234,8 +234,6 @@ class _Grouper:
             raise _refuse(last.name if last else name, last.node if last else node, "nothing after it to fold it into")
 
     def run(self) -> LoihiLayers:
-        for a, b in self.graph.recurrent_edges():
-            raise _refuse(b, self.graph.nodes[b], f"a recurrent edge from {a}: the Loihi export takes feed-forward graphs")
         for name in self.graph.order():
             node = self.graph.nodes[name]
             role = ROLES.get(type(node))
@@ -259,6 +257,8 @@ def loihi_layers(graph: ir.Graph) -> LoihiLayers:
     Raises:
         UnsupportedLayerError: a node or parameter Loihi cannot run, named.
     """
+    for a, b in graph.recurrent_edges():
+        raise _refuse(b, graph.nodes[b], f"a recurrent edge from {a}: the Loihi export takes feed-forward graphs")
     try:
         shapes = graph.shapes()
     except ValueError as err:
