@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -25,6 +24,7 @@ from snnpipe.files import atomic_group, atomic_path, claim_output, claimed_outpu
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.checkpoint_file import is_nir_file
+from snnpipe.pipeline.importer import load_network
 from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
 from snnpipe.pipeline.encoding import encode
 from snnpipe.pipeline.memory import check_inference
@@ -80,20 +80,6 @@ def data_metadata(ckpt: Checkpoint) -> dict[str, Any]:
             "std": list(ckpt.data.std)}
 
 
-def _load(checkpoint: Checkpoint | str | Path) -> Checkpoint:
-    """The checkpoint itself, read from its file, or imported from a NIR file into memory."""
-    if isinstance(checkpoint, Checkpoint):
-        return checkpoint
-    if not is_nir_file(checkpoint):
-        return Checkpoint.load(checkpoint)
-    from snnpipe.pipeline.importer import import_nir
-
-    with tempfile.TemporaryDirectory(prefix="snnpipe-import-") as folder:
-        ckpt = import_nir(checkpoint, Path(folder) / "imported.pt")
-    ckpt.path = None
-    return ckpt
-
-
 def export(
     checkpoint: Checkpoint | str | Path,
     target: str,
@@ -121,8 +107,8 @@ def export(
     """
     entry = find_exporter(target)
     parsed = entry.parse_options(options)
-    ckpt = _load(checkpoint)
-    if out is None and ckpt is not checkpoint and is_nir_file(checkpoint):
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_network(checkpoint)
+    if out is None and not isinstance(checkpoint, Checkpoint) and is_nir_file(checkpoint):
         out = Path(checkpoint).parent / "export" / f"{Path(checkpoint).stem}{entry.suffix}"
     if out is None:
         base = ckpt.path.parent if ckpt.path else Path(".")
