@@ -27,8 +27,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from torch import nn
+
 from snnpipe.hw_targets import UnsupportedLayerError
 from snnpipe.models import ir
+from snnpipe.models.tracer import TraceError, trace
 
 TARGET = "loihi"
 INPUT = "input"
@@ -249,6 +252,14 @@ class _Grouper:
             raise _refuse(name, self.graph.nodes[name], "some synapses have a one-step Delay (Loihi's timing) and this "
                           "one has none; Loihi delays every synapse alike")
         return LoihiLayers(self.layers, bool(self.delays))
+
+
+def traced(model: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:
+    """The graph of ``model`` (BatchNorm folded) by the one tracer, its refusal as the Loihi target's."""
+    try:
+        return trace(model, tuple(input_shape))
+    except TraceError as err:
+        raise UnsupportedLayerError(err.path, err.module, TARGET, err.reason) from None
 
 
 def loihi_layers(graph: ir.Graph) -> LoihiLayers:

@@ -39,9 +39,8 @@ from torch import Tensor, nn
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.loihi.quantize import fake_quantize, layer_exponent
 from snnpipe.hw_targets.folding import batchnorm_pairs, batchnorm_scale, fold_batchnorm
-from snnpipe.hw_targets.loihi.grouping import layer_parameter, loihi_layers
+from snnpipe.hw_targets.loihi.grouping import layer_parameter, loihi_layers, traced
 from snnpipe.models import SpikingModel
-from snnpipe.models.tracer import trace
 
 
 def _folded(module: nn.Module, batchnorm: nn.Module | None) -> tuple[Tensor, Tensor]:
@@ -99,7 +98,7 @@ def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
     if input_shape is None:
         raise SnnpipeError("--quantize loihi needs a zoo model (it knows its input shape)")
     try:
-        nodes = loihi_layers(trace(fold_batchnorm(model), tuple(input_shape))).layers
+        nodes = loihi_layers(traced(fold_batchnorm(model), input_shape)).layers
     except SnnpipeError as err:
         raise SnnpipeError(f"--quantize loihi: {err}") from None
     batchnorm_after = {id(layer): bn for _, layer, _, bn in batchnorm_pairs(model)}  # the pairs the export folds

@@ -64,10 +64,9 @@ from snnpipe.hw_targets import ExportError, UnsupportedLayerError
 from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.graph import INPUT, Connection, GraphNode, LoihiGraph, identity_connection, relay_node
-from snnpipe.hw_targets.loihi.grouping import TARGET, Branch, LoihiLayer, Pool, layer_parameter, loihi_layers
+from snnpipe.hw_targets.loihi.grouping import TARGET, Branch, LoihiLayer, Pool, layer_parameter, loihi_layers, traced
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiNetwork, readout_neuron
 from snnpipe.models import SpikingModel, ir
-from snnpipe.models.tracer import trace
 
 #: The readout's accumulated |a_in + bias| must stay below this many weight units: half of the
 #: 2^17 that fit in v's 24 bits after the 6-bit shift, a margin for inputs beyond the calibration set.
@@ -412,7 +411,7 @@ def input_exponent(max_abs_input: float, bits: int) -> int:
     return block_exponent(max_abs_input, (1 << (bits - 1)) - 1)
 
 
-def _graded_input_exponent(traced: list[LoihiLayer], bits: int, x: Tensor | None,
+def _graded_input_exponent(layers: list[LoihiLayer], bits: int, x: Tensor | None,
                            generator: torch.Generator) -> tuple[int, int]:
     """(the input's exponent, the exponent its range alone asks for): the smallest that holds the
     largest |x| of ``x`` in ``bits``, raised until the first layer's current stays below
@@ -422,7 +421,7 @@ def _graded_input_exponent(traced: list[LoihiLayer], bits: int, x: Tensor | None
     by_range = input_exponent(float(x.abs().max()), bits)
     e = by_range
     x0 = x.reshape(-1, *x.shape[2:]).double() if x.dim() > 4 else x.double()
-    for node in traced:
+    for node in layers:
         branches = [b for b in node.branches if b.source.node == INPUT and not b.identity]
         if not branches:
             continue
@@ -462,7 +461,7 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
                           "runs spiking neurons: export a spiking checkpoint, e.g. one trained from it with "
                           "`snnpipe train --stage bptt --init CKPT`")
     folded = fold_batchnorm(model)
-    graph = trace(folded, tuple(input_shape))
+    graph = traced(folded, input_shape)
     if callable(readout_range):
         readout_range = readout_range(folded)
     return quantize_graph(graph, timesteps, readout_range, input_bits, calibration_input,
@@ -481,8 +480,8 @@ def quantize_graph(graph: ir.Graph, timesteps: int, readout_range: float | None 
         input_bits: 0 for binary input spikes; else the bits of the graded (direct) input.
         calibration_input: (T, B, *input_shape) input that sets the graded input's exponent (its
             range and the first layer's current); None assumes |x| <= 1.
-        delay_shift: the float network runs in Loihi's timing (also when the graph says so by its
-            Delay nodes, `grouping`).
+        delay_shift: the float network runs in Loihi's timing (also when the graph says so: its
+            metadata's ``delay_shift``, as the tracer writes it, or its Delay nodes, `grouping`).
 
     Raises:
         UnsupportedLayerError: a node or parameter Loihi cannot express, named.
@@ -492,14 +491,13 @@ def quantize_graph(graph: ir.Graph, timesteps: int, readout_range: float | None 
     grouped = loihi_layers(graph)
     input_shape = tuple(graph.nodes[graph.input].shape)
     generator = torch.Generator().manual_seed(0)
-    traced = grouped.layers
-    input_exp, range_exp = _graded_input_exponent(traced, input_bits, calibration_input, generator) if input_bits else (0, 0)
-    delay_shift = delay_shift or grouped.delay_shift
+    input_exp, range_exp = _graded_input_exponent(grouped.layers, input_bits, calibration_input, generator) if input_bits else (0, 0)
+    delay_shift = delay_shift or grouped.delay_shift or bool(graph.metadata.get("delay_shift"))
     depth: dict[str, int] = {INPUT: 0}
     nodes: list[GraphNode] = []
     quants: list[LayerQuantization] = []
     relays: dict[tuple[str, int], str] = {}
-    for node in traced:
+    for node in grouped.layers:
         floats = []
         for branch in node.branches:
             if branch.identity:
