@@ -81,11 +81,21 @@ def test_a_nir_file_exports_to_loihi_as_a_checkpoint_does(tmp_path, residual):
     assert report["layers"][4]["pools_folded"] and report["layers"][4]["readout"]
 
 
-def test_what_loihi_cannot_run_in_a_nir_file_is_one_line_naming_node_and_parameter(tmp_path):
-    result, out = _export(tmp_path, nir_graph(True, v_leak=0.25))
+def _per_neuron_threshold() -> nir.NIRGraph:
+    graph = nir_graph(True)
+    graph.nodes["lif_b"] = nir.LIF(tau=np.full((2, 8, 8), 2 * DT), r=np.full((2, 8, 8), 2.0), v_leak=np.zeros((2, 8, 8)),
+                                   v_threshold=np.linspace(0.5, 1.5, 128).reshape(2, 8, 8))
+    return graph
+
+
+@pytest.mark.parametrize("graph, words", [(nir_graph(True, v_leak=0.25), ("lif_a", "v_leak")),
+                                          (_per_neuron_threshold(), ("lif_b", "per-neuron threshold"))],
+                         ids=["v_leak", "per-neuron"])
+def test_what_loihi_cannot_run_in_a_nir_file_is_one_line_naming_node_and_parameter(tmp_path, graph, words):
+    result, out = _export(tmp_path, graph)
     assert result.exit_code == 2 and not out.exists()
     line = result.output.strip()
-    assert "\n" not in line and "lif_a" in line and "v_leak" in line, line
+    assert "\n" not in line and all(word in line for word in words), line
 
 
 @pytest.mark.lava
