@@ -7,7 +7,7 @@ its topological order, by a ``{node type: role}`` table (`ROLES`):
   sum poolings and the Flatten that follow it (they fold into the next synapse, `quantize`).
 - A *branch* is a synapse (`ir.Affine`, `ir.Conv2d`) reading one source, or an *identity*: an edge
   from a source straight into a neuron (a residual block's identity shortcut: the spikes themselves,
-  weight 1).
+  weight 1), which has no node and is named after the neuron's block (`shortcut_name`).
 - A *layer* (`LoihiLayer`) is a neuron after the sum of its incoming edges, one branch each, named
   after its first branch's synapse; a synapse into the graph's output is the readout layer, a
   non-spiking integrator. A node with several incoming edges is several connections into one
@@ -25,15 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-
 from torch import nn
 
 from snnpipe.hw_targets import UnsupportedLayerError
+from snnpipe.hw_targets.loihi.graph import INPUT
 from snnpipe.models import ir
 from snnpipe.models.tracer import TraceError, trace
 
 TARGET = "loihi"
-INPUT = "input"
 NIR_HINT = "export this model with --target nir"
 
 #: What each node type is in a Loihi layer; a type with none is refused with its hint.
@@ -76,8 +75,8 @@ class Source:
 
 @dataclass
 class Branch:
-    """One term of a layer's input: the synapse ``synapse`` (its node ``layer``) on ``source``, or
-    (``layer`` None) the identity of ``source`` named ``path``."""
+    """One term of a layer's input: the synapse ``layer`` (the graph's node ``path``) on ``source``,
+    or (``layer`` None) the identity of ``source``, named ``path`` by `shortcut_name`."""
 
     source: Source
     layer: ir.Affine | ir.Conv2d | None
