@@ -129,3 +129,15 @@ def test_a_nir_graph_fine_tunes_in_loihis_timing_and_exports(tmp_path, residual)
 def _first_synapse(ckpt: Checkpoint) -> str:
     model = ckpt.build_model()
     return next(name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d))
+
+
+def test_an_imported_checkpoint_exports_the_same_file_as_the_nir_file_itself(tmp_path):
+    result, direct = _export(tmp_path, nir_graph(True))
+    assert result.exit_code == 0, result.output
+    ckpt = tmp_path / "net.pt"
+    assert CliRunner().invoke(cli, ["import", "nir", str(tmp_path / "net.nir"), "--out", str(ckpt)]).exit_code == 0
+    out = tmp_path / "from-checkpoint.graph.h5"
+    result = CliRunner().invoke(cli, ["export", str(ckpt), "--target", "loihi", "--out", str(out), "--samples", "16",
+                                      "--max-drop", "100"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == direct.read_bytes()
