@@ -60,9 +60,12 @@ def _fail(node: object, name: str, value: Any, why: str) -> ValueError:
 def _array(node: object, name: str, value: Any, ndim: int | None = None) -> np.ndarray:
     """A finite float64 array, read-only (nodes are values)."""
     try:
-        array = np.array(value, dtype=np.float64)
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "biuf":  # complex would lose its imaginary part; strings, objects
+            raise TypeError
+        array = np.array(raw, dtype=np.float64)
     except (TypeError, ValueError):
-        raise _fail(node, name, value, "not an array of numbers") from None
+        raise _fail(node, name, value, "must be an array of real numbers") from None
     if ndim is not None and array.ndim != ndim:
         raise _fail(node, name, value, f"must be {ndim}-D, not {array.ndim}-D")
     if array.size == 0 or not np.all(np.isfinite(array)):

@@ -68,6 +68,7 @@ def test_conv_and_pool_shapes_by_hand():
     (lambda: ir.Delay(0), "Delay.steps=0"),
     (lambda: ir.Input((1, 0, 3)), "Input.shape"),
     (lambda: ir.Scale("x"), "Scale.scale='x'"),
+    (lambda: ir.Affine(np.array([[1 + 2j]])), "Affine.weight=array([[1.+2.j]]): must be an array of real numbers"),
 ])
 def test_a_bad_field_is_a_value_error_naming_it(make, field):
     with pytest.raises(ValueError) as err:
