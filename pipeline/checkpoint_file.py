@@ -16,6 +16,12 @@ class CheckpointError(SnnpipeError):
     """A checkpoint that is missing, corrupt, of another schema or for another model."""
 
 
+def is_nir_file(path: str | Path) -> bool:
+    """Whether ``path`` names a NIR graph (``FILE.nir``, as ``snnpipe profile`` takes it), which
+    export and train read in place of a checkpoint."""
+    return Path(path).suffix.lower() == ".nir"
+
+
 def check_checkpoint_file(path: str | Path) -> Path:
     """``path`` as a Path, if it names a file that begins as a checkpoint; else `CheckpointError`."""
     path = Path(path)

@@ -160,6 +160,15 @@ def nir_checkpoint(
     return ckpt
 
 
+def load_network(path: str | Path) -> Checkpoint:
+    """The checkpoint in ``path``, or the NIR graph in ``path`` as `nir_checkpoint` reads it (the
+    file's settings, else the defaults): what ``snnpipe export FILE.nir`` and ``snnpipe train
+    --init FILE.nir`` take in place of a checkpoint."""
+    from snnpipe.pipeline.checkpoint_file import is_nir_file
+
+    return nir_checkpoint(path) if is_nir_file(path) else Checkpoint.load(path)
+
+
 def _check_fits(ckpt: Checkpoint, where: str) -> None:
     """Refuse a T at which one sample cannot run here: what profile and export would refuse
     (`memory.check_inference`), said before a checkpoint nothing can run is written."""
