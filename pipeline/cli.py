@@ -183,9 +183,9 @@ def _precisions() -> list[str]:
 
 
 def _chips() -> list[str]:
-    from snnpipe.hw_targets.chip import CHIPS
+    from snnpipe.hw_targets.chip import PRICED_CHIPS
 
-    return list(CHIPS)
+    return list(PRICED_CHIPS)
 
 
 def _threads_option(command: Callable) -> Callable:
