@@ -357,6 +357,35 @@ def models_command(as_json: bool) -> None:
         click.echo(f"{row['name']:<10} {row['parameters']:>11,}  {shape:<10} {row['description']}")
 
 
+@cli.command("fit")
+@click.argument("model")
+@click.option("--chips", default=None,
+              help="Comma-separated chips (names, or chip files' paths); default loihi2,loihi,speck,xylo,akida,spinnaker2.")
+@click.option("--require-fit", "require_fit", multiple=True,
+              help="Gate: exit 1 unless the network fits this chip (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print every chip's mapping and resources as JSON.")
+@click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
+def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Does MODEL fit each chip, and if not, which resource fails where and what to change.
+
+    MODEL is a checkpoint or a NIR file. Each chip's layers are placed as its vendor's mapper would
+    (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
+    against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
+    from snnpipe.hw_targets.fit import DEFAULT_CHIPS
+    from snnpipe.pipeline.fit import fit_file
+
+    names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
+    names += [name for name in require_fit if name not in names]
+    report = fit_file(model, names)
+    failed = [name for name in require_fit if not report.get(name).fits]
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "require_fit": {name: name not in failed for name in require_fit}}))
+    elif not quiet:
+        click.echo("\n".join(report.table()))
+    if failed:
+        raise GateFailed("; ".join(report.get(name).summary() for name in failed))
+
+
 class _ExportCommand(click.Command):
     """``export``, whose target options come from the exporters' option dataclasses
     (`ExporterEntry.options`): one ``--option`` per field name across the targets, with the field's

@@ -98,8 +98,9 @@ def map_dynapcnn(layers: list[FitLayer], kinds: dict[str, str], chip: Chip) -> C
     largest = {key: max(values) for key, values in caps.items()}
     uses = kind_uses(kinds, chip)
     for layer in layers:
-        if len(layer.sources) > 1 or layer.joins:
-            uses.append(Use("layer inputs", layer.name, len(layer.sources) + bool(layer.joins), 1, "sources",
+        inputs = len(layer.sources) + bool(layer.joins) + (layer.summed and len(layer.sources) == 1)
+        if inputs > 1:
+            uses.append(Use("layer inputs", layer.name, inputs, 1, "inputs summed",
                             destination_source, "Sinabs 2.0.3 maps chains: one input per layer (no residual add)"))
     needs = [memory(layer) for layer in layers]
     candidates = [[core for core in range(len(kernel)) if all(need[k] <= caps[k][core] for k in caps)]

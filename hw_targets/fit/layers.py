@@ -35,6 +35,7 @@ class FitLayer:
         sources: the layers (or ``input``) whose outputs reach it: through its synapse, and one to
             one (a residual shortcut without weights) into its neurons.
         bias: whether the synapse adds a bias (Speck stores it per output channel).
+        summed: whether its neurons sum several incoming edges (a residual add).
         joins: the layer whose neurons this synapse feeds too (a second connection into a node with
             several incoming edges, e.g. a shortcut's 1x1 conv): its neurons are that layer's.
     """
@@ -49,6 +50,7 @@ class FitLayer:
     pool: tuple[int, ...] | None
     sources: tuple[str, ...]
     bias: bool = False
+    summed: bool = False
     joins: str | None = None
 
     @property
@@ -109,6 +111,7 @@ def fit_layers(graph: ir.Graph) -> list[FitLayer]:
         sources, map_shape = _upstream(graph, name, layer_of)
         in_shape = shapes[graph.inputs(name)[0]]
         neuron = pool = joins = None
+        summed = False
         tail = name
         layer_of[name] = name
         while len(graph.outputs(tail)) == 1 and not isinstance(graph.nodes[graph.outputs(tail)[0]], ir.SYNAPSES):
@@ -121,6 +124,7 @@ def fit_layers(graph: ir.Graph) -> list[FitLayer]:
                 break
             if isinstance(kind, ir.NEURONS) and neuron is None:
                 neuron = type(kind).__name__
+                summed = len(graph.inputs(nxt)) > 1
                 sources += [s for s in _upstream(graph, nxt, layer_of)[0] if s not in sources and s != name]
             elif isinstance(kind, (ir.SumPool2d, ir.AvgPool2d)) and neuron is not None and pool is None:
                 pool = kind.kernel_size
@@ -129,7 +133,7 @@ def fit_layers(graph: ir.Graph) -> list[FitLayer]:
             layer_of[nxt] = name
             tail = nxt
         layers.append(FitLayer(name, type(node).__name__, tuple(in_shape), tuple(map_shape or in_shape),
-                               tuple(shapes[name]), tuple(node.weight.shape), neuron, pool, tuple(sources), node.bias is not None, joins))
+                               tuple(shapes[name]), tuple(node.weight.shape), neuron, pool, tuple(sources), node.bias is not None, summed, joins))
     return layers
 
 
