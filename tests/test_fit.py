@@ -132,12 +132,12 @@ def test_speck_runs_chains_only():
     assert fit_graph(graph, get_fit_chip("loihi2")).fits  # Loihi sums connections into a compartment
 
 
-# Sinabs 2.0.3 as the oracle: its DynapcnnNetwork and get_valid_mapping need no device, only an
-# importable `samna` (a stub here that tries to download the real one on import): a module stub
-# stands in for it, for these pure-Python parts only.
+# The vendors' tools as oracles: Sinabs 2.0.3's DynapcnnNetwork and get_valid_mapping, Rockpool
+# 3.1.0's Xylo mapper need no device, only an importable `samna` (here a stub that tries to
+# download the real one when imported): a module stub stands in for it, for these pure-Python parts.
 
 @pytest.fixture
-def sinabs_dynapcnn(monkeypatch):
+def samna_stub(monkeypatch):
     import importlib.abc
     import importlib.util
     import sys
@@ -162,6 +162,10 @@ def sinabs_dynapcnn(monkeypatch):
     for name in [n for n in sys.modules if n.split(".")[0] in ("samna", "samnagui")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [Stub(), *sys.meta_path])
+
+
+@pytest.fixture
+def sinabs_dynapcnn(samna_stub):
     pytest.importorskip("sinabs")
     from sinabs.backend.dynapcnn import DynapcnnNetwork
     from sinabs.backend.dynapcnn.chips.dynapcnn import DynapcnnConfigBuilder
@@ -232,6 +236,32 @@ def test_xylo_refuses_a_conv_by_name():
                   ("fc", dense(8, 2)), ("lif2", ir.IF(1.0)))
     failure = fit_graph(graph, get_fit_chip("xylo")).failure
     assert (failure.resource, failure.layer) == ("layer kind", "conv") and "linear weights only" in failure.change
+
+
+@pytest.mark.parametrize("hidden", [(6, 5), (1001,)])
+def test_xylo_fit_equals_rockpools_mapper(samna_stub, hidden):
+    """Rockpool 3.1.0 (test extra; installs beside torch 2.13 with bitstruct): its mapper's hidden,
+    input and output counts, or its DRCError, against ours on the same network."""
+    pytest.importorskip("bitstruct")
+    modules = pytest.importorskip("rockpool.nn.modules")
+    from rockpool.devices.xylo.syns61201 import DRCError, mapper
+    from rockpool.nn.combinators import Sequential
+
+    sizes = (4, *hidden, 3)
+    layers, nodes = [], []
+    for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+        layers += [modules.LinearTorch((n_in, n_out)), modules.LIFTorch(n_out)]
+        nodes += [(f"fc{i}", dense(n_in, n_out)), (f"lif{i}", ir.IF(1.0))]
+    ours = fit_graph(chain((4,), *nodes), get_fit_chip("xylo"))
+    by = {u.resource: u.use for u in ours.uses}
+    try:
+        spec = mapper(Sequential(*layers).as_graph())
+    except DRCError as err:
+        assert "hidden neurons" in str(err) and ours.failure.resource == "hidden neurons"
+        return
+    assert ours.fits
+    assert (by["input channels"], by["hidden neurons"], by["output neurons"]) == (
+        spec["weights_in"].shape[0], spec["weights_rec"].shape[0], spec["weights_out"].shape[1])
 
 
 # --- Akida: one NP per layer, dense layers on the dense-capable NPs -----------------------------
