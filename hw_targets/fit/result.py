@@ -42,7 +42,7 @@ class Use:
         if self.limit == 0 and not self.fits:
             return f"{where}: {self.resource}: {self.use:g} {self.unit}, none allowed" + (f"; {self.change}" if self.change else "")
         text = (f"{where}: {self.resource} {self.use:g} {self.unit} of {self.limit:g}"
-                + (f" ({self.factor:.2g}x)" if not self.fits else ""))
+                + (f" ({self.factor:.3g}x)" if not self.fits else ""))
         return text + (f"; {self.change}" if self.change else "")
 
     def to_dict(self) -> dict[str, Any]:
