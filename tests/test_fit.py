@@ -314,3 +314,15 @@ def test_cli_fit_table_json_and_gate(tmp_path):
     assert ok.exit_code == 0 and ok.output == ""
     unknown = CliRunner().invoke(cli, ["fit", str(path), "--chips", "truenorth"])
     assert unknown.exit_code == 2 and "unknown chip 'truenorth'" in unknown.output
+
+
+def test_cli_fit_reads_a_nir_file_as_the_checkpoint_it_came_from(tmp_path):
+    path = _checkpoint(tmp_path)
+    nir_file = tmp_path / "mlp.nir"
+    exported = CliRunner().invoke(cli, ["export", str(path), "--target", "nir", "--out", str(nir_file), "--samples", "8"])
+    assert exported.exit_code == 0, exported.output
+    runs = [CliRunner().invoke(cli, ["fit", str(p), "--chips", "loihi,speck,xylo", "--json"]) for p in (path, nir_file)]
+    assert all(r.exit_code == 0 for r in runs), [r.output for r in runs]
+    checkpoint, nir = (json.loads(r.output)["chips"] for r in runs)
+    assert [(c["chip"], c["fits"], c["cores"]) for c in nir] == [(c["chip"], c["fits"], c["cores"]) for c in checkpoint]
+    assert [u["use"] for c in nir for u in c["uses"]] == [u["use"] for c in checkpoint for u in c["uses"]]
