@@ -264,16 +264,37 @@ def test_xylo_fit_equals_rockpools_mapper(samna_stub, hidden):
         spec["weights_in"].shape[0], spec["weights_rec"].shape[0], spec["weights_out"].shape[1])
 
 
-# --- Akida: one NP per layer, dense layers on the dense-capable NPs -----------------------------
+# --- Akida: Akida's smallest mapping (MapMode.Minimal), measured on akida 2.19.3 ---------------
 
-def test_akida_counts_nps_and_its_image_input():
-    graph = chain((3, 8, 8), ("conv1", conv(3, 16, 3)), ("lif1", ir.IF(1.0)), ("conv2", conv(16, 8, 3)),
-                  ("lif2", ir.IF(1.0)), ("flat", ir.Flatten()), ("fc", dense(8 * 4 * 4, 10)), ("lif3", ir.IF(1.0)))
+def test_akida_places_the_input_conv_on_the_hrc_and_counts_nps_by_filters_and_weights():
+    graph = chain((3, 8, 8), ("conv1", conv(3, 16, 3)), ("lif1", ir.IF(1.0)), ("conv2", conv(16, 8, 3, padding=1)),
+                  ("lif2", ir.IF(1.0)), ("flat", ir.Flatten()), ("fc", dense(8 * 6 * 6, 10)), ("lif3", ir.IF(1.0)))
     result = fit_graph(graph, get_fit_chip("akida"))
-    by = {u.resource: (u.layer, u.use, u.limit) for u in result.uses}
-    assert by["input channels"] == ("conv1", 3, 3)
-    assert by["dense NPs"] == ("fc", 1, 22) and by["NPs"] == ("*", 3, 78)
-    assert result.fits and result.cores == 3 and result.quantization["weight_bits"] == 4
+    by = {(u.resource, u.layer): (u.use, u.limit) for u in result.uses}
+    assert by[("input channels", "conv1")] == (3, 3)
+    # conv2: 8 filters of 3x3x16 at 4 bits = 576 B: one CNP; fc one FNP; conv1 on the HRC, no NP
+    assert by[("conv filters per NP", "conv2")] == (8, 256) and by[("conv weights per NP", "conv2")] == (576, 36864)
+    assert by[("dense NPs", "*")] == (1, 22) and by[("NPs", "*")] == (2, 78)
+    assert result.placement == {"conv1": [], "conv2": [0], "fc": [1]}
+    assert result.fits and result.quantization["weight_bits"] == 4
+
+
+def test_akida_splits_a_wide_conv_as_its_mapper_does():
+    # akida's Minimal mapping put a 3x3 conv of 64 -> 1024 on 8 CNPs: 589,824 weights x 4 bits =
+    # 294,912 B / 36,864 B = 8 (filters alone: 1024 / 256 = 4)
+    graph = chain((1, 8, 8), ("conv1", conv(1, 64, 1)), ("lif1", ir.IF(1.0)), ("conv2", conv(64, 1024, 3, padding=1)),
+                  ("lif2", ir.IF(1.0)))
+    result = fit_graph(graph, get_fit_chip("akida"))
+    assert result.placement["conv2"] == list(range(8)) and result.cores == 8
+    by = {(u.resource, u.layer): (u.use, u.limit) for u in result.uses}
+    assert by[("conv filters per NP", "conv2")] == (128, 256) and by[("conv weights per NP", "conv2")] == (36864, 36864)
+
+
+def test_akida_refuses_a_valid_padded_conv_after_the_input_and_a_four_channel_image():
+    graph = chain((3, 8, 8), ("conv1", conv(3, 16, 3)), ("lif1", ir.IF(1.0)), ("conv2", conv(16, 8, 3)),
+                  ("lif2", ir.IF(1.0)))
+    failure = fit_graph(graph, get_fit_chip("akida")).failure
+    assert (failure.resource, failure.layer) == ("padding same", "conv2") and "padded 'same'" in failure.change
     four = chain((4, 8, 8), ("conv1", conv(4, 16, 3)), ("lif1", ir.IF(1.0)))
     failure = fit_graph(four, get_fit_chip("akida")).failure
     assert (failure.resource, failure.use, failure.limit) == ("input channels", 4, 3)

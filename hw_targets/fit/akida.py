@@ -2,15 +2,22 @@
 
 The AKD1000's mesh, as the vendor package describes it (``akida.AKD1000().mesh.nps`` in akida
 2.19.3): 78 NPs, every one able to run a convolution (type CNP1), 22 of them a dense layer (FNP2 or
-FNP3). Akida's mapper (``Model.map``) gives each layer one or more NPs; how many a large layer takes
-is not published, so one NP per layer is counted here: a lower bound, and a network of more
-conv layers than NPs, or more dense layers than dense-capable NPs, does not fit. Akida runs the
-network's ANN twin quantized (CNN2SNN for Akida 1.0: 4-bit weights and 4-bit activations per
-tensor, ``cnn2snn/converter.py``), not the spiking neurons' leak and state; its image input layer
+FNP3). Akida's own mapper in its smallest mapping (``Model.map(AKD1000(), hw_only=True,
+mode=MapMode.Minimal)``) places, as ``benchmarks/akida_probe.py`` measured it on 13 conv layers:
+
+- the image input conv on the HRC (the data-to-spike converter), no NP;
+- a conv on ``max(ceil(filters / 256), ceil(kh kw c_in filters x 4 bits / 36864 B))`` CNPs;
+- a dense layer on one FNP (its weights in external memory);
+
+and refuses a conv after the input that is not padded "same" ("Only padding same is supported").
+Akida runs the network's ANN twin quantized (CNN2SNN for Akida 1.0: 4-bit weights and activations
+per tensor, ``cnn2snn/converter.py``), not the spiking neurons' leak and state; its image input
 takes 8-bit pixels of 1 or 3 channels (``akida.InputConv2D``).
 """
 
 from __future__ import annotations
+
+import math
 
 from snnpipe.hw_targets.chip import Chip
 from snnpipe.hw_targets.fit.layers import FitLayer
@@ -22,6 +29,8 @@ LIMITS = {
     "nps": "neural processors of the mesh (every one runs a convolution)",
     "dense_nps": "neural processors that run a dense layer",
     "input_channels": "channels of the image input layer",
+    "filters_per_np": "conv filters one NP holds",
+    "weight_bytes_per_np": "conv weight bytes one NP holds",
     "activation_bits": "bits of an activation",
 }
 
@@ -32,24 +41,42 @@ def map_akida(layers: list[FitLayer], kinds: dict[str, str], chip: Chip) -> Chip
     dense, dense_source = limit(chip, "dense_nps")
     channels, channel_source = limit(chip, "input_channels")
     activation_bits, activation_source = limit(chip, "activation_bits")
+    per_np, filters_source = limit(chip, "filters_per_np")
+    np_bytes, bytes_source = limit(chip, "weight_bytes_per_np")
     uses = kind_uses(kinds, chip)
+    placement: dict[str, list[int]] = {}
+    conv_next, dense_next = 0, 0
     for layer in layers:
-        if "input" in layer.sources and layer.kind == "Conv2d":
+        image_input = "input" in layer.sources and layer.kind == "Conv2d"
+        if image_input:
             uses.append(Use("input channels", layer.name, layer.in_shape[0], channels, "channels", channel_source,
                             "" if layer.in_shape[0] <= channels else "an image input of 1 or 3 channels"))
-    dense_layers = [layer for layer in layers if layer.kind == "Affine"]
-    uses.append(Use("dense NPs", dense_layers[-1].name if dense_layers else "*", len(dense_layers), dense, "NPs",
-                    dense_source, "" if len(dense_layers) <= dense else "fewer dense layers (or convs 1x1)"))
-    uses.append(Use("NPs", "*", len(layers), nps, "NPs (at least one per layer)", np_source,
-                    "" if len(layers) <= nps else "fewer layers"))
-    placement, conv_next, dense_next = {}, len([1 for _ in dense_layers]), 0
-    for layer in layers:
-        if layer.kind == "Affine":
+            placement[layer.name] = []  # the HRC
+        elif layer.kind == "Affine":
             placement[layer.name], dense_next = [dense_next], dense_next + 1
         else:
-            placement[layer.name], conv_next = [conv_next], conv_next + 1
+            filters, weight_bytes = layer.weight_shape[0], math.ceil(layer.weights * chip.synapse_bits / 8)
+            count = max(math.ceil(filters / per_np), math.ceil(weight_bytes / np_bytes))
+            placement[layer.name] = list(range(conv_next, conv_next + count))
+            conv_next += count
+            uses.append(Use("conv filters per NP", layer.name, math.ceil(filters / count), per_np, "filters",
+                            filters_source))
+            uses.append(Use("conv weights per NP", layer.name, math.ceil(weight_bytes / count), np_bytes, "bytes",
+                            bytes_source))
+            kernel = layer.weight_shape[2:]
+            same = tuple(k // 2 for k in kernel)
+            padded = layer.in_shape[1:] == layer.out_shape[1:] or layer.padding in ("same", same)
+            uses.append(Use("padding same", layer.name, 0 if padded else 1, 0, "convs not padded 'same'", np_source,
+                            "" if padded else "Akida 1.0 runs convs after the input padded 'same' only"))
+    uses.append(Use("dense NPs", "*", dense_next, dense, "NPs", dense_source,
+                    "" if dense_next <= dense else "fewer dense layers (or convs 1x1)"))
+    uses.append(Use("NPs", "*", conv_next + dense_next, nps, "NPs", np_source,
+                    "" if conv_next + dense_next <= nps else "fewer or smaller layers"))
+    placement = {name: [core + (conv_next if name in dense_names else 0) for core in cores]
+                 for name, cores in placement.items()
+                 for dense_names in [{layer.name for layer in layers if layer.kind == "Affine"}]}
     quantization = {"weight_bits": chip.synapse_bits, "weight_bits_source": chip.sources.get("synapse_bits", chip.name),
                     "activation_bits": activation_bits, "activation_bits_source": activation_source}
-    notes = ["one NP per layer (a lower bound: Akida's mapper may give a large layer several)",
+    notes = ["Akida's smallest mapping: the image input conv on the HRC, convs over CNPs by filters and weights, dense layers one FNP each",
              "Akida runs the ANN twin quantized to 4-bit activations: the spiking neurons' state and leak are not run"]
-    return ChipFit(chip.name, "akida", placement, uses, len(layers), 1, quantization, notes)
+    return ChipFit(chip.name, "akida", placement, uses, conv_next + dense_next, 1, quantization, notes)

@@ -36,6 +36,7 @@ class FitLayer:
             one (a residual shortcut without weights) into its neurons.
         bias: whether the synapse adds a bias (Speck stores it per output channel).
         summed: whether its neurons sum several incoming edges (a residual add).
+        padding: a conv's padding (per dimension, or "same"/"valid"); None for a dense layer.
         joins: the layer whose neurons this synapse feeds too (a second connection into a node with
             several incoming edges, e.g. a shortcut's 1x1 conv): its neurons are that layer's.
     """
@@ -51,6 +52,7 @@ class FitLayer:
     sources: tuple[str, ...]
     bias: bool = False
     summed: bool = False
+    padding: tuple[int, ...] | str | None = None
     joins: str | None = None
 
     @property
@@ -133,7 +135,8 @@ def fit_layers(graph: ir.Graph) -> list[FitLayer]:
             layer_of[nxt] = name
             tail = nxt
         layers.append(FitLayer(name, type(node).__name__, tuple(in_shape), tuple(map_shape or in_shape),
-                               tuple(shapes[name]), tuple(node.weight.shape), neuron, pool, tuple(sources), node.bias is not None, summed, joins))
+                               tuple(shapes[name]), tuple(node.weight.shape), neuron, pool, tuple(sources), node.bias is not None, summed,
+                               getattr(node, "padding", None), joins))
     return layers
 
 
