@@ -130,6 +130,7 @@ def test_speck_runs_chains_only():
     assert (result.failure.resource, result.failure.layer, result.failure.use) == ("layer inputs", "fc2", 2)
     assert "Sinabs 2.0.3 maps chains" in result.failure.change
     assert fit_graph(graph, get_fit_chip("loihi2")).fits  # Loihi sums connections into a compartment
+    assert fit_graph(graph, get_fit_chip("akida")).failure.resource == "layer inputs"  # Add is Akida 2.0
 
 
 # The vendors' tools as oracles: Sinabs 2.0.3's DynapcnnNetwork and get_valid_mapping, Rockpool

@@ -9,7 +9,8 @@ mode=MapMode.Minimal)``) places, as ``benchmarks/akida_probe.py`` measured it on
 - a conv on ``max(ceil(filters / 256), ceil(kh kw c_in filters x 4 bits / 36864 B))`` CNPs;
 - a dense layer on one FNP (its weights in external memory);
 
-and refuses a conv after the input that is not padded "same" ("Only padding same is supported").
+and refuses a conv after the input that is not padded "same" ("Only padding same is supported");
+a residual add is an Akida 2.0 layer (``akida.Add``), refused in a model of Akida 1.0 layers.
 Akida runs the network's ANN twin quantized (CNN2SNN for Akida 1.0: 4-bit weights and activations
 per tensor, ``cnn2snn/converter.py``), not the spiking neurons' leak and state; its image input
 takes 8-bit pixels of 1 or 3 channels (``akida.InputConv2D``).
@@ -29,6 +30,7 @@ LIMITS = {
     "nps": "neural processors of the mesh (every one runs a convolution)",
     "dense_nps": "neural processors that run a dense layer",
     "input_channels": "channels of the image input layer",
+    "inputs_per_layer": "inputs a layer sums (1: no residual add)",
     "filters_per_np": "conv filters one NP holds",
     "weight_bytes_per_np": "conv weight bytes one NP holds",
     "activation_bits": "bits of an activation",
@@ -43,10 +45,15 @@ def map_akida(layers: list[FitLayer], kinds: dict[str, str], chip: Chip) -> Chip
     activation_bits, activation_source = limit(chip, "activation_bits")
     per_np, filters_source = limit(chip, "filters_per_np")
     np_bytes, bytes_source = limit(chip, "weight_bytes_per_np")
+    one_input, one_input_source = limit(chip, "inputs_per_layer")
     uses = kind_uses(kinds, chip)
     placement: dict[str, list[int]] = {}
     conv_next, dense_next = 0, 0
     for layer in layers:
+        inputs = len(layer.sources) + bool(layer.joins) + (layer.summed and len(layer.sources) == 1)
+        if inputs > one_input:
+            uses.append(Use("layer inputs", layer.name, inputs, one_input, "inputs summed", one_input_source,
+                            "Akida 1.0 has no Add (an Akida 2.0 layer): no residual connections on the AKD1000"))
         image_input = "input" in layer.sources and layer.kind == "Conv2d"
         if image_input:
             uses.append(Use("input channels", layer.name, layer.in_shape[0], channels, "channels", channel_source,
