@@ -1,16 +1,22 @@
 """NIR (Neuromorphic Intermediate Representation, the ``nir`` package): export, read back, import.
 
-Export writes the SNN as a NIR graph (HDF5, ``nir.write``), BatchNorm folded first (NIR has none).
-Node per module (`EXPORT_MAPPERS`; anything else raises `UnsupportedLayerError` naming its path):
+Both directions are mapper tables over snnpipe's typed graph (`snnpipe.models.ir`), one per
+direction. Export traces the model into the graph (`snnpipe.models.tracer.trace`, BatchNorm folded
+first: NIR has none) and writes each node by `EXPORT_MAPPERS` (HDF5, ``nir.write``); import reads
+each NIR node by `IMPORT_MAPPERS` into the graph, which `snnpipe.models.graph` builds into a model:
 
-    nn.Linear            Affine (with bias) or Linear
-    nn.Conv2d            Conv2d (a missing bias is written as zeros: NIR's Conv2d always has one)
-    nn.Flatten           Flatten (NIR's dims leave out the batch: start_dim - 1)
-    nn.AvgPool2d         AvgPool2d; with divisor_override=1 (a sum over the window) SumPool2d
-    nn.AdaptiveAvgPool2d AvgPool2d with kernel = stride = input / output size (sizes must divide)
-    CubaLIF              LIF where a_u = 1 (IF where also a_v = 0), else CubaLIF
-    nn.Identity, Dropout, residual add: no node; a node's input is the sum of its incoming edges,
-                         so ``a + b`` becomes two edges into the next node.
+    graph node       NIR node
+    Affine           Affine, or Linear where it has no bias
+    Conv1d, Conv2d   Conv1d, Conv2d (a missing bias is written as zeros: NIR's always has one)
+    AvgPool2d        AvgPool2d           SumPool2d     SumPool2d
+    Flatten          Flatten (dims of one sample, no batch)
+    CubaLIF          LIF where a_u = 1 (IF where also a_v = 0 and no leak), else CubaLIF
+    CubaLI           LI where a_u = 1, else CubaLI       Integrator    I
+    Threshold        Threshold           Scale         Scale          Delay    Delay (steps x dt)
+    (sum of edges)   several edges into one node: a residual add
+
+Anything else is refused by name: on export an `UnsupportedLayerError` naming the module path (the
+tracer's) or the node, on import a `NirError` naming the node (a subgraph, for instance).
 
 Residual networks export as they are: NIR is a graph. Nodes are named by module path
 (``blocks.layer1.0.lif2``); the graph's ``metadata`` holds ``dt`` and ``producer``, and what a reader
@@ -57,10 +63,14 @@ other dt would run with other decays there (with dt = 1 and a_v = 0.5, snnTorch 
 instead of 0.5). Our files also record dt in the graph's metadata, and import uses it; a file
 without one (snnTorch's, for instance) is read with dt = 1e-4 unless the caller gives another.
 
-What NIR's neurons cannot say, and is refused rather than approximated: a refractory period
-(``refractory_steps > 0``), the soft reset (``reset="subtract"``), a decay of 0 in a CubaLIF (an infinite time constant), per-neuron time
-constants or thresholds on import (snnpipe's CUBA LIF has one set per layer), ``v_leak != 0`` and
-``v_reset != 0``.
+The leak and reset voltages map the same way (v_leak and v_reset divided by g on import, as the
+threshold), and the non-spiking LI and CubaLI as the graph's CubaLI: u = I / (a_u w_in), output v
+with gain a_u w_in a_v r (``I``: gain = dt r). What NIR's neurons cannot say, and is refused rather
+than approximated: a refractory period (``refractory_steps > 0``), the soft reset
+(``reset="subtract"``), a decay of 0 in a CubaLIF (an infinite time constant), a neuron bias.
+Per-neuron parameters are read into the graph as arrays (one value where all are the same); the
+model builder refuses them by node and field (snnpipe's CUBA LIF has one set per layer), and so do
+the targets that hold one per layer.
 
 snnTorch: NIR's CubaLIF resets within the step, as snnpipe's (R = 0) and as snnTorch's
 ``Synaptic(reset_delay=False)``, which is what ``snntorch.import_nir`` builds. snnTorch's default
