@@ -1,4 +1,5 @@
-"""The fit stage: a trained network against every chip, ``fit_file(path, chips) -> FitReport``.
+"""The fit stage: a trained network against every chip, ``fit_file(path, chips) -> FitReport``
+(``snnpipe fit``; a recipe's ``fit`` step writes it with `fit_to_report`).
 
 The network is read into the typed graph: a checkpoint is built, its BatchNorm folded and traced
 (`snnpipe.models.tracer.trace`); a NIR file (any framework's) is imported as it is
@@ -7,6 +8,7 @@ The network is read into the typed graph: a checkpoint is built, its BatchNorm f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -66,3 +68,31 @@ def read_graph(path: str | Path) -> ir.Graph:
 def fit_file(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS) -> FitReport:
     """The network in ``path`` fitted onto each of ``chips`` (names or chip files)."""
     return FitReport(str(path), fit(read_graph(path), chips))
+
+
+class FitGateError(SnnpipeError):
+    """A chip the network was required to fit (``require_fit``) that it does not fit."""
+
+
+def fit_to_report(path: str | Path, out: str | Path, chips: Iterable[str] | None = None,
+                  require_fit: Iterable[str] = ()) -> tuple[dict[str, Any], Path]:
+    """``fit_file`` written to ``out/fit.json``; the summary is ``{chip: fits}`` and the cores.
+
+    Raises:
+        FitGateError: a chip of ``require_fit`` that the network does not fit (after writing the report).
+    """
+    from snnpipe.files import atomic_path
+
+    require = list(require_fit)
+    names = list(chips) if chips else list(DEFAULT_CHIPS)
+    report = fit_file(path, names + [name for name in require if name not in names])
+    target = Path(out) / "fit.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    failed = [report.get(name) for name in require if not report.get(name).fits]
+    if failed:
+        raise FitGateError("; ".join(result.summary() for result in failed))
+    summary = {f"{r.chip}_fits": r.fits for r in report.fits}
+    summary.update({f"{r.chip}_cores": r.cores for r in report.fits})
+    return summary, target

@@ -3,6 +3,7 @@ Sinabs' own memory formulas and mapper as the Speck oracle; the CLI's table, JSO
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -348,3 +349,21 @@ def test_cli_fit_reads_a_nir_file_as_the_checkpoint_it_came_from(tmp_path):
     checkpoint, nir = (json.loads(r.output)["chips"] for r in runs)
     assert [(c["chip"], c["fits"], c["cores"]) for c in nir] == [(c["chip"], c["fits"], c["cores"]) for c in checkpoint]
     assert [u["use"] for c in nir for u in c["uses"]] == [u["use"] for c in checkpoint for u in c["uses"]]
+
+
+def test_a_recipes_fit_step_writes_the_report_and_gates(tmp_path):
+    from snnpipe.pipeline.fit import FitGateError
+    from snnpipe.pipeline.run import RecipeError, parse_recipe, run
+
+    path = str(_checkpoint(tmp_path))
+    recipe = parse_recipe({"name": "fits", "steps": [{"fit": {"from": path, "chips": ["loihi2", "speck"]}}]})
+    result = run(recipe, out=tmp_path / "run")
+    [step] = result.steps
+    report = json.loads(Path(step.path).read_text())
+    assert [(c["chip"], c["fits"], c["cores"]) for c in report["chips"]] == [("loihi2", True, 3), ("speck", True, 3)]
+    assert step.summary["loihi2_fits"] is True and step.summary["speck_cores"] == 3
+    gated = parse_recipe({"name": "gated", "steps": [{"fit": {"from": path, "chips": ["loihi2"], "require_fit": ["xylo"]}}]})
+    with pytest.raises(FitGateError, match="xylo: does not fit: .*input channels 64"):
+        run(gated, out=tmp_path / "gated")
+    with pytest.raises(RecipeError, match="unknown chip 'truenorth'"):
+        parse_recipe({"name": "bad", "steps": [{"fit": {"from": path, "chips": ["truenorth"]}}]})
