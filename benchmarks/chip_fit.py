@@ -14,7 +14,8 @@ Networks (seeded weights: a fit depends on shapes, not on training):
 and per chip a network made to fail it. Where the vendor's tool runs here without hardware, its
 verdict is beside ours: Sinabs 2.0.3's ``DynapcnnNetwork.memory_summary`` and ``get_valid_mapping``
 (Speck), Rockpool 3.1.0's Xylo ``mapper`` (with ``samna`` stubbed: both import it, neither needs
-it for this). Writes ``reports/bench/chip_fit.json`` and ``.md``.
+it for this). Writes ``reports/bench/chip_fit.json``, ``.md`` and ``.png`` (the figure: per network
+and chip, the cores used, or the first failing resource's factor).
 """
 
 from __future__ import annotations
@@ -182,7 +183,33 @@ def main() -> None:
     lines += ["", "| vendor tool | verdict |", "|---|---|"]
     lines += [f"| {name} | {json.dumps(verdict, default=str)} |" for name, verdict in oracles.items()]
     OUT.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    figure(rows)
     print("\n".join(lines))
+
+
+def figure(rows: dict[str, list[dict]]) -> None:
+    """Networks x chips: green with the cores used where it fits, red with the resource where not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(1.9 * len(DEFAULT_CHIPS), 0.9 * len(names) + 1.0))
+    for y, name in enumerate(names):
+        for x, r in enumerate(rows[name]):
+            ok = r["fits"]
+            ax.add_patch(plt.Rectangle((x, y), 0.96, 0.9, color="#9bd49b" if ok else "#f2a7a7"))
+            text = f"{r['cores']} cores" if ok else f"{r['failure']['resource']}\n{r['failure']['layer'][-24:]}"
+            ax.text(x + 0.48, y + 0.45, text, ha="center", va="center", fontsize=7)
+    ax.set_xlim(0, len(DEFAULT_CHIPS))
+    ax.set_ylim(0, len(names))
+    ax.set_xticks([x + 0.48 for x in range(len(DEFAULT_CHIPS))], DEFAULT_CHIPS)
+    ax.set_yticks([y + 0.45 for y in range(len(names))], names, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title("snnpipe fit: fits (cores used) or the first failing resource")
+    fig.tight_layout()
+    fig.savefig(OUT.with_suffix(".png"), dpi=120)
 
 
 if __name__ == "__main__":
