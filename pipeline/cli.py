@@ -528,6 +528,8 @@ class GateFailed(click.ClickException):
 @click.option("--chip", type=RegistryChoice("chip", _chips), default=None,
               help="The chip under --energy-model chip (default: loihi2).")
 @click.option("--chip-file", default=None, help="A TOML or YAML chip of your own (instead of --chip).")
+@click.option("--chips", "fit_chips", default=None,
+              help="Also fit the network onto these chips (comma-separated, as `snnpipe fit --chips`).")
 @click.option("-o", "--out", default=None, help="Report folder (default reports/<run name>/).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
 @click.option("--baseline", default=None, help="Firing-rate (and energy) gate: compare with this profile.json.")
@@ -539,8 +541,8 @@ class GateFailed(click.ClickException):
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
 @_threads_option
 def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, deployed, samples, target, target_file,
-                    energy_model, precision, chip, chip_file, out, force, baseline, max_increase, max_energy_increase,
-                    update_baseline, as_json, quiet) -> None:
+                    energy_model, precision, chip, chip_file, fit_chips, out, force, baseline, max_increase,
+                    max_energy_increase, update_baseline, as_json, quiet) -> None:
     """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing
     rate (and the energy).
 
@@ -578,6 +580,13 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the inputs first (a missing one is named, not a
     # report folder it would have written), then the baseline to gate against and an old report
+    if fit_chips and loihi_file:
+        raise SnnpipeError("--chips fits a checkpoint or a NIR file; give the checkpoint the Loihi file came from")
+    fitted = None
+    if fit_chips:
+        from snnpipe.pipeline.fit import fit_file
+
+        fitted = fit_file(checkpoint, [name.strip() for name in fit_chips.split(",") if name.strip()])
     if loihi_file and not Path(checkpoint).is_file():
         raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     if nir_file:
@@ -659,6 +668,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
             if g:
                 summary[key] = {"passed": g.passed, "max_increase": tol,
                                 "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
+        if fitted is not None:
+            summary["fit"] = fitted.to_dict()["chips"]
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
@@ -683,6 +694,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                        + f"{d.spikes:.4g} spikes (float {f.spikes:.4g}), {d.acs:.4g} ACs (float {f.acs:.4g}), "
                        f"{d.macs:.4g} MACs (float {f.macs:.4g}){energy_text} per inference; "
                        f"side by side in {folder}/deployed.md")
+        if fitted is not None:
+            click.echo("\n".join(fitted.table()))
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
     for g in (gate, egate):

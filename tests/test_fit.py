@@ -367,3 +367,14 @@ def test_a_recipes_fit_step_writes_the_report_and_gates(tmp_path):
         run(gated, out=tmp_path / "gated")
     with pytest.raises(RecipeError, match="unknown chip 'truenorth'"):
         parse_recipe({"name": "bad", "steps": [{"fit": {"from": path, "chips": ["truenorth"]}}]})
+
+
+def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
+    path = _checkpoint(tmp_path)
+    result = CliRunner().invoke(cli, ["profile", str(path), "--samples", "4", "--chips", "loihi2,xylo",
+                                      "-o", str(tmp_path / "report"), "--json"])
+    assert result.exit_code == 0, result.output
+    fitted = json.loads(result.output.strip().splitlines()[-1])["fit"]
+    assert [(c["chip"], c["fits"]) for c in fitted] == [("loihi2", True), ("xylo", False)]
+    loihi = CliRunner().invoke(cli, ["profile", str(tmp_path / "x.net.h5"), "--chips", "loihi2"])
+    assert loihi.exit_code == 2 and "--chips fits a checkpoint or a NIR file" in loihi.output
