@@ -14,7 +14,8 @@ Networks (seeded weights: a fit depends on shapes, not on training):
 and per chip a network made to fail it. Where the vendor's tool runs here without hardware, its
 verdict is beside ours: Sinabs 2.0.3's ``DynapcnnNetwork.memory_summary`` and ``get_valid_mapping``
 (Speck), Rockpool 3.1.0's Xylo ``mapper`` (with ``samna`` stubbed: both import it, neither needs
-it for this). Writes ``reports/bench/chip_fit.json``, ``.md`` and ``.png`` (the figure: per network
+it for this), and the Loihi 2 compiler's partition of PilotNet as lava-dl's benchmark notebook
+printed it (``pilotnet_snn/benchmark.ipynb``; no Loihi 2 compiler is public). Writes ``reports/bench/chip_fit.json``, ``.md`` and ``.png`` (the figure: per network
 and chip, the cores used, or the first failing resource's factor).
 """
 
@@ -99,8 +100,8 @@ def conv(c_in, c_out, k, **kw):
 
 #: chip -> (what it is, the network made to fail it)
 FAILING = {
-    "loihi2": ("64->64 conv 3x3 on 64x64 (151 MB of unrolled synapses)",
-               lambda: chain((64, 64, 64), ("conv", conv(64, 64, 3, padding=1)), ("lif", ir.IF(1.0)))),
+    "loihi2": ("64->64 conv 3x3, padded, on 64x256 (one column of 4096 neurons a core)",
+               lambda: chain((64, 64, 256), ("conv", conv(64, 64, 3, padding=1)), ("lif", ir.IF(1.0)))),
     "loihi": ("a dense layer of 5000 inputs",
               lambda: chain((5000,), ("fc", dense(5000, 10)), ("lif", ir.IF(1.0)))),
     "speck": ("64->128 conv 5x5",
@@ -113,6 +114,20 @@ FAILING = {
     "spinnaker2": ("64->64 conv 3x3 on 64x64",
                    lambda: chain((64, 64, 64), ("conv", conv(64, 64, 3, padding=1)), ("lif", ir.IF(1.0)))),
 }
+
+
+#: The Loihi 2 compiler's cores per layer for lava-dl's PilotNet LIF (pilotnet_snn/benchmark.ipynb).
+PILOTNET_COMPILER = [25, 13, 3, 3, 2, 12, 1, 1, 1]
+
+
+def pilotnet() -> ir.Graph:
+    return chain((3, 66, 200), ("conv1", conv(3, 24, 3, stride=2)), ("lif1", ir.IF(1.0)),
+                 ("conv2", conv(24, 36, 3, stride=2)), ("lif2", ir.IF(1.0)),
+                 ("conv3", conv(36, 48, 3, stride=2)), ("lif3", ir.IF(1.0)),
+                 ("conv4", conv(48, 64, 3, stride=(2, 1), padding=(1, 0))), ("lif4", ir.IF(1.0)),
+                 ("conv5", conv(64, 64, 3)), ("lif5", ir.IF(1.0)), ("flat", ir.Flatten()),
+                 ("fc1", dense(2560, 100)), ("lif6", ir.IF(1.0)), ("fc2", dense(100, 50)), ("lif7", ir.IF(1.0)),
+                 ("fc3", dense(50, 10)), ("lif8", ir.IF(1.0)), ("fc4", dense(10, 1)), ("lif9", ir.IF(1.0)))
 
 
 def sinabs_verdict(model, shape) -> dict:
@@ -160,6 +175,9 @@ def main() -> None:
     oracles = {"speck: sinabs-nir": sinabs_verdict(sinabs_conv(), (1, 28, 28)),
                "speck: " + FAILING["speck"][0]: sinabs_verdict(
                    nn.Sequential(nn.Conv2d(64, 128, 5, bias=False), IAFSqueeze(batch_size=1)), (64, 16, 16))}
+    [ours] = fit(pilotnet(), ["loihi2"])
+    oracles["loihi2: PilotNet LIF (Loihi 2 compiler, lava-dl notebook)"] = {
+        "compiler_cores": PILOTNET_COMPILER, "ours": [len(c) for c in ours.placement.values()]}
     try:
         oracles["xylo: " + FAILING["xylo"][0]] = rockpool_verdict((4, 1001, 3))
         oracles["xylo: 4-6-5-3 MLP"] = rockpool_verdict((4, 6, 5, 3))

@@ -63,15 +63,37 @@ def test_loihi_refuses_a_dense_layer_with_more_inputs_than_a_core_has_axons():
     assert failure.factor == pytest.approx(5000 / 4096) and "split it into 2 layers" in failure.change
 
 
-def test_loihi2_counts_a_conv_unrolled_and_needs_several_chips():
-    # 64 -> 64 channels, 3x3, padding 1 on 64x64: 262,144 neurons, each 576 taps: 150,994,944 bytes
-    graph = chain((64, 64, 64), ("conv", conv(64, 64, 3, padding=1)), ("lif", ir.IF(1.0)))
+def pilotnet():
+    """lava-dl's PilotNet (pilotnet_snn/network.net, as its benchmark notebook prints it), zero weights."""
+    return chain((3, 66, 200), ("conv1", conv(3, 24, 3, stride=2)), ("lif1", ir.IF(1.0)),
+                 ("conv2", conv(24, 36, 3, stride=2)), ("lif2", ir.IF(1.0)),
+                 ("conv3", conv(36, 48, 3, stride=2)), ("lif3", ir.IF(1.0)),
+                 ("conv4", conv(48, 64, 3, stride=(2, 1), padding=(1, 0))), ("lif4", ir.IF(1.0)),
+                 ("conv5", conv(64, 64, 3)), ("lif5", ir.IF(1.0)), ("flat", ir.Flatten()),
+                 ("fc1", dense(2560, 100)), ("lif6", ir.IF(1.0)), ("fc2", dense(100, 50)), ("lif7", ir.IF(1.0)),
+                 ("fc3", dense(50, 10)), ("lif8", ir.IF(1.0)), ("fc4", dense(10, 1)), ("lif9", ir.IF(1.0)))
+
+
+def test_loihi2_partitions_pilotnet_as_the_loihi2_compiler_did():
+    """The Loihi 2 compiler's per-core table for this network, printed in lava-dl's
+    tutorials/lava/lib/dl/netx/pilotnet_snn/benchmark.ipynb: Conv(4, 32, 24) x 25, Conv(4, 15, 36) x 13,
+    Conv(8, 7, 48) x 3, Conv(8, 4, 64) x 3, Conv(16, 2, 64) x 2, then 12, 1, 1, 1 for the dense layers."""
+    result = fit_graph(pilotnet(), get_fit_chip("loihi2"))
+    assert [len(cores) for cores in result.placement.values()] == [25, 13, 3, 3, 2, 12, 1, 1, 1]
+    # conv1's slab: 4 columns x 32 rows x 24 channels = 3072 neurons (8 columns would be 6144 >= 4096)
+    assert uses(result, "conv1")["neurons per core"] == (math.ceil(24 * 32 * 99 / 25), 8192)
+    # fc1: floor(24576 / 2560) = 9 neurons a core, ceil(100 / 9) = 12 cores
+    assert uses(result, "fc1")["neurons per core"] == (9, 8192)
+    assert result.fits and result.cores == 61
+
+
+def test_loihi2_needs_several_chips_for_a_wide_conv():
+    # 64 channels of 64 rows: one output column is already 4096 neurons, so 256 columns take 256 cores
+    graph = chain((64, 64, 256), ("conv", conv(64, 64, 3, padding=1)), ("lif", ir.IF(1.0)))
     result = fit_graph(graph, get_fit_chip("loihi2"))
-    cores = math.ceil(262144 * 576 / 196608)  # 768 by memory (32 by neurons)
-    assert cores == 768 and result.cores == 768 and result.chips == 6
     failure = result.failure
-    assert (failure.resource, failure.layer, failure.use, failure.limit) == ("cores", "*", 768, 128)
-    assert failure.change.startswith("6 chips")
+    assert (failure.resource, failure.layer, failure.use, failure.limit) == ("cores", "*", 256, 128)
+    assert result.chips == 2 and failure.change.startswith("2 chips")
 
 
 def test_spinnaker2_splits_by_neurons_and_32_bit_synapse_words():

@@ -9,6 +9,15 @@ of N neurons and S stored synapse bytes on cores of n neurons and m bytes::
     S     = synapses x synapse_bits / 8   (a conv unrolled: every output's taps, as Loihi 1 stores them;
                                            ``conv_weight_sharing = 1``: the kernel once per core)
 
+Where the chip file gives them, the Loihi 2 compiler's own rules replace the plain split (inferred from
+its per-core partition of PilotNet printed in lava-dl's ``pilotnet_snn/benchmark.ipynb``, which
+they reproduce layer by layer: 25, 13, 3, 3, 2 cores for the convs, 12, 1, 1, 1 for the dense):
+
+- ``conv_tile_neurons``: a conv is tiled into slabs of ``w`` output columns with all rows and
+  channels, ``w`` the largest power of two with ``w x H x C`` below the limit (conv weights shared,
+  ``conv_weight_sharing = 1``): ``ceil(W / w)`` cores;
+- ``dense_synapses_per_core``: a dense layer's neurons go ``floor(limit / inputs)`` to a core.
+
 Each core of a dense layer receives every input (its input axons: the layer's fan-in); a conv
 core receives its slice of the input map (``ceil(inputs / cores)``): where the chip bounds input
 axons per core (``fan_in_per_core``), more inputs fail with the layer named. The network fits when
@@ -29,7 +38,18 @@ LIMITS = {
     "fan_in_per_core": "input axons one core receives (optional)",
     "conv_weight_sharing": "1 where a core stores a conv kernel once, 0 where every output's taps (optional)",
     "state_bits": "bits of a neuron's voltage",
+    "conv_tile_neurons": "a conv core's neurons stay below this: power-of-two column slabs (optional)",
+    "dense_synapses_per_core": "synapses one core of a dense layer holds (optional)",
 }
+
+
+def _tiles(layer: FitLayer, below: int) -> int:
+    """Cores of a conv cut into slabs of a power-of-two count of output columns (module docstring)."""
+    channels, height, width = layer.out_shape
+    slab = 1
+    while slab * 2 <= width and slab * 2 * height * channels < below:
+        slab *= 2
+    return math.ceil(width / slab)
 
 
 @register_mapper("cores", LIMITS)
@@ -40,6 +60,8 @@ def map_cores(layers: list[FitLayer], kinds: dict[str, str], chip: Chip) -> Chip
     state_bits, state_source = limit(chip, "state_bits")
     fan_in = chip.limits.get("fan_in_per_core")
     sharing = bool(chip.limits.get("conv_weight_sharing", 0))
+    tile = chip.limits.get("conv_tile_neurons")
+    dense_synapses = chip.limits.get("dense_synapses_per_core")
     bits = chip.synapse_bits
     uses = kind_uses(kinds, chip)
     placement: dict[str, list[int]] = {}
@@ -50,6 +72,10 @@ def map_cores(layers: list[FitLayer], kinds: dict[str, str], chip: Chip) -> Chip
         memory_bytes = math.ceil(stored * bits / 8)
         count = max(1, math.ceil(layer.neurons / per_core),
                     1 if shared else math.ceil(memory_bytes / memory))
+        if tile is not None and layer.kind == "Conv2d" and not layer.joins:
+            count = max(count, _tiles(layer, tile))
+        elif dense_synapses is not None and layer.kind == "Affine" and not layer.joins:
+            count = max(count, math.ceil(layer.neurons / max(1, dense_synapses // layer.fan_in)))
         placement[layer.name] = list(range(used, used + count))
         used += count
         core_bytes = memory_bytes if shared else math.ceil(memory_bytes / count)
