@@ -384,24 +384,6 @@ def neuron_from_nir(name: str, node: nir.NIRNode, dt: float = DEFAULT_DT) -> ir.
         raise NirError(f"NIR node {name!r} ({type(node).__name__}): {err}; {DAMAGED}") from None
 
 
-def _ints(name: str, node: object, key: str, minimum: int) -> list[int]:
-    """``node.<key>``, one or two integers >= ``minimum``, as two; NirError otherwise."""
-    array = np.atleast_1d(np.asarray(getattr(node, key, None)))
-    if array.dtype.kind not in "fiu" or array.ndim != 1 or len(array) not in (1, 2) or not np.all(np.isfinite(array)) \
-            or np.any(array != np.round(array)) or np.any(array < minimum):
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not one or two integers >= {minimum} "
-                       f"({array.dtype} of shape {array.shape}); {DAMAGED}")
-    return array.astype(np.int64).tolist()
-
-
-def _int(name: str, node: object, key: str) -> int:
-    value = np.asarray(getattr(node, key, None))
-    if value.dtype.kind not in "iu" or value.size != 1:
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not an integer "
-                       f"({value.dtype} of shape {value.shape}); {DAMAGED}")
-    return int(value.reshape(()))
-
-
 def _affine(name: str, node: nir.Affine, dt: float) -> ir.Node:
     weight = _values(name, node, "weight")
     if weight.ndim != 2:
@@ -412,15 +394,13 @@ def _affine(name: str, node: nir.Affine, dt: float) -> ir.Node:
 def _conv_from(name: str, node: nir.Conv2d, dt: float) -> ir.Node:
     one = isinstance(node, nir.Conv1d)
     weight = _values(name, node, "weight", 3 if one else 4)
-    padding = node.padding if isinstance(node.padding, str) else _ints(name, node, "padding", 0)
     bias = None if node.bias is None else _values(name, node, "bias").reshape(-1)
-    return (ir.Conv1d if one else ir.Conv2d)(weight, bias, _ints(name, node, "stride", 1), padding,
-                                             _ints(name, node, "dilation", 1), _int(name, node, "groups"))
+    return (ir.Conv1d if one else ir.Conv2d)(weight, bias, node.stride, node.padding, node.dilation, node.groups)
 
 
 def _pool_from(name: str, node: nir.AvgPool2d, dt: float) -> ir.Node:
     kind = ir.SumPool2d if isinstance(node, nir.SumPool2d) else ir.AvgPool2d
-    return kind(_ints(name, node, "kernel_size", 1), _ints(name, node, "stride", 1), _ints(name, node, "padding", 0))
+    return kind(node.kernel_size, node.stride, node.padding)
 
 
 def _delay_from(name: str, node: nir.Delay, dt: float) -> ir.Node:
@@ -456,7 +436,7 @@ IMPORT_MAPPERS: dict[type, ImportMapper] = {
     nir.Conv2d: _conv_from,
     nir.AvgPool2d: _pool_from,
     nir.SumPool2d: _pool_from,
-    nir.Flatten: lambda name, node, dt: ir.Flatten(_int(name, node, "start_dim"), _int(name, node, "end_dim")),
+    nir.Flatten: lambda name, node, dt: ir.Flatten(node.start_dim, node.end_dim),
     nir.LIF: neuron_from_nir,
     nir.CubaLIF: neuron_from_nir,
     nir.IF: neuron_from_nir,

@@ -567,7 +567,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
                            "give the checkpoint first")
     if encoding and not (loihi_file or nir_file):
-        raise SnnpipeError("--encoding is for a Loihi or NIR file (a checkpoint profiles in its own encoding)")
+        raise SnnpipeError("--encoding is for a Loihi file or a NIR file (a checkpoint profiles in its own encoding)")
     tolerance = parse_fraction(max_increase)
     energy_tolerance = parse_fraction(max_energy_increase, "--max-energy-increase") if max_energy_increase else None
     if energy_tolerance is not None and not baseline:

@@ -68,6 +68,7 @@ def test_conv_and_pool_shapes_by_hand():
     (lambda: ir.Delay(0), "Delay.steps=0"),
     (lambda: ir.Input((1, 0, 3)), "Input.shape"),
     (lambda: ir.Scale("x"), "Scale.scale='x'"),
+    (lambda: ir.Affine(np.array([[1 + 2j]])), "Affine.weight=array([[1.+2.j]]): must be an array of real numbers"),
 ])
 def test_a_bad_field_is_a_value_error_naming_it(make, field):
     with pytest.raises(ValueError) as err:
@@ -243,6 +244,28 @@ def test_a_neuron_is_a_leaf_by_protocol_and_an_adapter_maps_other_modules():
     graph = trace(model, (3,), adapter=lambda m: ir.Threshold(0.0) if isinstance(m, nn.Tanh) else None)
     assert [type(graph.nodes[n]).__name__ for n in graph.order()] == ["Input", "Affine", "CubaLIF", "Affine", "Threshold", "Output"]
     assert graph.nodes["1"].voltage_decay == 0.0 and graph.nodes["1"].threshold == 2.0
+
+
+class _TupleNeuron(nn.Module):
+    """Returns (spikes, state), as snnTorch's and Norse's neurons do: its node is out[0]'s."""
+
+    def forward(self, x):
+        return (x > 1.0).float(), x
+
+
+def test_the_spikes_of_a_neuron_returning_a_tuple_flow_on():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif, self.out = nn.Linear(3, 2), _TupleNeuron(), nn.Linear(2, 2)
+
+        def forward(self, x):
+            spikes, _state = self.lif(self.fc(x))
+            return self.out(spikes)
+
+    graph = trace(Net(), (3,), adapter=lambda m: ir.IF(1.0) if isinstance(m, _TupleNeuron) else None)
+    assert graph.edges == [("input", "fc"), ("fc", "lif"), ("lif", "out"), ("out", "output")]
+    assert graph.shapes()["lif"] == (2,)
 
 
 @pytest.mark.parametrize("model,words", [
