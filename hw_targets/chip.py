@@ -20,11 +20,18 @@ step and core limits, each with its source. The chips are data files (``hw_targe
     synop_pj = "datasheet rev. 3, table 7"
 
 A field without an entry in ``sources`` is sourced to the file itself.
+
+A chip is also what ``snnpipe fit`` maps a network onto (`snnpipe.hw_targets.fit`): ``mapper`` names
+the vendor's way of placing layers (``cores``: Loihi's and SpiNNaker 2's neurons and synapses split
+over cores; ``dynapcnn``: Speck's one layer per core; ``xylo``; ``akida``), and ``[limits]`` gives
+that mapper's limits (its ``LIMITS`` table says which), each cited in ``[sources]`` as the numbers
+above. A chip whose vendor publishes no per-operation energies gives none of the six ``*_pj``
+fields: it is fitted, never priced (``--energy-model chip`` refuses it).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +58,12 @@ CHIP_FIELDS = {
 EXPORT_BITS = "snnpipe's Loihi export: 8-bit weight mantissas (hw_targets/loihi/quantize.py)"
 _INTEGERS = {"neurons_per_core", "memory_bytes_per_core", "cores_per_chip", "synapse_bits"}
 _OPTIONAL = {"static_w", "step_s"}
+#: The per-op energies: a chip gives all of them or none (then it is fitted, never priced).
+ENERGIES = ("synop_pj", "neuron_active_pj", "neuron_inactive_pj", "spike_pj", "hop_min_pj", "hop_max_pj")
+#: What the ``chip`` energy model prices with: a chip that gives its energies gives all of these.
+PRICED = (*ENERGIES, "neurons_per_core", "memory_bytes_per_core", "cores_per_chip")
+#: The mappers a chip file may name (`snnpipe.hw_targets.fit.MAPPERS` holds them and their limits).
+MAPPER_NAMES = ("cores", "dynapcnn", "xylo", "akida")
 #: The largest count a chip file may give (neurons, bytes, cores, bits).
 MAX_INTEGER = 1 << 40
 
@@ -64,20 +77,22 @@ class Chip:
     """A neuromorphic chip's energy and capacity (fields: `CHIP_FIELDS`), each number with its source."""
 
     name: str
-    synop_pj: float
-    neuron_active_pj: float
-    neuron_inactive_pj: float
-    spike_pj: float
-    hop_min_pj: float
-    hop_max_pj: float
-    neurons_per_core: int
-    memory_bytes_per_core: int
-    cores_per_chip: int
+    synop_pj: float | None = None
+    neuron_active_pj: float | None = None
+    neuron_inactive_pj: float | None = None
+    spike_pj: float | None = None
+    hop_min_pj: float | None = None
+    hop_max_pj: float | None = None
+    neurons_per_core: int | None = None
+    memory_bytes_per_core: int | None = None
+    cores_per_chip: int | None = None
     synapse_bits: int = 8
     static_w: float | None = None
     step_s: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    mapper: str = "cores"
+    limits: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -85,12 +100,23 @@ class Chip:
             raise ValueError("sources must map field names to non-empty citation strings")
         if self.synapse_bits == 8 and "synapse_bits" not in self.sources:  # the default carries its own source
             object.__setattr__(self, "sources", {**self.sources, "synapse_bits": EXPORT_BITS})
-        unknown = set(self.sources) - set(CHIP_FIELDS)
+        if not isinstance(self.limits, dict):
+            raise ValueError("limits must be a table of limit name to value")
+        unknown = set(self.sources) - set(CHIP_FIELDS) - set(self.limits)
         if unknown:
             raise ValueError(f"sources names unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+        if self.mapper not in MAPPER_NAMES:
+            raise ValueError(f"mapper={self.mapper!r} is not one of {', '.join(MAPPER_NAMES)}")
+        if any(getattr(self, name) is not None for name in ENERGIES) and any(getattr(self, n) is None for n in PRICED):
+            missing = ", ".join(name for name in PRICED if getattr(self, name) is None)
+            raise ValueError(f"missing field(s) {missing}: a priced chip gives all of {', '.join(PRICED)} "
+                             "(a chip that is only fitted gives none of its per-op energies)")
+        for name, value in self.limits.items():
+            if name not in self.sources:
+                raise ValueError(f"limits.{name}={value!r} has no source: add sources.{name}")
         for name in CHIP_FIELDS:
             value = getattr(self, name)
-            if value is None and name in _OPTIONAL:
+            if value is None and (name in _OPTIONAL or name in PRICED):
                 continue
             if name in _INTEGERS:
                 if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
@@ -99,10 +125,15 @@ class Chip:
                 raise ValueError(f"{name}={value!r} must be a number in [0, {MAX_CONSTANT:g}]")
             if name not in self.sources:
                 raise ValueError(f"{name}={value} has no source: add sources.{name}")
-        if self.hop_max_pj < self.hop_min_pj:
+        if self.priced and self.hop_max_pj < self.hop_min_pj:
             raise ValueError(f"hop_max_pj={self.hop_max_pj} is below hop_min_pj={self.hop_min_pj}")
         if (self.static_w is None) != (self.step_s is None):
             raise ValueError("static_w and step_s: give both (static energy = static_w x steps x step_s) or neither")
+
+    @property
+    def priced(self) -> bool:
+        """Whether the chip gives per-op energies (the ``chip`` energy model can price it)."""
+        return self.synop_pj is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,23 +145,30 @@ def load_chip_file(path: str | Path) -> Chip:
     Raises:
         ChipError: unreadable or malformed file, unknown or missing fields, bad values.
     """
-    required = [f.name for f in fields(Chip) if f.name not in _OPTIONAL and f.name not in ("sources", "description", "synapse_bits")]
-    return read_sourced_file(path, Chip, "chip file", ChipError, required, CHIP_FIELDS)
+    return read_sourced_file(path, Chip, "chip file", ChipError, ["name"], CHIP_FIELDS)
 
 
 #: The built-in chips, one file each in ``hw_targets/chips/``.
 CHIPS: dict[str, Chip] = {p.stem: load_chip_file(p) for p in sorted(CHIP_DIR.glob("*.toml"))}
+#: The built-in chips the ``chip`` energy model can price.
+PRICED_CHIPS = [name for name, chip in CHIPS.items() if chip.priced]
 
 
 def get_chip(name: str | None = None, path: str | Path | None = None) -> Chip:
-    """A built-in chip by name (default ``loihi2``), or the one a file defines (``path`` wins).
+    """A built-in chip by name (default ``loihi2``), or the one a file defines (``path`` wins), for
+    the ``chip`` energy model.
 
     Raises:
-        ChipError: an unknown name or a malformed file.
+        ChipError: an unknown name, a malformed file, or a chip without per-op energies.
     """
     if path is not None:
-        return load_chip_file(path)
-    name = name or "loihi2"
-    if name not in CHIPS:
-        raise ChipError(f"unknown chip {name!r}: choose one of {', '.join(CHIPS)} or give --chip-file")
-    return CHIPS[name]
+        chip = load_chip_file(path)
+    else:
+        name = name or "loihi2"
+        if name not in CHIPS:
+            raise ChipError(f"unknown chip {name!r}: choose one of {', '.join(PRICED_CHIPS)} or give --chip-file")
+        chip = CHIPS[name]
+    if not chip.priced:
+        raise ChipError(f"chip {chip.name!r} gives no per-operation energies (its vendor publishes none): choose one "
+                        f"of {', '.join(PRICED_CHIPS)} for --energy-model chip, or fit it with `snnpipe fit`")
+    return chip

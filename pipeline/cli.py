@@ -184,9 +184,9 @@ def _precisions() -> list[str]:
 
 
 def _chips() -> list[str]:
-    from snnpipe.hw_targets.chip import CHIPS
+    from snnpipe.hw_targets.chip import PRICED_CHIPS
 
-    return list(CHIPS)
+    return list(PRICED_CHIPS)
 
 
 def _threads_option(command: Callable) -> Callable:
@@ -366,6 +366,35 @@ def models_command(as_json: bool) -> None:
         click.echo(f"{row['name']:<10} {row['parameters']:>11,}  {shape:<10} {row['description']}")
 
 
+@cli.command("fit")
+@click.argument("model")
+@click.option("--chips", default=None,
+              help="Comma-separated chips (names, or chip files' paths); default loihi2,loihi,speck,xylo,akida,spinnaker2.")
+@click.option("--require-fit", "require_fit", multiple=True,
+              help="Gate: exit 1 unless the network fits this chip (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print every chip's mapping and resources as JSON.")
+@click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
+def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+    """Does MODEL fit each chip, and if not, which resource fails where and what to change.
+
+    MODEL is a checkpoint or a NIR file. Each chip's layers are placed as its vendor's mapper would
+    (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
+    against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
+    from snnpipe.hw_targets.fit import DEFAULT_CHIPS
+    from snnpipe.pipeline.fit import fit_file
+
+    names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
+    names += [name for name in require_fit if name not in names]
+    report = fit_file(model, names)
+    failed = [name for name in require_fit if not report.get(name).fits]
+    if as_json:
+        click.echo(json.dumps({**report.to_dict(), "require_fit": {name: name not in failed for name in require_fit}}))
+    elif not quiet:
+        click.echo("\n".join(report.table()))
+    if failed:
+        raise GateFailed("; ".join(report.get(name).summary() for name in failed))
+
+
 class _ExportCommand(click.Command):
     """``export``, whose target options come from the exporters' option dataclasses
     (`ExporterEntry.options`): one ``--option`` per field name across the targets, with the field's
@@ -530,6 +559,8 @@ class GateFailed(click.ClickException):
 @click.option("--chip", type=RegistryChoice("chip", _chips), default=None,
               help="The chip under --energy-model chip (default: loihi2).")
 @click.option("--chip-file", default=None, help="A TOML or YAML chip of your own (instead of --chip).")
+@click.option("--chips", "fit_chips", default=None,
+              help="Also fit the network onto these chips (comma-separated, as `snnpipe fit --chips`).")
 @click.option("-o", "--out", default=None, help="Report folder (default reports/<run name>/).")
 @click.option("--force", is_flag=True, help="Replace an existing report.")
 @click.option("--baseline", default=None, help="Firing-rate (and energy) gate: compare with this profile.json.")
@@ -541,8 +572,8 @@ class GateFailed(click.ClickException):
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate's table.")
 @_threads_option
 def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, deployed, samples, target, target_file,
-                    energy_model, precision, chip, chip_file, out, force, baseline, max_increase, max_energy_increase,
-                    update_baseline, as_json, quiet) -> None:
+                    energy_model, precision, chip, chip_file, fit_chips, out, force, baseline, max_increase,
+                    max_energy_increase, update_baseline, as_json, quiet) -> None:
     """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing
     rate (and the energy).
 
@@ -582,6 +613,13 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the inputs first (a missing one is named, not a
     # report folder it would have written), then the baseline to gate against and an old report
+    if fit_chips and loihi_file:
+        raise SnnpipeError("--chips fits a checkpoint or a NIR file; give the checkpoint the Loihi file came from")
+    fitted = None
+    if fit_chips:
+        from snnpipe.pipeline.fit import fit_file
+
+        fitted = fit_file(checkpoint, [name.strip() for name in fit_chips.split(",") if name.strip()])
     if loihi_file and not Path(checkpoint).is_file():
         raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     if nir_file:
@@ -664,6 +702,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
             if g:
                 summary[key] = {"passed": g.passed, "max_increase": tol,
                                 "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
+        if fitted is not None:
+            summary["fit"] = fitted.to_dict()["chips"]
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         click.echo(f"{TITLE}: {as_text(verdict_lines(result))}")
@@ -682,6 +722,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                        + f"{d.spikes:.4g} spikes (float {f.spikes:.4g}), {d.acs:.4g} ACs (float {f.acs:.4g}), "
                        f"{d.macs:.4g} MACs (float {f.macs:.4g}){energy_text} per inference; "
                        f"side by side in {folder}/deployed.md")
+        if fitted is not None:
+            click.echo("\n".join(fitted.table()))
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
     for g in (gate, egate):

@@ -61,7 +61,9 @@ _NEURON_KEYS = {f.name for f in fields(NeuronParams)}
 _EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "data_dir"}
 _PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir", "energy_model", "precision", "chip",
                  "chip_file"}
-_STEP_KEYS = {"train": _TRAIN_KEYS | {"name", "sweep"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS}
+_FIT_KEYS = {"from", "name", "chips", "require_fit"}
+_STEP_KEYS = {"train": _TRAIN_KEYS | {"name", "sweep"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS,
+              "fit": _FIT_KEYS}
 
 
 #: A recipe's and a step's name: one folder inside runs/, never a path out of it.
@@ -153,10 +155,11 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     steps: list[Step] = []
     for i, raw in enumerate(raw_steps, 1):
         if not isinstance(raw, dict) or len(raw) != 1:
-            raise RecipeError(f"{source} step {i}: write it as '- train: {{...}}', '- export: {{...}}' or '- profile: {{...}}'")
+            raise RecipeError(f"{source} step {i}: write it as '- train: {{...}}', '- export: {{...}}', "
+                              "'- profile: {...}' or '- fit: {...}'")
         kind, options = next(iter(raw.items()))
         if kind not in _STEP_KEYS:
-            raise RecipeError(f"{source} step {i}: unknown kind {kind!r}; use train, export or profile")
+            raise RecipeError(f"{source} step {i}: unknown kind {kind!r}; use train, export, profile or fit")
         if options is None:
             options = {}
         if not isinstance(options, dict):
@@ -222,6 +225,11 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
             target = str(step.options["target"])
             parse_target_options(target, _exporter(target).options,
                                  {k: v for k, v in step.options.items() if k not in _EXPORT_KEYS})
+        elif step.kind == "fit":
+            from snnpipe.hw_targets.fit import get_fit_chip
+
+            for chip in [*step.options.get("chips", []), *step.options.get("require_fit", [])]:
+                get_fit_chip(str(chip))
         elif step.options.get("target") is not None:
             from snnpipe.hw_targets.energy import get_target
 
@@ -389,6 +397,12 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
             exported = export(source, step.options["target"], out=target / f"{Path(source).parent.name}{suffix}",
                               force=True, **options)  # a file there is this run's own, from before an interruption
             result = StepResult(step.name, "export", str(exported.path), 0.0, _scalars(exported.report, 4))
+        elif step.kind == "fit":
+            from snnpipe.pipeline.fit import fit_to_report
+
+            summary, path = fit_to_report(resolve(step.options["from"]), target, step.options.get("chips"),
+                                          step.options.get("require_fit", ()))
+            result = StepResult(step.name, "fit", str(path), 0.0, summary)
         else:
             from snnpipe.pipeline.profile import profile_to_reports
 

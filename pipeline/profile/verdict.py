@@ -114,7 +114,8 @@ def _sources(model: str, target: EnergyTarget, precision: Precision, chip: Chip,
     if model == "ops":
         return {f"{prefix}MAC {precision.mac_pj:.3g} pJ": precision.source} if prefix else {}
     if model == "chip":
-        return {f"{chip.name}.{k} = {getattr(chip, k)}": v for k, v in chip.sources.items()}
+        return {f"{chip.name}.{k} = {getattr(chip, k)}": v for k, v in chip.sources.items()
+                if k not in chip.limits}  # the limits are the fit's (`hw_targets.fit`), not priced
     return {f"{prefix}{precision.name}: add {precision.add_pj:.3g} pJ, mult {precision.mult_pj:.3g} pJ, "
             f"{precision.bits}-bit weights, {precision.act_bits}-bit activations, {precision.state_bits}-bit state":
             precision.source,
