@@ -158,9 +158,17 @@ def registries_reference() -> str:
     out += ["", "## Chips (`snnpipe profile --energy-model chip --chip`)", ""]
     for c in CHIPS.values():
         out += [f"### `{c.name}`", "", c.description, "", "| constant | value | source |", "| --- | ---: | --- |"]
-        out += [f"| `{k}` | {getattr(c, k):g} | {_cell(src)} |" for k, src in c.sources.items()]
+        values = {**c.limits, **{k: getattr(c, k) for k in c.sources if k not in c.limits}}
+        out += [f"| `{k}` | {_value(values[k])} | {_cell(src)} |" for k, src in c.sources.items()]
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _value(value) -> str:
+    """A chip's constant or limit in a table cell: numbers as %g, lists and words as they are."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:g}"
+    return _cell(", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
 
 
 def _fields(cls: type) -> list:
