@@ -7,7 +7,8 @@ averaged over the steps, as the zoo's readout)::
     conv:      conv 1->8 3x3, LIF, avgpool 2, conv 8->16 3x3, LIF, avgpool 2, flatten, linear 64->10
     residual:  conv 1->8 3x3, LIF, [conv 8->8, LIF, conv 8->8] + identity, LIF, avgpool 2, flatten, linear 128->10
 
-The neurons are each framework's leaky integrate-and-fire with a hard reset to 0 where it has one
+Sinabs' nets pool by sums (``sinabs.layers.SumPool2d``, the pooling its chips and its NIR writer
+take), the others by averages. The neurons are each framework's leaky integrate-and-fire with a hard reset to 0 where it has one
 (what Loihi's CUBA neuron does): snnTorch ``Leaky``, SpikingJelly ``LIFNode`` (single step), Norse
 ``LIFBoxCell`` (no synaptic current, as the others),
 Sinabs ``LIFSqueeze`` with ``SingleSpike`` and ``MembraneReset`` (the (B*T, ...) layout its convs take).
@@ -60,11 +61,15 @@ def _neuron(framework: str, timesteps: int) -> Callable[[], nn.Module]:
 
 def _layers(framework: str):
     """The framework's own conv / pool / flatten / linear classes where it has them (SpikingJelly's
-    ``layer`` package: single-step wrappers of torch's), else torch's."""
+    ``layer`` package: single-step wrappers of torch's; Sinabs' ``SumPool2d``), else torch's."""
     if framework == "spikingjelly":
         from spikingjelly.activation_based import layer
 
         return layer.Conv2d, layer.AvgPool2d, layer.Flatten, layer.Linear
+    if framework == "sinabs":  # Sinabs pools by sums (as its chips do)
+        import sinabs.layers as sl
+
+        return nn.Conv2d, sl.SumPool2d, nn.Flatten, nn.Linear
     return nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Linear
 
 
@@ -160,3 +165,70 @@ def run(framework: str) -> Callable[[nn.Module, Tensor], Tensor]:
         reset(framework, net)
         return torch.stack([net(x_t) for x_t in x]).mean(0)
     return step_run
+
+
+#: The data every fine-tune and accuracy uses: digits, direct encoding, its split of seed 0, mean 0 and
+#: std 1 (the images as they are, scaled to [0, 1]).
+DATASET, ENCODING, MEAN, STD = "digits", "direct", (0.0,), (1.0,)
+
+
+def fine_tune(framework: str, net: nn.Module, timesteps: int, epochs: int, seed: int = 0, lr: float = 5e-3) -> nn.Module:
+    """Train ``net`` on digits in its own framework (surrogate gradients, Adam, cross-entropy on the
+    readout averaged over T), seeded; returns it in eval mode."""
+    from snnpipe.pipeline.data import iterate_batches, load_dataset
+    from snnpipe.pipeline.encoding import encode
+
+    data = load_dataset(DATASET, seed=0)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    forward = run(framework)
+    net.train()
+    for _ in range(epochs):
+        for x, y in iterate_batches(data.train_x, data.train_y, 32, shuffle=True, generator=generator):
+            loss = nn.functional.cross_entropy(forward(net, encode(x, ENCODING, timesteps, MEAN, STD)), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return net.eval()
+
+
+def accuracy(framework: str, net: nn.Module, timesteps: int) -> float:
+    """Percent of digits' test set the framework's own model classifies correctly."""
+    from snnpipe.pipeline.data import load_dataset
+    from snnpipe.pipeline.encoding import encode
+
+    data = load_dataset(DATASET, seed=0)
+    with torch.no_grad():
+        logits = run(framework)(net.eval(), encode(data.test_x, ENCODING, timesteps, MEAN, STD))
+    return 100.0 * float((logits.argmax(1) == data.test_y).float().mean())
+
+
+def record(framework: str, net: nn.Module, x: Tensor) -> dict[str, Tensor]:
+    """The spikes of every neuron layer of ``net`` over x (T, B, ...) from rest, by module path, each
+    (T, B, ...) whatever the framework's layout."""
+    from snnpipe.pipeline.profile.frameworks import neuron_layers
+
+    steps, batch = x.shape[:2]
+    recorded: dict[str, list[Tensor]] = {}
+    handles = [module.register_forward_hook(
+        lambda _m, _i, out, path=path, entry=entry: recorded.setdefault(path, []).append(entry.spikes(out).detach().clone()))
+        for path, (module, entry) in neuron_layers(net).items()]
+    try:
+        with torch.no_grad():
+            run(framework)(net.eval(), x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if framework == "sinabs":  # one call on (B*T, ...), batch-major
+        return {path: calls[0].unflatten(0, (batch, steps)).transpose(0, 1) for path, calls in recorded.items()}
+    return {path: torch.stack(calls) for path, calls in recorded.items()}
+
+
+def spiking(net: nn.Module, scale: float = 3.0, seed: int = 0) -> nn.Module:
+    """``net`` with its conv and linear weights scaled up, so that every layer spikes on random input."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.weight.mul_(scale)
+    return net
