@@ -1,5 +1,8 @@
 """A framework's ``nn.Module`` straight into the IR, without its NIR writer: ``module_graph(module,
-sample) -> ir.Graph``, and ``deploy(module, sample, out)`` that takes it on to a target (Loihi).
+sample) -> ir.Graph``; ``module_checkpoint`` makes it an snnpipe checkpoint (as ``snnpipe import nir``
+makes a file one), and ``deploy(module, sample, out, dataset=...)`` exports that to a target (Loihi by
+default: quantized, checked in the bit-accurate simulator against the float model, ``verify="lava"``
+spike for spike in Lava), all as for a zoo model.
 
 The module is copied (the user's model is left as it was) and prepared for the one tracer
 (`snnpipe.models.tracer`), which traces one call as one timestep:
@@ -21,13 +24,19 @@ What the IR's CUBA LIF cannot hold is refused by the adapter in one line naming 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.hw_targets import ExportResult
 from snnpipe.models import ir
-from snnpipe.pipeline.profile.frameworks import FRAMEWORKS, framework_of
+from snnpipe.pipeline.checkpoint import Checkpoint
+from snnpipe.pipeline.profile.frameworks import FRAMEWORKS, framework_of, neuron_layers
 
 
 class DeployError(SnnpipeError):
@@ -134,10 +143,87 @@ def module_graph(module: nn.Module, sample: Tensor) -> ir.Graph:
     """
     from snnpipe.models.tracer import trace
 
-    graph = trace(_Output(prepared(module)), tuple(sample.shape[1:]))
-    rename = {name: name[len("model."):] if name.startswith("model.") else name for name in graph.nodes}
+    model = prepared(module)
+    # nodes are named by module path in the user's model: a neuron by its layer's, not its stand-in's
+    neurons = {f"model.{path}": m.ir_name for path, m in model.named_modules() if isinstance(m, _Neuron)}
+    graph = trace(_Output(model), tuple(sample.shape[1:]))
+    rename = {n: neurons.get(n, n[len("model."):] if n.startswith("model.") else n) for n in graph.nodes}
     return ir.Graph({rename[n]: node for n, node in graph.nodes.items()},
                     [(rename[a], rename[b]) for a, b in graph.edges], graph.metadata)
 
 
-__all__ = ["DeployError", "FRAMEWORK_LAYERS", "module_graph", "prepared"]
+def module_checkpoint(module: nn.Module, sample: Tensor, *, dataset: str, timesteps: int, encoding: str = "direct",
+                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                      split_seed: int = 0) -> Checkpoint:
+    """The checkpoint of a framework's network (`module_graph`) for the data it was trained on.
+
+    Args:
+        module, sample: as for `module_graph`.
+        dataset: a registered dataset whose images the network takes (its test set checks exports).
+        timesteps: T the network runs for.
+        encoding: ``direct``, ``rate`` or ``latency``: how the images became its input.
+        mean, std: the direct encoding's per-channel normalization (default 0 and 1: the images as they are).
+        split_seed: the seed of the dataset's train/test split.
+
+    Raises:
+        SnnpipeError: a network the IR cannot hold (by module path), data that does not fit it.
+    """
+    from snnpipe.models import create_model
+    from snnpipe.models.graph import graph_model_args
+    from snnpipe.models.params import NeuronParams
+    from snnpipe.pipeline.data import DATASETS, DataSpec
+
+    graph = module_graph(module, sample)
+    if dataset not in DATASETS:
+        raise DeployError(f"dataset {dataset!r} is unknown: choose one of {', '.join(DATASETS)}")
+    shapes = graph.shapes()
+    image, classes = DATASETS[dataset].input_shape, DATASETS[dataset].num_classes
+    if tuple(shapes[graph.input]) != tuple(image) or tuple(shapes[graph.output]) != (classes,):
+        raise DeployError(f"the network maps {shapes[graph.input]} to {shapes[graph.output]}; {dataset} has "
+                          f"{'x'.join(map(str, image))} images and {classes} classes")
+    channels = image[0]
+    spec = DataSpec(dataset, image, classes, tuple(mean) if mean is not None else (0.0,) * channels,
+                    tuple(std) if std is not None else (1.0,) * channels, split_seed)
+    first = next((n for n in graph.nodes.values() if isinstance(n, ir.CubaLIF)), None)
+    scalar = first is not None and not any(isinstance(getattr(first, f), np.ndarray) for f in ("current_decay", "voltage_decay", "threshold"))
+    neuron = NeuronParams(current_decay=first.current_decay, voltage_decay=first.voltage_decay, threshold=first.threshold,
+                          reset=first.reset, refractory_steps=first.refractory_steps) if scalar else NeuronParams()
+    name, args = graph_model_args(graph)
+    model = create_model(name, input_shape=image, num_classes=classes, neuron=neuron, graph=graph)
+    frameworks = sorted({f.name for _, (_, f) in neuron_layers(module).items()})
+    return Checkpoint(model_name=name, model_args=args, spiking=True, neuron=neuron, timesteps=timesteps,
+                      encoding=encoding, data=spec, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+                      history=[{"stage": "deploy", "source": type(module).__name__, "frameworks": frameworks}])
+
+
+def deploy(module: nn.Module, sample: Tensor, out: str | Path, *, dataset: str, timesteps: int,
+           encoding: str = "direct", mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+           split_seed: int = 0, target: str = "loihi", checkpoint: str | Path | None = None, force: bool = False,
+           data_dir: str | Path | None = None, samples: int | None = None, **options: Any) -> ExportResult:
+    """Export a framework's network to ``target`` without its NIR writer (module docstring).
+
+    Args:
+        module, sample: the network and one step of its input (`module_graph`).
+        out: the file to write (a netx or Loihi graph file for ``loihi``).
+        dataset, timesteps, encoding, mean, std, split_seed: its data (`module_checkpoint`).
+        target: a registered export target (``loihi``, ``nir``, ``onnx``).
+        checkpoint: where to keep the snnpipe checkpoint too (to profile or fine-tune it later).
+        force: overwrite existing files.
+        data_dir, samples: where the dataset lives; the first N test samples only.
+        options: the target's options (``max_drop``, ``verify="lava"`` ...), as for `pipeline.export.export`.
+
+    Raises:
+        SnnpipeError: what the graph, the target or the gate refuses, in one line.
+    """
+    from snnpipe.pipeline.export import export
+
+    ckpt = module_checkpoint(module, sample, dataset=dataset, timesteps=timesteps, encoding=encoding, mean=mean,
+                             std=std, split_seed=split_seed)
+    if checkpoint is not None:
+        if os.path.lexists(checkpoint) and not force:
+            raise DeployError(f"{checkpoint} exists; pass force=True to overwrite it or give another path")
+        ckpt.save(checkpoint)
+    return export(ckpt, target, out, force=force, data_dir=data_dir, samples=samples, **options)
+
+
+__all__ = ["DeployError", "FRAMEWORK_LAYERS", "deploy", "module_checkpoint", "module_graph", "prepared"]

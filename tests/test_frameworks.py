@@ -1,0 +1,92 @@
+"""A framework's module straight into the IR (`pipeline.deploy`), for the conv and the residual net of
+snnTorch, SpikingJelly, Norse and Sinabs (`tests/framework_nets.py`).
+
+Oracles: the framework itself. The snnpipe model built from the graph spikes as the framework's model
+at every neuron node and gives the same logits; its profile has the same counts as `profile_module`
+on the framework's own model, layer by layer, but one: the state held per neuron, where snnpipe counts
+the CUBA neuron's current and voltage (what Loihi holds, `tests/test_energy_models.py`) and the
+frameworks' LIF holds the voltage alone, exactly twice as much.
+"""
+
+import pytest
+import torch
+
+import framework_nets as F
+from snnpipe.models.graph import layer_modules
+from snnpipe.models.neurons import CubaLIF
+from snnpipe.pipeline.deploy import DeployError, module_checkpoint, module_graph
+from snnpipe.pipeline.profile import profile_module
+
+T, BATCH = 6, 3
+CASES = [(framework, kind) for framework in F.FRAMEWORKS for kind in F.KINDS]
+
+
+def _input() -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.rand(T, BATCH, *F.INPUT_SHAPE)
+
+
+def _ours(ckpt, x):
+    """The logits and every neuron node's spikes (T, B, ...) of the checkpoint's model."""
+    model = ckpt.build_model().eval()
+    recorded = {}
+    handles = [m.register_forward_hook(lambda _m, _i, out, n=n: recorded.setdefault(n, []).append(out.clone()))
+               for n, m in layer_modules(model).items() if isinstance(m, CubaLIF)]
+    with torch.no_grad():
+        out = model(x)
+    for handle in handles:
+        handle.remove()
+    return out.mean(0), {n: torch.stack(steps) for n, steps in recorded.items()}
+
+
+@pytest.mark.parametrize("framework,kind", CASES)
+def test_the_module_deploys_spike_for_spike(framework, kind):
+    net = F.spiking(F.build(framework, kind, T))
+    x = _input()
+    theirs = F.record(framework, net, x)
+    with torch.no_grad():
+        logits = F.run(framework)(net, x)
+    ckpt = module_checkpoint(net, x[0], dataset=F.DATASET, timesteps=T)
+    assert ckpt.model_name == ("sequential" if kind == "conv" else "graph")
+    out, ours = _ours(ckpt, x)
+    assert set(ours) == set(theirs) and all(s.sum() > 0 for s in theirs.values())
+    for name, spikes in theirs.items():
+        assert torch.equal(ours[name], spikes), f"{name}: {int((ours[name] != spikes).sum())} spikes differ"
+    assert (out - logits).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("framework,kind", CASES)
+def test_the_profile_counts_equal_the_framework_model(framework, kind):
+    net = F.spiking(F.build(framework, kind, T))
+    x = _input()
+    theirs = profile_module(net, x, run=F.run(framework))
+    ours = profile_module(module_checkpoint(net, x[0], dataset=F.DATASET, timesteps=T).build_model().eval(), x)
+    assert theirs.spiking and ours.spiking and len(ours.layers) == len(theirs.layers)
+    assert all(layer.spikes > 0 for layer in theirs.neuron_layers)
+    for mine, their in zip(ours.layers, theirs.layers):
+        a = {k: v for k, v in vars(mine).items() if k not in ("name", "module", "state_size")}
+        b = {k: v for k, v in vars(their).items() if k not in ("name", "module", "state_size")}
+        assert a == b, their.name
+        assert getattr(mine, "state_size", 0) == 2 * getattr(their, "state_size", 0)  # u and v against v
+    assert {**vars(ours.totals), "state_size": 0} == {**vars(theirs.totals), "state_size": 0}
+
+
+def test_the_user_model_is_left_as_it_was():
+    net = F.spiking(F.build("snntorch", "residual", T))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    module_graph(net, _input()[0])
+    assert type(net.lif0).__name__ == "Leaky" and all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_what_loihi_cuba_cannot_hold_is_one_line_naming_the_module():
+    sl = pytest.importorskip("sinabs.layers")
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), sl.IAFSqueeze(num_timesteps=T), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 10))
+    with pytest.raises(DeployError, match=r"^1 \(sinabs.IAFSqueeze: spike_fn=MultiSpike emits several spikes per step"):
+        module_graph(net, _input()[0])
+
+
+def test_data_that_does_not_fit_the_network_is_one_line():
+    net = F.build("snntorch", "conv", T)
+    with pytest.raises(DeployError, match=r"^the network maps \(1, 8, 8\) to \(10,\); fashion-mnist has 1x28x28 images"):
+        module_checkpoint(net, _input()[0], dataset="fashion-mnist", timesteps=T)
