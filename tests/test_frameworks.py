@@ -14,7 +14,7 @@ import torch
 import framework_nets as F
 from snnpipe.models.graph import layer_modules
 from snnpipe.models.neurons import CubaLIF
-from snnpipe.pipeline.deploy import DeployError, module_checkpoint, module_graph
+from snnpipe.pipeline.deploy import DeployError, deploy, module_checkpoint, module_graph
 from snnpipe.pipeline.profile import profile_module
 
 T, BATCH = 6, 3
@@ -90,3 +90,29 @@ def test_data_that_does_not_fit_the_network_is_one_line():
     net = F.build("snntorch", "conv", T)
     with pytest.raises(DeployError, match=r"^the network maps \(1, 8, 8\) to \(10,\); fashion-mnist has 1x28x28 images"):
         module_checkpoint(net, _input()[0], dataset="fashion-mnist", timesteps=T)
+
+
+# --- on to Loihi ------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("framework,kind", CASES)
+def test_a_fine_tuned_module_deploys_to_loihi_within_the_gate(framework, kind, tmp_path):
+    """Two epochs on digits in the framework itself, then Loihi: the export's float accuracy is the
+    framework's own on the same test set, and fixed point passes the default 1-point gate."""
+    steps = 4
+    net = F.fine_tune(framework, F.build(framework, kind, steps), steps, epochs=2)
+    theirs = F.accuracy(framework, net, steps)
+    result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=steps)
+    report = result.report
+    assert theirs > 60.0 and report["test_samples"] == 360
+    assert 100 * report["accuracy_float"] == pytest.approx(theirs, abs=1e-6)
+    assert report["accuracy_drop_pt"] <= 1.0 and result.path.exists()
+
+
+@pytest.mark.lava
+@pytest.mark.parametrize("framework,kind", CASES)
+def test_the_loihi_file_spikes_in_lava_as_in_the_simulator(framework, kind, tmp_path):
+    net = F.spiking(F.build(framework, kind, 4))
+    result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=4,
+                    samples=16, max_drop=100.0, verify="lava", verify_samples=4)
+    assert result.report["verified"].startswith("lava: 4 samples") and "every layer's spikes bit-exact" in result.report["verified"]
