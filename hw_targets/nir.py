@@ -77,8 +77,8 @@ leaves no file.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import operator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -86,7 +86,7 @@ from typing import Any, Callable
 import nir
 import numpy as np
 import torch
-from torch import Tensor, fx, nn
+from torch import Tensor, nn
 
 from snnpipe import __version__
 from snnpipe.arguments import PositiveFloat, PositiveInt
@@ -102,9 +102,10 @@ from snnpipe.hw_targets import (
 from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.hw_targets.hdf5_file import ForeignHdf5Error, open_hdf5
 from snnpipe.hw_targets.isolated import in_child
-from snnpipe.models import SpikingModel, create_model
-from snnpipe.models.graph import layer_modules, load_layer_weights
-from snnpipe.models.neurons import CubaLIF, Neuron, NeuronParams, ReLU
+from snnpipe.models import SpikingModel, create_model, ir
+from snnpipe.models.graph import chain, graph_model_args, layer_modules
+from snnpipe.models.neurons import CubaLIF, NeuronParams
+from snnpipe.models.tracer import TraceError, trace
 
 TARGET = "nir"
 #: snnTorch's time step (``export_nir.py``, ``import_nir.py``): time constants are dt / decay.
@@ -121,8 +122,6 @@ READ_TIMEOUT = 60.0
 READ_ERRORS = (OSError, RuntimeError, KeyError, ValueError, TypeError, AssertionError)
 REEXPORT = "re-export it from its source"
 DAMAGED = f"the file is damaged or not a NIR graph snnpipe can read: {REEXPORT}"
-IMPORTABLE = ("Input", "Output", "Affine", "Linear", "Conv2d", "Flatten", "AvgPool2d", "SumPool2d",
-              "LIF", "CubaLIF", "IF", "Delay")
 
 
 class NirError(SnnpipeError):
@@ -130,40 +129,185 @@ class NirError(SnnpipeError):
 
 
 # ---------------------------------------------------------------------------------------------
-# The neuron mapping (module docstring)
+# Export: the graph (`snnpipe.models.ir`) -> NIR nodes, one mapper per node type
 # ---------------------------------------------------------------------------------------------
 
-def neuron_to_nir(params: NeuronParams, shape: tuple[int, ...], dt: float = DEFAULT_DT, path: str = "",
+def _per_neuron(value: ir.Param, shape: tuple[int, ...]) -> np.ndarray:
+    """A neuron parameter as NIR holds it: one value per neuron of ``shape``."""
+    return np.array(np.broadcast_to(np.asarray(value, dtype=np.float64), shape))
+
+
+def neuron_to_nir(params: NeuronParams | ir.CubaLIF, shape: tuple[int, ...], dt: float = DEFAULT_DT, path: str = "",
                   module: object = None) -> nir.NIRNode:
     """The NIR node of a CUBA LIF layer of ``shape`` (one sample): LIF, IF or CubaLIF.
 
     Raises:
-        UnsupportedLayerError: refractory period, or a CubaLIF with a decay of 0.
+        UnsupportedLayerError: refractory period, soft reset, a bias, or a CubaLIF with a decay of 0.
     """
-    a_u, a_v, theta = params.current_decay, params.voltage_decay, params.threshold
-    owner = module if module is not None else params
-    if params.refractory_steps:
+    node = params if isinstance(params, ir.CubaLIF) else CubaLIF(params).ir_node()
+    owner = module if module is not None else node
+    if node.refractory_steps:
         raise UnsupportedLayerError(path, owner, TARGET, "NIR's neurons have no refractory period "
-                                    f"(refractory_steps={params.refractory_steps})")
-    if params.reset != "zero":
-        raise UnsupportedLayerError(path, owner, TARGET, f"reset={params.reset!r}: NIR's neurons reset to v_reset; "
+                                    f"(refractory_steps={node.refractory_steps})")
+    if node.reset != "zero":
+        raise UnsupportedLayerError(path, owner, TARGET, f"reset={node.reset!r}: NIR's neurons reset to v_reset; "
                                     "retrain with --reset zero, or export with --target onnx")
+    if node.bias is not None and np.any(node.bias):
+        raise UnsupportedLayerError(path, owner, TARGET, "NIR's neurons have no bias (fold it into the synapse before)")
+    a_u, a_v = np.asarray(node.current_decay), np.asarray(node.voltage_decay)
 
-    def full(value: float) -> np.ndarray:
-        return np.full(shape, value, dtype=np.float64)
+    def full(value: ir.Param) -> np.ndarray:
+        return _per_neuron(value, shape)
 
-    if a_u == 1.0 and a_v == 0.0:
-        return nir.IF(r=full(1.0 / dt), v_threshold=full(theta), v_reset=full(0.0))
-    if a_u == 1.0:
-        tau = dt / a_v
-        return nir.LIF(tau=full(tau), r=full(tau / dt), v_leak=full(0.0), v_threshold=full(theta), v_reset=full(0.0))
-    if a_u == 0.0 or a_v == 0.0:
+    common = {"v_threshold": full(node.threshold), "v_reset": full(node.v_reset)}
+    if np.all(a_u == 1.0) and np.all(a_v == 0.0) and not np.any(node.v_leak):
+        return nir.IF(r=full(1.0 / dt), **common)
+    if np.any(a_u == 0.0) or np.any(a_v == 0.0):
         raise UnsupportedLayerError(path, owner, TARGET, "a decay of 0 is an infinite NIR time constant "
-                                    f"(current_decay={a_u}, voltage_decay={a_v})")
+                                    f"(current_decay={node.current_decay}, voltage_decay={node.voltage_decay})")
+    if np.all(a_u == 1.0):
+        tau = dt / a_v
+        return nir.LIF(tau=full(tau), r=full(tau / dt), v_leak=full(node.v_leak), **common)
     tau_syn, tau_mem = dt / a_u, dt / a_v
-    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt), v_leak=full(0.0),
-                       v_threshold=full(theta), v_reset=full(0.0), w_in=full(tau_syn / dt))
+    return nir.CubaLIF(tau_syn=full(tau_syn), tau_mem=full(tau_mem), r=full(tau_mem / dt), v_leak=full(node.v_leak),
+                       w_in=full(tau_syn / dt), **common)
 
+
+def _linear(node: ir.Affine, in_shape, out_shape, dt, name) -> nir.NIRNode:
+    weight = node.weight.astype(np.float32)
+    if node.bias is None:
+        return nir.Linear(weight=weight)
+    return nir.Affine(weight=weight, bias=node.bias.astype(np.float32))
+
+
+def _conv(node: ir.Conv2d, in_shape, out_shape, dt, name) -> nir.NIRNode:
+    weight = node.weight.astype(np.float32)
+    bias = (node.bias if node.bias is not None else np.zeros(weight.shape[0])).astype(np.float32)  # NIR's has one
+    if isinstance(node, ir.Conv1d):
+        return nir.Conv1d(input_shape=in_shape[1], weight=weight, stride=node.stride[0], dilation=node.dilation[0],
+                          padding=node.padding if isinstance(node.padding, str) else node.padding[0],
+                          groups=node.groups, bias=bias)
+    return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=weight, stride=node.stride, padding=node.padding,
+                      dilation=node.dilation, groups=node.groups, bias=bias)
+
+
+def _flatten(node: ir.Flatten, in_shape, out_shape, dt, name) -> nir.NIRNode:
+    return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=node.start_dim, end_dim=node.end_dim)
+
+
+def _pool(node: ir.AvgPool2d, in_shape, out_shape, dt, name) -> nir.NIRNode:
+    kind = nir.SumPool2d if isinstance(node, ir.SumPool2d) else nir.AvgPool2d
+    return kind(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride), padding=np.array(node.padding))
+
+
+def _cuba_lif(node: ir.CubaLIF, in_shape, out_shape, dt, name) -> nir.NIRNode:
+    return neuron_to_nir(node, tuple(in_shape), dt, name)
+
+
+def _cuba_li(node: ir.CubaLI, in_shape, out_shape, dt, name) -> nir.NIRNode:
+    # u = I / (a_u w_in) with w_in = 1 / a_u, and r = gain / a_v: the gains cancel (module docstring)
+    a_u, a_v = np.asarray(node.current_decay), np.asarray(node.voltage_decay)
+    if np.any(a_u == 0.0) or np.any(a_v == 0.0):
+        raise UnsupportedLayerError(name, node, TARGET, "a decay of 0 is an infinite NIR time constant "
+                                    f"(current_decay={node.current_decay}, voltage_decay={node.voltage_decay})")
+    if node.bias is not None and np.any(node.bias):
+        raise UnsupportedLayerError(name, node, TARGET, "NIR's neurons have no bias (fold it into the synapse before)")
+    shape = tuple(in_shape)
+    tau_mem, r, v_leak = _per_neuron(dt / a_v, shape), _per_neuron(node.gain / a_v, shape), _per_neuron(node.v_leak, shape)
+    if np.all(a_u == 1.0):
+        return nir.LI(tau=tau_mem, r=r, v_leak=v_leak)
+    return nir.CubaLI(tau_syn=_per_neuron(dt / a_u, shape), tau_mem=tau_mem, r=r, v_leak=v_leak,
+                      w_in=_per_neuron(1.0 / a_u, shape))
+
+
+Mapper = Callable[[Any, tuple, tuple, float, str], nir.NIRNode]
+#: Node type -> its NIR node (``node, input shape, output shape, dt, name``); one sample's shapes.
+EXPORT_MAPPERS: dict[type, Mapper] = {
+    ir.Input: lambda node, i, o, dt, name: nir.Input(input_type={"input": np.array(node.shape)}),
+    ir.Output: lambda node, i, o, dt, name: nir.Output(output_type={"output": np.array(node.shape)}),
+    ir.Affine: _linear,
+    ir.Conv1d: _conv,
+    ir.Conv2d: _conv,
+    ir.Flatten: _flatten,
+    ir.AvgPool2d: _pool,
+    ir.SumPool2d: _pool,
+    ir.CubaLIF: _cuba_lif,
+    ir.CubaLI: _cuba_li,
+    ir.Integrator: lambda node, i, o, dt, name: nir.I(r=_per_neuron(np.asarray(node.gain) / dt, tuple(i))),
+    ir.Threshold: lambda node, i, o, dt, name: nir.Threshold(threshold=_per_neuron(node.threshold, tuple(i))),
+    ir.Scale: lambda node, i, o, dt, name: nir.Scale(scale=_per_neuron(node.scale, tuple(i))),
+    ir.Delay: lambda node, i, o, dt, name: nir.Delay(delay=np.full(tuple(i), node.steps * float(dt))),
+}
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0][:160] if text else type(err).__name__
+
+
+def _brief(value: Any) -> str:
+    """``repr(value)`` on one line, at most 80 characters."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def graph_to_nir(graph: ir.Graph, dt: float = DEFAULT_DT, metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
+    """The NIR graph of ``graph``, node by node (`EXPORT_MAPPERS`), with its metadata and ``metadata``
+    (plain values) in NIR's. A graph in Loihi's timing (metadata ``delay_shift``) gets a one-step
+    Delay in front of every synapse, named ``<synapse>.delay`` (module docstring).
+
+    Raises:
+        UnsupportedLayerError: a node or neuron setting NIR cannot express, by name.
+        ExportError: a residual graph in Loihi's timing.
+    """
+    shapes = graph.shapes()
+    delayed = bool(graph.metadata.get("delay_shift"))
+    if delayed and any(len(graph.inputs(name)) > 1 for name in graph.nodes):
+        raise ExportError("this network runs in Loihi's timing (trained with --quantize loihi) and has residual "
+                          "connections, whose shortcut delays the NIR export does not write: export it with "
+                          "--target loihi, or train it without --quantize loihi")
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: list[tuple[str, str]] = []
+    for name in graph.nodes:
+        node = graph.nodes[name]
+        sources = graph.inputs(name)
+        in_shape = shapes[sources[0]] if sources else shapes[name]
+        mapper = EXPORT_MAPPERS.get(type(node))
+        if mapper is None:
+            raise UnsupportedLayerError(name, node, TARGET, "NIR export maps " + ", ".join(k.__name__ for k in EXPORT_MAPPERS))
+        nodes[name] = mapper(node, in_shape, shapes[name], dt, name)
+        if delayed and isinstance(node, ir.SYNAPSES):  # Loihi's timing: one step into every synapse
+            nodes[f"{name}.delay"] = EXPORT_MAPPERS[ir.Delay](ir.Delay(1), in_shape, in_shape, dt, name)
+            edges += [(source, f"{name}.delay") for source in sources] + [(f"{name}.delay", name)]
+        else:
+            edges += [(source, name) for source in sources]
+    plain = {k: v for k, v in graph.metadata.items() if k != "delay_shift"}
+    metadata = {**plain, **(metadata or {}), "dt": float(dt), "producer": f"snnpipe {__version__}"}
+    try:
+        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+    except Exception as err:  # nir's type check: a shape that does not line up
+        raise ExportError(f"the NIR graph does not type-check ({_first_line(err)})") from None
+
+
+def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAULT_DT,
+           metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
+    """The NIR graph of ``model`` (BatchNorm already folded), one sample of ``input_shape``, with
+    ``metadata`` (plain values: str, int, float, lists of them) in the graph's.
+
+    Raises:
+        UnsupportedLayerError: a module, function or neuron setting NIR cannot express.
+        ExportError: a network in Loihi's timing that is not a chain (module docstring).
+    """
+    try:
+        graph = trace(model, input_shape)
+    except TraceError as err:
+        raise UnsupportedLayerError(err.path, err.module, TARGET, err.reason) from None
+    return graph_to_nir(graph, dt, metadata)
+
+
+# ---------------------------------------------------------------------------------------------
+# Import: NIR nodes -> the graph, one mapper per NIR node type
+# ---------------------------------------------------------------------------------------------
 
 def _values(name: str, node: object, key: str, ndim: int | None = None) -> np.ndarray:
     """``node.<key>`` as a non-empty finite float array (of ``ndim`` dimensions), else NirError."""
@@ -179,264 +323,161 @@ def _values(name: str, node: object, key: str, ndim: int | None = None) -> np.nd
     return array.astype(np.float64)
 
 
-def _uniform(name: str, node: object, key: str) -> float:
-    array = _values(name, node, key).ravel()
-    if not np.allclose(array, array[0], rtol=1e-6, atol=0.0):
-        raise NirError(
-            f"NIR node {name!r} ({type(node).__name__}) has per-neuron {key} ({array.min():g} .. {array.max():g}); "
-            "snnpipe's CUBA LIF takes one value per layer"
-        )
-    return float(array[0])
+def _one_value(array: np.ndarray) -> ir.Param:
+    """One float where every neuron has the same value (to float32 precision), else the array."""
+    flat = array.ravel()
+    return float(flat[0]) if np.allclose(flat, flat[0], rtol=1e-6, atol=0.0) else array
 
 
-def _decay(name: str, node: object, key: str, tau: float, dt: float) -> float:
-    decay = dt / tau if tau > 0 else math.inf
-    if 1.0 < decay <= 1.0 + 1e-9:
-        decay = 1.0  # tau written as dt in float32
-    if not 0.0 < decay <= 1.0:
+def _decay(name: str, node: object, key: str, tau: np.ndarray, dt: float) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        decay = np.where(tau > 0, dt / np.where(tau > 0, tau, 1.0), np.inf)
+    decay = np.where((decay > 1.0) & (decay <= 1.0 + 1e-9), 1.0, decay)  # tau written as dt in float32
+    if not np.all((decay > 0.0) & (decay <= 1.0)):
+        bad = float(tau.ravel()[np.argmax(~((decay > 0.0) & (decay <= 1.0)).ravel())])
         raise NirError(
-            f"NIR node {name!r} ({type(node).__name__}): {key}={tau:g} gives decay dt/{key} = {decay:g} with dt={dt:g}; "
-            "it must lie in (0, 1]: pass the file's dt (--dt)"
+            f"NIR node {name!r} ({type(node).__name__}): {key}={bad:g} gives decay dt/{key} = {dt / bad if bad else math.inf:g} "
+            f"with dt={dt:g}; it must lie in (0, 1]: pass the file's dt (--dt)"
         )
     return decay
 
 
-def neuron_from_nir(name: str, node: nir.NIRNode, dt: float = DEFAULT_DT) -> dict[str, Any]:
-    """The ``cuba_lif`` layer dict (`snnpipe.models.graph`) of a NIR LIF, IF or CubaLIF node."""
-    def get(key: str) -> float:
-        return _uniform(name, node, key)
+def _gain(name: str, node: object, gain: np.ndarray) -> np.ndarray:
+    gain = np.where(np.abs(gain - 1.0) <= GAIN_TOLERANCE, 1.0, gain)
+    if not np.all(gain > 0):
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}) has input gain {float(gain.min()):g}; it must be > 0")
+    return gain
 
-    for key in ("v_leak", "v_reset"):
-        if hasattr(node, key) and getattr(node, key) is not None and get(key) != 0.0:
-            raise NirError(f"NIR node {name!r} ({type(node).__name__}) has {key} = {get(key):g}; snnpipe's CUBA LIF has 0")
+
+def neuron_from_nir(name: str, node: nir.NIRNode, dt: float = DEFAULT_DT) -> ir.CubaLIF:
+    """The graph's `ir.CubaLIF` of a NIR LIF, IF or CubaLIF node: the module docstring's inverse,
+    the voltage divided by the input gain g (so the threshold, v_leak and v_reset are)."""
+    def get(key: str) -> np.ndarray:
+        return _values(name, node, key)
+
+    leak = get("v_leak") if getattr(node, "v_leak", None) is not None else np.zeros(1)
+    reset = get("v_reset") if getattr(node, "v_reset", None) is not None else np.zeros(1)
     if isinstance(node, nir.CubaLIF):
         a_u = _decay(name, node, "tau_syn", get("tau_syn"), dt)
         a_v = _decay(name, node, "tau_mem", get("tau_mem"), dt)
         gain = a_u * get("w_in") * a_v * get("r")
     elif isinstance(node, nir.LIF):
-        a_u, a_v = 1.0, _decay(name, node, "tau", get("tau"), dt)
+        a_u, a_v = np.ones(1), _decay(name, node, "tau", get("tau"), dt)
         gain = a_v * get("r")
-    elif isinstance(node, nir.IF):
-        a_u, a_v, gain = 1.0, 0.0, dt * get("r")
-    else:  # pragma: no cover - callers dispatch on type
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}) is not a neuron")
-    if abs(gain - 1.0) <= GAIN_TOLERANCE:
-        gain = 1.0
-    if not gain > 0:
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}) has input gain {gain:g}; it must be > 0")
-    return {"type": "cuba_lif", "name": name, "current_decay": a_u, "voltage_decay": a_v,
-            "threshold": get("v_threshold") / gain}
-
-
-# ---------------------------------------------------------------------------------------------
-# Export: torch.fx trace -> NIR nodes and edges
-# ---------------------------------------------------------------------------------------------
-
-def _pair(value: Any) -> np.ndarray:
-    return np.array(value if isinstance(value, (tuple, list)) else (value, value), dtype=np.int64)
-
-
-def _linear(module: nn.Linear, in_shape, out_shape, dt, path) -> nir.NIRNode:
-    weight = module.weight.detach().cpu().numpy().astype(np.float32)
-    if module.bias is None:
-        return nir.Linear(weight=weight)
-    return nir.Affine(weight=weight, bias=module.bias.detach().cpu().numpy().astype(np.float32))
-
-
-def _conv2d(module: nn.Conv2d, in_shape, out_shape, dt, path) -> nir.NIRNode:
-    if module.padding_mode != "zeros":
-        raise UnsupportedLayerError(path, module, TARGET, f"NIR's Conv2d pads with zeros, not {module.padding_mode!r}")
-    weight = module.weight.detach().cpu().numpy().astype(np.float32)
-    bias = (module.bias.detach().cpu().numpy() if module.bias is not None else np.zeros(weight.shape[0])).astype(np.float32)
-    padding = module.padding if isinstance(module.padding, str) else tuple(module.padding)
-    return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=weight, stride=tuple(module.stride), padding=padding,
-                      dilation=tuple(module.dilation), groups=module.groups, bias=bias)
-
-
-def _flatten(module: nn.Flatten, in_shape, out_shape, dt, path) -> nir.NIRNode:
-    if module.start_dim == 0:
-        raise UnsupportedLayerError(path, module, TARGET, "it flattens the batch axis")
-    end = module.end_dim - 1 if module.end_dim > 0 else module.end_dim
-    return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=module.start_dim - 1, end_dim=end)
-
-
-def _avgpool2d(module: nn.AvgPool2d, in_shape, out_shape, dt, path) -> nir.NIRNode:
-    kernel = _pair(module.kernel_size)
-    stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-    padding = _pair(module.padding)
-    if module.ceil_mode or (padding.any() and not module.count_include_pad):
-        raise UnsupportedLayerError(path, module, TARGET, "NIR pools with floor mode and counts padding")
-    if module.divisor_override == 1:
-        return nir.SumPool2d(kernel_size=kernel, stride=stride, padding=padding)
-    if module.divisor_override is not None:
-        raise UnsupportedLayerError(path, module, TARGET, f"divisor_override={module.divisor_override} is neither mean nor sum")
-    return nir.AvgPool2d(kernel_size=kernel, stride=stride, padding=padding)
-
-
-def _adaptive_avgpool2d(module: nn.AdaptiveAvgPool2d, in_shape, out_shape, dt, path) -> nir.NIRNode:
-    sizes, outs = in_shape[1:], out_shape[1:]
-    if any(n % o for n, o in zip(sizes, outs)):
-        raise UnsupportedLayerError(path, module, TARGET, f"input {tuple(sizes)} is not a multiple of output {tuple(outs)}")
-    kernel = np.array([n // o for n, o in zip(sizes, outs)], dtype=np.int64)  # equal windows: a plain average pool
-    return nir.AvgPool2d(kernel_size=kernel, stride=kernel.copy(), padding=np.zeros(2, dtype=np.int64))
-
-
-def _cuba_lif(module: CubaLIF, in_shape, out_shape, dt, path) -> nir.NIRNode:
-    return neuron_to_nir(module.params, tuple(in_shape), dt, path, module)
-
-
-Mapper = Callable[[nn.Module, tuple, tuple, float, str], nir.NIRNode]
-#: Module type -> NIR node. Types in `PASS_THROUGH` become no node at all (their input flows on).
-EXPORT_MAPPERS: dict[type, Mapper] = {
-    nn.Linear: _linear,
-    nn.Conv2d: _conv2d,
-    nn.Flatten: _flatten,
-    nn.AvgPool2d: _avgpool2d,
-    nn.AdaptiveAvgPool2d: _adaptive_avgpool2d,
-    CubaLIF: _cuba_lif,
-}
-PASS_THROUGH = (nn.Identity, nn.Dropout)
-#: The modules Loihi's timing (``delay_shift``) delays by one step: `SpikingModel._synapses`.
-SYNAPSES = (nn.Linear, nn.Conv2d)
-_HINTS = {
-    ReLU: "NIR export takes the spiking model; this is its ANN twin",
-    nn.MaxPool2d: "NIR has no max pooling; use average pooling (nn.AvgPool2d)",
-    nn.BatchNorm1d: "a BatchNorm that does not directly follow a conv or linear cannot be folded",
-    nn.BatchNorm2d: "a BatchNorm that does not directly follow a conv or linear cannot be folded",
-}
-
-
-def _mapper(module: nn.Module, path: str) -> Mapper | None:
-    for kind in type(module).__mro__:
-        if kind in EXPORT_MAPPERS:
-            return EXPORT_MAPPERS[kind]
-        if kind in PASS_THROUGH:
-            return None
-    hint = next((h for kind, h in _HINTS.items() if isinstance(module, kind)), "NIR export supports "
-                + ", ".join(k.__name__ for k in EXPORT_MAPPERS))
-    raise UnsupportedLayerError(path, module, TARGET, hint)
-
-
-class _Tracer(fx.Tracer):
-    """Stops at neurons and at every module without children: those are the NIR nodes."""
-
-    def is_leaf_module(self, module: nn.Module, qualname: str) -> bool:
-        return isinstance(module, Neuron) or next(module.children(), None) is None
-
-
-class _Body(nn.Module):
-    """The model's blocks in order, one step: what the graph describes (paths as in the model)."""
-
-    def __init__(self, model: SpikingModel) -> None:
-        super().__init__()
-        self.blocks = model.blocks
-
-    def forward(self, x: Tensor) -> Tensor:
-        for block in self.blocks.values():
-            x = block(x)
-        return x
-
-
-def _trace(model: SpikingModel, input_shape: tuple[int, ...]) -> fx.GraphModule:
-    body = _Body(model)
+    else:
+        a_u, a_v, gain = np.ones(1), np.zeros(1), dt * get("r")
+    gain = _gain(name, node, gain)
     try:
-        graph = _Tracer().trace(body)
-    except Exception as err:  # fx's errors (control flow on tensors ...) are many and untyped
-        raise ExportError(f"the model cannot be traced into a graph for NIR ({_first_line(err)})") from None
-    module = fx.GraphModule(body, graph)
-    from torch.fx.passes.shape_prop import ShapeProp
-
-    with torch.no_grad():
-        ShapeProp(module).propagate(torch.zeros(1, *input_shape))
-    model.reset_state()
-    for neuron in model.neurons():
-        neuron.reset_activity()
-    return module
+        return ir.CubaLIF(_one_value(a_u), _one_value(a_v), _one_value(get("v_threshold") / gain),
+                          v_leak=_one_value(leak / gain), v_reset=_one_value(reset / gain))
+    except ValueError as err:
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {err}; {DAMAGED}") from None
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:160] if text else type(err).__name__
+def _ints(name: str, node: object, key: str, minimum: int) -> list[int]:
+    """``node.<key>``, one or two integers >= ``minimum``, as two; NirError otherwise."""
+    array = np.atleast_1d(np.asarray(getattr(node, key, None)))
+    if array.dtype.kind not in "fiu" or array.ndim != 1 or len(array) not in (1, 2) or not np.all(np.isfinite(array)) \
+            or np.any(array != np.round(array)) or np.any(array < minimum):
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not one or two integers >= {minimum} "
+                       f"({array.dtype} of shape {array.shape}); {DAMAGED}")
+    return array.astype(np.int64).tolist()
 
 
-def _brief(value: Any) -> str:
-    """``repr(value)`` on one line, at most 80 characters."""
-    text = " ".join(repr(value).split())
-    return text if len(text) <= 80 else text[:77] + "..."
+def _int(name: str, node: object, key: str) -> int:
+    value = np.asarray(getattr(node, key, None))
+    if value.dtype.kind not in "iu" or value.size != 1:
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not an integer "
+                       f"({value.dtype} of shape {value.shape}); {DAMAGED}")
+    return int(value.reshape(()))
 
 
-def _node_path(node: fx.Node) -> str:
-    stack = node.meta.get("nn_module_stack") or {}
-    return list(stack.values())[-1][0] if stack else node.name
+def _affine(name: str, node: nir.Affine, dt: float) -> ir.Node:
+    weight = _values(name, node, "weight")
+    if weight.ndim != 2:
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}) has a {weight.ndim}-D weight; snnpipe imports 2-D")
+    return ir.Affine(weight, _values(name, node, "bias", 1) if isinstance(node, nir.Affine) else None)
 
 
-def to_nir(model: SpikingModel, input_shape: tuple[int, ...], dt: float = DEFAULT_DT,
-           metadata: dict[str, Any] | None = None) -> nir.NIRGraph:
-    """The NIR graph of ``model`` (BatchNorm already folded), one sample of ``input_shape``, with
-    ``metadata`` (plain values: str, int, float, lists of them) in the graph's.
+def _conv_from(name: str, node: nir.Conv2d, dt: float) -> ir.Node:
+    one = isinstance(node, nir.Conv1d)
+    weight = _values(name, node, "weight", 3 if one else 4)
+    padding = node.padding if isinstance(node.padding, str) else _ints(name, node, "padding", 0)
+    bias = None if node.bias is None else _values(name, node, "bias").reshape(-1)
+    return (ir.Conv1d if one else ir.Conv2d)(weight, bias, _ints(name, node, "stride", 1), padding,
+                                             _ints(name, node, "dilation", 1), _int(name, node, "groups"))
 
-    Raises:
-        UnsupportedLayerError: a module, function or neuron setting NIR cannot express.
-        ExportError: a network in Loihi's timing that is not a chain (module docstring).
-    """
-    traced = _trace(model, input_shape)
-    delayed = bool(getattr(model, "delay_steps", 0))
-    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
-    edges: list[tuple[str, str]] = []
-    sources: dict[fx.Node, list[str]] = {}
 
-    def shape_of(node: fx.Node) -> tuple[int, ...]:
-        return tuple(node.meta["tensor_meta"].shape[1:])
+def _pool_from(name: str, node: nir.AvgPool2d, dt: float) -> ir.Node:
+    kind = ir.SumPool2d if isinstance(node, nir.SumPool2d) else ir.AvgPool2d
+    return kind(_ints(name, node, "kernel_size", 1), _ints(name, node, "stride", 1), _ints(name, node, "padding", 0))
 
-    def connect(args: tuple, target: str) -> None:
-        for source in sources[args[0]]:
-            edges.append((source, target))
 
-    for node in traced.graph.nodes:
-        if node.op == "placeholder":
-            sources[node] = ["input"]
-        elif node.op == "call_module":
-            module = traced.get_submodule(node.target)
-            path = str(node.target)
-            if len(node.args) != 1 or node.kwargs or not isinstance(node.args[0], fx.Node):
-                raise UnsupportedLayerError(path, module, TARGET, "it is called with more than one input")
-            mapper = _mapper(module, path)
-            if mapper is None:
-                sources[node] = sources[node.args[0]]
-                continue
-            nodes[path] = mapper(module, shape_of(node.args[0]), shape_of(node), dt, path)
-            if delayed and isinstance(module, SYNAPSES):  # Loihi's timing: one step into every synapse
-                nodes[f"{path}.delay"] = nir.Delay(delay=np.full(shape_of(node.args[0]), float(dt)))
-                connect(node.args, f"{path}.delay")
-                edges.append((f"{path}.delay", path))
-            else:
-                connect(node.args, path)
-            sources[node] = [path]
-        elif node.op == "call_function" and node.target in (operator.add, torch.add) and not node.kwargs \
-                and len(node.args) == 2 and all(isinstance(a, fx.Node) for a in node.args):
-            left, right = sources[node.args[0]], sources[node.args[1]]
-            if set(left) & set(right):
-                raise ExportError(f"{_node_path(node)} adds a value to itself, which NIR's edges cannot say")
-            sources[node] = left + right
-        elif node.op == "output":
-            nodes["output"] = nir.Output(output_type={"output": np.array(shape_of(node.args[0]))})
-            connect(node.args, "output")
-        else:
-            name = getattr(node.target, "__name__", str(node.target))
-            raise UnsupportedLayerError(_node_path(node), node.target, TARGET, f"the operation {name!r} has no NIR node")
-    if delayed and len({b for _, b in edges}) < len(edges):
-        raise ExportError("this network runs in Loihi's timing (trained with --quantize loihi) and has residual "
-                          "connections, whose shortcut delays the NIR export does not write: export it with "
-                          "--target loihi, or train it without --quantize loihi")
-    metadata = {**(metadata or {}), "dt": float(dt), "producer": f"snnpipe {__version__}"}
+def _delay_from(name: str, node: nir.Delay, dt: float) -> ir.Node:
+    delay = _values(name, node, "delay")
+    steps = _one_value(delay / dt)
+    if isinstance(steps, np.ndarray) or abs(steps - round(steps)) > GAIN_TOLERANCE * max(1.0, steps) or round(steps) < 1:
+        raise NirError(f"NIR node {name!r} (Delay) delays {delay.min():g} .. {delay.max():g} s; snnpipe imports a delay "
+                       f"of whole steps (dt = {dt:g} s), the same for every neuron; one step before every Affine, "
+                       "Linear and Conv2d is Loihi's timing")
+    return ir.Delay(int(round(steps)))
+
+
+ImportMapper = Callable[[str, Any, float], ir.Node]
+#: NIR node type -> the graph's node (``name, node, dt``). Input and Output are the graph's ends
+#: (`from_nir` reads their shapes); any other type is refused by name.
+IMPORT_MAPPERS: dict[type, ImportMapper] = {
+    nir.Affine: _affine,
+    nir.Linear: _affine,
+    nir.Conv1d: _conv_from,
+    nir.Conv2d: _conv_from,
+    nir.AvgPool2d: _pool_from,
+    nir.SumPool2d: _pool_from,
+    nir.Flatten: lambda name, node, dt: ir.Flatten(_int(name, node, "start_dim"), _int(name, node, "end_dim")),
+    nir.LIF: neuron_from_nir,
+    nir.CubaLIF: neuron_from_nir,
+    nir.IF: neuron_from_nir,
+    nir.Delay: _delay_from,
+}
+#: What the import reads, for messages.
+IMPORTABLE = ("Input", "Output", *(kind.__name__ for kind in IMPORT_MAPPERS))
+
+
+def _node_from_nir(name: str, node: nir.NIRNode, dt: float) -> ir.Node:
+    mapper = IMPORT_MAPPERS.get(type(node))
+    if mapper is None:
+        extra = " (a subgraph: recurrent layers are not supported)" if isinstance(node, nir.NIRGraph) else ""
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}){extra} cannot be imported into snnpipe; "
+                       f"supported: {', '.join(IMPORTABLE)}")
     try:
-        return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
-    except Exception as err:  # nir's type check: a shape that does not line up
-        raise ExportError(f"the NIR graph does not type-check ({_first_line(err)})") from None
+        return mapper(name, node, dt)
+    except ValueError as err:
+        if isinstance(err, NirError):
+            raise
+        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {err}; {DAMAGED}") from None
+
+
+def _shape(types: dict | None, key: str) -> tuple[int, ...] | None:
+    value = types.get(key) if isinstance(types, dict) else None
+    if value is None:
+        return None
+    array = np.asarray(value).ravel()
+    if array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)) \
+            or np.any(array < 1):
+        raise NirError(f"the NIR graph has an {key} shape {_brief(value)} that is not positive integers; {DAMAGED}")
+    return tuple(int(v) for v in array)
+
+
+def io_shapes(graph: nir.NIRGraph) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
+    """Shapes of one sample at the graph's Input and Output nodes (None where not exactly one)."""
+    inputs = [n for n in graph.nodes.values() if isinstance(n, nir.Input)]
+    outputs = [n for n in graph.nodes.values() if isinstance(n, nir.Output)]
+    return (_shape(inputs[0].input_type, "input") if len(inputs) == 1 else None,
+            _shape(outputs[0].output_type, "output") if len(outputs) == 1 else None)
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading and import: NIR graph -> a "sequential" or "graph" model (snnpipe.models.graph)
+# Reading and import: a NIR file -> the graph -> a "sequential" or "graph" model (snnpipe.models.graph)
 # ---------------------------------------------------------------------------------------------
 
 def read_nir(path: str | Path) -> tuple[nir.NIRGraph, str]:
@@ -493,133 +534,41 @@ class ImportedNetwork:
     """A NIR graph as an snnpipe model: what a checkpoint needs besides data and timesteps.
 
     Attributes:
-        model_name: ``sequential`` (a chain) or ``graph``.
-        model_args: the layer list, or the nodes and edges (`snnpipe.models.graph`).
-        weights: node name -> {"weight": tensor, "bias": tensor}.
+        graph: the network in the typed graph, weights and the file's metadata included.
         input_shape: one sample, (C, H, W).
         num_classes: size of the output.
         dt: the time step the time constants were read with.
         neuron: the first neuron layer's parameters (the checkpoint's default).
     """
 
-    model_name: str
-    model_args: dict[str, Any]
-    weights: dict[str, dict[str, Tensor]]
+    graph: ir.Graph
     input_shape: tuple[int, int, int]
     num_classes: int
     dt: float
     neuron: NeuronParams = field(default_factory=NeuronParams)
 
+    @property
+    def model_name(self) -> str:
+        """``sequential`` (a chain) or ``graph`` (`snnpipe.models.graph`)."""
+        return graph_model_args(self.graph)[0]
+
+    @property
+    def model_args(self) -> dict[str, Any]:
+        """The graph's structure (its weights go to the state dict), and ``delay_shift``."""
+        return graph_model_args(self.graph)[1]
+
     def build(self, neuron: NeuronParams | None = None, spiking: bool = True) -> SpikingModel:
         """The model with the imported weights."""
+        args = {**self.model_args, "graph": self.graph}
         model = create_model(self.model_name, input_shape=self.input_shape, num_classes=self.num_classes,
-                             neuron=neuron or self.neuron, spiking=spiking, **self.model_args)
-        load_layer_weights(model, self.weights)
+                             neuron=neuron or self.neuron, spiking=spiking, **args)
         return model.eval()
-
-
-def _ints(name: str, node: object, key: str, minimum: int) -> list[int]:
-    """``node.<key>``, one or two integers >= ``minimum``, as two; NirError otherwise."""
-    array = np.atleast_1d(np.asarray(getattr(node, key, None)))
-    if array.dtype.kind not in "fiu" or array.ndim != 1 or len(array) not in (1, 2) or not np.all(np.isfinite(array)) \
-            or np.any(array != np.round(array)) or np.any(array < minimum):
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not one or two integers >= {minimum} "
-                       f"({array.dtype} of shape {array.shape}); {DAMAGED}")
-    flat = array.astype(np.int64).tolist()
-    return flat * 2 if len(flat) == 1 else flat
-
-
-def _int(name: str, node: object, key: str) -> int:
-    value = np.asarray(getattr(node, key, None))
-    if value.dtype.kind not in "iu" or value.size != 1:
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not an integer "
-                       f"({value.dtype} of shape {value.shape}); {DAMAGED}")
-    return int(value.reshape(()))
-
-
-def _tensor(value: Any) -> Tensor:
-    return torch.as_tensor(np.asarray(value, dtype=np.float32))
-
-
-def _layer_from_nir(name: str, node: nir.NIRNode, in_shape: tuple[int, ...] | None, dt: float):
-    """(layer dict, weights) of one node; NirError for a node type snnpipe does not import or values
-    that do not make a layer (not finite, shapes that do not fit)."""
-    def damaged(what: str) -> NirError:
-        return NirError(f"NIR node {name!r} ({type(node).__name__}): {what}; {DAMAGED}")
-
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        weight = _values(name, node, "weight")
-        if weight.ndim != 2:
-            raise NirError(f"NIR node {name!r} ({type(node).__name__}) has a {weight.ndim}-D weight; snnpipe imports 2-D")
-        bias = isinstance(node, nir.Affine)
-        weights = {"weight": _tensor(weight)}
-        if bias:
-            weights["bias"] = _tensor(_values(name, node, "bias", 1))
-            if len(weights["bias"]) != weight.shape[0]:
-                raise damaged(f"bias has {len(weights['bias'])} values for {weight.shape[0]} outputs")
-        return {"type": "linear", "name": name, "in_features": int(weight.shape[1]),
-                "out_features": int(weight.shape[0]), "bias": bias}, weights
-    if isinstance(node, nir.Conv2d):
-        weight = _values(name, node, "weight", 4)
-        out, groups = weight.shape[0], _int(name, node, "groups")
-        if groups < 1 or out % groups:
-            raise damaged(f"groups={groups} does not divide its {out} output channels")
-        stride = _ints(name, node, "stride", 1)
-        padding = node.padding if isinstance(node.padding, str) else _ints(name, node, "padding", 0)
-        if isinstance(padding, str) and (padding not in ("same", "valid") or (padding == "same" and stride != [1, 1])):
-            raise damaged(f"padding={padding!r} with stride {stride} is neither 'valid' nor 'same' with stride 1")
-        layer = {"type": "conv2d", "name": name, "in_channels": int(weight.shape[1]) * groups,
-                 "out_channels": int(out), "kernel_size": list(weight.shape[2:]), "stride": stride,
-                 "padding": padding, "dilation": _ints(name, node, "dilation", 1), "groups": groups, "bias": True}
-        bias = np.zeros(out) if node.bias is None else _values(name, node, "bias").reshape(-1)
-        if bias.size != out:
-            raise damaged(f"bias has {bias.size} values for {out} output channels")
-        return layer, {"weight": _tensor(weight), "bias": _tensor(bias)}
-    if isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
-        kind = "sumpool2d" if isinstance(node, nir.SumPool2d) else "avgpool2d"
-        kernel, padding = _ints(name, node, "kernel_size", 1), _ints(name, node, "padding", 0)
-        if any(2 * p > k for p, k in zip(padding, kernel)):
-            raise damaged(f"padding {padding} is more than half its window {kernel}")
-        return {"type": kind, "name": name, "kernel_size": kernel, "stride": _ints(name, node, "stride", 1),
-                "padding": padding}, {}
-    if isinstance(node, nir.Flatten):
-        first, last = _int(name, node, "start_dim"), _int(name, node, "end_dim")
-        dims = len(in_shape) if in_shape is not None else None
-        start = first + dims if dims is not None and first < 0 else first
-        end = last + dims if dims is not None and last < 0 else last
-        if dims is not None and not (start == 0 and end == dims - 1) and dims > 1:
-            raise NirError(f"NIR node {name!r} (Flatten) flattens dims {first}..{last} of "
-                           f"{tuple(in_shape)}; snnpipe imports a Flatten of the whole sample")
-        return {"type": "flatten", "name": name}, {}
-    if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF)):
-        return neuron_from_nir(name, node, dt), {}
-    kind = type(node).__name__
-    extra = " (a subgraph: recurrent layers are not supported)" if isinstance(node, nir.NIRGraph) else ""
-    raise NirError(f"NIR node {name!r} ({kind}){extra} cannot be imported into snnpipe; supported: {', '.join(IMPORTABLE)}")
-
-
-def _shape(types: dict | None, key: str) -> tuple[int, ...] | None:
-    value = types.get(key) if isinstance(types, dict) else None
-    if value is None:
-        return None
-    array = np.asarray(value).ravel()
-    if array.dtype.kind not in "fiu" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)) \
-            or np.any(array < 1):
-        raise NirError(f"the NIR graph has an {key} shape {_brief(value)} that is not positive integers; {DAMAGED}")
-    return tuple(int(v) for v in array)
-
-
-def io_shapes(graph: nir.NIRGraph) -> tuple[tuple[int, ...] | None, tuple[int, ...] | None]:
-    """Shapes of one sample at the graph's Input and Output nodes (None where not exactly one)."""
-    inputs = [n for n in graph.nodes.values() if isinstance(n, nir.Input)]
-    outputs = [n for n in graph.nodes.values() if isinstance(n, nir.Output)]
-    return (_shape(inputs[0].input_type, "input") if len(inputs) == 1 else None,
-            _shape(outputs[0].output_type, "output") if len(outputs) == 1 else None)
 
 
 def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[int, ...] | None = None,
              refractory_steps: int = 0) -> ImportedNetwork:
-    """A NIR graph as an snnpipe network.
+    """A NIR graph as an snnpipe network: each node by `IMPORT_MAPPERS` into the graph (`ir.Graph`),
+    with the file's metadata; one-step Delays in front of every synapse become Loihi's timing.
 
     Args:
         graph: as read by `read_nir`.
@@ -630,7 +579,7 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
     Raises:
         NirError: an unsupported node or graph; the message names the node.
     """
-    metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
+    metadata = dict(graph.metadata) if isinstance(graph.metadata, dict) else {}
     if dt is None and "dt" in metadata:
         try:
             dt = float(np.asarray(metadata["dt"]))
@@ -648,84 +597,73 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
         raise NirError(f"the NIR graph has {len(inputs)} inputs and {len(outputs)} outputs; snnpipe imports one of each")
     graph_input = _shape(graph.nodes[inputs[0]].input_type, "input")
     shape = _input_shape(graph_input, input_shape)
+    out_shape = _shape(graph.nodes[outputs[0]].output_type, "output")
     rename = {inputs[0]: "input", outputs[0]: "output"}
     if {"input", "output"} & (set(graph.nodes) - set(rename)):
         raise NirError("the NIR graph names an inner node 'input' or 'output'; rename it")
-    edges = [[rename.get(a, a), rename.get(b, b)] for a, b in graph.edges]
-    in_shapes = {rename.get(b, b): _shape(graph.nodes[a].output_type, "output") for a, b in graph.edges}
-    layers: list[dict] = []
-    weights: dict[str, dict[str, Tensor]] = {}
-    delays: list[str] = []
+    edges = [(rename.get(a, a), rename.get(b, b)) for a, b in graph.edges]
+    nodes: dict[str, ir.Node] = {"input": ir.Input(shape)}
     for name, node in graph.nodes.items():
-        if name in rename:
-            continue
-        if isinstance(node, nir.Delay):
-            _one_step(name, node, dt)
-            delays.append(name)
-            continue
-        layer, tensors = _layer_from_nir(name, node, in_shapes.get(name), dt)
-        if isinstance(node, nir.CubaLIF) and refractory_steps:
-            layer["refractory_steps"] = int(refractory_steps)
-        layers.append(layer)
-        if tensors:
-            weights[name] = tensors
-    edges = _skip_delays(delays, edges, layers)
+        if name not in rename:
+            nodes[name] = _node_from_nir(name, node, dt)
+            if isinstance(node, nir.CubaLIF) and refractory_steps:
+                nodes[name] = dataclasses.replace(nodes[name], refractory_steps=int(refractory_steps))
     if graph_input is not None and len(graph_input) == 1 and len(shape) == 3:
-        layers.insert(0, {"type": "flatten", "name": "input.flatten"})
-        edges = [["input.flatten", b] if a == "input" else [a, b] for a, b in edges] + [["input", "input.flatten"]]
-    out_shape = _shape(graph.nodes[outputs[0]].output_type, "output")
+        nodes["input.flatten"] = ir.Flatten()
+        edges = [("input.flatten", b) if a == "input" else (a, b) for a, b in edges] + [("input", "input.flatten")]
     if out_shape is None or len(out_shape) != 1 or out_shape[0] < 2:
         raise NirError(f"the NIR graph outputs shape {out_shape}; snnpipe imports a network with a flat output of >= 2 values")
-    chain = _chain(layers, edges)
-    if chain is not None:
-        by_name = {layer["name"]: layer for layer in layers}
-        name, args = "sequential", {"layers": [by_name[n] for n in chain]}
-    else:
-        name, args = "graph", {"nodes": layers, "edges": edges}
-    if delays:
-        if chain is None:
-            raise NirError(f"the NIR graph has Delay nodes ({delays[0]} ...) and is not a chain; snnpipe imports "
-                           "Loihi's timing in a chain of layers only")
-        args["delay_shift"] = True
-    first = next((layer for layer in layers if layer["type"] == "cuba_lif"), None)
+    nodes["output"] = ir.Output(out_shape)
+    plain = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in metadata.items()}
     try:
-        neuron = NeuronParams() if first is None else NeuronParams(
-            current_decay=first["current_decay"], voltage_decay=first["voltage_decay"],
-            threshold=first["threshold"], refractory_steps=first.get("refractory_steps", 0))
-        network = ImportedNetwork(name, args, weights, shape, out_shape[0], dt, neuron)
+        imported = _loihi_timing(ir.Graph(nodes, edges, plain))
+        imported.shapes()
+    except ValueError as err:
+        if isinstance(err, NirError):
+            raise
+        raise NirError(f"the NIR graph does not describe a network snnpipe can build: {err}") from None
+    first = next((node for node in imported.nodes.values() if isinstance(node, ir.CubaLIF)), None)
+    try:
+        neuron = NeuronParams() if first is None or isinstance(first.threshold, np.ndarray) else NeuronParams(
+            current_decay=first.current_decay, voltage_decay=first.voltage_decay, threshold=first.threshold,
+            refractory_steps=first.refractory_steps)
+        network = ImportedNetwork(imported, shape, out_shape[0], dt, neuron)
         network.build()
     except SnnpipeError as err:
         raise NirError(f"the NIR graph does not describe a network snnpipe can build: {err}") from None
     return network
 
 
-def _one_step(name: str, node: nir.Delay, dt: float) -> None:
-    """Refuse a Delay node other than one step (``dt`` seconds) everywhere."""
-    delay = _values(name, node, "delay")
-    if not np.allclose(delay, dt, rtol=GAIN_TOLERANCE, atol=0.0):
-        raise NirError(f"NIR node {name!r} (Delay) delays {delay.min():g} .. {delay.max():g} s; snnpipe imports a delay "
-                       f"of one step (dt = {dt:g} s) before every Affine, Linear and Conv2d (Loihi's timing)")
-
-
-def _skip_delays(delays: list[str], edges: list[list[str]], layers: list[dict]) -> list[list[str]]:
-    """The edges with every Delay node cut out, where the Delays are Loihi's timing (module docstring):
-    one in front of each linear and conv layer and nowhere else; NirError otherwise."""
-    kinds = {layer["name"]: layer["type"] for layer in layers}
+def _loihi_timing(graph: ir.Graph) -> ir.Graph:
+    """``graph`` with its Delay nodes cut out and metadata ``delay_shift``, where the Delays are
+    Loihi's timing (module docstring): one step in front of each synapse of a chain and nowhere
+    else; NirError where the Delays are there but not so. A graph without Delays as it is."""
+    delays = [name for name, node in graph.nodes.items() if isinstance(node, ir.Delay)]
+    if not delays:
+        return graph
+    edges = list(graph.edges)
     delayed = set()
     for delay in delays:
-        before = [a for a, b in edges if b == delay]
-        after = [b for a, b in edges if a == delay]
-        if len(before) != 1 or len(after) != 1 or kinds.get(after[0]) not in ("linear", "conv2d"):
+        if graph.nodes[delay].steps != 1:
+            raise NirError(f"NIR node {delay!r} (Delay) delays {graph.nodes[delay].steps} steps; snnpipe imports a delay "
+                           "of one step before every Affine, Linear and Conv2d (Loihi's timing)")
+        before, after = graph.inputs(delay), graph.outputs(delay)
+        if len(before) != 1 or len(after) != 1 or not isinstance(graph.nodes[after[0]], ir.SYNAPSES):
             raise NirError(f"NIR node {delay!r} (Delay) does not lead from one node into one Affine, Linear or Conv2d; "
                            "snnpipe imports Loihi's timing: a one-step Delay in front of each of them")
         delayed.add(after[0])
-        edges = [e for e in edges if delay not in e] + [[before[0], after[0]]]
-    synapses = {name for name, kind in kinds.items() if kind in ("linear", "conv2d")}
-    if delays and delayed != synapses:
+        edges = [e for e in edges if delay not in e] + [(before[0], after[0])]
+    synapses = {name for name, node in graph.nodes.items() if isinstance(node, ir.SYNAPSES)}
+    if delayed != synapses:
         raise NirError(f"the NIR graph delays {len(delayed)} of its {len(synapses)} Affine, Linear and Conv2d nodes "
                        f"(not {', '.join(sorted(synapses - delayed)[:3])}); snnpipe imports Loihi's timing: a one-step "
                        "Delay in front of each of them")
-    return edges
+    nodes = {name: node for name, node in graph.nodes.items() if name not in delays}
+    stripped = ir.Graph(nodes, edges, {**graph.metadata, "delay_shift": True})
+    if chain(stripped) is None:
+        raise NirError(f"the NIR graph has Delay nodes ({delays[0]} ...) and is not a chain; snnpipe imports "
+                       "Loihi's timing in a chain of layers only")
+    return stripped
 
 
 def _input_shape(graph_input: tuple[int, ...] | None, given: tuple[int, ...] | None) -> tuple[int, int, int]:
@@ -742,24 +680,6 @@ def _input_shape(graph_input: tuple[int, ...] | None, given: tuple[int, ...] | N
             raise NirError(f"input shape {tuple(given)} does not hold the graph's {graph_input[0]} input values")
         return tuple(int(v) for v in given)  # type: ignore[return-value]
     raise NirError(f"the NIR graph takes input of shape {graph_input}; snnpipe imports (C, H, W) or flat input")
-
-
-def _chain(layers: list[dict], edges: list[list[str]]) -> list[str] | None:
-    """The layer names from input to output if the graph is one chain through all of them."""
-    succ: dict[str, list[str]] = {}
-    pred: dict[str, list[str]] = {}
-    for a, b in edges:
-        succ.setdefault(a, []).append(b)
-        pred.setdefault(b, []).append(a)
-    order, node = [], "input"
-    while node != "output":
-        nexts = succ.get(node, [])
-        if len(nexts) != 1 or len(pred.get(nexts[0], [])) != 1:
-            return None
-        node = nexts[0]
-        if node != "output":
-            order.append(node)
-    return order if len(order) == len(layers) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -793,6 +713,11 @@ def compare(reference: SpikingModel, reference_neurons: dict[str, nn.Module], ot
             "spikes_mismatched": mismatched}
 
 
+def _neurons(model: nn.Module) -> dict[str, nn.Module]:
+    """The CUBA LIF layers by module path: the names of their graph nodes (`snnpipe.models.tracer`)."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, CubaLIF)}
+
+
 def _sample(request: ExportRequest, samples: int) -> Tensor:
     if request.batches is not None:
         for x, _ in request.batches():
@@ -822,7 +747,7 @@ def export_nir(request: ExportRequest) -> ExportResult:
     graph = to_nir(folded, tuple(request.input_shape), dt,
                    {**request.metadata, "timesteps": request.timesteps, "encoding": request.encoding})
     x = _sample(request, options.verify_samples)
-    reference_neurons = {name: m for name, m in folded.named_modules() if isinstance(m, CubaLIF)}
+    reference_neurons = _neurons(folded)
     out = Path(request.out)
     with atomic_path(out, suffix=".nir") as tmp:
         # in a child: h5py has crashed the process writing onto a nearly full disk
@@ -839,8 +764,7 @@ def export_nir(request: ExportRequest) -> ExportResult:
                 f"the NIR file read back disagrees with the model: max |diff| {check['max_abs_diff']:.3g} "
                 f"(allowed {ATOL}), {check['spikes_mismatched']} spikes differ"
             )
-        unfolded = compare(request.model.eval(), {n: m for n, m in request.model.named_modules() if isinstance(m, CubaLIF)},
-                           folded, reference_neurons, x)
+        unfolded = compare(request.model.eval(), _neurons(request.model), folded, reference_neurons, x)
         size = tmp.stat().st_size
     report = {
         "nir_version": version, "dt": dt, "nodes": len(graph.nodes), "edges": len(graph.edges),

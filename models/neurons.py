@@ -37,6 +37,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from snnpipe.models import ir
 from snnpipe.models.params import NeuronParams
 from snnpipe.models.surrogates import SURROGATES, SURROGATES_INPLACE
 
@@ -237,6 +238,11 @@ The soft-reset trace is the official RateBP's ``calcu_elig_factor_soft_reset_det
             f"surrogate={p.surrogate}, reset={p.reset}"
         )
 
+    def ir_node(self) -> ir.CubaLIF:
+        """This layer as the graph's neuron: the neuron protocol of `snnpipe.models.tracer`."""
+        p = self.params
+        return ir.CubaLIF(p.current_decay, p.voltage_decay, p.threshold, p.reset, p.refractory_steps)
+
     def reset_state(self) -> None:
         self.state, self._trace, self._steps = None, None, 0
         if self.mode is ExecutionMode.RECORD:
@@ -324,6 +330,9 @@ The soft-reset trace is the official RateBP's ``calcu_elig_factor_soft_reset_det
 
 class ReLU(Neuron):
     """The ANN twin's activation: ReLU in every mode, counting nonzero outputs as activity."""
+
+    def ir_node(self) -> ir.Node:
+        raise ValueError("this is the ANN twin (ReLU, not spiking neurons); export a spiking checkpoint")
 
     def forward(self, x: Tensor) -> Tensor:
         out = torch.relu(x)

@@ -144,3 +144,143 @@ def test_every_node_type_is_in_the_one_table_and_reads_back():
 def test_bad_data_is_refused_by_name(data, words):
     with pytest.raises(ValueError, match=words):
         ir.Graph.from_data(data)
+
+
+# --- the tracer (a model -> the graph) and the builder (the graph -> a model) -----------------------
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from snnpipe.hw_targets.folding import fold_batchnorm  # noqa: E402
+from snnpipe.models import MODELS, NeuronParams, create_model  # noqa: E402
+from snnpipe.models.graph import GraphError, graph_model_args, layer_modules  # noqa: E402
+from snnpipe.models.neurons import CubaLIF  # noqa: E402
+from snnpipe.models.tracer import TraceError, trace  # noqa: E402
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()  # two OpenMP threads on two shared cores spin against each other
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ZOO = [pytest.param(name, (3, 8, 8), {}, marks=pytest.mark.slow) if name in ("resnet18", "resnet19")
+       else (name, MODELS[name].default_input, {"width": 0.25} if name == "vgg11" else {}) for name in sorted(MODELS)]
+
+
+def _spikes(model: nn.Module, names: dict[str, nn.Module], x: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    seen: dict[str, list] = {n: [] for n in names}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, n=n: seen[n].append(out.clone())) for n, m in names.items()]
+    with torch.no_grad():
+        out = model(x)
+    for hook in hooks:
+        hook.remove()
+    return out, {n: torch.stack(v) for n, v in seen.items()}
+
+
+@pytest.mark.parametrize("name,shape,args", ZOO)
+def test_every_zoo_model_traces_and_builds_back_with_the_same_outputs_and_spikes(name, shape, args):
+    torch.manual_seed(0)
+    model = fold_batchnorm(create_model(name, input_shape=shape, **args).eval())
+    with torch.no_grad():  # spiking enough in every layer
+        for key, value in model.named_parameters():
+            value.mul_(3.0 if key.endswith("weight") else 1.0)
+    graph = trace(model, shape)
+    neurons = {n: m for n, m in model.named_modules() if isinstance(m, CubaLIF)}
+    assert sorted(n for n, node in graph.nodes.items() if isinstance(node, ir.CubaLIF)) == sorted(neurons)
+    assert sum(isinstance(node, (ir.Affine, ir.Conv2d)) for node in graph.nodes.values()) == \
+        sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules())
+    residual = any(len(graph.inputs(n)) > 1 for n in graph.nodes)
+    assert residual == (name.startswith("resnet") or name == "graph")
+    kind, model_args = graph_model_args(graph)
+    assert kind == ("graph" if residual else "sequential")
+    built = create_model(kind, input_shape=shape, graph=graph).eval()
+    x = (torch.rand(4, 2, *shape) < 0.4).float()
+    want, want_spikes = _spikes(model, neurons, x)
+    got, got_spikes = _spikes(built, {n: layer_modules(built)[n] for n in neurons}, x)  # by node name
+    assert torch.equal(want, got) and sum(float(s.sum()) for s in want_spikes.values()) > 0
+    assert all(torch.equal(want_spikes[n], got_spikes[n]) for n in neurons)
+    again = trace(built, shape)  # the same graph but for names: nodes now by the built model's paths
+    paths = {getattr(m, "ir_name", None): path for path, m in built.named_modules()} | {"input": "input", "output": "output"}
+    assert sorted((paths[a], paths[b]) for a, b in graph.edges) == sorted(again.edges)
+    light = again.to_data(weights=False)["nodes"]
+    assert {paths[n]: d for n, d in graph.to_data(weights=False)["nodes"].items()} == light
+    for node in graph.nodes:
+        for key in graph.nodes[node].WEIGHTS:
+            np.testing.assert_array_equal(getattr(again.nodes[paths[node]], key), getattr(graph.nodes[node], key))
+
+
+def test_a_chain_traced_by_hand():
+    # Flatten -> Linear(4, 2) -> LIF(a_v = 0.5, theta = 1): three nodes and the ends, in a chain
+    torch.manual_seed(0)
+    model = create_model("mlp", input_shape=(1, 2, 2), num_classes=2, hidden=(3,),
+                         neuron=NeuronParams(current_decay=0.5, voltage_decay=0.25, threshold=0.75))
+    graph = trace(model.eval(), (1, 2, 2))
+    assert graph.order() == ["input", "blocks.hidden1.0", "blocks.hidden1.1", "blocks.hidden1.2", "blocks.head.0", "output"]
+    lif = graph.nodes["blocks.hidden1.2"]
+    assert (lif.current_decay, lif.voltage_decay, lif.threshold, lif.reset, lif.refractory_steps) == (0.5, 0.25, 0.75, "zero", 0)
+    np.testing.assert_array_equal(graph.nodes["blocks.hidden1.1"].weight, model.blocks["hidden1"][1].weight.double().detach().numpy())
+    assert graph.shapes()["blocks.hidden1.0"] == (4,) and graph.metadata == {}
+    delayed = create_model("mlp", input_shape=(1, 2, 2), num_classes=2, hidden=(3,), delay_shift=True)
+    assert trace(delayed, (1, 2, 2)).metadata == {"delay_shift": True}
+
+
+class _Doubler(nn.Module):
+    """A neuron by protocol: any module with ir_node() is a leaf, whatever its class."""
+
+    def ir_node(self) -> ir.Node:
+        return ir.IF(2.0)
+
+    def forward(self, x):
+        return (x > 2.0).float()
+
+
+def test_a_neuron_is_a_leaf_by_protocol_and_an_adapter_maps_other_modules():
+    model = nn.Sequential(nn.Linear(3, 2), _Doubler(), nn.Linear(2, 2), nn.Tanh())
+    with pytest.raises(TraceError, match=r"^3 \(Tanh\): the graph has no node for it"):
+        trace(model, (3,))
+    graph = trace(model, (3,), adapter=lambda m: ir.Threshold(0.0) if isinstance(m, nn.Tanh) else None)
+    assert [type(graph.nodes[n]).__name__ for n in graph.order()] == ["Input", "Affine", "CubaLIF", "Affine", "Threshold", "Output"]
+    assert graph.nodes["1"].voltage_decay == 0.0 and graph.nodes["1"].threshold == 2.0
+
+
+@pytest.mark.parametrize("model,words", [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), r"^1 \(MaxPool2d\): the graph has no max pooling"),
+    (create_model("mlp", spiking=False), r"^blocks.hidden1.2 \(ReLU\): this is the ANN twin"),
+    (create_model("convnet", input_shape=(1, 8, 8), channels=(2,)), r"^blocks.block1.1 \(BatchNorm2d\)"),
+])
+def test_what_the_graph_cannot_say_is_refused_by_module_path(model, words):
+    with pytest.raises(TraceError, match=words):
+        trace(model.eval(), (1, 8, 8))
+
+
+def test_the_builder_refuses_by_node_what_snnpipes_layers_cannot_hold():
+    graph = _residual()
+    per_neuron = ir.Graph(dict(graph.nodes, lif1=ir.LIF(0.5, np.array([[[1.0]], [[2.0]]]))), graph.edges)
+    with pytest.raises(GraphError, match=r"node 'lif1' \(CubaLIF\) has per-neuron threshold \(1 .. 2\)"):
+        create_model("graph", input_shape=(1, 4, 4), num_classes=3, graph=per_neuron)
+    leaky = ir.Graph(dict(graph.nodes, lif1=ir.LIF(0.5, 1.0, v_leak=0.5)), graph.edges)
+    with pytest.raises(GraphError, match=r"node 'lif1' \(CubaLIF\) has v_leak = 0.5"):
+        create_model("graph", input_shape=(1, 4, 4), num_classes=3, graph=leaky)
+    with pytest.raises(GraphError, match="not a chain"):
+        create_model("sequential", input_shape=(1, 4, 4), num_classes=3, graph=graph)
+    with pytest.raises(GraphError, match=r"outputs shape \(3,\); the model is declared with 10 classes"):
+        create_model("graph", input_shape=(1, 4, 4), graph=graph)
+    with pytest.raises(GraphError, match="older snnpipe"):
+        create_model("sequential", layers=[{"type": "flatten"}])
+
+
+def test_a_checkpoint_holds_the_structure_and_builds_back_from_its_state_dict():
+    torch.manual_seed(0)
+    graph = _residual()
+    kind, args = graph_model_args(graph)
+    assert kind == "graph" and args["graph"]["nodes"]["fc"]["weight"] == {"shape": [3, 8]} and "metadata" not in args["graph"]
+    full = create_model(kind, input_shape=(1, 4, 4), num_classes=3, graph=graph)
+    light = create_model(kind, input_shape=(1, 4, 4), num_classes=3, **json.loads(json.dumps(args)))
+    assert not torch.equal(light.state_dict()["blocks.head.0.weight"], full.state_dict()["blocks.head.0.weight"])
+    light.load_state_dict(full.state_dict())
+    again = trace(light, (1, 4, 4)).to_data()["nodes"]
+    paths = {getattr(m, "ir_name", None): path for path, m in light.named_modules()}
+    assert {paths[n]: again[paths[n]] for n in graph.nodes if n not in ("in", "out")} == \
+        {paths[n]: d for n, d in graph.to_data()["nodes"].items() if n not in ("in", "out")}

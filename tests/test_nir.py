@@ -69,8 +69,8 @@ def test_tau_mapping_by_hand():
     # the inverse divides the threshold by the gain: LIF tau = 4e-4, r = 8 -> a_v = 0.25, gain 2
     layer = nir_target.neuron_from_nir("n", nir.LIF(tau=np.full(2, 4e-4), r=np.full(2, 8.0), v_leak=np.zeros(2),
                                                     v_threshold=np.full(2, 1.0)))
-    assert layer["current_decay"] == 1.0 and layer["voltage_decay"] == pytest.approx(0.25, rel=1e-12)
-    assert layer["threshold"] == pytest.approx(0.5, rel=1e-12)
+    assert layer.current_decay == 1.0 and layer.voltage_decay == pytest.approx(0.25, rel=1e-12)
+    assert layer.threshold == pytest.approx(0.5, rel=1e-12)
 
 
 def _hand_graph() -> nir.NIRGraph:

@@ -48,19 +48,33 @@ from snnpipe.models.neurons import CubaLIF, NeuronParams
 HERE = Path(__file__).resolve().parent
 TIMESTEPS = 8
 
-GOLDEN_LAYERS = [
-    {"type": "conv2d", "name": "conv1", "in_channels": 1, "out_channels": 4, "kernel_size": [3, 3],
-     "padding": [1, 2], "dilation": [1, 2], "bias": True},
-    {"type": "cuba_lif", "name": "lif1", "current_decay": 0.25, "voltage_decay": 0.125, "threshold": 1.0},
-    {"type": "avgpool2d", "name": "pool1", "kernel_size": [2, 2]},
-    {"type": "conv2d", "name": "conv2", "in_channels": 4, "out_channels": 6, "kernel_size": [3, 2],
-     "stride": [2, 1], "padding": [1, 0], "groups": 2, "bias": False},
-    {"type": "cuba_lif", "name": "lif2", "current_decay": 1.0, "voltage_decay": 0.5, "threshold": 0.75},
-    {"type": "flatten", "name": "flatten"},
-    {"type": "linear", "name": "fc1", "in_features": 36, "out_features": 8, "bias": True},
-    {"type": "cuba_lif", "name": "lif3", "current_decay": 0.75, "voltage_decay": 0.03, "threshold": 1.25},
-    {"type": "linear", "name": "fc2", "in_features": 8, "out_features": 3, "bias": True},
-]
+def _lif(current_decay: float, voltage_decay: float, threshold: float) -> dict:
+    return {"type": "CubaLIF", "current_decay": current_decay, "voltage_decay": voltage_decay, "threshold": threshold}
+
+
+def _weights(*shape: int) -> dict:
+    return {"shape": list(shape)}  # left out: the model initializes them (seeded)
+
+
+def chain(input_shape: tuple[int, ...], classes: int, nodes: dict[str, dict]) -> dict:
+    """A chain of ``nodes`` as the graph data a ``sequential`` model takes (`snnpipe.models.ir`)."""
+    names = ["input", *nodes, "output"]
+    return {"nodes": {"input": {"type": "Input", "shape": list(input_shape)}, **nodes,
+                      "output": {"type": "Output", "shape": [classes]}},
+            "edges": [[a, b] for a, b in zip(names, names[1:])]}
+
+
+GOLDEN_LAYERS = {
+    "conv1": {"type": "Conv2d", "weight": _weights(4, 1, 3, 3), "bias": _weights(4), "padding": [1, 2], "dilation": [1, 2]},
+    "lif1": _lif(0.25, 0.125, 1.0),
+    "pool1": {"type": "AvgPool2d", "kernel_size": [2, 2]},
+    "conv2": {"type": "Conv2d", "weight": _weights(6, 2, 3, 2), "stride": [2, 1], "padding": [1, 0], "groups": 2},
+    "lif2": _lif(1.0, 0.5, 0.75),
+    "flatten": {"type": "Flatten"},
+    "fc1": {"type": "Affine", "weight": _weights(8, 36), "bias": _weights(8)},
+    "lif3": _lif(0.75, 0.03, 1.25),
+    "fc2": {"type": "Affine", "weight": _weights(3, 8), "bias": _weights(3)},
+}
 
 
 def _scaled(model: SpikingModel, factor: float) -> SpikingModel:
@@ -75,7 +89,8 @@ def _scaled(model: SpikingModel, factor: float) -> SpikingModel:
 def tiny_model():
     """The ``tiny`` model with its seeded weights (weights scaled so that every layer spikes)."""
     torch.manual_seed(7)
-    return _scaled(create_model("sequential", input_shape=(1, 8, 8), num_classes=3, layers=GOLDEN_LAYERS), 3.0)
+    return _scaled(create_model("sequential", input_shape=(1, 8, 8), num_classes=3,
+                                 graph=chain((1, 8, 8), 3, GOLDEN_LAYERS)), 3.0)
 
 
 def residual_model(projection: bool) -> SpikingModel:
@@ -100,16 +115,15 @@ def residual_model(projection: bool) -> SpikingModel:
 
 def graded_model() -> SpikingModel:
     torch.manual_seed(13)
-    layers = [
-        {"type": "conv2d", "name": "conv1", "in_channels": 1, "out_channels": 3, "kernel_size": [3, 3], "padding": [1, 1],
-         "bias": True},
-        {"type": "cuba_lif", "name": "lif1", "current_decay": 0.5, "voltage_decay": 0.125, "threshold": 1.0},
-        {"type": "flatten", "name": "flatten"},
-        {"type": "linear", "name": "fc1", "in_features": 48, "out_features": 6, "bias": True},
-        {"type": "cuba_lif", "name": "lif2", "current_decay": 1.0, "voltage_decay": 0.25, "threshold": 1.0},
-        {"type": "linear", "name": "fc2", "in_features": 6, "out_features": 3, "bias": True},
-    ]
-    return _scaled(create_model("sequential", input_shape=(1, 4, 4), num_classes=3, layers=layers), 2.0)
+    layers = {
+        "conv1": {"type": "Conv2d", "weight": _weights(3, 1, 3, 3), "bias": _weights(3), "padding": [1, 1]},
+        "lif1": _lif(0.5, 0.125, 1.0),
+        "flatten": {"type": "Flatten"},
+        "fc1": {"type": "Affine", "weight": _weights(6, 48), "bias": _weights(6)},
+        "lif2": _lif(1.0, 0.25, 1.0),
+        "fc2": {"type": "Affine", "weight": _weights(3, 6), "bias": _weights(3)},
+    }
+    return _scaled(create_model("sequential", input_shape=(1, 4, 4), num_classes=3, graph=chain((1, 4, 4), 3, layers)), 2.0)
 
 
 def edge_conv() -> LoihiNetwork:
