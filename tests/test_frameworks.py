@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import framework_nets as F
+from snnpipe.errors import SnnpipeError
 from snnpipe.models.graph import layer_modules
 from snnpipe.models.neurons import CubaLIF
 from snnpipe.pipeline.deploy import DeployError, deploy, module_checkpoint, module_graph
@@ -116,3 +117,18 @@ def test_the_loihi_file_spikes_in_lava_as_in_the_simulator(framework, kind, tmp_
     result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=4,
                     samples=16, max_drop=100.0, verify="lava", verify_samples=4)
     assert result.report["verified"].startswith("lava: 4 samples") and "every layer's spikes bit-exact" in result.report["verified"]
+
+
+def test_a_learned_per_neuron_threshold_stays_in_the_graph_and_is_one_line_for_loihi(tmp_path):
+    snn = pytest.importorskip("snntorch")
+    threshold = torch.linspace(0.5, 1.0, 8 * 8 * 8).reshape(8, 8, 8)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1),
+                              snn.Leaky(beta=0.75, threshold=threshold, learn_threshold=True, reset_mechanism="zero",
+                                        init_hidden=True),
+                              torch.nn.Flatten(), torch.nn.Linear(512, 10))
+    graph = module_graph(net, _input()[0])
+    assert graph.nodes["1"].threshold.shape == (8, 8, 8)  # the IR holds it per neuron, as NIR does
+    with pytest.raises(SnnpipeError, match=r"^node '1' \(CubaLIF\) has per-neuron threshold \(0.5 .. 1\); "
+                       r"snnpipe's CUBA LIF takes one value per layer$"):
+        deploy(net, _input()[0], tmp_path / "net.h5", dataset=F.DATASET, timesteps=T)
+    assert not (tmp_path / "net.h5").exists()
