@@ -132,3 +132,22 @@ def test_a_learned_per_neuron_threshold_stays_in_the_graph_and_is_one_line_for_l
                        r"snnpipe's CUBA LIF takes one value per layer$"):
         deploy(net, _input()[0], tmp_path / "net.h5", dataset=F.DATASET, timesteps=T)
     assert not (tmp_path / "net.h5").exists()
+
+
+def test_snntorch_layers_that_return_their_state_are_traced_as_called():
+    """Without ``init_hidden`` snnTorch's layers take and return their state: ``spk, syn, mem = lif(x, syn, mem)``."""
+    snn = pytest.importorskip("snntorch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.flatten, self.fc = torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(144, 10)
+            self.lif = snn.Synaptic(alpha=0.5, beta=0.75, reset_mechanism="zero")
+
+        def forward(self, x, syn=None, mem=None):
+            spk, syn, mem = self.lif(self.conv(x), syn, mem)
+            return self.fc(self.flatten(spk)), syn, mem
+
+    graph = module_graph(Net(), _input()[0])
+    assert [type(graph.nodes[n]).__name__ for n in graph.order()] == ["Input", "Conv2d", "CubaLIF", "Flatten", "Affine", "Output"]
+    assert (graph.nodes["lif"].current_decay, graph.nodes["lif"].refractory_steps) == (0.5, 1)
