@@ -423,6 +423,19 @@ def _delay_from(name: str, node: nir.Delay, dt: float) -> ir.Node:
     return ir.Delay(int(round(steps)))
 
 
+def _leaky_from(name: str, node: nir.LI, dt: float) -> ir.Node:
+    """NIR's LI and CubaLI as `ir.CubaLI`: u = I / (a_u w_in), the output v with gain a_u w_in a_v r."""
+    if isinstance(node, nir.CubaLI):
+        a_u = _decay(name, node, "tau_syn", _values(name, node, "tau_syn"), dt)
+        a_v = _decay(name, node, "tau_mem", _values(name, node, "tau_mem"), dt)
+        gain = a_u * _values(name, node, "w_in") * a_v * _values(name, node, "r")
+    else:
+        a_u, a_v = np.ones(1), _decay(name, node, "tau", _values(name, node, "tau"), dt)
+        gain = a_v * _values(name, node, "r")
+    leak = _values(name, node, "v_leak") if node.v_leak is not None else np.zeros(1)
+    return ir.CubaLI(_one_value(a_u), _one_value(a_v), _one_value(gain), _one_value(leak))
+
+
 ImportMapper = Callable[[str, Any, float], ir.Node]
 #: NIR node type -> the graph's node (``name, node, dt``). Input and Output are the graph's ends
 #: (`from_nir` reads their shapes); any other type is refused by name.
@@ -437,6 +450,11 @@ IMPORT_MAPPERS: dict[type, ImportMapper] = {
     nir.LIF: neuron_from_nir,
     nir.CubaLIF: neuron_from_nir,
     nir.IF: neuron_from_nir,
+    nir.LI: _leaky_from,
+    nir.CubaLI: _leaky_from,
+    nir.I: lambda name, node, dt: ir.Integrator(_one_value(dt * _values(name, node, "r"))),
+    nir.Threshold: lambda name, node, dt: ir.Threshold(_one_value(_values(name, node, "threshold"))),
+    nir.Scale: lambda name, node, dt: ir.Scale(_one_value(_values(name, node, "scale"))),
     nir.Delay: _delay_from,
 }
 #: What the import reads, for messages.

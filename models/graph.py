@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.models import ir
-from snnpipe.models.neurons import CubaLIF, Neuron
+from snnpipe.models.neurons import CubaLIF, LeakyIntegrator, Neuron, ThresholdLayer
 from snnpipe.models.zoo import register_model
 
 Shape = tuple[int, ...]
@@ -63,15 +63,19 @@ def _flatten(name: str, node: ir.Flatten, neuron: NeuronFactory) -> nn.Module:
                       node.end_dim + 1 if node.end_dim >= 0 else node.end_dim)
 
 
+def _one_per_layer(name: str, node: ir.Node, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if isinstance(getattr(node, key), np.ndarray):
+            values = getattr(node, key)
+            raise GraphError(f"{_label(name, node)} has per-neuron {key} ({values.min():g} .. {values.max():g}); "
+                             "snnpipe's neuron layers take one value per layer")
+
+
 def _cuba_lif(name: str, node: ir.CubaLIF, neuron: NeuronFactory) -> nn.Module:
     probe = neuron()
     if not isinstance(probe, CubaLIF):
         return probe  # the ANN twin: ReLU in place of every neuron
-    for key in ir.CubaLIF.PER_NEURON:
-        if isinstance(getattr(node, key), np.ndarray):
-            values = getattr(node, key)
-            raise GraphError(f"{_label(name, node)} has per-neuron {key} ({values.min():g} .. {values.max():g}); "
-                             "snnpipe's CUBA LIF takes one value per layer")
+    _one_per_layer(name, node, node.PER_NEURON)
     for key in ("v_leak", "v_reset", "bias"):
         if getattr(node, key) not in (None, 0.0):
             raise GraphError(f"{_label(name, node)} has {key} = {getattr(node, key):g}; snnpipe's CUBA LIF has 0")
@@ -85,6 +89,33 @@ def _cuba_lif(name: str, node: ir.CubaLIF, neuron: NeuronFactory) -> nn.Module:
     return CubaLIF(params)
 
 
+def _cuba_li(name: str, node: ir.CubaLI | ir.Integrator, neuron: NeuronFactory) -> nn.Module:
+    _one_per_layer(name, node, getattr(node, "PER_NEURON", ("gain",)))
+    if not isinstance(neuron(), CubaLIF):
+        return nn.Identity()  # the ANN twin passes a non-spiking integrator's input on
+    return LeakyIntegrator(node)
+
+
+def _threshold(name: str, node: ir.Threshold, neuron: NeuronFactory) -> nn.Module:
+    _one_per_layer(name, node, ("threshold",))
+    probe = neuron()
+    return ThresholdLayer(node.threshold, probe.params) if isinstance(probe, CubaLIF) else probe
+
+
+class Scale(nn.Module):
+    """y = scale x, one factor or one per neuron (`ir.Scale`)."""
+
+    def __init__(self, scale: ir.Param) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(np.asarray(scale), dtype=torch.float32), persistent=False)
+
+    def ir_node(self) -> ir.Scale:
+        return ir.Scale(self.scale.double().numpy() if self.scale.dim() else float(self.scale))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.scale
+
+
 Builder = Callable[[str, Any, NeuronFactory], nn.Module]
 #: Node type -> its module (fresh weights; `_load` copies the node's). Input and Output are the
 #: model's ends, not modules.
@@ -96,6 +127,10 @@ BUILDERS: dict[type, Builder] = {
     ir.SumPool2d: _pool,
     ir.Flatten: _flatten,
     ir.CubaLIF: _cuba_lif,
+    ir.CubaLI: _cuba_li,
+    ir.Integrator: _cuba_li,
+    ir.Threshold: _threshold,
+    ir.Scale: lambda name, node, neuron: Scale(node.scale),
 }
 
 

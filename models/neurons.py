@@ -41,7 +41,8 @@ from snnpipe.models import ir
 from snnpipe.models.params import NeuronParams
 from snnpipe.models.surrogates import SURROGATES, SURROGATES_INPLACE
 
-__all__ = ["SURROGATES", "SURROGATES_INPLACE", "NeuronParams", "CubaLIF", "ReLU", "ExecutionMode", "cuba_lif_step", "spike_fn"]
+__all__ = ["SURROGATES", "SURROGATES_INPLACE", "NeuronParams", "CubaLIF", "ReLU", "ExecutionMode", "LeakyIntegrator",
+           "ThresholdLayer", "cuba_lif_step", "cuba_li_step", "spike_fn"]
 
 
 class CubaState(NamedTuple):
@@ -339,3 +340,70 @@ class ReLU(Neuron):
         if self.mode is not ExecutionMode.RATE:
             self._count(out > 0)
         return out
+
+
+class LiState(NamedTuple):
+    """State of a leaky integrator: current u and voltage v."""
+
+    current: Tensor
+    voltage: Tensor
+
+
+def cuba_li_step(x: Tensor, state: LiState | None, node: ir.CubaLI) -> tuple[Tensor, LiState]:
+    """One timestep of the non-spiking leaky integrator (`ir.CubaLI`; NIR's CubaLI, LI and I)::
+
+        u[t] = (1 - a_u) u[t-1] + x[t]
+        v[t] = (1 - a_v) v[t-1] + a_v v_leak + gain u[t] + bias
+
+    Returns:
+        (v[t], the new state).
+    """
+    if state is None:
+        state = LiState(torch.zeros_like(x), torch.zeros_like(x))
+    current = (1.0 - node.current_decay) * state.current + x
+    voltage = (1.0 - node.voltage_decay) * state.voltage + node.gain * current
+    constant = node.voltage_decay * node.v_leak + (node.bias or 0.0)
+    if constant:
+        voltage = voltage + constant
+    return voltage, LiState(current, voltage)
+
+
+class LeakyIntegrator(Neuron):
+    """A layer of `cuba_li_step` (one call, one timestep): a non-spiking readout or integrator. Its
+    output is graded, so it counts no activity (a firing rate is of spikes)."""
+
+    def __init__(self, node: ir.CubaLI | ir.Integrator) -> None:
+        super().__init__()
+        self.node = node  # the graph's node as it was (an Integrator stays one)
+        self.dynamics = node if isinstance(node, ir.CubaLI) else ir.CubaLI(1.0, 0.0, gain=node.gain)
+        self.state: LiState | None = None
+
+    def ir_node(self) -> ir.CubaLI | ir.Integrator:
+        return self.node
+
+    def reset_state(self) -> None:
+        self.state = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.mode is not ExecutionMode.SPIKE:
+            raise RuntimeError("a leaky integrator runs one timestep per call; it has no rate-based mode")
+        voltage, self.state = cuba_li_step(x, self.state, self.dynamics)
+        return voltage
+
+
+class ThresholdLayer(Neuron):
+    """Spikes where the input exceeds ``threshold`` (`ir.Threshold`, NIR's Threshold), no state; the
+    gradient is the surrogate of ``params``."""
+
+    def __init__(self, threshold: float, params: NeuronParams | None = None) -> None:
+        super().__init__()
+        self.threshold, self.params = threshold, params or NeuronParams()
+
+    def ir_node(self) -> ir.Threshold:
+        return ir.Threshold(self.threshold)
+
+    def forward(self, x: Tensor) -> Tensor:
+        spikes = spike_fn(x - self.threshold, self.params.surrogate, self.params.surrogate_width) \
+            if torch.is_grad_enabled() else heaviside(x, self.threshold)
+        self._count(spikes)
+        return spikes

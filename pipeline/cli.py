@@ -515,8 +515,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     """Count spikes and synaptic operations per layer, estimate energy, write reports, gate the firing
     rate (and the energy).
 
-    CHECKPOINT is a checkpoint, or a Loihi file (netx, from snnpipe or lava-dl, or a Loihi graph):
-    that runs in Loihi's bit-accurate fixed point, and its spikes are profiled."""
+    CHECKPOINT is a checkpoint; a NIR graph (FILE.nir, from any framework's NIR writer), run as it is
+    with the settings `snnpipe import nir` would give it (--dataset, -T, --encoding); or a Loihi file
+    (netx, from snnpipe or lava-dl, or a Loihi graph): that runs in Loihi's bit-accurate fixed point,
+    and its spikes are profiled."""
     from snnpipe.files import atomic_path, lock_output
     from snnpipe.hw_targets.chip import get_chip
     from snnpipe.hw_targets.energy import get_target
@@ -528,12 +530,13 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
     if timesteps is not None and timesteps < 1:
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
-    loihi_file = _is_loihi_file(Path(checkpoint))
+    nir_file = Path(checkpoint).suffix.lower() == ".nir"  # a NIR graph, run as `snnpipe import nir` reads it
+    loihi_file = not nir_file and _is_loihi_file(Path(checkpoint))
     if loihi_file and deployed:
         raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
                            "give the checkpoint first")
-    if encoding and not loihi_file:
-        raise SnnpipeError("--encoding is for a Loihi file (a checkpoint profiles in its own encoding)")
+    if encoding and not (loihi_file or nir_file):
+        raise SnnpipeError("--encoding is for a Loihi or NIR file (a checkpoint profiles in its own encoding)")
     tolerance = parse_fraction(max_increase)
     energy_tolerance = parse_fraction(max_energy_increase, "--max-energy-increase") if max_energy_increase else None
     if energy_tolerance is not None and not baseline:
@@ -548,15 +551,19 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     # report folder it would have written), then the baseline to gate against and an old report
     if loihi_file and not Path(checkpoint).is_file():
         raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
-    if not loihi_file:
-        check_checkpoint_file(checkpoint)
+    if nir_file:
+        from snnpipe.pipeline.importer import nir_checkpoint
+
+        source = nir_checkpoint(checkpoint, dataset=dataset, timesteps=timesteps, encoding=encoding)
+    elif not loihi_file:
+        source = check_checkpoint_file(checkpoint)
     if deployed and not Path(deployed).is_file():
         raise SnnpipeError(f"--deployed {deployed} does not exist; give the path of the checkpoint's .net.h5 file")
     _check_data_dir(data_dir)
     get_target(target, target_file)
     get_chip(chip, chip_file)
     reference = read_profile(baseline) if baseline and not update_baseline else None
-    folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file)
+    folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file or nir_file)
     check_report_folder(folder, force)
     import torch
 
@@ -578,13 +585,13 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
             result = profile_deployed(checkpoint, data_dir, dataset=dataset, encoding=encoding, timesteps=timesteps,
                                       samples=samples, progress=progress, **energy)
         else:
-            result = profile(checkpoint, data_dir, timesteps, samples=samples, dataset=dataset, progress=progress,
+            result = profile(source, data_dir, timesteps, samples=samples, dataset=dataset, progress=progress,
                              world=world, **energy)
             if deployed:
                 from snnpipe.pipeline.profile.deployed import profile_deployed
                 from snnpipe.pipeline.profile.side_by_side import check_same_network
 
-                fixed_point = profile_deployed(deployed, data_dir, checkpoint=checkpoint, dataset=dataset,
+                fixed_point = profile_deployed(deployed, data_dir, checkpoint=source, dataset=dataset,
                                                timesteps=timesteps, samples=samples, progress=progress, **energy)
                 check_same_network(result, fixed_point, deployed)
     finally:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -53,9 +53,35 @@ def _guess_dataset(shape: tuple[int, ...] | None, features: int | None, classes:
     raise ImportOptionError(f"no built-in dataset has {what} input and {classes} classes; give --dataset NAME (and --input-shape)")
 
 
-def import_nir(
+def import_nir(path: str | Path, out: str | Path | None = None, *, force: bool = False, **settings: Any) -> Checkpoint:
+    """Read a NIR file, turn it into an snnpipe model and write its checkpoint.
+
+    Args:
+        path: the NIR file (HDF5, as ``nir.write`` writes it).
+        out: the checkpoint to write; default the file's name with ``.pt``.
+        force: overwrite an existing checkpoint.
+        settings: as `nir_checkpoint`.
+
+    Raises:
+        SnnpipeError: as `nir_checkpoint`; a checkpoint there without ``force``, or one that would
+            replace the NIR file.
+    """
+    path = Path(path)
+    target = Path(out) if out is not None else path.with_suffix(".pt")
+    if target.resolve() == path.resolve():
+        raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
+    ckpt = nir_checkpoint(path, **settings, _before_build=lambda: _check_free(target, force))
+    ckpt.save(target)
+    return ckpt
+
+
+def _check_free(target: Path, force: bool) -> None:
+    if os.path.lexists(target) and not force:
+        raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
+
+
+def nir_checkpoint(
     path: str | Path,
-    out: str | Path | None = None,
     *,
     timesteps: int | None = None,
     encoding: str | None = None,
@@ -65,13 +91,13 @@ def import_nir(
     std: Sequence[float] | None = None,
     dt: float | None = None,
     refractory_steps: int = 0,
-    force: bool = False,
+    _before_build: Callable[[], None] | None = None,
 ) -> Checkpoint:
-    """Read a NIR file, turn it into an snnpipe model and write its checkpoint.
+    """A NIR file as a checkpoint in memory (`import_nir` writes it; ``snnpipe profile FILE.nir``
+    runs it as it is).
 
     Args:
         path: the NIR file (HDF5, as ``nir.write`` writes it).
-        out: the checkpoint to write; default the file's name with ``.pt``.
         timesteps: T the network runs for.
         encoding: ``direct``, ``rate`` or ``latency``.
         dataset: the dataset profile and export use (a registered name); guessed when None.
@@ -79,7 +105,6 @@ def import_nir(
         mean, std: per-channel normalization of the direct encoding (default 0 and 1).
         dt: seconds per step the time constants were written with (default: the file's, else 1e-4).
         refractory_steps: for every CubaLIF; 1 reproduces snnTorch's default ``Synaptic``.
-        force: overwrite an existing checkpoint.
 
     Raises:
         SnnpipeError: a missing, damaged or unknown-version file (one that crashes or hangs the HDF5
@@ -91,16 +116,13 @@ def import_nir(
     from snnpipe.pipeline.encoding import ENCODINGS
 
     path = Path(path)
-    target = Path(out) if out is not None else path.with_suffix(".pt")
-    if target.resolve() == path.resolve():
-        raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
     if refractory_steps < 0:
         raise ImportOptionError(f"--refractory-steps {refractory_steps} is out of range: at least 0")
     given = {"dataset": dataset, "timesteps": timesteps, "encoding": encoding, "mean": mean, "std": std}
     _check(given, "--", ENCODINGS)
     graph, version = nir_target.read_nir(path)  # the input first: a missing file is named as such
-    if os.path.lexists(target) and not force:
-        raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
+    if _before_build is not None:
+        _before_build()
     own = _own_settings(graph, path, ENCODINGS)
     if dataset is not None and own.get("dataset", dataset) != dataset:  # the file's mean and std are its dataset's
         own.pop("mean", None), own.pop("std", None), own.pop("data_seed", None)
@@ -135,7 +157,6 @@ def import_nir(
     )
     _check_fits(ckpt, f"--timesteps {timesteps}" if origin["timesteps"] == "option" else
                 f"{path}: its metadata timesteps {timesteps}" if origin["timesteps"] == "file" else f"T={timesteps}")
-    ckpt.save(target)
     return ckpt
 
 

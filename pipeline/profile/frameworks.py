@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from torch import Tensor, nn
 
-from snnpipe.models.neurons import CubaLIF, ReLU
+from snnpipe.models.neurons import CubaLIF, LeakyIntegrator, ReLU, ThresholdLayer
 from snnpipe.pipeline import neuron_adapters as adapters
 from snnpipe.registry import register_into
 
@@ -101,11 +101,12 @@ register_framework(NeuronFramework(
 register_framework(NeuronFramework(
     "ann-snnpipe", "snnpipe.models.neurons", ("ReLU",), spiking=False, state_variables=lambda m, o: 0,
     output=lambda m: "values"))
-# snnpipe: CUBA LIF keeps current u and voltage v (SPEC §2)
+# snnpipe: CUBA LIF keeps current u and voltage v (SPEC §2), as the leaky integrator (graded output) does;
+# a Threshold layer spikes and keeps nothing
 register_framework(NeuronFramework(
     "snnpipe", "snnpipe.models.neurons", ("Neuron",), accepts=lambda m: not isinstance(m, ReLU),
-    state_variables=lambda m, o: 2 if isinstance(m, CubaLIF) else 1,
-    output=lambda m: "spikes" if isinstance(m, CubaLIF) else "values"))
+    state_variables=lambda m, o: 2 if isinstance(m, (CubaLIF, LeakyIntegrator)) else 0 if isinstance(m, ThresholdLayer) else 1,
+    output=lambda m: "spikes" if isinstance(m, (CubaLIF, ThresholdLayer)) else "values"))
 
 #: snnTorch neurons by class name: how many state variables each keeps, for when it returns the
 #: spikes alone (``init_hidden=True``); otherwise it returns (spk, *states).
