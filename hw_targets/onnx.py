@@ -5,7 +5,13 @@
   readout whose mean over T is the prediction, and ``spikes_<i>`` (T, B, ...), the spikes of every
   LIF layer in order. Neuron state is unrolled, not an input: every run starts from rest, as the
   model does. The batch axis is dynamic; T is fixed at export.
-- ``<name>.ann.onnx``: the ANN twin (ReLU for LIF, same weights) on one analog input (B, C, H, W).
+- ``<name>.ann.onnx``: the ANN twin (ReLU for LIF, same weights) on one analog input (B, C, H, W):
+  the registered model's twin, or, for a network with no registry entry, its typed graph
+  (`snnpipe.models.tracer`, BatchNorm folded) built with ReLU in place of every neuron
+  (`snnpipe.models.graph`).
+
+The spiking layers whose spikes are outputs are the neurons of the graph's tracer (the neuron
+protocol, ``ir_node()``), in the model's module order.
 
 Verification (always): onnxruntime and torch run the same input — the first test batch, or random
 input when there is no data — and must agree within ``atol`` (1e-5) on every float output, with
@@ -26,10 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from snnpipe.arguments import PositiveInt, Range
+from snnpipe.errors import SnnpipeError
 from snnpipe.files import claim_output
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
-from snnpipe.models import SpikingModel, create_model
-from snnpipe.models.neurons import CubaLIF
+from snnpipe.hw_targets.folding import fold_batchnorm
+from snnpipe.models import SpikingModel, create_model, ir
+from snnpipe.models.graph import graph_model_args
+from snnpipe.models.tracer import TraceError, neuron_node, trace
 
 OPSET = 17
 ATOL = 1e-5
@@ -56,7 +65,7 @@ class Unrolled(nn.Module):
     def __init__(self, model: SpikingModel) -> None:
         super().__init__()
         self.model = model
-        self.lifs = [m for m in model.modules() if isinstance(m, CubaLIF)]
+        self.lifs = [m for m in model.modules() if _spiking(m)]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         recorded: dict[int, list[Tensor]] = {id(m): [] for m in self.lifs}
@@ -68,6 +77,14 @@ class Unrolled(nn.Module):
             for handle in handles:
                 handle.remove()
         return (logits, *[torch.stack(recorded[id(m)]) for m in self.lifs])
+
+
+def _spiking(module: nn.Module) -> bool:
+    """Whether ``module`` is a spiking neuron by the tracer's neuron protocol."""
+    try:
+        return isinstance(neuron_node(module), ir.CubaLIF)
+    except ValueError:  # a neuron with no node (the ANN twin's ReLU)
+        return False
 
 
 class Twin(nn.Module):
@@ -141,9 +158,7 @@ def export_onnx(request: ExportRequest) -> ExportResult:
         names = ["logits"] + [f"spikes_{i}" for i in range(len(unrolled.lifs))]
         data = _to_onnx(unrolled, x, ["x"], names, {n: {1: "batch"} for n in ["x", *names]}, options.opset)
         report["snn"] = verify(unrolled, data, x, len(unrolled.lifs))
-        twin_model = create_model(_name(model), input_shape=model.input_shape, num_classes=model.num_classes,
-                                  spiking=False, **_args(model))
-        twin_model.load_state_dict(model.state_dict())
+        twin_model = ann_twin(model, tuple(request.input_shape))
     else:
         data, twin_model = None, model
     twin = Twin(twin_model).eval()
@@ -158,11 +173,22 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     return ExportResult("onnx", out if data is not None else ann_path, report)
 
 
-def _name(model: SpikingModel) -> str:
-    if not getattr(model, "zoo_name", None):
-        raise ExportError("the ANN twin needs a zoo model (this model was not built by create_model)")
-    return model.zoo_name
+def ann_twin(model: SpikingModel, input_shape: tuple[int, ...]) -> SpikingModel:
+    """The ANN twin of ``model`` (module docstring): ReLU in place of every neuron, the same weights.
 
-
-def _args(model: SpikingModel) -> dict:
-    return dict(getattr(model, "zoo_args", {}))
+    Raises:
+        ExportError: a model with no registry entry whose graph cannot be traced or built, named.
+    """
+    if getattr(model, "zoo_name", None):
+        twin = create_model(model.zoo_name, input_shape=model.input_shape, num_classes=model.num_classes,
+                            spiking=False, **dict(getattr(model, "zoo_args", {})))
+        twin.load_state_dict(model.state_dict())
+        return twin
+    try:
+        graph = trace(fold_batchnorm(model), input_shape)
+        name, args = graph_model_args(graph)
+        classes = graph.nodes[graph.output].shape
+        return create_model(name, input_shape=input_shape, num_classes=classes[0], spiking=False,
+                            **{**args, "graph": graph})
+    except (TraceError, SnnpipeError, IndexError) as err:
+        raise ExportError(f"the ANN twin of this model cannot be built from its graph: {err}") from None

@@ -28,10 +28,10 @@ def check_config(config: TrainConfig) -> TrainConfig:
         raise SnnpipeError(f"unknown encoding {config.encoding!r}: choose one of {', '.join(known.encodings)}")
     resolved = config.resolved(known.dataset(config.dataset))
     model = known.model(resolved.model)
-    if model.imported:
+    if model.imported and config.init is None:
         zoo = ", ".join(sorted(name for name, info in known.models.items() if not info.imported))
-        raise SnnpipeError(f"model {model.name!r} holds a network that `snnpipe import nir` brings in; profile or export "
-                           f"the checkpoint that import writes, or train a zoo model: {zoo}")
+        raise SnnpipeError(f"model {model.name!r} holds a network that `snnpipe import nir` brings in; fine-tune it with "
+                           f"--init CHECKPOINT (or --init FILE.nir), or train a zoo model: {zoo}")
     model_args = check_keywords(model.arguments, resolved.model_args, f"--model-arg of {model.name!r}",
                                 f"model {model.name!r}")
     stage = known.stage(resolved.stage)

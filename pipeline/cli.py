@@ -406,9 +406,9 @@ def _target_options() -> list[click.Option]:
 @_threads_option
 def export_command(checkpoint: str, target: str, out: str | None, force: bool, data_dir: str | None,
                    samples: int | None, timesteps: int | None, as_json: bool, quiet: bool, **options: Any) -> None:
-    """Export a checkpoint to Loihi (Lava netx HDF5), ONNX or NIR, and verify it."""
+    """Export a checkpoint (or a NIR graph) to Loihi (Lava netx HDF5), ONNX or NIR, and verify it."""
     from snnpipe.hw_targets import parse_target_options
-    from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
+    from snnpipe.pipeline.checkpoint_file import check_checkpoint_file, is_nir_file
 
     options = {k: v for k, v in options.items() if v is not None}
     exporter = catalog().exporter(target)
@@ -417,7 +417,8 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
     for name, value in (("--samples", samples), ("--timesteps", timesteps)):
         if value is not None and value < 1:
             raise SnnpipeError(f"{name} {value} is out of range: at least 1")
-    check_checkpoint_file(checkpoint)
+    if not is_nir_file(checkpoint):
+        check_checkpoint_file(checkpoint)
     _check_data_dir(data_dir)  # inputs before the output: export() refuses an existing file first
     from snnpipe.pipeline.export import export
 

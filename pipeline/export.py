@@ -23,6 +23,8 @@ from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_group, atomic_path, claim_output, claimed_outputs, disk_error
 from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, find_exporter
 from snnpipe.pipeline.checkpoint import Checkpoint
+from snnpipe.pipeline.checkpoint_file import is_nir_file
+from snnpipe.pipeline.importer import load_network
 from snnpipe.pipeline.data import TEST_BATCH_SIZE, iterate_batches, load_dataset
 from snnpipe.pipeline.encoding import encode
 from snnpipe.pipeline.memory import check_inference
@@ -91,7 +93,9 @@ def export(
     """Export a checkpoint to ``target`` and return what was written and measured.
 
     Args:
-        checkpoint: a `Checkpoint` or the path of one.
+        checkpoint: a `Checkpoint` or the path of one, or of a NIR graph: it is imported as
+            ``snnpipe import nir`` imports it (`importer.import_nir`; its metadata, else the defaults
+            there, give T, the encoding and the dataset), into memory only.
         target: a registered export target (``loihi``, ``onnx``, ``nir``).
         out: the file to write; by default beside the checkpoint, named after the target.
         force: overwrite an existing file.
@@ -103,7 +107,9 @@ def export(
     """
     entry = find_exporter(target)
     parsed = entry.parse_options(options)
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint.load(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_network(checkpoint)
+    if out is None and not isinstance(checkpoint, Checkpoint) and is_nir_file(checkpoint):
+        out = Path(checkpoint).parent / "export" / f"{Path(checkpoint).stem}{entry.suffix}"
     if out is None:
         base = ckpt.path.parent if ckpt.path else Path(".")
         out = base / "export" / f"{ckpt.model_name}{entry.suffix}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -157,6 +158,20 @@ def nir_checkpoint(
     )
     _check_fits(ckpt, f"--timesteps {timesteps}" if origin["timesteps"] == "option" else
                 f"{path}: its metadata timesteps {timesteps}" if origin["timesteps"] == "file" else f"T={timesteps}")
+    return ckpt
+
+
+def load_network(path: str | Path) -> Checkpoint:
+    """The checkpoint in ``path``, or the NIR graph in ``path`` imported into memory as `import_nir`
+    imports it (with its defaults; nothing is written): what ``snnpipe export FILE.nir`` and
+    ``snnpipe train --init FILE.nir`` take in place of a checkpoint."""
+    from snnpipe.pipeline.checkpoint_file import is_nir_file
+
+    if not is_nir_file(path):
+        return Checkpoint.load(path)
+    with tempfile.TemporaryDirectory(prefix="snnpipe-import-") as folder:
+        ckpt = import_nir(path, Path(folder) / "imported.pt")
+    ckpt.path = None
     return ckpt
 
 

@@ -52,7 +52,7 @@ from snnpipe.errors import SnnpipeError, StopRequested, TrainingDiverged
 from snnpipe.files import FolderLock, atomic_path, check_free_space, claim_free_folder, lock_folder, remove_if_unused
 from snnpipe.models import SpikingModel, create_model, firing_rate, topology
 from snnpipe.models.layers import activity, set_activity, to_device
-from snnpipe.models.zoo import describe_model
+from snnpipe.models.zoo import check_model_arguments, describe_model
 from snnpipe.pipeline import distributed
 from snnpipe.pipeline.checkpoint import Checkpoint, CheckpointError
 from snnpipe.pipeline.checks import check_config
@@ -65,6 +65,7 @@ from snnpipe.pipeline.memory import (TRAINING_STEP_COST, ModelSize, check_fits, 
                                      training_bytes)
 from snnpipe.pipeline.process import apply_thread_policy
 from snnpipe.pipeline.encoding import encode
+from snnpipe.pipeline.importer import load_network
 from snnpipe.pipeline.runtime import resolve_device
 from snnpipe.pipeline.stages import Stage, get_stage, stage_arguments
 
@@ -233,12 +234,29 @@ def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
     return replace(saved, epochs=config.epochs or saved.epochs, resume=config.resume, out=config.out), ckpt
 
 
+def _adopt_init(config: TrainConfig) -> TrainConfig:
+    """With ``--init`` and no ``--model``: the config trains the init's network, a zoo model's or an
+    imported one (a NIR file's too, `importer.load_network`), with its arguments."""
+    if config.init is None or config.model is not None or config.resume is not None:
+        return config
+    source = load_network(config.init)
+    return replace(config, model=source.model_name, model_args={**source.model_args, **config.model_args})
+
+
+def _coerced(ckpt: Checkpoint) -> dict:
+    """The checkpoint's model arguments as `check_config` coerces a config's (YAML lists as tuples)."""
+    try:
+        return check_model_arguments(ckpt.model_name, ckpt.model_args)
+    except SnnpipeError:
+        return ckpt.model_args
+
+
 def _initial_weights(model: SpikingModel, config: TrainConfig) -> list[dict]:
     """Load ``--init`` weights (stage chaining, e.g. ann -> bptt) and return their history."""
     if config.init is None:
         return []
-    source = Checkpoint.load(config.init)
-    if source.model_name != config.model or topology(source.model_args) != topology(config.model_args):
+    source = load_network(config.init)
+    if source.model_name != config.model or topology(_coerced(source)) != topology(config.model_args):
         raise CheckpointError(
             f"--init {config.init} is {describe_model(source.model_name, source.model_args)}, this run trains "
             f"{describe_model(config.model, config.model_args)}; give the same --model and --model-arg, or another --init"
@@ -288,7 +306,7 @@ def train(
         TrainingInterrupted: after SIGTERM or SIGINT, once the checkpoint is written.
     """
     config, resumed = _start(config)
-    config = check_config(config)
+    config = check_config(_adopt_init(config))
     stage_cls = get_stage(config.stage)
     if not stage_cls.spiking:
         config = replace(config, timesteps=1, encoding="direct")

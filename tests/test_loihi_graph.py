@@ -244,7 +244,8 @@ def test_zoo_resnet_traces_with_relays_and_refusals_name_the_path():
         "block": nn.Sequential(BasicBlock(2, 2, 1, CubaLIF)),
         "head": nn.Sequential(nn.Flatten(), nn.Linear(8, 2)),
     }), spiking=True).eval()
-    with pytest.raises(UnsupportedLayerError, match=r"blocks\.block\.0 \(BasicBlock\).*pool"):
+    # the graph has no block: the refusal names the neuron the pooled shortcut reaches (issue 24)
+    with pytest.raises(UnsupportedLayerError, match=r"blocks\.block\.0\.lif2 \(CubaLIF\).*blocks\.stem\.2.*pool"):
         quantize_model(pooled, (1, 4, 4), 4)
     big = _tiny_resnet(False)
     with torch.no_grad():

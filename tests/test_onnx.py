@@ -72,3 +72,29 @@ def test_cli_exports_a_checkpoint_and_never_overwrites(tmp_path):
     assert out.exists() and (tmp_path / "m.ann.onnx").exists() and (tmp_path / "m.onnx.report.json").exists()
     again = CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "onnx", "--out", str(out)])
     assert again.exit_code == 2 and "--force" in again.output
+
+
+def test_a_model_with_no_registry_entry_gets_its_twin_from_its_graph(tmp_path):
+    # issue 24: the twin of any traced network is its graph built with ReLU (BatchNorm folded); checked
+    # against the same layers written out by hand with ReLU in place of the LIF
+    from torch import nn
+
+    from snnpipe.models import SpikingModel
+    from snnpipe.models.layers import BatchNorm2d
+    from snnpipe.models.neurons import CubaLIF
+
+    torch.manual_seed(0)
+    model = SpikingModel(nn.ModuleDict({
+        "b": nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), BatchNorm2d(2), CubaLIF()),
+        "head": nn.Sequential(nn.Flatten(), nn.Linear(2 * 4 * 4, 3)),
+    }), spiking=True).eval()
+    with torch.no_grad():
+        model.blocks.b[1].running_mean.copy_(torch.tensor([0.1, -0.2]))
+        model.blocks.b[1].running_var.copy_(torch.tensor([0.5, 2.0]))
+    x = (torch.rand(4, 5, 1, 4, 4) < 0.5).float()
+    result = onnx_target.export_onnx(ExportRequest(model, (1, 4, 4), 4, "rate", tmp_path / "m.onnx"))
+    assert result.report["snn"]["spikes_mismatched"] == 0 and len(_ort(tmp_path / "m.onnx", x)) == 2  # logits, 1 LIF
+    conv, bn, fc = model.blocks.b[0], model.blocks.b[1], model.blocks.head[1]
+    with torch.no_grad():
+        want = fc(torch.relu(bn(conv(x.mean(0)))).flatten(1))
+    np.testing.assert_allclose(_ort(tmp_path / "m.ann.onnx", x.mean(0))[0], want.numpy(), atol=1e-5)

@@ -38,8 +38,8 @@ from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.loihi.quantize import fake_quantize, layer_exponent
-from snnpipe.hw_targets.loihi.trace import trace_graph
 from snnpipe.hw_targets.folding import batchnorm_pairs, batchnorm_scale, fold_batchnorm
+from snnpipe.hw_targets.loihi.grouping import layer_parameter, loihi_layers, traced
 from snnpipe.models import SpikingModel
 
 
@@ -98,15 +98,15 @@ def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
     if input_shape is None:
         raise SnnpipeError("--quantize loihi needs a zoo model (it knows its input shape)")
     try:
-        nodes = trace_graph(fold_batchnorm(model), tuple(input_shape))
+        nodes = loihi_layers(traced(fold_batchnorm(model), input_shape)).layers
     except SnnpipeError as err:
         raise SnnpipeError(f"--quantize loihi: {err}") from None
     batchnorm_after = {id(layer): bn for _, layer, _, bn in batchnorm_pairs(model)}  # the pairs the export folds
     for node in nodes:
-        modules = [model.get_submodule(b.synapse.path) for b in node.branches if not b.identity]
+        modules = [model.get_submodule(b.path) for b in node.branches if not b.identity]
         group = [(m, batchnorm_after.get(id(m))) for m in modules]
         identity = any(b.identity for b in node.branches)
-        threshold = node.neuron.module.params.threshold if node.neuron is not None else None
+        threshold = layer_parameter(node.neuron_name, node.neuron, "threshold") if node.neuron is not None else None
         for module, batchnorm in group:
             module.__class__ = _QUANT_CLASSES[type(module)] if type(module) in _QUANT_CLASSES else type(module)
             module._loihi = (batchnorm, threshold, group, identity)

@@ -1,8 +1,10 @@
 """From a trained `SpikingModel` to a `LoihiGraph` (a `LoihiNetwork` when it is a chain): fold, quantize.
 
-1. **Trace** (`trace`): the model as nodes of neurons, each fed by the sum of its branches.
-2. **Fold.** BatchNorm is folded into the conv or linear before it (`folding.fold_batchnorm`).
-   Average pooling after a neuron is folded into the synapse that follows, which sees the unpooled
+1. **Fold and trace.** BatchNorm is folded into the conv or linear before it
+   (`folding.fold_batchnorm`), and the model traced into the typed graph (`snnpipe.models.tracer`),
+   which `grouping` groups into Loihi layers: neurons fed by the sum of their branches. Any graph
+   of that IR quantizes the same way (`quantize_graph`: a NIR file, an imported network).
+2. **Fold pooling.** Average (or sum) pooling after a neuron is folded into the synapse that follows, which sees the unpooled
    spikes: pooling (k, s) then a conv (K, S, P, D) is one conv with stride s S, padding s P and the
    kernel spread, ``W'[s D a + alpha] += W[a] / k^2`` (per axis); pooling then Flatten + Linear is
    the Linear treated as a conv whose kernel is the whole pooled map. Every fold is checked
@@ -19,7 +21,9 @@
      fits); a threshold that rounds to 0 means the weights overflow the format (`WeightOverflowError`);
    - the bias mantissa ``round(sum b / 2^(e-1))``, 13-bit, clipped; its exponent is netx's fixed
      ``bias_exp = 6`` (state units), i.e. the same 2^(e-1) float step as a weight unit;
-   - decays ``iDecay = round(a_u 4096)``, ``vDecay = round(a_v 4096)`` (12-bit; `fixed_point`).
+   - decays ``iDecay = round(a_u 4096)``, ``vDecay = round(a_v 4096)`` (12-bit; `fixed_point`);
+   - a neuron's own bias (the IR's ``CubaLIF.bias``, added to v every step as Lava adds its bias)
+     joins the synapses' biases.
 
    Graded input (``input_bits`` b > 0, the direct encoding): the input is sent as the integers
    ``x_q = clip(round(x / 2^input_exp), -2^(b-1), 2^(b-1) - 1)`` (`LoihiGraph.quantize_input`; round
@@ -51,18 +55,18 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from snnpipe.hw_targets import ExportError, UnsupportedLayerError
 from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.graph import INPUT, Connection, GraphNode, LoihiGraph, identity_connection, relay_node
+from snnpipe.hw_targets.loihi.grouping import TARGET, Branch, LoihiLayer, Pool, layer_parameter, loihi_layers, traced
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiNetwork, readout_neuron
-from snnpipe.hw_targets.loihi.trace import TARGET, Branch, Leaf, TracedNode, trace_graph
-from snnpipe.models import SpikingModel
-from snnpipe.models.neurons import NeuronParams
+from snnpipe.models import SpikingModel, ir
 
 #: The readout's accumulated |a_in + bias| must stay below this many weight units: half of the
 #: 2^17 that fit in v's 24 bits after the 6-bit shift, a margin for inputs beyond the calibration set.
@@ -88,29 +92,20 @@ class _FloatConv:
     groups: int
 
 
-def _pool_geometry(pool: Leaf) -> tuple[tuple[int, int], tuple[int, int], float]:
-    module = pool.module
-    if isinstance(module, nn.AdaptiveAvgPool2d):
-        out = nn.modules.utils._pair(module.output_size)
-        h, w = pool.in_shape[1:]
-        out = (out[0] or h, out[1] or w)
-        if h % out[0] or w % out[1]:
-            raise UnsupportedLayerError(pool.path, module, TARGET, f"adaptive pooling of {h}x{w} to {out[0]}x{out[1]} "
-                                        "has uneven windows and cannot be folded")
-        kernel = (h // out[0], w // out[1])
-        return kernel, kernel, 1.0 / (kernel[0] * kernel[1])
-    kernel = nn.modules.utils._pair(module.kernel_size)
-    stride = nn.modules.utils._pair(module.stride or module.kernel_size)
-    if module.ceil_mode or nn.modules.utils._pair(module.padding) != (0, 0):
-        raise UnsupportedLayerError(pool.path, module, TARGET, "only average pooling without padding or ceil_mode folds "
-                                    "into the next layer")
-    divisor = module.divisor_override or kernel[0] * kernel[1]
-    return kernel, stride, 1.0 / divisor
+def _pool_scale(pool: Pool) -> float:
+    """What each input of a window counts: 1 / its size for an average, 1 for a sum."""
+    return 1.0 if isinstance(pool.node, ir.SumPool2d) else 1.0 / math.prod(pool.node.kernel_size)
 
 
-def _fold_pool(conv: _FloatConv, pool: Leaf) -> _FloatConv:
-    """The conv of ``conv(pool(x))`` on x (module docstring); ``pool`` is the pooling module's leaf."""
-    (kh, kw), (sh, sw), scale = _pool_geometry(pool)
+def _pool(pool: Pool, x: Tensor) -> Tensor:
+    """The pooling itself (no padding: `grouping` refuses it)."""
+    node = pool.node
+    return F.avg_pool2d(x, node.kernel_size, node.stride) * (math.prod(node.kernel_size) * _pool_scale(pool))
+
+
+def _fold_pool(conv: _FloatConv, pool: Pool) -> _FloatConv:
+    """The conv of ``conv(pool(x))`` on x (module docstring)."""
+    (kh, kw), (sh, sw), scale = pool.node.kernel_size, pool.node.stride, _pool_scale(pool)
     out, cin, ah, aw = conv.weight.shape
     dh, dw = conv.dilation
     spread = torch.zeros(out, cin, sh * dh * (ah - 1) + kh, sw * dw * (aw - 1) + kw, dtype=torch.float64)
@@ -127,33 +122,41 @@ def _apply(conv: _FloatConv, x: Tensor) -> Tensor:
     return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
+def _conv_padding(branch: Branch) -> tuple[int, int]:
+    """The conv's padding as (height, width); ``same`` only where it is symmetric."""
+    node = branch.layer
+    if node.padding == "valid":
+        return (0, 0)
+    if node.padding == "same":
+        total = [d * (k - 1) for d, k in zip(node.dilation, node.weight.shape[2:])]
+        if any(t % 2 for t in total):
+            raise UnsupportedLayerError(branch.path, node, TARGET, "padding='same' pads this kernel unevenly; only "
+                                        "symmetric zero padding has a Loihi form")
+        return (total[0] // 2, total[1] // 2)
+    return tuple(node.padding)
+
+
 def _float_layer(branch: Branch, generator: torch.Generator) -> tuple[_FloatConv, tuple[int, ...]]:
     """The branch's synapse with its source's pools folded in, and the shape of the input it then takes."""
-    synapse, pools = branch.synapse, branch.source.pools
-    module = synapse.module
+    node, pools = branch.layer, branch.source.pools
     with torch.no_grad():
-        bias = module.bias.detach().double().clone() if module.bias is not None else None
-        if isinstance(module, nn.Conv2d):
-            pad4 = module._reversed_padding_repeated_twice  # (left, right, top, bottom)
-            if module.padding_mode != "zeros" or pad4[0] != pad4[1] or pad4[2] != pad4[3]:
-                raise UnsupportedLayerError(synapse.path, module, TARGET, "only symmetric zero padding has a Loihi form")
-            pad = (pad4[2], pad4[0])
-            conv = _FloatConv(module.weight.detach().double().clone(), bias, tuple(module.stride), pad,
-                              tuple(module.dilation), module.groups)
-        elif pools:  # the Linear as a conv over the pooled (C, H, W) map
-            conv = _FloatConv(module.weight.detach().double().reshape(module.out_features, *pools[-1].out_shape), bias,
-                              (1, 1), (0, 0), (1, 1), 1)
+        weight = torch.from_numpy(np.array(node.weight, dtype=np.float64))
+        bias = torch.from_numpy(np.array(node.bias, dtype=np.float64)) if node.bias is not None else None
+        if isinstance(node, ir.Conv2d):
+            conv = _FloatConv(weight, bias, tuple(node.stride), _conv_padding(branch), tuple(node.dilation), node.groups)
+        elif pools:  # the Affine as a conv over the pooled (C, H, W) map
+            conv = _FloatConv(weight.reshape(len(weight), *pools[-1].out_shape), bias, (1, 1), (0, 0), (1, 1), 1)
         else:
-            conv = _FloatConv(module.weight.detach().double()[:, :, None, None], bias, (1, 1), (0, 0), (1, 1), 1)
-        in_shape = synapse.in_shape
+            conv = _FloatConv(weight[:, :, None, None], bias, (1, 1), (0, 0), (1, 1), 1)
+        in_shape = branch.in_shape
         for pool in reversed(pools):
             folded = _fold_pool(conv, pool)
             x = torch.rand(2, *pool.in_shape, generator=generator, dtype=torch.float64)
-            reference = _apply(conv, pool.module(x))
+            reference = _apply(conv, _pool(pool, x))
             got = _apply(folded, x)
             if got.shape != reference.shape or not torch.allclose(got, reference, rtol=1e-9, atol=1e-9):
-                raise UnsupportedLayerError(pool.path, pool.module, TARGET, f"its windows do not tile its {pool.in_shape} "
-                                            f"input, so it cannot be folded into {synapse.path}")
+                raise UnsupportedLayerError(pool.name, pool.node, TARGET, f"its windows do not tile its {pool.in_shape} "
+                                            f"input, so it cannot be folded into {branch.path}")
             conv, in_shape = folded, pool.in_shape
     return conv, in_shape
 
@@ -249,7 +252,26 @@ def fake_quantize(weight: Tensor, exponent: int) -> Tensor:
     return weight_mantissa(weight, exponent) * 2.0**exponent
 
 
-def _node_exponent(max_abs: float, params: NeuronParams | None, readout_range: float | None) -> int:
+@dataclass(frozen=True)
+class _Neuron:
+    """A layer's neuron parameters, one value each (`grouping.layer_parameter`)."""
+
+    current_decay: float
+    voltage_decay: float
+    threshold: float
+    bias: float
+
+
+def _neuron(layer: LoihiLayer) -> _Neuron | None:
+    node = layer.neuron
+    if node is None:
+        return None
+    values = [layer_parameter(layer.neuron_name, node, key) for key in ("current_decay", "voltage_decay", "threshold")]
+    bias = layer_parameter(layer.neuron_name, node, "bias") if node.bias is not None else 0.0
+    return _Neuron(*values, bias)
+
+
+def _node_exponent(max_abs: float, params: _Neuron | None, readout_range: float | None) -> int:
     """The node's exponent: from its threshold (`layer_exponent`), or for the readout from its weights,
     raised until the calibrated output range fits `READOUT_HEADROOM`."""
     if params is not None:
@@ -261,23 +283,24 @@ def _node_exponent(max_abs: float, params: NeuronParams | None, readout_range: f
     return e
 
 
-def _neuron_decays(node: TracedNode, params: NeuronParams) -> tuple[int, int]:
-    if params.reset != "zero":
-        raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET,
-                                    f"reset={params.reset!r}: Lava's LIF resets the voltage to 0; retrain with "
+def _neuron_decays(layer: LoihiLayer, params: _Neuron) -> tuple[int, int]:
+    node = layer.neuron
+    if node.reset != "zero":
+        raise UnsupportedLayerError(layer.neuron_name, node, TARGET,
+                                    f"reset={node.reset!r}: Lava's LIF resets the voltage to 0; retrain with "
                                     "--reset zero, or export with --target onnx")
-    if params.refractory_steps:
-        raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET,
-                                    f"refractory_steps={params.refractory_steps}: netx's CUBA neuron (Lava LIF) has no "
+    if node.refractory_steps:
+        raise UnsupportedLayerError(layer.neuron_name, node, TARGET,
+                                    f"refractory_steps={node.refractory_steps}: netx's CUBA neuron (Lava LIF) has no "
                                     "refractory period; retrain with --refractory-steps 0 or export with --target nir")
     try:
         return fx.quantize_current_decay(params.current_decay), fx.quantize_voltage_decay(params.voltage_decay)
     except ValueError as err:
-        raise UnsupportedLayerError(node.neuron.path, node.neuron.module, TARGET, f"{err}; retrain with a decay Lava can hold") from None
+        raise UnsupportedLayerError(layer.neuron_name, node, TARGET, f"{err}; retrain with a decay Lava can hold") from None
 
 
 def _synapse_connection(branch: Branch, conv: _FloatConv, in_shape: tuple[int, ...], file_weight: Tensor) -> Connection:
-    if isinstance(branch.synapse.module, nn.Linear):
+    if isinstance(branch.layer, ir.Affine):
         return Connection(branch.source.node, branch.path, "dense", (math.prod(in_shape),),
                           file_weight.reshape(file_weight.shape[0], -1).numpy(),
                           flatten=branch.source.flatten or len(in_shape) > 1)
@@ -285,7 +308,7 @@ def _synapse_connection(branch: Branch, conv: _FloatConv, in_shape: tuple[int, .
                       padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
 
 
-def _quantize_node(node: TracedNode, floats: list[tuple[_FloatConv, tuple[int, ...]] | None], timesteps: int,
+def _quantize_node(node: LoihiLayer, floats: list[tuple[_FloatConv, tuple[int, ...]] | None], timesteps: int,
                    depth: int, readout_range: float | None, delay_shift: bool) -> tuple[GraphNode, "LayerQuantization"]:
     """One node: its branches' weights on one exponent, its threshold, summed bias and decays
     (module docstring, step 3). ``floats`` holds each branch's folded float layer (None: identity)."""
@@ -294,7 +317,7 @@ def _quantize_node(node: TracedNode, floats: list[tuple[_FloatConv, tuple[int, .
     if max_abs == 0.0:
         raise ExportError(f"{node.name}: every weight is zero; Loihi cannot scale an all-zero layer (remove the layer "
                           "or retrain)")
-    params: NeuronParams | None = node.neuron.module.params if node.neuron is not None else None
+    params = _neuron(node)
     decays = _neuron_decays(node, params) if params is not None else None
     e = _node_exponent(max_abs, params, readout_range)
     step = 2.0 ** (e - 1)  # one weight unit
@@ -313,6 +336,8 @@ def _quantize_node(node: TracedNode, floats: list[tuple[_FloatConv, tuple[int, .
         originals.append(conv.weight)
         connections.append(_synapse_connection(branch, conv, in_shape, mant.to(torch.int64) << fx.WEIGHT_FILE_SHIFT))
     biases = [f[0].bias for f in floats if f is not None and f[0].bias is not None]
+    if params is not None and params.bias:
+        biases.append(torch.full((node.out_shape[0],), params.bias, dtype=torch.float64))
     bias_mant, biases_clipped = None, 0
     if biases:
         # a float model in Loihi's timing (delay_shift) adds the readout's bias at all T + L steps too
@@ -338,7 +363,7 @@ def _quantize_node(node: TracedNode, floats: list[tuple[_FloatConv, tuple[int, .
     quantized = all_mant * 2.0**e
     error = float(torch.sqrt(((quantized - all_w) ** 2).mean()) / torch.sqrt((all_w**2).mean()))
     quant = LayerQuantization(
-        name=node.name, kind=main.kind, pools_folded=[p.path for b in node.branches for p in b.source.pools],
+        name=node.name, kind=main.kind, pools_folded=[p.name for b in node.branches for p in b.source.pools],
         neurons=graph_node.neurons, synapses=graph_node.synapses(), weight_exp=e,
         weight_mantissa_min=int(all_mant.min()), weight_mantissa_max=int(all_mant.max()),
         weights_clipped=int((torch.round(all_w / 2.0**e) != all_mant).sum()),
@@ -386,7 +411,7 @@ def input_exponent(max_abs_input: float, bits: int) -> int:
     return block_exponent(max_abs_input, (1 << (bits - 1)) - 1)
 
 
-def _graded_input_exponent(traced: list[TracedNode], bits: int, x: Tensor | None,
+def _graded_input_exponent(layers: list[LoihiLayer], bits: int, x: Tensor | None,
                            generator: torch.Generator) -> tuple[int, int]:
     """(the input's exponent, the exponent its range alone asks for): the smallest that holds the
     largest |x| of ``x`` in ``bits``, raised until the first layer's current stays below
@@ -396,12 +421,12 @@ def _graded_input_exponent(traced: list[TracedNode], bits: int, x: Tensor | None
     by_range = input_exponent(float(x.abs().max()), bits)
     e = by_range
     x0 = x.reshape(-1, *x.shape[2:]).double() if x.dim() > 4 else x.double()
-    for node in traced:
+    for node in layers:
         branches = [b for b in node.branches if b.source.node == INPUT and not b.identity]
         if not branches:
             continue
         floats = [_float_layer(b, generator) for b in branches]
-        params = node.neuron.module.params if node.neuron is not None else None
+        params = _neuron(node)
         max_abs = max(float(conv.weight.abs().max()) for conv, _ in floats)
         unit = 2.0 ** (_node_exponent(max_abs, params, None) - 1)
         with torch.no_grad():
@@ -417,20 +442,17 @@ def _graded_input_exponent(traced: list[TracedNode], bits: int, x: Tensor | None
 def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps: int,
                    readout_range: Callable[[SpikingModel], float] | float | None = None, input_bits: int = 0,
                    calibration_input: Tensor | None = None) -> QuantizedModel:
-    """Fold and quantize ``model`` (module docstring).
+    """Fold ``model``, trace it and quantize its graph (module docstring, `quantize_graph`).
 
     Args:
         model: the trained spiking model.
         input_shape: one sample, (C, H, W).
-        timesteps: T of the input: the readout's bias is scaled by T / (T + depth).
         readout_range: the largest |sum_t output| of the folded float model on calibration data, or
             a function of the folded model that measures it; None skips the readout's range check.
-        input_bits: 0 for binary input spikes; else the bits of the graded (direct) input.
-        calibration_input: (T, B, *input_shape) input that sets the graded input's exponent (its
-            range and the first layer's current); None assumes |x| <= 1.
+        timesteps, input_bits, calibration_input: as `quantize_graph`'s.
 
     Raises:
-        UnsupportedLayerError: a module Loihi cannot express (named by its path).
+        UnsupportedLayerError: a module or node Loihi cannot express (named by its path).
         WeightOverflowError: weights too large for the fixed point at the layer's threshold.
         ExportError: the ANN twin; a layer whose weights are all zero.
     """
@@ -439,17 +461,43 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
                           "runs spiking neurons: export a spiking checkpoint, e.g. one trained from it with "
                           "`snnpipe train --stage bptt --init CKPT`")
     folded = fold_batchnorm(model)
-    traced = trace_graph(folded, tuple(input_shape))
+    graph = traced(folded, input_shape)
     if callable(readout_range):
         readout_range = readout_range(folded)
+    return quantize_graph(graph, timesteps, readout_range, input_bits, calibration_input,
+                          delay_shift=bool(getattr(model, "delay_shift", False)))
+
+
+def quantize_graph(graph: ir.Graph, timesteps: int, readout_range: float | None = None, input_bits: int = 0,
+                   calibration_input: Tensor | None = None, delay_shift: bool = False) -> QuantizedModel:
+    """Quantize a graph of the typed IR, BatchNorm folded (module docstring).
+
+    Args:
+        graph: the network; its Input's shape is one sample.
+        timesteps: T of the input: the readout's bias is scaled by T / (T + depth).
+        readout_range: the largest |sum_t output| of the float network on calibration data; None
+            skips the readout's range check.
+        input_bits: 0 for binary input spikes; else the bits of the graded (direct) input.
+        calibration_input: (T, B, *input_shape) input that sets the graded input's exponent (its
+            range and the first layer's current); None assumes |x| <= 1.
+        delay_shift: the float network runs in Loihi's timing (also when the graph says so: its
+            metadata's ``delay_shift``, as the tracer writes it, or its Delay nodes, `grouping`).
+
+    Raises:
+        UnsupportedLayerError: a node or parameter Loihi cannot express, named.
+        WeightOverflowError: weights too large for the fixed point at the layer's threshold.
+        ExportError: a layer whose weights are all zero.
+    """
+    grouped = loihi_layers(graph)
+    input_shape = tuple(graph.nodes[graph.input].shape)
     generator = torch.Generator().manual_seed(0)
-    input_exp, range_exp = _graded_input_exponent(traced, input_bits, calibration_input, generator) if input_bits else (0, 0)
-    delay_shift = bool(getattr(model, "delay_shift", False))
+    input_exp, range_exp = _graded_input_exponent(grouped.layers, input_bits, calibration_input, generator) if input_bits else (0, 0)
+    delay_shift = delay_shift or grouped.delay_shift or bool(graph.metadata.get("delay_shift"))
     depth: dict[str, int] = {INPUT: 0}
     nodes: list[GraphNode] = []
     quants: list[LayerQuantization] = []
     relays: dict[tuple[str, int], str] = {}
-    for node in traced:
+    for node in grouped.layers:
         floats = []
         for branch in node.branches:
             if branch.identity:
@@ -465,7 +513,7 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
         for connection, branch in zip(graph_node.connections, node.branches):
             missing = node_depth - 1 - depth[connection.source]
             if missing and connection.source == INPUT and input_bits:
-                raise UnsupportedLayerError(branch.path, branch.synapse.module if branch.synapse else model, TARGET,
+                raise UnsupportedLayerError(branch.path, branch.layer or graph.nodes[graph.input], TARGET,
                                             "a branch from graded input would need a relay, and relays carry spikes")
             for k in range(1, missing + 1):  # relays of the source, shared by the branches that need them
                 if (connection.source, k) not in relays:
@@ -482,10 +530,10 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
         quants.append(quant)
         depth[graph_node.name] = node_depth
     try:
-        graph = LoihiGraph(tuple(input_shape), nodes, input_bits, input_exp)
-    except ValueError as err:  # pragma: no cover - shapes and depths come from tracing the model itself
-        raise ExportError(f"the traced layers do not form a Loihi graph: {err}") from None
-    return QuantizedModel(graph, quants, range_exp)
+        loihi = LoihiGraph(input_shape, nodes, input_bits, input_exp)
+    except ValueError as err:  # pragma: no cover - shapes and depths come from the graph's own
+        raise ExportError(f"the graph's layers do not form a Loihi graph: {err}") from None
+    return QuantizedModel(loihi, quants, range_exp)
 
 
 def _node_shape(nodes: list[GraphNode], input_shape: tuple[int, ...], name: str) -> tuple[int, ...]:

@@ -1,0 +1,277 @@
+"""The typed graph (`snnpipe.models.ir.Graph`) as Loihi layers: neurons fed by the sum of their branches.
+
+Loihi computes in layers of CUBA neurons, each fed by synapses; the graph is grouped into them, in
+its topological order, by a ``{node type: role}`` table (`ROLES`):
+
+- A *source* is spikes: the graph's input, or a spiking neuron (`ir.CubaLIF`), with the average or
+  sum poolings and the Flatten that follow it (they fold into the next synapse, `quantize`).
+- A *branch* is a synapse (`ir.Affine`, `ir.Conv2d`) reading one source, or an *identity*: an edge
+  from a source straight into a neuron (a residual block's identity shortcut: the spikes themselves,
+  weight 1).
+- A *layer* (`LoihiLayer`) is a neuron after the sum of its incoming edges, one branch each, named
+  after its first branch's synapse; a synapse into the graph's output is the readout layer, a
+  non-spiking integrator. A node with several incoming edges is several connections into one
+  Loihi layer (`graph.GraphNode`), and the exporter aligns branches of different depths with relays.
+- Loihi's timing: every synapse delivers one step late on Loihi. A graph in that timing (a model
+  trained with ``delay_shift``, written to NIR) holds a one-step `ir.Delay` in front of every
+  synapse; those are the synapses' own delays, and the graph says so (`LoihiLayers.delay_shift`).
+
+What Loihi cannot run is refused in one line naming the node and the parameter
+(`UnsupportedLayerError`): a neuron's ``v_leak`` or ``v_reset``, a per-neuron parameter (Loihi holds
+one per layer), a recurrent edge, a pooling with padding, a node kind with no Loihi layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from torch import nn
+
+from snnpipe.hw_targets import UnsupportedLayerError
+from snnpipe.models import ir
+from snnpipe.models.tracer import TraceError, trace
+
+TARGET = "loihi"
+INPUT = "input"
+NIR_HINT = "export this model with --target nir"
+
+#: What each node type is in a Loihi layer; a type with none is refused with its hint.
+ROLES: dict[type, str] = {
+    ir.Input: "input", ir.Output: "output", ir.Affine: "synapse", ir.Conv2d: "synapse",
+    ir.AvgPool2d: "pool", ir.SumPool2d: "pool", ir.Flatten: "flatten", ir.CubaLIF: "neuron", ir.Delay: "delay",
+}
+HINTS: dict[type, str] = {
+    ir.Conv1d: "Loihi's convolutions take (C, H, W) maps; write it as a Conv2d of height 1",
+    ir.CubaLI: "a non-spiking leaky readout has no Loihi layer here: end the graph at its Affine (the readout "
+               "integrates it)",
+    ir.Integrator: "an integrator readout has no Loihi layer here: end the graph at its Affine (the readout "
+                   "integrates it)",
+    ir.Threshold: "a threshold without a neuron has no Loihi layer",
+    ir.Scale: "a scale without a synapse has no Loihi layer; fold it into the weights before it",
+}
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A pooling node that folds into the next synapse, with one sample's shape before and after it."""
+
+    name: str
+    node: ir.AvgPool2d | ir.SumPool2d
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Spikes of ``node`` (``input`` or a layer's name) through ``pools`` and an optional Flatten;
+    ``shape`` is one sample after them."""
+
+    node: str
+    shape: tuple[int, ...]
+    pools: tuple[Pool, ...] = ()
+    flatten: bool = False
+
+
+@dataclass
+class Branch:
+    """One term of a layer's input: the synapse ``synapse`` (its node ``layer``) on ``source``, or
+    (``layer`` None) the identity of ``source`` named ``path``."""
+
+    source: Source
+    layer: ir.Affine | ir.Conv2d | None
+    path: str
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+
+    @property
+    def identity(self) -> bool:
+        return self.layer is None
+
+
+@dataclass
+class LoihiLayer:
+    """A neuron (``neuron`` None: the non-spiking readout) after the sum of ``branches``."""
+
+    name: str
+    branches: list[Branch]
+    neuron: ir.CubaLIF | None
+    neuron_name: str
+    out_shape: tuple[int, ...]
+
+
+@dataclass
+class LoihiLayers:
+    """The graph's Loihi layers in topological order (the last one is the output), and whether the
+    graph is in Loihi's timing (a one-step Delay before every synapse)."""
+
+    layers: list[LoihiLayer]
+    delay_shift: bool = False
+
+
+def shortcut_name(neuron: str) -> str:
+    """The name of an identity branch into ``neuron``: the graph has no node for it, so it is named
+    after the block the neuron closes, ``<parent>.shortcut`` (a zoo `BasicBlock`'s ``shortcut``
+    module: ``blocks.layer1.0.lif2`` gives ``blocks.layer1.0.shortcut``, as the export named it
+    before the IR)."""
+    return f"{neuron.rsplit('.', 1)[0] if '.' in neuron else neuron}.shortcut"
+
+
+def _refuse(name: str, node: ir.Node, hint: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(name, node, TARGET, hint)
+
+
+def layer_parameter(name: str, node: ir.Node, key: str) -> float:
+    """The neuron's ``key`` as one number: Loihi holds one per layer (a per-neuron array of equal
+    values is that value).
+
+    Raises:
+        UnsupportedLayerError: the values differ between neurons.
+    """
+    value = getattr(node, key)
+    if isinstance(value, np.ndarray):
+        first = float(value.reshape(-1)[0])
+        if not np.all(value == first):
+            raise _refuse(name, node, f"per-neuron {key} (from {value.min():g} to {value.max():g}): Loihi holds one "
+                          f"{key} per layer")
+        return first
+    return float(value)
+
+
+def _check_neuron(name: str, node: ir.CubaLIF) -> None:
+    """Refuse what Lava's CUBA neuron cannot run, naming the parameter."""
+    for key in ("v_leak", "v_reset"):
+        if layer_parameter(name, node, key) != 0.0:
+            raise _refuse(name, node, f"{key}={layer_parameter(name, node, key):g}: Lava's CUBA neuron has no "
+                          f"{key.replace('_', ' ')} (it {'leaks to' if key == 'v_leak' else 'resets to'} 0)")
+    for key in ("current_decay", "voltage_decay", "threshold"):
+        layer_parameter(name, node, key)
+    if node.bias is not None:
+        layer_parameter(name, node, "bias")
+
+
+@dataclass
+class _Grouper:
+    graph: ir.Graph
+    shapes: dict[str, tuple[int, ...]]
+
+    def __post_init__(self) -> None:
+        self.values: dict[str, Source | Branch | None] = {}
+        self.layers: list[LoihiLayer] = []
+        self.delays: list[str] = []
+
+    def _one_input(self, name: str, node: ir.Node, what: str) -> Source | Branch:
+        sources = self.graph.inputs(name)
+        if len(sources) != 1:
+            raise _refuse(name, node, f"{what} sums {len(sources)} inputs; Loihi adds branches only at a neuron")
+        return self.values[sources[0]]
+
+    def _spikes(self, name: str, node: ir.Node, what: str) -> Source:
+        value = self._one_input(name, node, what)
+        if not isinstance(value, Source):
+            raise _refuse(name, node, f"{what} between a synapse and its neuron cannot be folded; put it after the neuron")
+        return value
+
+    def input(self, name: str, node: ir.Input) -> None:
+        self.values[name] = Source(INPUT, self.shapes[name])
+
+    def delay(self, name: str, node: ir.Delay) -> None:
+        consumers = [self.graph.nodes[n] for n in self.graph.outputs(name)]
+        if node.steps != 1 or not all(isinstance(c, ir.SYNAPSES) for c in consumers):
+            raise _refuse(name, node, f"a delay of {node.steps} steps: the Loihi export takes only the one-step delay "
+                          "of Loihi's timing, in front of a synapse")
+        self.values[name] = self._one_input(name, node, "a delay")
+        self.delays.append(name)
+
+    def pool(self, name: str, node: ir.AvgPool2d | ir.SumPool2d) -> None:
+        spikes = self._spikes(name, node, "pooling")
+        if spikes.flatten:
+            raise _refuse(name, node, "pooling after a Flatten has no image to pool")
+        if any(node.padding):
+            raise _refuse(name, node, f"padding={node.padding}: only pooling without padding folds into the next layer")
+        pool = Pool(name, node, spikes.shape, self.shapes[name])
+        self.values[name] = replace(spikes, shape=pool.out_shape, pools=spikes.pools + (pool,))
+
+    def flatten(self, name: str, node: ir.Flatten) -> None:
+        spikes = self._spikes(name, node, "a Flatten")
+        shape = self.shapes[name]
+        if len(shape) != 1:
+            raise _refuse(name, node, f"it gives {shape}; Loihi flattens a whole sample or nothing")
+        self.values[name] = replace(spikes, shape=shape, flatten=spikes.flatten or len(spikes.shape) > 1)
+
+    def synapse(self, name: str, node: ir.Affine | ir.Conv2d) -> None:
+        value = self._one_input(name, node, "a synapse")
+        if isinstance(value, Branch):
+            raise _refuse(name, node, "two synaptic layers with no neuron between them; Loihi gives every layer neurons")
+        if isinstance(node, ir.Conv2d) and len(value.shape) != 3:
+            raise _refuse(name, node, "a Conv2d needs a (C, H, W) input")
+        consumers = self.graph.outputs(name)
+        if len(consumers) != 1:
+            raise _refuse(name, node, f"its output feeds {len(consumers)} nodes; Loihi gives a synapse one neuron layer")
+        self.values[name] = Branch(value, node, name, value.shape, self.shapes[name])
+
+    def neuron(self, name: str, node: ir.CubaLIF) -> None:
+        _check_neuron(name, node)
+        branches = []
+        for source in self.graph.inputs(name):
+            value = self.values[source]
+            if isinstance(value, Source):
+                if value.pools or value.flatten:
+                    raise _refuse(name, node, f"the pooled or flattened spikes of {source} reach it without a synapse; "
+                                  "pooling folds only into a synapse")
+                value = Branch(value, None, shortcut_name(name), value.shape, value.shape)
+            branches.append(value)
+        if all(b.identity for b in branches):
+            raise _refuse(name, node, "a neuron with no conv or linear before it has no Loihi layer")
+        layer_name = next(b.path for b in branches if not b.identity)
+        self.layers.append(LoihiLayer(layer_name, branches, node, name, self.shapes[name]))
+        self.values[name] = Source(layer_name, self.shapes[name])
+
+    def output(self, name: str, node: ir.Output) -> None:
+        value = self._one_input(name, node, "the output")
+        if isinstance(value, Branch):  # the readout
+            self.layers.append(LoihiLayer(value.path, [value], None, "", value.out_shape))
+        elif value.pools or value.flatten:
+            last = value.pools[-1] if value.pools else None
+            raise _refuse(last.name if last else name, last.node if last else node, "nothing after it to fold it into")
+
+    def run(self) -> LoihiLayers:
+        for name in self.graph.order():
+            node = self.graph.nodes[name]
+            role = ROLES.get(type(node))
+            if role is None:
+                raise _refuse(name, node, HINTS.get(type(node), f"it has no Loihi layer; {NIR_HINT}"))
+            getattr(self, role)(name, node)
+        if not any(layer.branches and not layer.branches[0].identity for layer in self.layers):
+            raise _refuse("", self.graph.nodes[self.graph.output], "the graph has no conv or linear layer")
+        synapses = [n for n, node in self.graph.nodes.items() if isinstance(node, ir.SYNAPSES)]
+        delayed = {n for d in self.delays for n in self.graph.outputs(d)}
+        if self.delays and delayed != set(synapses):
+            name = next(n for n in synapses if n not in delayed)
+            raise _refuse(name, self.graph.nodes[name], "some synapses have a one-step Delay (Loihi's timing) and this "
+                          "one has none; Loihi delays every synapse alike")
+        return LoihiLayers(self.layers, bool(self.delays))
+
+
+def traced(model: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:
+    """The graph of ``model`` (BatchNorm folded) by the one tracer, its refusal as the Loihi target's."""
+    try:
+        return trace(model, tuple(input_shape))
+    except TraceError as err:
+        raise UnsupportedLayerError(err.path, err.module, TARGET, err.reason) from None
+
+
+def loihi_layers(graph: ir.Graph) -> LoihiLayers:
+    """The graph's Loihi layers (module docstring).
+
+    Raises:
+        UnsupportedLayerError: a node or parameter Loihi cannot run, named.
+    """
+    for a, b in graph.recurrent_edges():
+        raise _refuse(b, graph.nodes[b], f"a recurrent edge from {a}: the Loihi export takes feed-forward graphs")
+    try:
+        shapes = graph.shapes()
+    except ValueError as err:
+        raise UnsupportedLayerError("", graph, TARGET, str(err)) from None
+    return _Grouper(graph, shapes).run()

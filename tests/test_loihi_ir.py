@@ -1,0 +1,146 @@
+"""Any graph of the typed IR to Loihi (issue 24): a DAG with a residual sum of three branches of
+different depths on graded input, quantized by hand arithmetic, and what Loihi cannot run refused in
+one line naming the node and the parameter; Lava runs the DAG (marker ``lava``)."""
+
+import numpy as np
+import pytest
+import torch
+
+from snnpipe.hw_targets import UnsupportedLayerError
+from snnpipe.hw_targets.loihi.export import verify_with_lava
+from snnpipe.hw_targets.loihi.graph_file import write_graph
+from snnpipe.hw_targets.loihi.lava_bridge import lava_python
+from snnpipe.hw_targets.loihi.quantize import quantize_graph
+from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
+from snnpipe.models import ir
+
+
+def _lif(threshold=1.0, **fields) -> ir.CubaLIF:
+    return ir.CubaLIF(1.0, 0.5, threshold, **fields)
+
+
+def residual_dag(seed: int = 0) -> ir.Graph:
+    """input (1x4x4, analog) -> conv_a -> lif_a -> conv_b -> lif_b -> conv_c -> lif_c, and into lif_c
+    also conv_s (1x1) of lif_a and lif_a itself (an identity): three branches, two of them a step
+    short; then a 2x2 average pool, a Flatten and the readout fc."""
+    rng = np.random.default_rng(seed)
+    nodes = {
+        "in": ir.Input((1, 4, 4)),
+        "conv_a": ir.Conv2d(rng.normal(0, 0.8, (2, 1, 3, 3)), rng.normal(0, 0.1, 2), padding=1),
+        "lif_a": _lif(),
+        "conv_b": ir.Conv2d(rng.normal(0, 0.6, (2, 2, 3, 3)), None, padding=1),
+        "lif_b": _lif(),
+        "conv_c": ir.Conv2d(rng.normal(0, 0.6, (2, 2, 3, 3)), None, padding=1),
+        "conv_s": ir.Conv2d(rng.normal(0, 0.6, (2, 2, 1, 1)), None),
+        "lif_c": _lif(0.8),
+        "pool": ir.AvgPool2d(2),
+        "flat": ir.Flatten(),
+        "fc": ir.Affine(rng.normal(0, 0.5, (3, 8)), rng.normal(0, 0.1, 3)),
+        "out": ir.Output((3,)),
+    }
+    edges = [("in", "conv_a"), ("conv_a", "lif_a"), ("lif_a", "conv_b"), ("conv_b", "lif_b"), ("lif_b", "conv_c"),
+             ("conv_c", "lif_c"), ("lif_a", "conv_s"), ("conv_s", "lif_c"), ("lif_a", "lif_c"), ("lif_c", "pool"),
+             ("pool", "flat"), ("flat", "fc"), ("fc", "out")]
+    return ir.Graph(nodes, edges)
+
+
+def test_a_dag_becomes_one_layer_per_neuron_with_its_branches_summed_and_a_shared_relay():
+    q = quantize_graph(residual_dag(), timesteps=4, input_bits=8)
+    graph = q.graph
+    assert [n.name for n in graph.nodes] == ["conv_a", "conv_b", "conv_a.relay1", "conv_c", "fc"]
+    summed = graph.nodes[3]
+    # the sum into lif_c: three connections, the two short branches read the one relay of lif_a
+    assert [(c.name, c.source) for c in summed.connections] == [
+        ("conv_c", "conv_b"), ("conv_s", "conv_a.relay1"), ("lif_c.shortcut", "conv_a.relay1")]
+    assert graph.nodes[2].relay and graph.graded and graph.input_bits == 8
+    assert q.layers[4].pools_folded == ["pool"] and q.layers[4].readout
+    assert graph.steps_for(4) == 4 + 4  # conv_a, conv_b, conv_c, fc: the relay runs beside conv_b
+    # one exponent for the three branches: the identity's 1.0 is the mantissa 2^-e (file: << 1)
+    e = q.layers[3].weight_exp
+    assert summed.connections[2].weight.reshape(-1).tolist() == [2 << -e] * 2
+    run = LoihiSimulator(graph).run(torch.rand(4, 3, 1, 4, 4) * 2 - 1, record_spikes=True)
+    assert all(int(s.sum()) > 0 for s in run.spikes[:4])  # every spiking layer fires
+
+
+@pytest.mark.lava
+def test_lava_runs_the_dag_spike_for_spike_as_the_simulator(tmp_path):
+    q = quantize_graph(residual_dag(), timesteps=6, input_bits=8)
+    path = tmp_path / "dag.graph.h5"
+    write_graph(q.graph, path, {"timesteps": 6, "encoding": "direct"})
+    x = torch.rand(6, 3, 1, 4, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    report = verify_with_lava(path, LoihiSimulator(q.graph), x, lava_python())
+    # every node's spikes at every step (the relay's too), and the readout's u and v, equal
+    assert report["layers"] == 5 and report["mismatched"] == 0 and report["readout_voltage_equal"]
+    assert report["spike_values_compared"] == 3 * (6 + 4) * (32 + 32 + 32 + 32 + 3) and report["spikes"] > 0
+
+
+def test_one_neuron_quantized_by_hand_with_its_own_bias_and_per_neuron_values_that_agree():
+    # w = 0.5: the smallest e with 0.5 <= 127 2^e is -7, so w_mant = round(0.5 / 2^-7) = 64 (file 128);
+    # one weight unit is 2^-8, the threshold 1.0 is vThMant 256 and the neuron's bias 0.25 is 64 units.
+    # Per-neuron arrays whose values agree are that one value.
+    graph = ir.Graph({"in": ir.Input((2,)), "fc": ir.Affine(np.full((2, 2), 0.5)),
+                      "lif": ir.CubaLIF(np.ones(2), np.full(2, 0.25), np.ones(2), bias=np.full(2, 0.25)),
+                      "out": ir.Output((2,))},
+                     [("in", "fc"), ("fc", "lif"), ("lif", "out")])
+    node = quantize_graph(graph, timesteps=1).graph.nodes[0]
+    assert node.connections[0].weight.tolist() == [[128, 128], [128, 128]]
+    assert (node.neuron.vth_mant, node.neuron.i_decay, node.neuron.v_decay) == (256, 4096, 1024)
+    assert node.bias.tolist() == [64, 64]
+
+
+def _chain(neuron: ir.Node, *, pool: ir.Node | None = None, pooled: int = 4) -> ir.Graph:
+    nodes = {"in": ir.Input((1, 4, 4)), "conv": ir.Conv2d(np.full((1, 1, 3, 3), 0.1), None, padding=1), "lif": neuron}
+    edges = [("in", "conv"), ("conv", "lif")]
+    last, shape = "lif", 16
+    if pool is not None:
+        nodes["pool"], edges, last, shape = pool, edges + [("lif", "pool")], "pool", pooled
+    nodes.update({"flat": ir.Flatten(), "fc": ir.Affine(np.full((2, shape), 0.1)), "out": ir.Output((2,))})
+    return ir.Graph(nodes, edges + [(last, "flat"), ("flat", "fc"), ("fc", "out")])
+
+
+@pytest.mark.parametrize("graph, message", [
+    (_chain(_lif(v_leak=0.2)), r"^lif \(CubaLIF\) cannot be exported to loihi; v_leak=0.2: Lava's CUBA neuron has no v leak"),
+    (_chain(_lif(v_reset=-0.5)), r"^lif \(CubaLIF\) .*; v_reset=-0.5: Lava's CUBA neuron has no v reset"),
+    (_chain(ir.CubaLIF(1.0, 0.5, np.linspace(0.5, 2.0, 16).reshape(1, 4, 4))),
+     r"^lif \(CubaLIF\) .*; per-neuron threshold \(from 0.5 to 2\): Loihi holds one threshold per layer"),
+    (_chain(ir.CubaLIF(1.0, np.array([[[0.5]]]) * np.ones((1, 4, 4)) + np.eye(4) * 0.1, 1.0)),
+     r"^lif \(CubaLIF\) .*; per-neuron voltage_decay"),
+    (_chain(_lif(reset="subtract")), r"^lif \(CubaLIF\) .*; reset='subtract'"),
+    (_chain(_lif(), pool=ir.AvgPool2d(2, 2, 1), pooled=9), r"^pool \(AvgPool2d\) .*; padding=\(1, 1\): only pooling without padding"),
+    (_chain(ir.LI(0.5)), r"^lif \(CubaLI\) .*; a non-spiking leaky readout has no Loihi layer"),
+])
+def test_what_loihi_cannot_run_is_one_line_naming_the_node_and_the_parameter(graph, message):
+    with pytest.raises(UnsupportedLayerError, match=message) as err:
+        quantize_graph(graph, timesteps=4)
+    assert "\n" not in str(err.value)
+
+
+def test_a_recurrent_edge_is_refused_naming_it():
+    graph = ir.Graph({"in": ir.Input((2,)), "fc": ir.Affine(np.eye(2)), "lif": _lif(), "delay": ir.Delay(1),
+                      "rec": ir.Affine(np.eye(2)), "out": ir.Output((2,))},
+                     [("in", "fc"), ("fc", "lif"), ("lif", "delay"), ("delay", "rec"), ("rec", "lif"), ("lif", "out")])
+    with pytest.raises(UnsupportedLayerError, match=r"^rec \(Affine\) .*; a recurrent edge from delay: the Loihi export "
+                                                   r"takes feed-forward graphs"):
+        quantize_graph(graph, timesteps=4)
+
+
+def test_pooling_between_a_synapse_and_its_neuron_is_refused():
+    graph = ir.Graph({"in": ir.Input((1, 4, 4)), "conv": ir.Conv2d(np.ones((1, 1, 1, 1))), "pool": ir.SumPool2d(2),
+                      "lif": _lif(), "flat": ir.Flatten(), "fc": ir.Affine(np.ones((2, 4))), "out": ir.Output((2,))},
+                     [("in", "conv"), ("conv", "pool"), ("pool", "lif"), ("lif", "flat"), ("flat", "fc"), ("fc", "out")])
+    with pytest.raises(UnsupportedLayerError, match=r"^pool \(SumPool2d\) .*pooling between a synapse and its neuron"):
+        quantize_graph(graph, timesteps=4)
+
+
+def test_a_sum_pool_folds_as_the_window_sum():
+    # SumPool2d(2) then a Linear of weight 0.25 is the Linear of weight 0.25 on every pixel of its window:
+    # 4 x 4 spikes summed over 2x2 windows; the folded dense weight is 0.25 on all 16 inputs: the smallest
+    # e with 0.25 <= 127 2^e is -8, mantissa 64, file 128 (an average pool gives 0.0625: 64 at e = -10)
+    graph = _chain(_lif(), pool=ir.SumPool2d(2))
+    graph = ir.Graph({**graph.nodes, "fc": ir.Affine(np.full((2, 4), 0.25))}, graph.edges)
+    q = quantize_graph(graph, timesteps=4)
+    assert q.layers[1].weight_exp == -8 and q.layers[1].pools_folded == ["pool"]
+    assert q.graph.nodes[1].connections[0].weight.tolist() == [[128] * 16] * 2
+    averaged = ir.Graph({**graph.nodes, "pool": ir.AvgPool2d(2)}, graph.edges)
+    q = quantize_graph(averaged, timesteps=4)
+    assert q.layers[1].weight_exp == -10 and q.graph.nodes[1].connections[0].weight.tolist() == [[128] * 16] * 2

@@ -1,0 +1,130 @@
+"""``snnpipe export FILE.nir --target loihi`` (issue 24): a NIR graph written by hand, a chain and a
+DAG (a sum of three branches of unequal depth, on the analog input of the direct encoding), exported
+straight from the file, gated and verified as a zoo checkpoint is; and what Loihi cannot run is one
+line naming the node and the parameter. Lava runs the exported DAG under the marker ``lava``."""
+
+import json
+
+import nir
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from snnpipe.hw_targets.loihi.graph_file import FORMAT as GRAPH_FORMAT, read_loihi
+from snnpipe.pipeline.checkpoint import Checkpoint
+from snnpipe.pipeline.cli import cli
+
+DT = 1e-4  # snnTorch's, the importer's default: tau = 2 dt is a decay of 0.5 per step
+
+
+def _lif(channels: int, size: int, threshold: float = 1.0, v_leak: float = 0.0) -> nir.LIF:
+    shape = (channels, size, size)
+    return nir.LIF(tau=np.full(shape, 2 * DT), r=np.full(shape, 2.0), v_leak=np.full(shape, v_leak),
+                   v_threshold=np.full(shape, threshold))
+
+
+def _conv(rng, out: int, channels: int, kernel: int, std: float) -> nir.Conv2d:
+    return nir.Conv2d(input_shape=(8, 8), weight=rng.normal(0, std, (out, channels, kernel, kernel)).astype(np.float32),
+                      stride=1, padding=kernel // 2, dilation=1, groups=1, bias=np.zeros(out, dtype=np.float32))
+
+
+def nir_graph(residual: bool, v_leak: float = 0.0) -> nir.NIRGraph:
+    """input (1x8x8 digits, analog) -> conv_a -> lif_a -> conv_b -> lif_b [-> conv_c -> lif_c, into which
+    also conv_s (1x1) of lif_a and lif_a itself] -> 2x2 average pool -> flatten -> fc (10 classes)."""
+    rng = np.random.default_rng(0)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+        "conv_a": _conv(rng, 2, 1, 3, 0.8), "lif_a": _lif(2, 8, v_leak=v_leak),
+        "conv_b": _conv(rng, 2, 2, 3, 0.6), "lif_b": _lif(2, 8),
+        "pool": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "flat": nir.Flatten(input_type={"input": np.array([2, 4, 4])}, start_dim=0, end_dim=-1),
+        "fc": nir.Affine(weight=rng.normal(0, 0.5, (10, 32)).astype(np.float32), bias=np.zeros(10, dtype=np.float32)),
+        "output": nir.Output(output_type={"output": np.array([10])}),
+    }
+    edges = [("input", "conv_a"), ("conv_a", "lif_a"), ("lif_a", "conv_b"), ("conv_b", "lif_b")]
+    last = "lif_b"
+    if residual:
+        nodes.update({"conv_c": _conv(rng, 2, 2, 3, 0.6), "conv_s": _conv(rng, 2, 2, 1, 0.6), "lif_c": _lif(2, 8, 0.8)})
+        edges += [("lif_b", "conv_c"), ("conv_c", "lif_c"), ("lif_a", "conv_s"), ("conv_s", "lif_c"), ("lif_a", "lif_c")]
+        last = "lif_c"
+    edges += [(last, "pool"), ("pool", "flat"), ("flat", "fc"), ("fc", "output")]
+    metadata = {"dataset": "digits", "timesteps": 4, "encoding": "direct"}
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
+
+
+def _export(tmp_path, graph: nir.NIRGraph, *options: str):
+    path = tmp_path / "net.nir"
+    nir.write(path, graph)
+    out = tmp_path / "net.graph.h5"
+    return CliRunner().invoke(cli, ["export", str(path), "--target", "loihi", "--out", str(out), "--samples", "16",
+                                    "--max-drop", "100", "--json", *options]), out
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["chain", "dag"])
+def test_a_nir_file_exports_to_loihi_as_a_checkpoint_does(tmp_path, residual):
+    result, out = _export(tmp_path, nir_graph(residual))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    graph, attrs = read_loihi(out)
+    # direct encoding: the analog pixels reach conv_a as graded spikes, so even the chain is a Loihi graph
+    assert report["format"] == GRAPH_FORMAT and graph.graded and (attrs["timesteps"], attrs["encoding"]) == (4, "direct")
+    assert report["test_samples"] == 16 and "accuracy_fixed_point" in report
+    names = [node.name for node in graph.nodes]
+    if not residual:
+        assert len(names) == 3 and not report.get("relays")
+        return
+    # lif_c sums conv_c, conv_s and lif_a's spikes; the two short branches share one relay of lif_a's layer
+    assert len(names) == 5 and graph.nodes[2].relay and report["relays"].startswith("1 relay")
+    summed = graph.nodes[3]
+    assert [c.source for c in summed.connections] == [names[1], names[2], names[2]]
+    assert report["layers"][4]["pools_folded"] and report["layers"][4]["readout"]
+
+
+def _per_neuron_threshold() -> nir.NIRGraph:
+    graph = nir_graph(True)
+    graph.nodes["lif_b"] = nir.LIF(tau=np.full((2, 8, 8), 2 * DT), r=np.full((2, 8, 8), 2.0), v_leak=np.zeros((2, 8, 8)),
+                                   v_threshold=np.linspace(0.5, 1.5, 128).reshape(2, 8, 8))
+    return graph
+
+
+@pytest.mark.parametrize("graph, words", [(nir_graph(True, v_leak=0.25), ("lif_a", "v_leak")),
+                                          (_per_neuron_threshold(), ("lif_b", "per-neuron threshold"))],
+                         ids=["v_leak", "per-neuron"])
+def test_what_loihi_cannot_run_in_a_nir_file_is_one_line_naming_node_and_parameter(tmp_path, graph, words):
+    result, out = _export(tmp_path, graph)
+    assert result.exit_code == 2 and not out.exists()
+    line = result.output.strip()
+    assert "\n" not in line and all(word in line for word in words), line
+
+
+@pytest.mark.lava
+def test_a_nir_dag_exported_with_verify_lava_is_spike_for_spike(tmp_path):
+    result, out = _export(tmp_path, nir_graph(True), "--verify", "lava", "--verify-samples", "2")
+    assert result.exit_code == 0, result.output
+    lava = json.loads(result.output)["lava"]
+    assert lava["layers"] == 5 and lava["mismatched"] == 0 and lava["spikes"] > 0 and lava["readout_voltage_equal"]
+
+
+def test_a_nir_graph_fine_tunes_in_loihis_timing_and_exports(tmp_path):
+    # `train --init FILE.nir --quantize loihi`: the file's network, trained with Loihi's weights in its timing
+    path = tmp_path / "net.nir"
+    nir.write(path, nir_graph(False))
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "--init", str(path), "--quantize", "loihi", "--epochs", "1",
+                                      "--train-samples", "64", "--test-samples", "16", "--out", str(run), "--json"])
+    assert result.exit_code == 0, result.output
+    ckpt = Checkpoint.load(json.loads(result.output)["checkpoint"])
+    assert ckpt.model_args["delay_shift"] is True and [h["stage"] for h in ckpt.history] == ["import", "bptt"]
+    first = ckpt.build_model().get_submodule(_first_synapse(ckpt)).weight.detach().numpy()
+    assert first.shape == (2, 1, 3, 3) and not np.allclose(first, nir_graph(False).nodes["conv_a"].weight)
+    out = tmp_path / "tuned.graph.h5"
+    result = CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "loihi", "--out", str(out), "--samples", "16",
+                                      "--max-drop", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    assert len(read_loihi(out)[0].nodes) == 3
+
+
+def _first_synapse(ckpt: Checkpoint) -> str:
+    model = ckpt.build_model()
+    return next(name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d))
