@@ -1,6 +1,6 @@
 """Each framework's own NIR writer on its conv and residual net (`tests/framework_nets.py`): where the
 file is written, ``snnpipe import nir`` reads it and the imported network spikes as the framework's
-model, neuron layer by neuron layer, and gives its output; where the writer fails, the test is an
+model, neuron layer by neuron layer, gives its output and profiles with its counts; where the writer fails, the test is an
 expected failure that carries the writer's exact error (the README's table of frameworks quotes them).
 
 SpikingJelly 0.0.0.0.14 (installed for the profiler's tests) has no NIR writer; SpikingJelly 2 has
@@ -16,6 +16,7 @@ import torch
 import framework_nets as F
 from snnpipe.models.neurons import CubaLIF
 from snnpipe.pipeline.importer import import_nir
+from snnpipe.pipeline.profile import profile_module
 
 T, BATCH = 6, 3
 
@@ -74,8 +75,13 @@ def test_the_framework_nir_writer(framework, kind, tmp_path):
     with torch.no_grad():
         logits = F.run(framework)(net, x)
     ckpt = import_nir(path, tmp_path / "imported.pt", timesteps=T, dataset=F.DATASET)
-    out, ours = _imported_spikes(ckpt.build_model().eval(), x)
+    model = ckpt.build_model().eval()
+    out, ours = _imported_spikes(model, x)
     assert len(ours) == len(theirs) and all(s.sum() > 0 for s in theirs.values())
     for (name, spikes), got in zip(theirs.items(), ours):
         assert torch.equal(got, spikes), f"{name}: {int((got != spikes).sum())} spikes differ"
     assert (out.mean(0) - logits).abs().max() < 1e-5
+    # profiled as it is: the framework model's counts (state: u and v against v, `tests/test_frameworks.py`)
+    mine, their = profile_module(model, x), profile_module(net, x, run=F.run(framework))
+    assert {**vars(mine.totals), "state_size": 0} == {**vars(their.totals), "state_size": 0}
+    assert mine.totals.state_size == 2 * their.totals.state_size
