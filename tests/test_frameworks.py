@@ -150,3 +150,16 @@ def test_snntorch_layers_that_return_their_state_are_traced_as_called():
     graph = module_graph(Net(), _input()[0])
     assert [type(graph.nodes[n]).__name__ for n in graph.order()] == ["Input", "Conv2d", "CubaLIF", "Flatten", "Affine", "Output"]
     assert (graph.nodes["lif"].current_decay, graph.nodes["lif"].refractory_steps) == (0.5, 1)
+
+
+def test_spikingjelly_in_multi_step_mode_gives_the_same_graph():
+    pytest.importorskip("spikingjelly")
+    from spikingjelly.activation_based import functional
+
+    net = F.spiking(F.build("spikingjelly", "residual", T))
+    single = module_graph(net, _input()[0])
+    functional.set_step_mode(net, "m")
+    multi = module_graph(net, _input()[0])
+    assert multi.edges == single.edges and net.lif0.step_mode == "m"  # the user's model is left in its mode
+    assert all(type(multi.nodes[n]) is type(single.nodes[n]) for n in single.nodes)
+    assert (multi.nodes["conv1"].weight == single.nodes["conv1"].weight).all()
