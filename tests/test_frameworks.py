@@ -163,3 +163,17 @@ def test_spikingjelly_in_multi_step_mode_gives_the_same_graph():
     assert multi.edges == single.edges and net.lif0.step_mode == "m"  # the user's model is left in its mode
     assert all(type(multi.nodes[n]) is type(single.nodes[n]) for n in single.nodes)
     assert (multi.nodes["conv1"].weight == single.nodes["conv1"].weight).all()
+
+
+@pytest.mark.parametrize("framework", ["snntorch", "norse", "sinabs"])
+def test_a_framework_whose_nir_writer_fails_gets_its_nir_file_from_deploy(framework, tmp_path):
+    """`tests/test_framework_nir_writers.py`: these writers fail on the residual net; snnpipe's NIR export
+    of the deployed graph writes it, read back and checked spike for spike by the export itself."""
+    import nir
+
+    net = F.spiking(F.build(framework, "residual", T))
+    result = deploy(net, _input()[0], tmp_path / "net.nir", dataset=F.DATASET, timesteps=T, target="nir", samples=8)
+    assert result.report["verified"]["spikes_mismatched"] == 0 and result.report["verified"]["spikes_compared"] > 0
+    graph = nir.read(tmp_path / "net.nir")
+    into = {n: sum(b == n for _, b in graph.edges) for n in graph.nodes}
+    assert sorted(into.values())[-2:] == [1, 2]  # the residual add: two edges into one neuron
