@@ -16,14 +16,14 @@ The module is copied (the user's model is left as it was) and prepared for the o
   multi-step mode) needs no sample of T steps;
 - SpikingJelly's multi-step layers are set to single steps, Sinabs' ``SumPool2d`` becomes the torch
   sum pool the tracer maps (`FRAMEWORK_LAYERS`);
-- a model that returns ``(output, state)`` (Norse's ``SequentialState``) is traced for its output.
+- a model that returns ``(output, state)`` (Norse's ``SequentialState``) is traced for its output;
+- a BatchNorm right after a conv or linear is folded into it (`hw_targets.folding`), as every export does.
 
 What the IR's CUBA LIF cannot hold is refused by the adapter in one line naming the module path.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets import ExportResult
+from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.models import ir
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.profile.frameworks import FRAMEWORKS, framework_of, neuron_layers
@@ -103,8 +104,9 @@ class _Output(nn.Module):
 
 
 def prepared(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` with stand-ins for its neurons and torch layers for its framework layers."""
-    model = copy.deepcopy(module).eval()
+    """A copy of ``module`` (eval mode, BatchNorm folded) with stand-ins for its neurons and torch layers
+    for its framework layers."""
+    model = fold_batchnorm(module).eval()  # a copy, every BatchNorm after a conv or linear folded into it
     for path, child in list(model.named_modules()):
         if getattr(child, "step_mode", None) == "m":  # SpikingJelly: one call is one step here
             child.step_mode = "s"

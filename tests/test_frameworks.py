@@ -190,3 +190,19 @@ def test_a_framework_whose_nir_writer_fails_gets_its_nir_file_from_deploy(framew
     graph = nir.read(tmp_path / "net.nir")
     into = {n: sum(b == n for _, b in graph.edges) for n in graph.nodes}
     assert sorted(into.values())[-2:] == [1, 2]  # the residual add: two edges into one neuron
+
+
+def test_a_batchnorm_after_a_conv_is_folded_and_the_spikes_stay():
+    snn = pytest.importorskip("snntorch")
+    torch.manual_seed(0)
+    lif = snn.Leaky(beta=0.75, reset_mechanism="zero", init_hidden=True)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.BatchNorm2d(8), lif, torch.nn.Flatten(),
+                              torch.nn.Linear(512, 10))
+    with torch.no_grad():  # statistics that change the numbers
+        net[1].running_mean.uniform_(-0.2, 0.2), net[1].running_var.uniform_(0.5, 1.5), net[1].weight.uniform_(1, 3)
+    x = _input()
+    ckpt = module_checkpoint(net, x[0], dataset=F.DATASET, timesteps=T)
+    assert "BatchNorm" not in str(ckpt.model_args)
+    _, ours = _ours(ckpt, x)
+    theirs = F.record("snntorch", net, x)
+    assert theirs["2"].sum() > 0 and torch.equal(ours["2"], theirs["2"])
