@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
-
 from torch import Tensor, nn
 
 from snnpipe.errors import SnnpipeError
@@ -37,7 +36,7 @@ from snnpipe.hw_targets import ExportResult
 from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.models import ir
 from snnpipe.pipeline.checkpoint import Checkpoint
-from snnpipe.pipeline.profile.frameworks import FRAMEWORKS, framework_of, neuron_layers
+from snnpipe.pipeline.profile.frameworks import framework_of, neuron_layers
 
 
 class DeployError(SnnpipeError):
@@ -112,7 +111,7 @@ def prepared(module: nn.Module) -> nn.Module:
             child.step_mode = "s"
         framework = framework_of(child)
         convert = FRAMEWORK_LAYERS.get(f"{type(child).__module__}.{type(child).__name__}")
-        if framework is not None and framework.spiking and framework.name in FRAMEWORKS:
+        if framework is not None and framework.spiking:
             if framework.to_ir is None:
                 continue  # snnpipe's own neurons follow the protocol themselves
             try:

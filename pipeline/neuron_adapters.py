@@ -26,8 +26,9 @@ framework's own forward step in ``tests/test_framework_neurons.py``):
   with a_u = dt tau_syn_inv, a_v = g = dt tau_mem_inv. Its voltage starts at v_leak: v_leak != 0 is refused.
 - Sinabs ``LIF`` / ``IAF`` (and their ``Squeeze`` forms) with ``SingleSpike``: a_v = 1 - alpha_mem
   (IAF: 0), a_u = 1 - alpha_syn (no tau_syn: 1); the input gain is alpha_syn (with a synaptic current)
-  times 1 - alpha_mem (``norm_input``). ``MembraneReset(reset_value)`` is reset "zero",
-  ``MembraneSubtract()`` "subtract". It fires at v >= theta, as SpikingJelly.
+  times 1 - alpha_mem (``norm_input``). ``MembraneReset()`` is reset "zero" (another reset_value is
+  refused: Sinabs adds it to every neuron), ``MembraneSubtract()`` "subtract". It fires at v >= theta,
+  as SpikingJelly.
 
 What the CUBA LIF cannot hold is refused in one line naming the module and the parameter: Sinabs'
 ``MultiSpike`` (several spikes per step), a clipped voltage (``min_v_mem``), graded spikes, a snnTorch
@@ -68,7 +69,8 @@ def value(param: Any) -> float | np.ndarray:
     return array
 
 
-def _scaled(quantity: float | np.ndarray, gain: float | np.ndarray) -> float | np.ndarray:
+def _scaled(quantity: Any, gain: Any = 1.0) -> float | np.ndarray:
+    """``quantity / gain`` as a float, or as an array where either is per neuron."""
     out = np.asarray(quantity, dtype=np.float64) / np.asarray(gain, dtype=np.float64)
     return float(out) if out.ndim == 0 else out
 
@@ -90,10 +92,10 @@ def snntorch_neuron(module: nn.Module) -> ir.CubaLIF:
     if reset == "subtract" and delayed:
         raise UnsupportedNeuronError(module, "reset_mechanism='subtract' with reset_delay=True subtracts the "
                                      "threshold after the next step's decay", "train with reset_delay=False")
-    voltage_decay = _scaled(1.0 - np.asarray(value(module.beta)), 1.0)
+    voltage_decay = _scaled(1.0 - np.asarray(value(module.beta)))
     if kind == "Leaky":
         return ir.CubaLIF(1.0, voltage_decay, value(module.threshold), reset=reset)
-    current_decay = _scaled(1.0 - np.asarray(value(module.alpha)), 1.0)
+    current_decay = _scaled(1.0 - np.asarray(value(module.alpha)))
     refractory = 1 if reset == "zero" and delayed else 0
     return ir.CubaLIF(current_decay, voltage_decay, value(module.threshold), reset=reset, refractory_steps=refractory)
 
@@ -125,20 +127,14 @@ def norse_neuron(module: nn.Module) -> ir.CubaLIF:
     if kind not in ("LIFBoxCell", "LIFBox", "LIFCell", "LIF"):
         raise UnsupportedNeuronError(module, "its dynamics have no CUBA LIF form here",
                                      "build the network with norse.torch.LIFBoxCell or LIFCell")
-    if getattr(p, "method", "super") not in ("super", "heaviside", "tanh", "triangle", "circ", "logistic", "heavi_erfc"):
-        raise UnsupportedNeuronError(module, f"method={p.method!r} is not a threshold")
-    voltage_decay = dt * np.asarray(value(p.tau_mem_inv))
-    gain = voltage_decay
     if np.any(np.asarray(value(p.v_leak)) != 0):
         raise UnsupportedNeuronError(module, "v_leak != 0: its voltage starts there and leaks towards it; the CUBA "
                                      "LIF starts at 0", "train with v_leak=0")
-    voltage_decay = voltage_decay if voltage_decay.ndim else float(voltage_decay)
+    gain = voltage_decay = _scaled(dt * np.asarray(value(p.tau_mem_inv)))
     threshold, v_reset = _scaled(value(p.v_th), gain), _scaled(value(p.v_reset), gain)
     if kind in ("LIFBoxCell", "LIFBox"):
         return ir.CubaLIF(1.0, voltage_decay, threshold, v_reset=v_reset)
-    current_decay = dt * np.asarray(value(p.tau_syn_inv))
-    current_decay = current_decay if current_decay.ndim else float(current_decay)
-    return ir.CubaLIF(current_decay, voltage_decay, threshold, v_reset=v_reset)
+    return ir.CubaLIF(_scaled(dt * np.asarray(value(p.tau_syn_inv))), voltage_decay, threshold, v_reset=v_reset)
 
 
 def sinabs_neuron(module: nn.Module) -> ir.CubaLIF:
@@ -157,17 +153,15 @@ def sinabs_neuron(module: nn.Module) -> ir.CubaLIF:
     alpha_syn = None if alpha_syn is None else np.asarray(value(alpha_syn))
     gain = (1.0 - alpha_mem if module.norm_input else 1.0) * (alpha_syn if alpha_syn is not None else 1.0)
     reset_fn = module.reset_fn
-    if type(reset_fn).__name__ == "MembraneReset":
-        reset, v_reset = "zero", _scaled(float(reset_fn.reset_value), gain)
+    if type(reset_fn).__name__ == "MembraneReset" and reset_fn.reset_value == 0:
+        reset = "zero"
     elif type(reset_fn).__name__ == "MembraneSubtract" and reset_fn.subtract_value is None:
-        reset, v_reset = "subtract", 0.0
-    else:
-        raise UnsupportedNeuronError(module, f"reset_fn={reset_fn!r} is neither a reset to a value nor a "
-                                     "subtraction of the threshold", "train with MembraneReset() or MembraneSubtract()")
-    plain = lambda a: float(a) if np.ndim(a) == 0 else a  # noqa: E731
-    current_decay = 1.0 if alpha_syn is None else plain(1.0 - alpha_syn)
-    return ir.CubaLIF(current_decay, plain(1.0 - alpha_mem), _scaled(value(module.spike_threshold), gain),
-                      reset=reset, v_reset=v_reset)
+        reset = "subtract"
+    else:  # (MembraneReset adds a reset_value other than 0 to every neuron's voltage, spiking or not)
+        raise UnsupportedNeuronError(module, f"reset_fn={reset_fn!r} is neither a reset to 0 nor a subtraction of "
+                                     "the threshold", "train with MembraneReset() or MembraneSubtract()")
+    current_decay = 1.0 if alpha_syn is None else _scaled(1.0 - alpha_syn)
+    return ir.CubaLIF(current_decay, _scaled(1.0 - alpha_mem), _scaled(value(module.spike_threshold), gain), reset=reset)
 
 
 __all__ = ["UnsupportedNeuronError", "norse_neuron", "sinabs_neuron", "snntorch_neuron", "spikingjelly_neuron", "value"]

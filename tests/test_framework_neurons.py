@@ -203,6 +203,9 @@ def test_sinabs_multispike_and_a_voltage_floor_are_one_line():
     floor = sl.IAF(spike_fn=a.SingleSpike, min_v_mem=-1.0)
     with pytest.raises(UnsupportedNeuronError, match=r"^sinabs.IAF: min_v_mem=-1 clips the voltage"):
         framework_of(floor).to_ir(floor)
+    shifted = sl.IAF(spike_fn=a.SingleSpike, reset_fn=a.MembraneReset(reset_value=0.5))
+    with pytest.raises(UnsupportedNeuronError, match=r"^sinabs.IAF: reset_fn=MembraneReset\(reset_value=0.5\) is neither"):
+        framework_of(shifted).to_ir(shifted)
 
 
 def test_the_decay_of_sinabs_tau_mem_is_one_minus_exp():
