@@ -112,7 +112,7 @@ def test_a_fine_tuned_module_deploys_to_loihi_within_the_gate(framework, kind, t
                     max_drop=100.0, checkpoint=tmp_path / "net.pt")
     report = result.report
     assert theirs > 60.0 and report["test_samples"] == 360
-    assert 100 * report["accuracy_float"] == pytest.approx(theirs, abs=1e-6)
+    assert round(report["accuracy_float"] * 360) == round(theirs * 3.6)  # the same images right (the report rounds)
     if report["accuracy_drop_pt"] > 1.0:
         run = CliRunner().invoke(cli, ["train", "--init", str(tmp_path / "net.pt"), "--quantize", "loihi", "--epochs", "1",
                                        "--dataset", F.DATASET, "-T", str(steps), "--seed", "0", "--out",
