@@ -30,7 +30,7 @@ from torch import nn
 
 OUT = Path(__file__).resolve().parent.parent / "reports" / "bench" / "spikingjelly_lemaire"
 
-#: Why a count differs, where it does (the README's "Energy models" lists the same).
+#: Why a count differs, where it does (docs/energy-models.md lists the same).
 CAUSES = {
     "ac": "snnpipe's ACs are exact at the borders (a corner spike of a padded 3x3 conv reaches 4 outputs per "
           "channel); SpikingJelly charges every spike C_out/groups x k x k ACs (x prod(ceil(k/stride))), and adds "
@@ -183,7 +183,7 @@ def main() -> None:
               for r in result["rows"]]
     lines += ["", f"SpikingJelly's total: {result['spikingjelly_total_pj']:.6g} pJ; recomputed from snnpipe's counts with "
                   f"SpikingJelly's pricing: {result['recomputed_from_snnpipe_counts_pj']:.6g} pJ; snnpipe's own memory "
-                  f"model (int32): {result['snnpipe_memory_int32_total_pj']:.6g} pJ (README: why they differ)."]
+                  f"model (int32): {result['snnpipe_memory_int32_total_pj']:.6g} pJ (docs/energy-models.md: why they differ)."]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,16 +1,22 @@
 """NIR (Neuromorphic Intermediate Representation, the ``nir`` package): export, read back, import.
 
-Export writes the SNN as a NIR graph (HDF5, ``nir.write``), BatchNorm folded first (NIR has none).
-Node per module (`EXPORT_MAPPERS`; anything else raises `UnsupportedLayerError` naming its path):
+Both directions are mapper tables over snnpipe's typed graph (`snnpipe.models.ir`), one per
+direction. Export traces the model into the graph (`snnpipe.models.tracer.trace`, BatchNorm folded
+first: NIR has none) and writes each node by `EXPORT_MAPPERS` (HDF5, ``nir.write``); import reads
+each NIR node by `IMPORT_MAPPERS` into the graph, which `snnpipe.models.graph` builds into a model:
 
-    nn.Linear            Affine (with bias) or Linear
-    nn.Conv2d            Conv2d (a missing bias is written as zeros: NIR's Conv2d always has one)
-    nn.Flatten           Flatten (NIR's dims leave out the batch: start_dim - 1)
-    nn.AvgPool2d         AvgPool2d; with divisor_override=1 (a sum over the window) SumPool2d
-    nn.AdaptiveAvgPool2d AvgPool2d with kernel = stride = input / output size (sizes must divide)
-    CubaLIF              LIF where a_u = 1 (IF where also a_v = 0), else CubaLIF
-    nn.Identity, Dropout, residual add: no node; a node's input is the sum of its incoming edges,
-                         so ``a + b`` becomes two edges into the next node.
+    graph node       NIR node
+    Affine           Affine, or Linear where it has no bias
+    Conv1d, Conv2d   Conv1d, Conv2d (a missing bias is written as zeros: NIR's always has one)
+    AvgPool2d        AvgPool2d           SumPool2d     SumPool2d
+    Flatten          Flatten (dims of one sample, no batch)
+    CubaLIF          LIF where a_u = 1 (IF where also a_v = 0 and no leak), else CubaLIF
+    CubaLI           LI where a_u = 1, else CubaLI       Integrator    I
+    Threshold        Threshold           Scale         Scale          Delay    Delay (steps x dt)
+    (sum of edges)   several edges into one node: a residual add
+
+Anything else is refused by name: on export an `UnsupportedLayerError` naming the module path (the
+tracer's) or the node, on import a `NirError` naming the node (a subgraph, for instance).
 
 Residual networks export as they are: NIR is a graph. Nodes are named by module path
 (``blocks.layer1.0.lif2``); the graph's ``metadata`` holds ``dt`` and ``producer``, and what a reader
@@ -57,10 +63,14 @@ other dt would run with other decays there (with dt = 1 and a_v = 0.5, snnTorch 
 instead of 0.5). Our files also record dt in the graph's metadata, and import uses it; a file
 without one (snnTorch's, for instance) is read with dt = 1e-4 unless the caller gives another.
 
-What NIR's neurons cannot say, and is refused rather than approximated: a refractory period
-(``refractory_steps > 0``), the soft reset (``reset="subtract"``), a decay of 0 in a CubaLIF (an infinite time constant), per-neuron time
-constants or thresholds on import (snnpipe's CUBA LIF has one set per layer), ``v_leak != 0`` and
-``v_reset != 0``.
+The leak and reset voltages map the same way (v_leak and v_reset divided by g on import, as the
+threshold), and the non-spiking LI and CubaLI as the graph's CubaLI: u = I / (a_u w_in), output v
+with gain a_u w_in a_v r (``I``: gain = dt r). What NIR's neurons cannot say, and is refused rather
+than approximated: a refractory period (``refractory_steps > 0``), the soft reset
+(``reset="subtract"``), a decay of 0 in a CubaLIF (an infinite time constant), a neuron bias.
+Per-neuron parameters are read into the graph as arrays (one value where all are the same); the
+model builder refuses them by node and field (snnpipe's CUBA LIF has one set per layer), and so do
+the targets that hold one per layer.
 
 snnTorch: NIR's CubaLIF resets within the step, as snnpipe's (R = 0) and as snnTorch's
 ``Synaptic(reset_delay=False)``, which is what ``snntorch.import_nir`` builds. snnTorch's default
@@ -374,24 +384,6 @@ def neuron_from_nir(name: str, node: nir.NIRNode, dt: float = DEFAULT_DT) -> ir.
         raise NirError(f"NIR node {name!r} ({type(node).__name__}): {err}; {DAMAGED}") from None
 
 
-def _ints(name: str, node: object, key: str, minimum: int) -> list[int]:
-    """``node.<key>``, one or two integers >= ``minimum``, as two; NirError otherwise."""
-    array = np.atleast_1d(np.asarray(getattr(node, key, None)))
-    if array.dtype.kind not in "fiu" or array.ndim != 1 or len(array) not in (1, 2) or not np.all(np.isfinite(array)) \
-            or np.any(array != np.round(array)) or np.any(array < minimum):
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not one or two integers >= {minimum} "
-                       f"({array.dtype} of shape {array.shape}); {DAMAGED}")
-    return array.astype(np.int64).tolist()
-
-
-def _int(name: str, node: object, key: str) -> int:
-    value = np.asarray(getattr(node, key, None))
-    if value.dtype.kind not in "iu" or value.size != 1:
-        raise NirError(f"NIR node {name!r} ({type(node).__name__}): {key} is not an integer "
-                       f"({value.dtype} of shape {value.shape}); {DAMAGED}")
-    return int(value.reshape(()))
-
-
 def _affine(name: str, node: nir.Affine, dt: float) -> ir.Node:
     weight = _values(name, node, "weight")
     if weight.ndim != 2:
@@ -402,15 +394,13 @@ def _affine(name: str, node: nir.Affine, dt: float) -> ir.Node:
 def _conv_from(name: str, node: nir.Conv2d, dt: float) -> ir.Node:
     one = isinstance(node, nir.Conv1d)
     weight = _values(name, node, "weight", 3 if one else 4)
-    padding = node.padding if isinstance(node.padding, str) else _ints(name, node, "padding", 0)
     bias = None if node.bias is None else _values(name, node, "bias").reshape(-1)
-    return (ir.Conv1d if one else ir.Conv2d)(weight, bias, _ints(name, node, "stride", 1), padding,
-                                             _ints(name, node, "dilation", 1), _int(name, node, "groups"))
+    return (ir.Conv1d if one else ir.Conv2d)(weight, bias, node.stride, node.padding, node.dilation, node.groups)
 
 
 def _pool_from(name: str, node: nir.AvgPool2d, dt: float) -> ir.Node:
     kind = ir.SumPool2d if isinstance(node, nir.SumPool2d) else ir.AvgPool2d
-    return kind(_ints(name, node, "kernel_size", 1), _ints(name, node, "stride", 1), _ints(name, node, "padding", 0))
+    return kind(node.kernel_size, node.stride, node.padding)
 
 
 def _delay_from(name: str, node: nir.Delay, dt: float) -> ir.Node:
@@ -446,7 +436,7 @@ IMPORT_MAPPERS: dict[type, ImportMapper] = {
     nir.Conv2d: _conv_from,
     nir.AvgPool2d: _pool_from,
     nir.SumPool2d: _pool_from,
-    nir.Flatten: lambda name, node, dt: ir.Flatten(_int(name, node, "start_dim"), _int(name, node, "end_dim")),
+    nir.Flatten: lambda name, node, dt: ir.Flatten(node.start_dim, node.end_dim),
     nir.LIF: neuron_from_nir,
     nir.CubaLIF: neuron_from_nir,
     nir.IF: neuron_from_nir,

@@ -21,7 +21,7 @@ networks", arXiv 2409.08290): a rate-coded SNN with T steps carries T + 1 levels
 same as an ANN with ``b = ceil(log2(T + 1))``-bit activations. `qann(T)` prices that ANN's MAC of a
 b-bit activation with an 8-bit weight: ``mult = 0.2 pJ * b / 8`` (an array multiplier's energy grows
 with the product of its operand widths; scaled from Horowitz's 8 x 8-bit multiply; our assumption,
-stated in the README), ``add = 0.03 pJ`` (the 8-bit add of Horowitz's INT8 MAC).
+stated in docs/energy-models.md), ``add = 0.03 pJ`` (the 8-bit add of Horowitz's INT8 MAC).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Names import on first use (PEP 562), so that `NeuronParams` (`params`, torch-free) can be built and
 checked by the CLI before torch is loaded; the zoo's names also load `graph`, which registers the
-data-described models ``sequential`` and ``graph``.
+models built from a typed graph, ``sequential`` and ``graph``. The typed graph (`ir`, torch-free) and
+the one tracer into it (`tracer`) are what every importer and exporter maps over.
 """
 
 from __future__ import annotations

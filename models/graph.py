@@ -4,7 +4,7 @@
 its ``model_args`` (``graph``: `ir.Graph.to_data` with the weights left out) and the weights in its
 ``state_dict``, so it rebuilds with `create_model` like any zoo model, ANN twin included (ReLU for
 every neuron). Each node becomes a module by `BUILDERS`, a ``{node type: builder}`` table, and the
-module carries the node's name as ``ir_name`` (the tracer names it so again, `layer_modules` finds it).
+module carries the node's name as ``ir_name`` (`layer_modules` finds the modules by it).
 
 - ``sequential(graph=...)``: a chain, in blocks that each end at a neuron (``layer1``, ``layer2`` ...)
   and a ``head`` of what follows the last neuron: the stages and the profiler see blocks as in the zoo.
@@ -18,7 +18,9 @@ defaults here, a checkpoint before its state dict loads); an `ir.Graph` builds w
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Any, Callable
 
 import numpy as np
@@ -79,8 +81,6 @@ def _cuba_lif(name: str, node: ir.CubaLIF, neuron: NeuronFactory) -> nn.Module:
     for key in ("v_leak", "v_reset", "bias"):
         if getattr(node, key) not in (None, 0.0):
             raise GraphError(f"{_label(name, node)} has {key} = {getattr(node, key):g}; snnpipe's CUBA LIF has 0")
-    from dataclasses import replace
-
     try:
         params = replace(probe.params, current_decay=node.current_decay, voltage_decay=node.voltage_decay,
                          threshold=node.threshold, refractory_steps=node.refractory_steps, reset=node.reset)
@@ -157,12 +157,11 @@ def _load(module: nn.Module, node: ir.Node, name: str) -> None:
             target.copy_(torch.tensor(value, dtype=target.dtype))
 
 
-def _as_graph(graph: ir.Graph | dict | None, default: Callable[[], dict]) -> tuple[ir.Graph, set[str]]:
+def _as_graph(data: ir.Graph | dict) -> tuple[ir.Graph, set[str]]:
     """The graph and the names of its nodes whose weights it holds (data written without them
     holds none)."""
-    if isinstance(graph, ir.Graph):
-        return graph, set(graph.nodes)
-    data = default() if graph is None else graph
+    if isinstance(data, ir.Graph):
+        return data, set(data.nodes)
     try:
         built = ir.Graph.from_data(data)
     except ValueError as err:
@@ -209,27 +208,22 @@ def _modules(graph: ir.Graph, names: list[str], weighted: set[str], neuron: Neur
     return modules
 
 
-def _default_chain() -> dict:
-    return _default(["flatten", "fc1", "lif1", "fc2"], [])
-
-
-def _default_graph() -> dict:
-    return _default(["flatten", "fc1", "lif1", "fc2", "lif2", "fc3"], [["lif1", "lif2"]])
-
-
-def _default(names: list[str], skips: list[list[str]]) -> dict:
-    """Flatten, fc1 + LIF (16), [fc2 + LIF with a skip from lif1 into lif2], a readout: the smallest
-    networks that exercise every part, for (1, 8, 8) input and 10 classes; weights left out."""
+def _default(input_shape: Shape, num_classes: int, skip: bool) -> dict:
+    """Flatten, fc1 + LIF (16), [fc2 + LIF (16) with a skip from lif1 into lif2,] a readout: the
+    smallest networks that exercise every part; weights left out."""
     lif = {"type": "CubaLIF", "current_decay": 1.0, "voltage_decay": 0.5, "threshold": 1.0}
-    kinds = {"flatten": {"type": "Flatten"}, "fc1": {"type": "Affine", "weight": {"shape": [16, 64]}, "bias": {"shape": [16]}},
-             "lif1": lif, "lif2": lif, "fc2": {"type": "Affine", "weight": {"shape": [16, 16]}, "bias": {"shape": [16]}},
-             "fc3": {"type": "Affine", "weight": {"shape": [10, 16]}, "bias": {"shape": [10]}}}
-    if len(names) == 4:
-        kinds["fc2"] = kinds["fc3"]
-    nodes = {"input": {"type": "Input", "shape": [1, 8, 8]}, **{n: kinds[n] for n in names},
-             "output": {"type": "Output", "shape": [10]}}
-    path = ["input", *names, "output"]
-    return {"nodes": nodes, "edges": [list(e) for e in zip(path, path[1:])] + skips}
+
+    def affine(out: int, features: int) -> dict:
+        return {"type": "Affine", "weight": {"shape": [out, features]}, "bias": {"shape": [out]}}
+
+    inner = {"flatten": {"type": "Flatten"}, "fc1": affine(16, math.prod(input_shape)), "lif1": lif}
+    if skip:
+        inner.update(fc2=affine(16, 16), lif2=lif)
+    inner["readout"] = affine(num_classes, 16)
+    path = ["input", *inner, "output"]
+    return {"nodes": {"input": {"type": "Input", "shape": list(input_shape)}, **inner,
+                      "output": {"type": "Output", "shape": [num_classes]}},
+            "edges": [list(e) for e in zip(path, path[1:])] + ([["lif1", "lif2"]] if skip else [])}
 
 
 def _refuse_legacy(**legacy: Any) -> None:
@@ -243,7 +237,7 @@ def _refuse_legacy(**legacy: Any) -> None:
 def sequential(input_shape, num_classes, neuron, graph: Any = None, layers: Any = None):
     """Blocks ``layer<i>`` (each ending at a neuron) and ``head`` of a chain graph (module docstring)."""
     _refuse_legacy(layers=layers)
-    built, weighted = _as_graph(graph, _default_chain)
+    built, weighted = _as_graph(graph if graph is not None else _default(input_shape, num_classes, skip=False))
     _checked(built, input_shape, num_classes)
     names = chain(built)
     if names is None:
@@ -303,7 +297,7 @@ def module_key(name: str) -> str:
 def graph(input_shape, num_classes, neuron, graph: Any = None, nodes: Any = None, edges: Any = None):
     """Blocks ``graph`` (a `GraphBlock`) and ``head`` of any graph (module docstring)."""
     _refuse_legacy(nodes=nodes, edges=edges)
-    built, weighted = _as_graph(graph, _default_graph)
+    built, weighted = _as_graph(graph if graph is not None else _default(input_shape, num_classes, skip=True))
     _checked(built, input_shape, num_classes)
     if built.recurrent_edges():
         a, b = built.recurrent_edges()[0]

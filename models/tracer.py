@@ -10,7 +10,8 @@ timestep). What is a node:
 - a **stateless layer** is looked up in `MODULES`, a ``{module type: mapper}`` table (``nn.Identity``
   and ``nn.Dropout`` map to no node: their input flows on);
 - an **add** of two values is no node: its two sources become two edges into the next node (a node
-  sums its incoming edges), which is how a residual add reads.
+  sums its incoming edges), which is how a residual add reads; ``out[0]`` of a module that returns
+  a tuple (a framework neuron's (spikes, state)) is that module's node.
 
 Anything else is a `TraceError` naming the module path; the exporters turn it into their
 `UnsupportedLayerError`. Nodes are named by module path (``blocks.layer1.0.conv1``). BatchNorm is folded before (`hw_targets.folding`); one left over is
@@ -201,7 +202,9 @@ def trace(model: nn.Module, input_shape: Shape, adapter: Adapter | None = None) 
                 getattr(module, method)()
 
     def shape_of(node: fx.Node) -> Shape:
-        return tuple(node.meta["tensor_meta"].shape[1:])
+        meta = node.meta["tensor_meta"]
+        meta = meta if hasattr(meta, "shape") else meta[0]  # a neuron returning (spikes, state)
+        return tuple(meta.shape[1:])
 
     nodes: dict[str, ir.Node] = {"input": ir.Input(tuple(input_shape))}
     edges: list[tuple[str, str]] = []
@@ -228,6 +231,9 @@ def trace(model: nn.Module, input_shape: Shape, adapter: Adapter | None = None) 
             if set(left) & set(right):
                 raise TraceError(_fx_path(node), node.target, "it adds a value to itself, which the graph's edges cannot say")
             sources[node] = left + right
+        elif node.op == "call_function" and node.target is operator.getitem and (node.args[1] == 0 or not node.users) \
+                and isinstance(node.args[0], fx.Node) and node.args[0] in sources:
+            sources[node] = sources[node.args[0]]  # a neuron's (spikes, state): its spikes, or a state left unused
         elif node.op == "output":
             if not isinstance(node.args[0], fx.Node):
                 raise TraceError("", model, "it returns more than one tensor per step")

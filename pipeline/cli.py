@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import difflib
 import json
+import os
 import signal
 import sys
 import threading
@@ -199,7 +200,7 @@ def _threads_option(command: Callable) -> Callable:
             process.start(value)
 
     return click.option("--threads", type=int, default=None, expose_value=False, is_eager=True, callback=set_threads,
-                        help="CPU threads (default: 1 for small models, else every core; see README).")(command)
+                        help="CPU threads (default: 1 for small models or a busy machine, else every core).")(command)
 
 
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -258,13 +259,15 @@ def cli() -> None:
 @cli.command("train")
 @click.option("--config", type=click.Path(dir_okay=False), callback=_load_config_file, is_eager=True,
               expose_value=False, help="YAML file of option defaults (keys are option names).")
-@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True)
+@click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True,
+              help="The dataset to train and test on.")
 @click.option("--data-dir", default=None, help="Folder with the dataset files (IDX or CIFAR pickles).")
 @click.option("--model", type=RegistryChoice("model", _models, shown=_zoo_models), default=None,
               help="Zoo model (see `snnpipe models`); default: the dataset's.")
 @click.option("--model-arg", "model_args", multiple=True, callback=_parse_model_args,
               help="Model argument KEY=VALUE, repeatable (e.g. hidden=[256,128]).")
-@click.option("--stage", type=RegistryChoice("stage", _stages), default="bptt", show_default=True)
+@click.option("--stage", type=RegistryChoice("stage", _stages), default="bptt", show_default=True,
+              help="The training stage: its loss and the modules it adds.")
 @click.option("--stage-arg", "stage_args", multiple=True, callback=_parse_model_args,
               help="Stage argument KEY=VALUE, repeatable (e.g. base=bptt, eta=0.1).")
 @click.option("--teacher", default=None, help="Teacher checkpoint for the distillation stages.")
@@ -281,8 +284,10 @@ def cli() -> None:
 @click.option("--train-samples", type=int, default=None, help="Train on this many images (a fixed subset).")
 @click.option("--test-samples", type=int, default=None, help="Test each epoch on this many images (a fixed subset).")
 @click.option("-T", "--timesteps", type=int, default=4, show_default=True, help="Timesteps T per sample.")
-@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--encoding", type=RegistryChoice("encoding", _encodings), default="direct", show_default=True,
+              help="How images become input steps: analog (direct), Bernoulli spikes (rate), one spike each (latency).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the split, the initialization, the shuffling and the rate coding.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("-o", "--out", default=None, help="Run folder (default runs/<dataset>-<model>-<stage>).")
 @click.option("--init", default=None, help="Start from this checkpoint's weights (e.g. an ann stage).")
@@ -295,11 +300,13 @@ def cli() -> None:
               help="Quantization-aware training: compute with the weights `export --target loihi` writes.")
 @click.option("--current-decay", type=float, default=1.0, show_default=True, help="a_u in [0, 1].")
 @click.option("--voltage-decay", type=float, default=0.5, show_default=True, help="a_v in [0, 1].")
-@click.option("--threshold", type=float, default=1.0, show_default=True)
-@click.option("--refractory-steps", type=int, default=0, show_default=True)
+@click.option("--threshold", type=float, default=1.0, show_default=True, help="A neuron spikes where v > threshold.")
+@click.option("--refractory-steps", type=int, default=0, show_default=True,
+              help="Steps a neuron stays at rest after a spike (1: snnTorch's Synaptic).")
 @click.option("--surrogate", default="atan", show_default=True,
               help="rectangular, triangular, sigmoid or atan.")
-@click.option("--surrogate-width", type=float, default=1.0, show_default=True)
+@click.option("--surrogate-width", type=float, default=1.0, show_default=True,
+              help="The surrogate gradient's width (it peaks at 1/width).")
 @click.option("--reset", type=click.Choice(["zero", "subtract"]), default="zero", show_default=True,
               help="After a spike: v = 0 (Loihi) or v - threshold (soft).")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text.")
@@ -332,6 +339,8 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
 
     ckpt = train(config, progress=not quiet and not as_json, on_epoch=report,  # bars: on a terminal (`progress`)
                  on_note=None if quiet else lambda line: click.echo(line, err=True))
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun rank 0 says it, once
+        return
     result = {"checkpoint": str(ckpt.path), **ckpt.history[-1]}
     if as_json:
         click.echo(json.dumps(result))
@@ -395,7 +404,8 @@ def _target_options() -> list[click.Option]:
 
 @cli.command("export", cls=_ExportCommand)
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--target", required=True, type=RegistryChoice("export target", _export_targets))
+@click.option("--target", required=True, type=RegistryChoice("export target", _export_targets),
+              help="The format to write; each has its own options below.")
 @click.option("-o", "--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")
@@ -468,9 +478,10 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
     result = run(parsed, out=out, on_step=report, resume=resume, progress=not quiet and not as_json,
                  on_cell=report_cell)
     if as_json:
-        click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps]}, default=str))
+        click.echo(json.dumps({"folder": str(result.folder), "steps": [asdict(s) for s in result.steps],
+                               "verdicts": result.verdicts}, default=str))
         return
-    click.echo(f"\n{result.table()}\n\nall outputs in {result.folder}")
+    click.echo(f"\n{result.verdict_text()}{result.table()}\n\nall outputs in {result.folder}")
 
 
 class GateFailed(click.ClickException):
@@ -525,7 +536,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
+    from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
+    from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
     if samples < 1:
         raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
@@ -537,7 +550,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
                            "give the checkpoint first")
     if encoding and not (loihi_file or nir_file):
-        raise SnnpipeError("--encoding is for a Loihi or NIR file (a checkpoint profiles in its own encoding)")
+        raise SnnpipeError("--encoding is for a Loihi file or a NIR file (a checkpoint profiles in its own encoding)")
     tolerance = parse_fraction(max_increase)
     energy_tolerance = parse_fraction(max_energy_increase, "--max-energy-increase") if max_energy_increase else None
     if energy_tolerance is not None and not baseline:
@@ -602,9 +615,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if result.samples_requested and not quiet:
         click.echo(f"note: --samples {samples}: the {result.dataset} test set holds {result.samples} samples; "
                    f"profiled {result.samples}", err=True)
-    write_reports(result, folder, force=force, deployed=fixed_point)
+    # a baseline of another model, T or sample count is refused before anything is written
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
+    write_reports(result, folder, force=force, deployed=fixed_point)
     if update_baseline:
         try:
             with atomic_path(Path(baseline)) as tmp:  # the old baseline stays whole until the new one is
@@ -617,7 +631,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         snn = result.estimates.get("snn")
         if snn is not None:
             summary["energy"] = {"model": result.energy_model, "precision": snn.precision,
-                                 **{f"{name}_uj": e.total_uj for name, e in result.estimates.items()},
+                                 **{figure_key(e): e.total_uj for e in result.estimates.values()},
                                  "snn_min_uj": snn.min_pj * 1e-6, "snn_max_uj": snn.max_pj * 1e-6,
                                  "snn_stderr_uj": snn.stderr_pj * 1e-6}
         if fixed_point is not None:
@@ -625,7 +639,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
             fixed_snn = fixed_point.estimates.get("snn")
             if fixed_snn is not None:
                 summary["deployed"]["energy"] = {"model": fixed_point.energy_model, "precision": fixed_snn.precision,
-                                                 "snn_uj": fixed_snn.total_uj,
+                                                 figure_key(fixed_snn): fixed_snn.total_uj,
                                                  "snn_stderr_uj": fixed_snn.stderr_pj * 1e-6}
         for key, g, tol in (("gate", gate, tolerance), ("energy_gate", egate, energy_tolerance)):
             if g:
@@ -633,22 +647,16 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                                 "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
+        click.echo(f"{TITLE}: {as_text(verdict_lines(result))}")
         accuracy = f"accuracy {result.accuracy:.2%}, " if result.accuracy is not None else ""
-        click.echo(f"{result.model}: {accuracy}firing rate {t.firing_rate:.4f}, {t.acs:.4g} ACs + "
-                   f"{t.macs:.4g} MACs = {t.compute_energy_uj:.4g} uJ compute + {t.movement_min_uj:.4g} to "
-                   f"{t.movement_max_uj:.4g} uJ data movement per inference on {result.target['name']}"
-                   + (f"; ANN twin / SNN compute energy {result.comparison['ann_over_snn_compute_energy_uj']:.3g}x"
-                      if result.comparison else "") + f"; reports in {folder}/")
+        click.echo(f"{result.model}: {accuracy}firing rate {result.totals.firing_rate:.4f}, {t.acs:.4g} ACs + "
+                   f"{t.macs:.4g} MACs per inference; reports in {folder}/")
         snn = result.estimates.get("snn")
-        if snn is not None:
-            versus = ", ".join(f"{name} {e.total_uj:.4g} uJ" for name, e in result.estimates.items() if name != "snn")
-            click.echo(f"energy model {result.energy_model} ({snn.precision}): SNN {snn.total_uj:.4g} uJ "
-                       f"({snn.min_pj * 1e-6:.4g} to {snn.max_pj * 1e-6:.4g}, stderr {snn.stderr_pj * 1e-6:.2g}) "
-                       f"per inference; {versus}")
         if fixed_point is not None:
             f, d = result.totals, fixed_point.totals
             fixed_snn = fixed_point.estimates.get("snn")
-            energy_text = (f", energy {fixed_snn.total_uj:.4g} uJ (float {snn.total_uj:.4g})"
+            energy_text = (f", deployed {figure_name(fixed_snn)} {in_unit(fixed_snn.total_pj, report_unit(result))} "
+                           f"(float {in_unit(snn.total_pj, report_unit(result))})"
                            if fixed_snn is not None and snn is not None else "")
             click.echo(f"deployed ({fixed_point.model}): "
                        + (f"accuracy {fixed_point.accuracy:.2%}, " if fixed_point.accuracy is not None else "")

@@ -129,7 +129,7 @@ class DatasetEntry:
         input_shape: one image, (channels, height, width).
         num_classes: labels 0..num_classes-1.
         model, epochs, batch_size: what ``snnpipe train`` uses when they are not given: a zoo model
-            that fits the input, and epochs and batch size that reach the README's accuracy.
+            that fits the input, and epochs and batch size that reach the accuracy of reports/bench/README.md.
         augmentation: what ``--augment`` does on this dataset (`Augmentation`).
     """
 

@@ -1,9 +1,9 @@
 """``import_nir(path) -> Checkpoint``: a network made by another NIR tool, as an snnpipe checkpoint.
 
-The graph becomes a ``sequential`` model where it is one chain (profile and the Loihi export take
-it) and a ``graph`` model otherwise (residual networks: profile and the ONNX and NIR exports take
-it); see `snnpipe.models.graph` and, for the neuron and time-constant mapping,
-`snnpipe.hw_targets.nir`. What a NIR file does not carry is given here, with these defaults:
+The file is read into snnpipe's typed graph (`snnpipe.models.ir`), which becomes a ``sequential``
+model where it is one chain and a ``graph`` model otherwise (residual networks); see
+`snnpipe.models.graph` and, for the node, neuron and time-constant mapping, `snnpipe.hw_targets.nir`.
+`nir_checkpoint` gives the checkpoint without writing it: ``snnpipe profile FILE.nir`` runs that. What a NIR file does not carry is given here, with these defaults:
 
 - ``timesteps``, ``encoding``, the dataset and its normalization (``mean``, ``std``): the option
   where given, else the graph's metadata where an snnpipe export wrote them there (the mean and std

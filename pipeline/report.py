@@ -2,16 +2,16 @@
 
 - ``profile.json``: `Profile.to_dict` (schema ``snnpipe.profile/2``), read back by `Profile.from_dict`
   and by the firing-rate gate; an infinite ratio is written as null.
-- ``profile.md``: totals of the SNN and its ANN twin side by side, one table for the synaptic layers
-  and one for the neuron layers (SNN and ANN columns next to each other), the firing rate at every
-  timestep, and the target's constants with their sources.
-- ``profile.png``: four panels: firing rate per layer, energy per layer (SNN AC / MAC / neuron
-  energy beside the ANN twin's, log scale when the layers differ by more than 100x), firing rate
-  over the timesteps, and total energy (compute and data movement, min to max) SNN vs ANN.
-- ``energy.png``: the SNN's energy by term per layer and the break-even plot (`energy_report`),
-  whose tables (energy by term, the SNN against its three ANN baselines, break-even points) follow
-  the others in ``profile.md``.
-- ``profile.html``: the same tables and both PNGs inlined: one self-contained file to share.
+- ``profile.md``: the verdict first (`verdict_block`: the answer in words, read from the JSON),
+  the plots with a caption saying what each answers, the totals of the SNN and its ANN twin side by
+  side, one table for the synaptic layers and one for the neuron layers, the firing rate at every
+  counted step, the energy tables (`energy_report`: every energy figure under its one name), and the
+  target's constants with their sources.
+- ``profile.png``: the activity: firing rate per layer, and over the counted steps (Loihi's delay
+  steps shaded).
+- ``energy.png``: the SNN against its baselines, its energy by term per layer, and the break-even
+  plot (`energy_report`).
+- ``profile.html``: the same verdict, plots and tables, both PNGs inlined: one self-contained file to share.
 - with the profile of the deployed network beside it (``snnpipe profile CKPT --deployed FILE``):
   ``deployed.json`` (that profile, the same schema) and ``deployed.md`` (float and fixed point side
   by side, layer by layer, and their energy estimates: `snnpipe.pipeline.profile.side_by_side`).
@@ -31,9 +31,9 @@ from typing import Any
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_folder, disk_error
-from snnpipe.hw_targets.energy import EnergyTarget
-from snnpipe.pipeline.energy_report import energy_plot, energy_tables, verdict
+from snnpipe.pipeline.energy_report import energy_caption, energy_plot, energy_tables
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
+from snnpipe.pipeline.verdict_block import TITLE, as_markdown, steps_text, verdict_lines
 
 FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "profile.html")
 #: Written beside them when the deployed network's profile is given.
@@ -65,7 +65,9 @@ def _short(name: str) -> str:
 
 def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
     """The report's tables as (title, header, rows), rendered by `markdown` and `html_page`; the
-    columns after the first (two for layer tables) hold numbers."""
+    columns after the first (two for layer tables) hold numbers. Energy is in `energy_tables` only,
+    each figure under its one name; a profile without estimates (schema 1) shows its target's
+    compute energy and data movement here instead, each labelled with what it leaves out."""
     t, ann = p.totals, p.ann
     a = ann.totals if ann else None
     side = lambda key, fmt=_fmt: [fmt(getattr(t, key)), fmt(getattr(a, key)) if ann else "-"]  # noqa: E731
@@ -77,40 +79,42 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
         ["firing rate / activation density", f"{t.firing_rate:.4f}", f"{a.firing_rate:.4f}" if ann else "-"],
         ["activation size (neurons)", *side("neurons")],
         ["membrane size (state variables)", *side("state_size")],
-        ["compute energy", *side("compute_energy_uj", _uj)],
-        ["data movement, min to max", f"{_uj(t.movement_min_uj)} to {_uj(t.movement_max_uj)}",
-         f"{_uj(a.movement_min_uj)} to {_uj(a.movement_max_uj)}" if ann else "-"],
-        ["total energy, min to max", f"{_uj(t.total_min_uj)} to {_uj(t.total_max_uj)}",
-         f"{_uj(a.total_min_uj)} to {_uj(a.total_max_uj)}" if ann else "-"],
-        ["accuracy", f"{p.accuracy:.2%}" if p.accuracy is not None else "-",
-         f"{ann.accuracy:.2%} (SNN weights)" if ann and ann.accuracy is not None else "-"],
     ]
+    if not p.estimates:
+        where = p.target["name"]
+        totals += [
+            [f"compute energy on {where} (no data movement)", *side("compute_energy_uj", _uj)],
+            [f"data movement on {where}, min to max", f"{_uj(t.movement_min_uj)} to {_uj(t.movement_max_uj)}",
+             f"{_uj(a.movement_min_uj)} to {_uj(a.movement_max_uj)}" if ann else "-"],
+            [f"compute and data movement on {where}, min to max", f"{_uj(t.total_min_uj)} to {_uj(t.total_max_uj)}",
+             f"{_uj(a.total_min_uj)} to {_uj(a.total_max_uj)}" if ann else "-"],
+        ]
+    totals.append(["accuracy", f"{p.accuracy:.2%}" if p.accuracy is not None else "-",
+                   f"{ann.accuracy:.2%} (SNN weights)" if ann and ann.accuracy is not None else "-"])
     twin = {layer.name: layer for layer in ann.layers} if ann else {}
     synapses = []
     for layer in p.synapses:
         other = twin.get(layer.name)
         synapses.append([
             _short(layer.name), layer.module, _fmt(layer.acs), _fmt(layer.macs), _fmt(layer.effective_acs),
-            _fmt(layer.effective_macs), _fmt(layer.dense), _fmt(layer.energy_pj * 1e-6),
-            _fmt(other.macs) if other else "-", _fmt(other.energy_pj * 1e-6) if other else "-",
+            _fmt(layer.effective_macs), _fmt(layer.dense), _fmt(other.macs) if other else "-",
         ])
     neurons = []
     for layer in p.neuron_layers:
         other = twin.get(layer.name)
         neurons.append([
             _short(layer.name), layer.module, str(layer.neurons), str(layer.state_size), _fmt(layer.spikes),
-            f"{layer.firing_rate:.4f}", _fmt(layer.energy_pj * 1e-6),
-            f"{other.firing_rate:.4f}" if isinstance(other, NeuronProfile) else "-",
+            f"{layer.firing_rate:.4f}", f"{other.firing_rate:.4f}" if isinstance(other, NeuronProfile) else "-",
         ])
     steps = [[_short(layer.name), *(f"{r:.4f}" for r in layer.rate_per_step)] for layer in p.neuron_layers]
     return [
         ("Per inference", ["", "SNN" if p.spiking else "ANN", "ANN twin"], totals),
-        ("Synaptic layers (counts per inference; energy in uJ)",
-         ["layer", "type", "ACs", "MACs", "NB eff. ACs", "NB eff. MACs", "NB dense", "energy", "ANN MACs", "ANN energy"],
-         synapses),
-        ("Neuron layers", ["layer", "type", "neurons", "membrane", "spikes", "firing rate", "energy (uJ)",
-                           "ANN active fraction"], neurons),
-        ("Firing rate per timestep", ["layer", *(f"t={i + 1}" for i in range(p.timesteps))], steps),
+        ("Synaptic layers (operations per inference)",
+         ["layer", "type", "ACs", "MACs", "NB eff. ACs", "NB eff. MACs", "NB dense", "ANN MACs"], synapses),
+        ("Neuron layers", ["layer", "type", "neurons", "membrane", "spikes", "firing rate", "ANN active fraction"],
+         neurons),
+        ((f"Firing rate per counted step (T = {p.timesteps - p.delay_steps}, then {p.delay_steps} Loihi delay steps)"
+          if p.delay_steps else "Firing rate per timestep"), ["layer", *(f"t={i + 1}" for i in range(p.timesteps))], steps),
         *energy_tables(p),
     ]
 
@@ -118,24 +122,39 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
 def _heading(p: Profile) -> tuple[str, str]:
     title = f"Profile of {p.model}" + (f" on {p.dataset}" if p.dataset else "")
     asked = f" ({p.samples_requested} asked for: the test set holds {p.samples})" if p.samples_requested else ""
-    line = (f"T = {p.timesteps}, {p.samples} samples{asked}" + (f", {p.encoding} encoding" if p.encoding else "")
+    line = (f"{p.samples} samples{asked}" + (f", {p.encoding} encoding" if p.encoding else "")
             + f"; energy target {p.target['name']}" + (f" ({p.target['description']})" if p.target.get("description") else "")
             + ". NB: NeuroBench's definitions (Effective_ACs, Effective_MACs, Dense).")
-    if p.comparison:
-        c = p.comparison
-        line += (f" ANN twin / SNN energy: compute {_fmt(c['ann_over_snn_compute_energy_uj'])}x, total "
-                 f"{_fmt(c['ann_over_snn_total_min_uj'])}x (least data movement) to "
-                 f"{_fmt(c['ann_over_snn_total_max_uj'])}x (most).")
-    line += (" " + verdict(p)) if p.estimates else ""
     return title, line
 
 
+def figures(p: Profile, energy: bool) -> list[tuple[str, str, str]]:
+    """(file, alt text, caption) of the report's plots: what each answers, and how to read it."""
+    delay = (f" The last {p.delay_steps} steps (shaded) are Loihi's delay: the input has stopped and the spikes "
+             "travel to the output, one layer a step." if p.delay_steps else "")
+    out = [("profile.png", "firing rate per layer and over time",
+            f"Where and when does the network spike? Left: each neuron layer's firing rate (spikes per neuron per "
+            f"counted step), the dashed line the mean over all neurons. Right: the firing rate at every step. "
+            f"{steps_text(p)}.{delay}")]
+    if energy:
+        out.append(("energy.png", "the SNN against its baselines, energy by term, break-even", energy_caption(p)))
+    return out
+
+
+def _text_columns(caption: str) -> int:
+    """The leading columns of a table that hold words (left-aligned); the rest hold numbers."""
+    return 2 if caption.startswith(("Synaptic", "Neuron layers", "The SNN against", "Energy model constants")) else 1
+
+
 def markdown(p: Profile) -> str:
-    """The report as Markdown: totals, layer tables, rates over time, the target's sources."""
+    """The report as Markdown: the verdict, the plots with their captions, the tables, the target's sources."""
     title, line = _heading(p)
-    out = [f"# {title}", "", line]
+    lines = verdict_lines(p)
+    out = [f"# {title}", "", f"## {TITLE}", "", *as_markdown(lines), "", line]
+    for name, alt, caption in figures(p, bool(p.estimates.get("snn"))):
+        out += ["", f"![{alt}]({name})", "", f"*{caption}*"]
     for caption, header, rows in tables(p):
-        text = 2 if caption.startswith(("Synaptic", "Neuron layers")) else 3 if caption.startswith("SNN against") else 2 if caption.startswith("Energy model constants") else 1
+        text = _text_columns(caption)
         out += ["", f"## {caption}", "", "| " + " | ".join(header) + " |",
                 "| " + " | ".join(["---"] * text + ["---:"] * (len(header) - text)) + " |"]
         out += ["| " + " | ".join(row) + " |" for row in rows]
@@ -145,24 +164,31 @@ def markdown(p: Profile) -> str:
 
 
 def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) -> str:
-    """The report as one self-contained HTML page (the plot inlined as base64)."""
+    """The report as one self-contained HTML page (the plots inlined as base64): the verdict first."""
     title, line = _heading(p)
     e = html.escape
+    lines = verdict_lines(p)
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>", f"<title>{e(title)}</title>",
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-        "th{background:#f0f0f0}img{max-width:100%}</style></head><body>",
-        f"<h1>{e(title)}</h1><p>{e(line)}</p>",
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}.t{text-align:left}"
+        "th{background:#f0f0f0}img{max-width:100%}figure{margin:1em 0}figcaption{font-style:italic;max-width:70em}"
+        "#verdict{border-left:4px solid #444;padding:0.2em 1em;background:#f7f7f7}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<section id='verdict'><h2>{TITLE}</h2><p><strong>{e(lines[0])}</strong></p><ul>"
+        + "".join(f"<li>{e(text)}</li>" for text in lines[1:]) + "</ul></section>",
+        f"<p>{e(line)}</p>",
     ]
-    if png:
-        parts.append(f"<img alt='firing rate, energy per layer, rate over time' src='data:image/png;base64,"
-                     f"{base64.b64encode(png).decode()}'>")
-    if energy_png:
-        parts.append(f"<img alt='energy by term, break-even' src='data:image/png;base64,{base64.b64encode(energy_png).decode()}'>")
+    for (name, alt, caption), data in zip(figures(p, energy_png is not None), (png, energy_png)):
+        if data:
+            parts.append(f"<figure><img alt='{e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+                         f"<figcaption>{e(caption)}</figcaption></figure>")
     for caption, header, rows in tables(p):
-        parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        text = _text_columns(caption)
+        parts.append(f"<h2>{e(caption)}</h2><table><tr>" + "".join(f"<th class='t'>{e(h)}</th>" if i < text else f"<th>{e(h)}</th>"
+                                                              for i, h in enumerate(header)) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td class='t'>{e(c)}</td>" if i < text else f"<td>{e(c)}</td>" for i, c in enumerate(row))
+                  + "</tr>" for row in rows]
         parts.append("</table>")
     parts.append("<h2>Energy constants</h2><ul>")
     parts += [f"<li><code>{e(k)}</code> = {e(str(p.target[k]))} pJ: {e(v)}</li>"
@@ -172,20 +198,17 @@ def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) ->
 
 
 def plot(p: Profile, path: Path) -> None:
-    """Four panels (module docstring), readable for 2 to 40 layers."""
+    """``profile.png``: firing rate per layer, and over the counted steps (Loihi's delay steps
+    shaded); readable for 2 to 40 layers. Energy is `energy_plot`'s."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    neurons, synapses = p.neuron_layers, p.synapses
-    twin = {layer.name: layer for layer in p.ann.layers} if p.ann else {}
-    rows = max(len(neurons), len(synapses) * (1.6 if twin else 1.0))
-    fig, axes = plt.subplots(2, 2, figsize=(15, max(8.0, 4.0 + 0.42 * rows)),
-                             gridspec_kw={"height_ratios": [max(1.0, rows / 8), 1.0]})
+    neurons = p.neuron_layers
+    fig, (ax, over) = plt.subplots(1, 2, figsize=(15, max(4.5, 2.5 + 0.3 * len(neurons))))
     label = lambda layer: f"{_short(layer.name)} ({layer.module})"  # noqa: E731
 
-    ax = axes[0][0]
     y = range(len(neurons))
     ax.barh(y, [layer.firing_rate for layer in neurons], color="tab:blue", height=0.6)
     pad = max(0.0, (3 - len(neurons)) / 2)  # one or two layers: bars of the height of three, centred
@@ -195,74 +218,34 @@ def plot(p: Profile, path: Path) -> None:
     for i, layer in enumerate(neurons):
         ax.text(layer.firing_rate, i, f" {layer.firing_rate:.3f}", va="center", fontsize=8)
     ax.set_yticks(list(y), [label(layer) for layer in neurons], fontsize=8)
-    ax.set_xlim(0, max([layer.firing_rate for layer in neurons] + [0.01]) * 1.2)
-    ax.set_xlabel("firing rate (spikes / neuron / timestep)")
+    ax.set_xlim(0, max([layer.firing_rate for layer in neurons] + [0.01]) * 1.25)
+    ax.set_xlabel("firing rate (spikes per neuron per counted step)")
     ax.set_title("Firing rate per layer")
     ax.legend(fontsize=8, loc="lower right")
 
-    ax = axes[0][1]
-    target = EnergyTarget.from_dict(p.target)  # its equations: the AC and the MAC share of each layer
-    series = [("SNN ACs", "tab:orange", [target.synaptic_pj(layer.acs, 0.0) * 1e-6 for layer in synapses]),
-              ("SNN MACs", "tab:red", [target.synaptic_pj(0.0, layer.macs) * 1e-6 for layer in synapses])]
-    if twin:
-        series.append(("ANN twin MACs", "tab:gray", [twin[layer.name].energy_pj * 1e-6 if layer.name in twin else 0.0
-                                                     for layer in synapses]))
-    names = [label(layer) for layer in synapses]
-    if p.spiking and any(layer.energy_pj for layer in neurons):
-        names += [label(layer) for layer in neurons]
-        series = [(n, c, v + [0.0] * len(neurons)) for n, c, v in series]
-        series.append(("SNN neuron updates", "tab:green", [0.0] * len(synapses) + [l.energy_pj * 1e-6 for l in neurons]))
-    width = 0.8 / len(series)
-    for k, (name, color, values) in enumerate(series):
-        ax.barh([i + (k - (len(series) - 1) / 2) * width for i in range(len(names))], values, height=width,
-                color=color, label=name)
-    positive = [v for _, _, values in series for v in values if v > 0]
-    if positive and max(positive) / min(positive) > 100:
-        ax.set_xscale("log")
-        ax.set_xlabel("energy per inference (uJ, log scale)")
-    else:
-        ax.set_xlabel("energy per inference (uJ)")
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_title(f"Compute energy per layer on {p.target['name']}")
-    ax.legend(fontsize=8, loc="lower right")
-
-    ax = axes[1][0]
     steps = range(1, p.timesteps + 1)
     colors = plt.cm.viridis([i / max(1, len(neurons) - 1) for i in range(len(neurons))])
+    if p.delay_steps:
+        over.axvspan(p.timesteps - p.delay_steps + 0.5, p.timesteps + 0.5, color="gray", alpha=0.15,
+                     label=f"Loihi delay steps ({p.delay_steps})")
     for layer, color in zip(neurons, colors):
-        ax.plot(steps, layer.rate_per_step, marker="o", markersize=3, color=color, label=_short(layer.name))
+        over.plot(steps, layer.rate_per_step, marker="o", markersize=3, color=color, label=_short(layer.name))
     total_neurons = sum(layer.neurons for layer in neurons)
     if total_neurons and len(neurons) > 1:
         mean = [sum(layer.rate_per_step[t] * layer.neurons for layer in neurons) / total_neurons for t in range(p.timesteps)]
-        ax.plot(steps, mean, color="black", linewidth=2.5, linestyle="--", label="all layers")
-    ax.set_xticks(list(steps))
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("timestep")
-    ax.set_ylabel("firing rate")
-    ax.set_title("Firing rate over time")
-    ax.legend(fontsize=7, ncol=1 + len(neurons) // 12, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        over.plot(steps, mean, color="black", linewidth=2.5, linestyle="--", label="all layers")
+    over.set_xticks(list(steps))
+    over.set_xlim(0.5, p.timesteps + 0.5)
+    over.set_ylim(bottom=0)
+    over.set_xlabel(f"counted step (T = {p.timesteps - p.delay_steps} input steps, then {p.delay_steps} Loihi delay steps)"
+                    if p.delay_steps else "step")
+    over.set_ylabel("firing rate")
+    over.set_title("Firing rate over time")
+    over.legend(fontsize=7, ncol=1 + len(neurons) // 12, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
-    ax = axes[1][1]
-    nets = [("SNN" if p.spiking else "ANN", p.totals)] + ([("ANN twin", p.ann.totals)] if p.ann else [])
-    for i, (name, t) in enumerate(nets):
-        ax.barh(i, t.compute_energy_uj, color="tab:orange", label="compute" if i == 0 else None)
-        ax.barh(i, t.movement_min_uj, left=t.compute_energy_uj, color="tab:purple",
-                label="data movement (min)" if i == 0 else None)
-        ax.barh(i, t.movement_max_uj - t.movement_min_uj, left=t.total_min_uj, color="tab:purple",
-                alpha=0.3, label="data movement (up to max)" if i == 0 else None)
-        ax.text(t.total_max_uj, i, f" {t.total_min_uj:.3g} to {t.total_max_uj:.3g} uJ", va="center", fontsize=8)
-    ax.set_yticks(range(len(nets)), [name for name, _ in nets])
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(t.total_max_uj for _, t in nets) * 1.6 or 1.0)
-    ax.set_xlabel("energy per inference (uJ)")
-    ratio = f", ANN / SNN compute {p.comparison['ann_over_snn_compute_energy_uj']:.3g}x" if p.comparison else ""
-    ax.set_title(f"Total energy on {p.target['name']}{ratio}")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
-
-    fig.suptitle(f"{_heading(p)[0]}: T = {p.timesteps}, {p.samples} samples", fontsize=13)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    fig.savefig(path, dpi=100)
+    fig.suptitle(f"{_heading(p)[0]}: activity over {p.samples} samples", fontsize=13)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the legend right of the axes inside the image
     plt.close(fig)
 
 

@@ -45,6 +45,7 @@ from snnpipe.pipeline.catalog import ExporterInfo, catalog
 from snnpipe.pipeline.checks import check_config
 from snnpipe.pipeline.config import TrainConfig, read_yaml
 from snnpipe.pipeline.sweep import Cell, CellResult, expand, run_cells, write_sweep_reports
+from snnpipe.pipeline.verdict_block import TITLE, as_markdown, as_text, read_verdict
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "default.yaml"
 _TRAIN_KEYS = {f.name for f in fields(TrainConfig)} - {"out", "resume"}
@@ -93,6 +94,16 @@ class StepResult:
 class RunResult:
     folder: Path
     steps: list[StepResult]
+    verdicts: dict[str, list[str]] = field(default_factory=dict)  # profile step -> its verdict (`verdict_block`)
+
+    def verdict_markdown(self) -> str:
+        """Each profile step's verdict, for the top of ``summary.md``."""
+        return "".join(f"## {TITLE} ({step})\n\n" + "\n".join(as_markdown(lines)) + "\n\n"
+                       for step, lines in self.verdicts.items())
+
+    def verdict_text(self) -> str:
+        """Each profile step's verdict, for the terminal."""
+        return "".join(f"{TITLE} ({step}): {as_text(lines)}\n\n" for step, lines in self.verdicts.items())
 
     def table(self) -> str:
         """A Markdown table of what every step produced."""
@@ -359,11 +370,11 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
         _write_state(folder, recipe, done)
         if on_step:
             on_step(result)
-    run_result = RunResult(folder, results)
+    run_result = RunResult(folder, results, {r.step: read_verdict(Path(r.path)) for r in results if r.kind == "profile"})
     if cells:
         write_sweep_reports(cells, folder, recipe.name)
     with atomic_path(folder / "summary.md") as tmp:
-        tmp.write_text(f"# {recipe.name}\n\n{run_result.table()}\n")
+        tmp.write_text(f"# {recipe.name}\n\n{run_result.verdict_markdown()}{run_result.table()}\n")
     return run_result
 
 

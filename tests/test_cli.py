@@ -185,6 +185,18 @@ def test_export_to_an_unknown_or_absent_target_is_one_line(tmp_path, monkeypatch
     with pytest.raises(hw.ExportError, match="needs the package 'a_package_that_is_not_installed'"):
         hw.find_exporter("fpga")
 
+def test_a_baseline_of_another_sample_count_is_refused_before_the_profile_is_written(tmp_path):
+    ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, out=str(tmp_path / "run")), progress=False)
+    base = tmp_path / "baseline.json"
+    made = invoke(["profile", str(ckpt.path), "--samples", "5", "-o", str(tmp_path / "a"), "--baseline", str(base),
+                   "--update-baseline", "--quiet"], tmp_path)
+    assert made.exit_code == 0 and base.exists(), made.output
+    report = tmp_path / "b"
+    other = invoke(["profile", str(ckpt.path), "--samples", "6", "-o", str(report), "--baseline", str(base)], tmp_path)
+    assert_one_line_error(other, "samples=5", "compare like with like")
+    assert not report.exists()  # nothing written: the retry with --samples 5 needs no --force
+
+
 def test_a_missing_baseline_is_refused_before_the_profile_is_written(tmp_path):
     ckpt = train(TrainConfig(model_args={"hidden": (16,)}, epochs=1, out=str(tmp_path / "run")), progress=False)
     report = tmp_path / "report"
@@ -195,11 +207,11 @@ def test_a_missing_baseline_is_refused_before_the_profile_is_written(tmp_path):
     assert_one_line_error(invoke(args, tmp_path), "already holds a report", "--force")
 
 
-def test_the_readme_names_the_keys_of_metrics_jsonl(tmp_path):
+def test_the_docs_name_the_keys_of_metrics_jsonl(tmp_path):
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parent.parent / "docs" / "guides" / "train.md").read_text()
     sentence = re.search(r"`metrics\.jsonl`, one line per epoch with the keys (.*?)\.\n", readme, re.S).group(1)
     named = re.findall(r"`(\w+)`", sentence)
     ckpt = train(TrainConfig(model_args={"hidden": (8,)}, epochs=1, out=str(tmp_path / "run")), progress=False)

@@ -1,6 +1,7 @@
 """The typed graph IR (`snnpipe.models.ir`): field checks naming the field, the graph's checks, order
 and shapes worked by hand, and the plain-data round trip through the one NODE_TYPES table."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -68,6 +69,7 @@ def test_conv_and_pool_shapes_by_hand():
     (lambda: ir.Delay(0), "Delay.steps=0"),
     (lambda: ir.Input((1, 0, 3)), "Input.shape"),
     (lambda: ir.Scale("x"), "Scale.scale='x'"),
+    (lambda: ir.Affine(np.array([[1 + 2j]])), "Affine.weight=array([[1.+2.j]]): must be an array of real numbers"),
 ])
 def test_a_bad_field_is_a_value_error_naming_it(make, field):
     with pytest.raises(ValueError) as err:
@@ -245,6 +247,28 @@ def test_a_neuron_is_a_leaf_by_protocol_and_an_adapter_maps_other_modules():
     assert graph.nodes["1"].voltage_decay == 0.0 and graph.nodes["1"].threshold == 2.0
 
 
+class _TupleNeuron(nn.Module):
+    """Returns (spikes, state), as snnTorch's and Norse's neurons do: its node is out[0]'s."""
+
+    def forward(self, x):
+        return (x > 1.0).float(), x
+
+
+def test_the_spikes_of_a_neuron_returning_a_tuple_flow_on():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.lif, self.out = nn.Linear(3, 2), _TupleNeuron(), nn.Linear(2, 2)
+
+        def forward(self, x):
+            spikes, _state = self.lif(self.fc(x))
+            return self.out(spikes)
+
+    graph = trace(Net(), (3,), adapter=lambda m: ir.IF(1.0) if isinstance(m, _TupleNeuron) else None)
+    assert graph.edges == [("input", "fc"), ("fc", "lif"), ("lif", "out"), ("out", "output")]
+    assert graph.shapes()["lif"] == (2,)
+
+
 @pytest.mark.parametrize("model,words", [
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), r"^1 \(MaxPool2d\): the graph has no max pooling"),
     (create_model("mlp", spiking=False), r"^blocks.hidden1.2 \(ReLU\): this is the ANN twin"),
@@ -284,3 +308,19 @@ def test_a_checkpoint_holds_the_structure_and_builds_back_from_its_state_dict():
     paths = {getattr(m, "ir_name", None): path for path, m in light.named_modules()}
     assert {paths[n]: again[paths[n]] for n in graph.nodes if n not in ("in", "out")} == \
         {paths[n]: d for n, d in graph.to_data()["nodes"].items() if n not in ("in", "out")}
+
+
+def test_a_node_type_is_one_decorated_class_and_a_name_taken_is_refused(monkeypatch):
+    monkeypatch.setattr(ir.node, "NODE_TYPES", dict(ir.NODE_TYPES))
+    monkeypatch.setattr(ir.graph, "NODE_TYPES", ir.node.NODE_TYPES)
+
+    @ir.register_node
+    @dataclasses.dataclass(frozen=True, eq=False)
+    class Clip(ir.Node):
+        limit: float = 1.0
+
+    data = {"nodes": {"i": {"type": "Input", "shape": [2]}, "c": {"type": "Clip", "limit": 0.5},
+                      "o": {"type": "Output", "shape": [2]}}, "edges": [["i", "c"], ["c", "o"]]}
+    assert ir.Graph.from_data(data).nodes["c"].limit == 0.5  # read (and written) with no table to edit
+    with pytest.raises(ValueError, match="graph node type 'Affine' is already registered"):
+        ir.register_node(type("Affine", (ir.Node,), {}))

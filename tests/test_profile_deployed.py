@@ -164,8 +164,9 @@ def test_an_exported_file_is_profiled_alone_as_the_simulator_runs_it_and_beside_
     written = json.loads((tmp_path / "alone" / "profile.json").read_text())
     p = Profile.from_dict(written)
     assert written["schema"] == "snnpipe.profile/2" and p.energy_model == "memory"
-    assert json.loads(alone.output)["energy"]["snn_uj"] == pytest.approx(p.estimates["snn"].total_uj)
+    assert json.loads(alone.output)["energy"]["snn_energy_memory_int8_uj"] == pytest.approx(p.estimates["snn"].total_uj)
     assert p.dataset == "digits" and p.encoding == "rate" and p.samples == 48 and p.timesteps == 4 + 2
+    assert p.delay_steps == 2
     # the oracle: the simulator on the checkpoint's own encoded test set, its spikes summed by layer
     net, _ = read_netx(path)
     spikes, correct = np.zeros(2), 0

@@ -174,3 +174,14 @@ def test_profile_sharded_over_two_ranks_equals_one_process(tmp_path):
     b = json.loads([line for line in two.stdout.splitlines() if line.startswith("{")][-1])
     for key in ("acs", "macs", "spikes", "firing_rate", "compute_energy_uj", "accuracy"):
         assert a[key] == pytest.approx(b[key]), key
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_prints_its_result_once(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "snnpipe", "train", "--epochs", "1", "--batch-size", "32", "-T", "2", "--model-arg",
+                          "hidden=[16]", "--out", str(tmp_path / "run")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.count("test accuracy") == 1, run.stdout

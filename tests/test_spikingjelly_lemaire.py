@@ -1,6 +1,6 @@
 """SpikingJelly 2's Lemaire estimator (``op_counter.LemaireEnergyProfiler``) as an oracle of the
 ``memory`` model's counts: on the same network and inputs every count that shares a definition is
-equal, the one that does not (``ac``) differs as the README says, and SpikingJelly's total energy is
+equal, the one that does not (``ac``) differs as docs/energy-models.md says, and SpikingJelly's total energy is
 recomputed exactly from snnpipe's counts with SpikingJelly's pricing. Needs SpikingJelly >= 2 (it
 replaces 0.0.0.0.14, which other tests profile: run with a folder holding it on PYTHONPATH, see
 ``benchmarks/spikingjelly_lemaire.py``); skipped without it."""

@@ -239,6 +239,8 @@ class Profile:
             as each baseline.
         energy_sources: constant (or constant set) -> its source, for every number the estimates used.
         samples_requested: the samples asked for, where the data held fewer (``samples`` ran); else None.
+        delay_steps: the steps the network ran after its T input steps (Loihi's timing: one per
+            layer), counted in ``timesteps``: T = ``timesteps - delay_steps``.
     """
 
     model: str
@@ -258,6 +260,7 @@ class Profile:
     break_even: list[BreakEven] = field(default_factory=list)
     energy_sources: dict[str, str] = field(default_factory=dict)
     samples_requested: int | None = None
+    delay_steps: int = 0
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
@@ -265,6 +268,8 @@ class Profile:
             raise ValueError(f"schema={self.schema!r} is not {SCHEMA!r}")
         if not isinstance(self.timesteps, int) or self.timesteps < 1:
             raise ValueError(f"timesteps={self.timesteps!r} must be an integer >= 1")
+        if not isinstance(self.delay_steps, int) or not 0 <= self.delay_steps < self.timesteps:
+            raise ValueError(f"delay_steps={self.delay_steps!r} must be an integer from 0 to timesteps - 1")
         if not isinstance(self.samples, int) or self.samples < 1:
             raise ValueError(f"samples={self.samples!r} must be an integer >= 1")
         if not isinstance(self.totals, Totals):

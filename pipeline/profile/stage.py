@@ -436,21 +436,23 @@ def summarize_counts(recorder: Recorder, model: nn.Module, timesteps: int, delay
         layers, steps, timesteps, spiking, settings.model, target=target, precision=settings.precision,
         chip=settings.chip, samples=per_sample, firing_rate=sums.firing_rate)
     return Profile(str(name), spiking, steps, samples, target.to_dict(), layers, sums, accuracy=accuracy,
-                   energy_model=settings.model, estimates=estimates, break_even=break_even, energy_sources=sources)
+                   energy_model=settings.model, estimates=estimates, break_even=break_even, energy_sources=sources,
+                   delay_steps=delay)
 
 
 def profile_to_reports(source, out: str | Path, target: str | None = None, samples: int | None = 1000,
                        target_file=None, data_dir=None, force: bool = False, energy_model: str = "ops",
                        precision: str = "int8", chip: str | None = None, chip_file=None) -> tuple[dict, Path]:
-    """Profile a checkpoint and write its reports (a recipe's profile step); returns a summary."""
+    """Profile a checkpoint and write its reports (a recipe's profile step); returns a summary: the
+    network's energy figure under its JSON name (`energy_report.figure_key`), firing rate, accuracy."""
+    from snnpipe.pipeline.energy_report import figure_key
     from snnpipe.pipeline.report import write_reports
 
     result = profile_checkpoint(source, data_dir, target=target, target_file=target_file, samples=samples,
                                 energy_model=energy_model, precision=precision, chip=chip, chip_file=chip_file,
                                 progress=True)
     folder = write_reports(result, Path(out), force=force)
-    summary = {"energy_uj": result.totals.compute_energy_uj, "firing_rate": result.totals.firing_rate,
+    own = result.estimates.get("snn") or result.estimates.get("ann")
+    summary = {**({figure_key(own): own.total_uj} if own else {}), "firing_rate": result.totals.firing_rate,
                "accuracy": result.accuracy}
-    if energy_model != "ops" and "snn" in result.estimates:  # the default recipe's summary keeps its keys
-        summary[f"{energy_model}_energy_uj"] = result.estimates["snn"].total_uj
     return summary, folder

@@ -124,7 +124,7 @@ def joint_loss(
         + lambda2 sum_j mean (detach(f_ANN,j) - f_SNN,j)^2
 
     The L2 "hint" term departs from eq. (9), sum_j ||detach(y_ANN,j) - y_SNN,j||_F^2, in two ways
-    (README, "joint and eq. (9)"):
+    (docs/notes.md, "`joint` and the paper's eq. (9)"):
 
     - what it compares: the branches' pooled features f (B, C_j), as SPEC §3, Fig. 1 and the text
       ("the output features of ANN and SNN") say, not the outputs y that eq. (9)'s symbols name.

@@ -48,7 +48,7 @@ Lemaire et al. use 32-bit integer operations), a spike event of 32 bits (``EVENT
 1000 events (``FIFO_EVENTS``; Lemaire et al.'s experiments, SpikingJelly 2's
 ``snn_fifo_capacity_elements`` default). The ranges come from the memory costs alone
 (`MemoryModel.access_range_pj`: the neighbouring SRAM sizes, DRAM 1.3 to 2.6 nJ).
-Where this differs from SpikingJelly 2's ``LemaireEnergyProfiler``: the README, "Energy models".
+Where this differs from SpikingJelly 2's ``LemaireEnergyProfiler``: docs/energy-models.md, "Against SpikingJelly 2's Lemaire estimator".
 """
 
 from __future__ import annotations
