@@ -260,6 +260,11 @@ def sequential(input_shape, num_classes, neuron, graph: Any = None, layers: Any 
 class GraphBlock(nn.Module):
     """Named modules run in topological order; a node's input is the sum of its incoming edges.
 
+    In Loihi's timing (`SpikingModel.timing`) every conv and linear delays by one step, so a term
+    of a sum arrives after as many steps as there are synapses on its path: each term is delayed to
+    the sum's latest (zeros before the first step), as the Loihi export's relay neurons align the
+    branches on the chip (`align_shortcut`, the protocol `BasicBlock` follows).
+
     Attributes:
         layers: the modules, keyed by node name with dots made underscores.
         sources: for each node (and ``output``), the nodes whose outputs it sums, ``input`` being
@@ -272,19 +277,46 @@ class GraphBlock(nn.Module):
         self.layers = nn.ModuleDict(layers)
         self.sources = sources
         self.result = result
+        self._delays: dict[str, dict[str, int]] = {}
+        self._past: dict[tuple[str, str], list[Tensor]] = {}
+
+    def _depths(self) -> tuple[dict[str, dict[str, int]], int]:
+        """For each sum, the steps each term must wait for its latest (class docstring), and the
+        synapses on the block's longest path."""
+        depth, delays = {"input": 0}, {}
+        for key in [*self.layers, *(["output"] if self.result == "output" else [])]:
+            arriving = {source: depth[source] for source in self.sources[key]}
+            latest = max(arriving.values())
+            delays[key] = {source: latest - steps for source, steps in arriving.items() if latest - steps}
+            depth[key] = latest + isinstance(self.layers[key] if key in self.layers else None, (nn.Conv2d, nn.Linear))
+        return delays, depth[self.result]
+
+    def synapse_depth(self) -> int:
+        """The convs and linears on the longest path through the block: its steps in Loihi's timing."""
+        return self._depths()[1]
+
+    def align_shortcut(self, on: bool) -> None:
+        """Delay each term of a sum to the sum's latest (class docstring), or stop doing so; either
+        way the delays start empty."""
+        self._delays = self._depths()[0] if on else {}
+        self._past = {}
+
+    def _sum(self, values: dict[str, Tensor], key: str) -> Tensor:
+        total = None
+        for source in self.sources[key]:
+            term, delay = values[source], self._delays.get(key, {}).get(source, 0)
+            if delay:  # only inside SpikingModel.timing, one call per step
+                past = self._past.setdefault((key, source), [])
+                past.append(term)
+                term = past.pop(0) if len(past) > delay else torch.zeros_like(term)
+            total = term if total is None else total + term
+        return total
 
     def forward(self, x: Tensor) -> Tensor:
         values: dict[str, Tensor] = {"input": x}
         for key, module in self.layers.items():
-            values[key] = module(_sum(values, self.sources[key]))
-        return _sum(values, self.sources["output"]) if self.result == "output" else values[self.result]
-
-
-def _sum(values: dict[str, Tensor], names: list[str]) -> Tensor:
-    total = values[names[0]]
-    for name in names[1:]:
-        total = total + values[name]
-    return total
+            values[key] = module(self._sum(values, key))
+        return self._sum(values, "output") if self.result == "output" else values[self.result]
 
 
 def module_key(name: str) -> str:

@@ -154,12 +154,17 @@ class SpikingModel(nn.Module):
     @property
     def delay_steps(self) -> int:
         """L, the steps a sequence runs after its T input steps under ``delay_shift`` (else 0): one
-        per conv and linear on the path from input to output; a residual block's shortcut runs
-        beside its main branch and adds none."""
+        per conv and linear on the path from input to output; a block that aligns its branches
+        (``align_shortcut``: a residual block, an imported graph) adds those on its longest path."""
         if not (self.delay_shift and self.spiking):
             return 0
-        shortcuts = {id(m) for block in self.modules() if isinstance(block, BasicBlock) for m in block.shortcut.modules()}
-        return sum(id(m) not in shortcuts for m in self._synapses())
+        aligning = self._aligning()
+        inside = {id(m) for block in aligning for m in block.modules()}
+        return sum(id(m) not in inside for m in self._synapses()) + sum(block.synapse_depth() for block in aligning)
+
+    def _aligning(self) -> list[nn.Module]:
+        """The blocks that align their branches in Loihi's timing (`BasicBlock`, an imported `GraphBlock`)."""
+        return [m for m in self.modules() if callable(getattr(m, "align_shortcut", None))]
 
     def _delayed_forward(self, x: Tensor) -> Tensor:
         """The forward under ``delay_shift`` (class docstring): (T + L, B, classes)."""
@@ -176,7 +181,7 @@ class SpikingModel(nn.Module):
             return
         synapses = self._synapses()
         handles = [m.register_forward_hook(_delay_by_one_step) for m in synapses]
-        residual = [m for m in self.modules() if isinstance(m, BasicBlock)]
+        residual = self._aligning()
         for block in residual:
             block.align_shortcut(True)
         try:
@@ -327,6 +332,10 @@ class BasicBlock(nn.Module):
 
         self._shortcut_delay = 0
         self._past: list[Tensor] = []
+
+    def synapse_depth(self) -> int:
+        """conv1 and conv2: the block's steps in Loihi's timing (the shortcut runs beside them)."""
+        return 2
 
     def align_shortcut(self, on: bool) -> None:
         """Delay the shortcut's input to its main branch's depth (class docstring), or stop doing so;

@@ -10,9 +10,6 @@ from snnpipe.errors import SnnpipeError
 
 #: The first bytes of a torch.save file: a zip archive, or (before torch 1.6) a pickle's protocol byte.
 _ZIP_MAGIC, _PICKLE_PROTO = b"PK\x03\x04", b"\x80"
-#: The first bytes of an HDF5 file (HDF5 File Format Specification, "Format Signature"): a NIR
-#: graph, as ``nir.write`` writes it, which export takes in place of a checkpoint.
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 class CheckpointError(SnnpipeError):
@@ -20,13 +17,9 @@ class CheckpointError(SnnpipeError):
 
 
 def is_nir_file(path: str | Path) -> bool:
-    """Whether ``path`` is a file that begins as HDF5, as a NIR graph does (the NIR reader refuses,
-    naming the file, one that is not a NIR graph)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    with open(path, "rb") as handle:
-        return handle.read(len(_HDF5_MAGIC)) == _HDF5_MAGIC
+    """Whether ``path`` names a NIR graph (``FILE.nir``, as ``snnpipe profile`` takes it), which
+    export and train read in place of a checkpoint."""
+    return Path(path).suffix.lower() == ".nir"
 
 
 def check_checkpoint_file(path: str | Path) -> Path:

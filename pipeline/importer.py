@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -162,17 +161,12 @@ def nir_checkpoint(
 
 
 def load_network(path: str | Path) -> Checkpoint:
-    """The checkpoint in ``path``, or the NIR graph in ``path`` imported into memory as `import_nir`
-    imports it (with its defaults; nothing is written): what ``snnpipe export FILE.nir`` and
-    ``snnpipe train --init FILE.nir`` take in place of a checkpoint."""
+    """The checkpoint in ``path``, or the NIR graph in ``path`` as `nir_checkpoint` reads it (the
+    file's settings, else the defaults): what ``snnpipe export FILE.nir`` and ``snnpipe train
+    --init FILE.nir`` take in place of a checkpoint."""
     from snnpipe.pipeline.checkpoint_file import is_nir_file
 
-    if not is_nir_file(path):
-        return Checkpoint.load(path)
-    with tempfile.TemporaryDirectory(prefix="snnpipe-import-") as folder:
-        ckpt = import_nir(path, Path(folder) / "imported.pt")
-    ckpt.path = None
-    return ckpt
+    return nir_checkpoint(path) if is_nir_file(path) else Checkpoint.load(path)
 
 
 def _check_fits(ckpt: Checkpoint, where: str) -> None:

@@ -10,9 +10,11 @@ from snnpipe.hw_targets import UnsupportedLayerError
 from snnpipe.hw_targets.loihi.export import verify_with_lava
 from snnpipe.hw_targets.loihi.graph_file import write_graph
 from snnpipe.hw_targets.loihi.lava_bridge import lava_python
-from snnpipe.hw_targets.loihi.quantize import quantize_graph
+from snnpipe.hw_targets.loihi.grouping import loihi_layers
+from snnpipe.hw_targets.loihi.quantize import quantize_graph, quantize_model
 from snnpipe.hw_targets.loihi.simulator import LoihiSimulator
-from snnpipe.models import ir
+from snnpipe.models import create_model, ir
+from snnpipe.models.tracer import trace
 
 
 def _lif(threshold=1.0, **fields) -> ir.CubaLIF:
@@ -144,3 +146,58 @@ def test_a_sum_pool_folds_as_the_window_sum():
     averaged = ir.Graph({**graph.nodes, "pool": ir.AvgPool2d(2)}, graph.edges)
     q = quantize_graph(averaged, timesteps=4)
     assert q.layers[1].weight_exp == -10 and q.graph.nodes[1].connections[0].weight.tolist() == [[128] * 16] * 2
+
+
+def _if_dag() -> ir.Graph:
+    """`residual_dag` with IF neurons (a_u = 1, a_v = 0: float and fixed point agree exactly on
+    weights on the export's grid), no biases, spikes in and no pooling."""
+    rng = np.random.default_rng(3)
+    if_ = ir.IF(1.0)
+    nodes = {
+        "in": ir.Input((1, 4, 4)), "conv_a": ir.Conv2d(rng.normal(0, 2.0, (2, 1, 3, 3)), None, padding=1), "lif_a": if_,
+        "conv_b": ir.Conv2d(rng.normal(0, 1.5, (2, 2, 3, 3)), None, padding=1), "lif_b": if_,
+        "conv_c": ir.Conv2d(rng.normal(0, 1.5, (2, 2, 3, 3)), None, padding=1),
+        "conv_s": ir.Conv2d(rng.normal(0, 1.5, (2, 2, 1, 1)), None), "lif_c": if_,
+        "flat": ir.Flatten(), "fc": ir.Affine(rng.normal(0, 1.0, (3, 32))), "out": ir.Output((3,)),
+    }
+    edges = [("in", "conv_a"), ("conv_a", "lif_a"), ("lif_a", "conv_b"), ("conv_b", "lif_b"), ("lif_b", "conv_c"),
+             ("conv_c", "lif_c"), ("lif_a", "conv_s"), ("conv_s", "lif_c"), ("lif_a", "lif_c"), ("lif_c", "flat"),
+             ("flat", "fc"), ("fc", "out")]
+    return ir.Graph(nodes, edges)
+
+
+@pytest.mark.parametrize("aligned", [True, False])
+def test_an_imported_dag_in_loihis_timing_spikes_as_the_deployed_graph(aligned):
+    # The imported network in Loihi's timing (every synapse one step late, each term of lif_c's sum
+    # delayed to its latest, as the relay does on the chip) against the deployed graph in the
+    # bit-accurate simulator: every neuron's spikes at every step. Without the alignment they differ.
+    model = create_model("graph", input_shape=(1, 4, 4), num_classes=3, graph=_if_dag(), delay_shift=True).eval()
+    q = quantize_model(model, (1, 4, 4), timesteps=6)
+    with torch.no_grad():  # the weights on the export's grid: quantizing them again changes nothing
+        for node, quant in zip(q.graph.nodes, q.layers):
+            for connection in node.connections:
+                if not node.relay and not connection.name.endswith("shortcut"):
+                    module = model.get_submodule(connection.name)
+                    grid = torch.from_numpy(connection.weight).float() * 2.0 ** (quant.weight_exp - 1)
+                    module.weight.copy_(grid.reshape(module.weight.shape))
+    graph = quantize_model(model, (1, 4, 4), timesteps=6).graph
+    if not aligned:
+        model.blocks["graph"].align_shortcut = lambda on: None
+    neurons = {layer.name: layer.neuron_name for layer in loihi_layers(trace(model, (1, 4, 4))) if layer.neuron}
+    recorded = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, key=name: recorded.setdefault(key, []).append(o))
+             for name, m in model.named_modules() if name in neurons.values()]
+    x = (torch.rand(6, 5, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with torch.no_grad():
+        logits = model(x)
+    for hook in hooks:
+        hook.remove()
+    sim = LoihiSimulator(graph).run(x, record_spikes=True)
+    assert len(logits) == graph.steps_for(6) == 6 + 4 == 6 + model.delay_steps  # conv_a, conv_b, conv_c, fc
+    equal = [torch.equal(sim.spikes[i].float(), torch.stack(recorded[neurons[node.name]]))
+             for i, node in enumerate(graph.nodes) if node.name in neurons]
+    assert len(equal) == 3 and sum(int(s.sum()) for s in sim.spikes[:4]) > 50
+    assert all(equal) if aligned else equal == [True, True, False]
+    if aligned:  # and the readout's voltage is the sum of the logits over the steps, in weight units << 6
+        unit = 2.0 ** (quantize_model(model, (1, 4, 4), 6).layers[-1].weight_exp - 1)
+        torch.testing.assert_close(sim.output.double() / 64 * unit, logits.sum(0).double(), rtol=0, atol=1e-9)

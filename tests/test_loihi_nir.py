@@ -106,10 +106,11 @@ def test_a_nir_dag_exported_with_verify_lava_is_spike_for_spike(tmp_path):
     assert lava["layers"] == 5 and lava["mismatched"] == 0 and lava["spikes"] > 0 and lava["readout_voltage_equal"]
 
 
-def test_a_nir_graph_fine_tunes_in_loihis_timing_and_exports(tmp_path):
+@pytest.mark.parametrize("residual", [False, True], ids=["chain", "dag"])
+def test_a_nir_graph_fine_tunes_in_loihis_timing_and_exports(tmp_path, residual):
     # `train --init FILE.nir --quantize loihi`: the file's network, trained with Loihi's weights in its timing
     path = tmp_path / "net.nir"
-    nir.write(path, nir_graph(False))
+    nir.write(path, nir_graph(residual))
     run = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "--init", str(path), "--quantize", "loihi", "--epochs", "1",
                                       "--train-samples", "64", "--test-samples", "16", "--out", str(run), "--json"])
@@ -117,14 +118,26 @@ def test_a_nir_graph_fine_tunes_in_loihis_timing_and_exports(tmp_path):
     ckpt = Checkpoint.load(json.loads(result.output)["checkpoint"])
     assert ckpt.model_args["delay_shift"] is True and [h["stage"] for h in ckpt.history] == ["import", "bptt"]
     first = ckpt.build_model().get_submodule(_first_synapse(ckpt)).weight.detach().numpy()
-    assert first.shape == (2, 1, 3, 3) and not np.allclose(first, nir_graph(False).nodes["conv_a"].weight)
+    assert first.shape == (2, 1, 3, 3) and not np.allclose(first, nir_graph(residual).nodes["conv_a"].weight)
     out = tmp_path / "tuned.graph.h5"
     result = CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "loihi", "--out", str(out), "--samples", "16",
                                       "--max-drop", "100", "--json"])
     assert result.exit_code == 0, result.output
-    assert len(read_loihi(out)[0].nodes) == 3
+    assert len(read_loihi(out)[0].nodes) == (5 if residual else 3)
 
 
 def _first_synapse(ckpt: Checkpoint) -> str:
     model = ckpt.build_model()
     return next(name for name, module in model.named_modules() if isinstance(module, torch.nn.Conv2d))
+
+
+def test_an_imported_checkpoint_exports_the_same_file_as_the_nir_file_itself(tmp_path):
+    result, direct = _export(tmp_path, nir_graph(True))
+    assert result.exit_code == 0, result.output
+    ckpt = tmp_path / "net.pt"
+    assert CliRunner().invoke(cli, ["import", "nir", str(tmp_path / "net.nir"), "--out", str(ckpt)]).exit_code == 0
+    out = tmp_path / "from-checkpoint.graph.h5"
+    result = CliRunner().invoke(cli, ["export", str(ckpt), "--target", "loihi", "--out", str(out), "--samples", "16",
+                                      "--max-drop", "100"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == direct.read_bytes()

@@ -10,7 +10,8 @@ inputs and require every layer's spikes (and the readout's voltage) to equal the
 the file into place. Any failure leaves no file behind.
 
 The file: a chain with spike input (``rate``, ``latency``) is a netx file (`netx`), which lava-dl
-reads. A residual network (the zoo's `BasicBlock`) or a ``direct``-coded model is a Loihi graph
+reads. A graph that is no chain (a residual network, any DAG of a NIR file: `grouping`) or a
+``direct``-coded model is a Loihi graph
 (`graph`), written as ``snnpipe.loihi.graph/1`` (`graph_file`; its ``format`` attribute says so),
 which ``lava_runner.py`` builds as a Lava process graph: netx chains layers only and its input
 layer carries unary spikes.

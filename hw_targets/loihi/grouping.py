@@ -7,14 +7,13 @@ its topological order, by a ``{node type: role}`` table (`ROLES`):
   sum poolings and the Flatten that follow it (they fold into the next synapse, `quantize`).
 - A *branch* is a synapse (`ir.Affine`, `ir.Conv2d`) reading one source, or an *identity*: an edge
   from a source straight into a neuron (a residual block's identity shortcut: the spikes themselves,
-  weight 1).
+  weight 1), which has no node and is named after the neuron's block (`shortcut_name`).
 - A *layer* (`LoihiLayer`) is a neuron after the sum of its incoming edges, one branch each, named
   after its first branch's synapse; a synapse into the graph's output is the readout layer, a
   non-spiking integrator. A node with several incoming edges is several connections into one
   Loihi layer (`graph.GraphNode`), and the exporter aligns branches of different depths with relays.
-- Loihi's timing: every synapse delivers one step late on Loihi. A graph in that timing (a model
-  trained with ``delay_shift``, written to NIR) holds a one-step `ir.Delay` in front of every
-  synapse; those are the synapses' own delays, and the graph says so (`LoihiLayers.delay_shift`).
+- Loihi's timing (every synapse one step late) is not a node: the graph's metadata says it
+  (``delay_shift``, `snnpipe.models.tracer`), and the quantizer reads it there.
 
 What Loihi cannot run is refused in one line naming the node and the parameter
 (`UnsupportedLayerError`): a neuron's ``v_leak`` or ``v_reset``, a per-neuron parameter (Loihi holds
@@ -26,21 +25,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-
 from torch import nn
 
 from snnpipe.hw_targets import UnsupportedLayerError
+from snnpipe.hw_targets.loihi.graph import INPUT
 from snnpipe.models import ir
 from snnpipe.models.tracer import TraceError, trace
 
 TARGET = "loihi"
-INPUT = "input"
 NIR_HINT = "export this model with --target nir"
 
 #: What each node type is in a Loihi layer; a type with none is refused with its hint.
 ROLES: dict[type, str] = {
     ir.Input: "input", ir.Output: "output", ir.Affine: "synapse", ir.Conv2d: "synapse",
-    ir.AvgPool2d: "pool", ir.SumPool2d: "pool", ir.Flatten: "flatten", ir.CubaLIF: "neuron", ir.Delay: "delay",
+    ir.AvgPool2d: "pool", ir.SumPool2d: "pool", ir.Flatten: "flatten", ir.CubaLIF: "neuron",
 }
 HINTS: dict[type, str] = {
     ir.Conv1d: "Loihi's convolutions take (C, H, W) maps; write it as a Conv2d of height 1",
@@ -50,6 +48,7 @@ HINTS: dict[type, str] = {
                    "integrates it)",
     ir.Threshold: "a threshold without a neuron has no Loihi layer",
     ir.Scale: "a scale without a synapse has no Loihi layer; fold it into the weights before it",
+    ir.Delay: "a delay has no Loihi layer (Loihi's timing, one step per synapse, is the graph's delay_shift)",
 }
 
 
@@ -76,8 +75,8 @@ class Source:
 
 @dataclass
 class Branch:
-    """One term of a layer's input: the synapse ``synapse`` (its node ``layer``) on ``source``, or
-    (``layer`` None) the identity of ``source`` named ``path``."""
+    """One term of a layer's input: the synapse ``layer`` (the graph's node ``path``) on ``source``,
+    or (``layer`` None) the identity of ``source``, named ``path`` by `shortcut_name`."""
 
     source: Source
     layer: ir.Affine | ir.Conv2d | None
@@ -99,15 +98,6 @@ class LoihiLayer:
     neuron: ir.CubaLIF | None
     neuron_name: str
     out_shape: tuple[int, ...]
-
-
-@dataclass
-class LoihiLayers:
-    """The graph's Loihi layers in topological order (the last one is the output), and whether the
-    graph is in Loihi's timing (a one-step Delay before every synapse)."""
-
-    layers: list[LoihiLayer]
-    delay_shift: bool = False
 
 
 def shortcut_name(neuron: str) -> str:
@@ -159,7 +149,6 @@ class _Grouper:
     def __post_init__(self) -> None:
         self.values: dict[str, Source | Branch | None] = {}
         self.layers: list[LoihiLayer] = []
-        self.delays: list[str] = []
 
     def _one_input(self, name: str, node: ir.Node, what: str) -> Source | Branch:
         sources = self.graph.inputs(name)
@@ -175,14 +164,6 @@ class _Grouper:
 
     def input(self, name: str, node: ir.Input) -> None:
         self.values[name] = Source(INPUT, self.shapes[name])
-
-    def delay(self, name: str, node: ir.Delay) -> None:
-        consumers = [self.graph.nodes[n] for n in self.graph.outputs(name)]
-        if node.steps != 1 or not all(isinstance(c, ir.SYNAPSES) for c in consumers):
-            raise _refuse(name, node, f"a delay of {node.steps} steps: the Loihi export takes only the one-step delay "
-                          "of Loihi's timing, in front of a synapse")
-        self.values[name] = self._one_input(name, node, "a delay")
-        self.delays.append(name)
 
     def pool(self, name: str, node: ir.AvgPool2d | ir.SumPool2d) -> None:
         spikes = self._spikes(name, node, "pooling")
@@ -236,7 +217,7 @@ class _Grouper:
             last = value.pools[-1] if value.pools else None
             raise _refuse(last.name if last else name, last.node if last else node, "nothing after it to fold it into")
 
-    def run(self) -> LoihiLayers:
+    def run(self) -> list[LoihiLayer]:
         for name in self.graph.order():
             node = self.graph.nodes[name]
             role = ROLES.get(type(node))
@@ -245,13 +226,7 @@ class _Grouper:
             getattr(self, role)(name, node)
         if not any(layer.branches and not layer.branches[0].identity for layer in self.layers):
             raise _refuse("", self.graph.nodes[self.graph.output], "the graph has no conv or linear layer")
-        synapses = [n for n, node in self.graph.nodes.items() if isinstance(node, ir.SYNAPSES)]
-        delayed = {n for d in self.delays for n in self.graph.outputs(d)}
-        if self.delays and delayed != set(synapses):
-            name = next(n for n in synapses if n not in delayed)
-            raise _refuse(name, self.graph.nodes[name], "some synapses have a one-step Delay (Loihi's timing) and this "
-                          "one has none; Loihi delays every synapse alike")
-        return LoihiLayers(self.layers, bool(self.delays))
+        return self.layers
 
 
 def traced(model: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:
@@ -262,8 +237,8 @@ def traced(model: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:
         raise UnsupportedLayerError(err.path, err.module, TARGET, err.reason) from None
 
 
-def loihi_layers(graph: ir.Graph) -> LoihiLayers:
-    """The graph's Loihi layers (module docstring).
+def loihi_layers(graph: ir.Graph) -> list[LoihiLayer]:
+    """The graph's Loihi layers in topological order, the output's last (module docstring).
 
     Raises:
         UnsupportedLayerError: a node or parameter Loihi cannot run, named.

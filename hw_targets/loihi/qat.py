@@ -98,7 +98,7 @@ def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
     if input_shape is None:
         raise SnnpipeError("--quantize loihi needs a zoo model (it knows its input shape)")
     try:
-        nodes = loihi_layers(traced(fold_batchnorm(model), input_shape)).layers
+        nodes = loihi_layers(traced(fold_batchnorm(model), input_shape))
     except SnnpipeError as err:
         raise SnnpipeError(f"--quantize loihi: {err}") from None
     batchnorm_after = {id(layer): bn for _, layer, _, bn in batchnorm_pairs(model)}  # the pairs the export folds

@@ -480,24 +480,24 @@ def quantize_graph(graph: ir.Graph, timesteps: int, readout_range: float | None 
         input_bits: 0 for binary input spikes; else the bits of the graded (direct) input.
         calibration_input: (T, B, *input_shape) input that sets the graded input's exponent (its
             range and the first layer's current); None assumes |x| <= 1.
-        delay_shift: the float network runs in Loihi's timing (also when the graph says so: its
-            metadata's ``delay_shift``, as the tracer writes it, or its Delay nodes, `grouping`).
+        delay_shift: the float network runs in Loihi's timing (also where the graph's metadata
+            says so, ``delay_shift``, as the tracer writes it).
 
     Raises:
         UnsupportedLayerError: a node or parameter Loihi cannot express, named.
         WeightOverflowError: weights too large for the fixed point at the layer's threshold.
         ExportError: a layer whose weights are all zero.
     """
-    grouped = loihi_layers(graph)
+    layers = loihi_layers(graph)
     input_shape = tuple(graph.nodes[graph.input].shape)
     generator = torch.Generator().manual_seed(0)
-    input_exp, range_exp = _graded_input_exponent(grouped.layers, input_bits, calibration_input, generator) if input_bits else (0, 0)
-    delay_shift = delay_shift or grouped.delay_shift or bool(graph.metadata.get("delay_shift"))
+    input_exp, range_exp = _graded_input_exponent(layers, input_bits, calibration_input, generator) if input_bits else (0, 0)
+    delay_shift = delay_shift or bool(graph.metadata.get("delay_shift"))
     depth: dict[str, int] = {INPUT: 0}
     nodes: list[GraphNode] = []
     quants: list[LayerQuantization] = []
     relays: dict[tuple[str, int], str] = {}
-    for node in grouped.layers:
+    for node in layers:
         floats = []
         for branch in node.branches:
             if branch.identity:
