@@ -186,14 +186,16 @@ def module_checkpoint(module: nn.Module, sample: Tensor, *, dataset: str, timest
     spec = DataSpec(dataset, image, classes, tuple(mean) if mean is not None else (0.0,) * channels,
                     tuple(std) if std is not None else (1.0,) * channels, split_seed)
     first = next((n for n in graph.nodes.values() if isinstance(n, ir.CubaLIF)), None)
-    scalar = first is not None and not any(isinstance(getattr(first, f), np.ndarray) for f in ("current_decay", "voltage_decay", "threshold"))
+    fields = ("current_decay", "voltage_decay", "threshold")
+    scalar = first is not None and not any(isinstance(getattr(first, f), np.ndarray) for f in fields)
     neuron = NeuronParams(current_decay=first.current_decay, voltage_decay=first.voltage_decay, threshold=first.threshold,
                           reset=first.reset, refractory_steps=first.refractory_steps) if scalar else NeuronParams()
     name, args = graph_model_args(graph)
     model = create_model(name, input_shape=image, num_classes=classes, neuron=neuron, graph=graph)
     frameworks = sorted({f.name for _, (_, f) in neuron_layers(module).items()})
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     return Checkpoint(model_name=name, model_args=args, spiking=True, neuron=neuron, timesteps=timesteps,
-                      encoding=encoding, data=spec, state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+                      encoding=encoding, data=spec, state_dict=state,
                       history=[{"stage": "deploy", "source": type(module).__name__, "frameworks": frameworks}])
 
 

@@ -98,20 +98,21 @@ def test_data_that_does_not_fit_the_network_is_one_line():
 @pytest.mark.slow
 @pytest.mark.parametrize("framework,kind", CASES)
 def test_a_fine_tuned_module_deploys_to_loihi_within_the_gate(framework, kind, tmp_path):
-    """Two epochs on digits in the framework itself, then Loihi: the export's float accuracy is the
-    framework's own on the same test set; where fixed point drops by more than the default gate (1
-    point), one epoch in Loihi's timing (``train --init --quantize loihi``) brings it within."""
+    """Three epochs on digits in the framework itself (as `benchmarks/frameworks_to_loihi.py`), then
+    Loihi: the export's float accuracy is the framework's own on the same test set; where fixed point
+    drops by more than the default gate (1 point), one epoch in Loihi's timing (``train --init
+    --quantize loihi``) brings it within."""
     from click.testing import CliRunner
 
     from snnpipe.pipeline.cli import cli
 
     steps = 4
-    net = F.fine_tune(framework, F.build(framework, kind, steps), steps, epochs=2)
+    net = F.fine_tune(framework, F.build(framework, kind, steps), steps, epochs=3)
     theirs = F.accuracy(framework, net, steps)
     result = deploy(net, torch.zeros(1, *F.INPUT_SHAPE), tmp_path / "net.h5", dataset=F.DATASET, timesteps=steps,
                     max_drop=100.0, checkpoint=tmp_path / "net.pt")
     report = result.report
-    assert theirs > 50.0 and report["test_samples"] == 360  # it learned (chance: 10%)
+    assert theirs > 60.0 and report["test_samples"] == 360  # it learned (chance: 10%)
     assert round(report["accuracy_float"] * 360) == round(theirs * 3.6)  # the same images right (the report rounds)
     if report["accuracy_drop_pt"] > 1.0:
         run = CliRunner().invoke(cli, ["train", "--init", str(tmp_path / "net.pt"), "--quantize", "loihi", "--epochs", "1",
