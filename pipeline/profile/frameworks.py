@@ -8,6 +8,8 @@ how to read one call of such a layer:
   Norse's ``LIF``). ``"batch"``: the whole sequence, batch-major, (B, T, ...) or (B*T, ...) (Sinabs).
 - ``spikes(output)``: the spike tensor in what the layer returns (snnTorch and Norse return a tuple).
 - ``state_variables(module, output)``: the membrane state per neuron (u and v for CUBA LIF ...).
+- ``to_ir(module)``: the layer as the IR's neuron node (`pipeline.neuron_adapters`: the framework's neuron as the
+  CUBA LIF, raising `UnsupportedNeuronError` for what it cannot hold); None where the framework has none.
 - ``output(module)``: ``"spikes"`` (every value 0 or 1), ``"counts"`` (integers >= 0, each unit a
   spike: Sinabs' MultiSpike), or ``"values"`` (graded: the next layer's input is tested value by
   value, as NeuroBench does).
@@ -26,6 +28,7 @@ from typing import Any, Callable
 from torch import Tensor, nn
 
 from snnpipe.models.neurons import CubaLIF, LeakyIntegrator, ReLU, ThresholdLayer
+from snnpipe.pipeline import neuron_adapters as adapters
 from snnpipe.registry import register_into
 
 
@@ -54,6 +57,7 @@ class NeuronFramework:
     state_variables: Callable[[nn.Module, Any], int] = lambda module, output: 1
     output: Callable[[nn.Module], str] = lambda module: "spikes"
     accepts: Callable[[nn.Module], bool] = lambda module: True
+    to_ir: Callable[[nn.Module], Any] | None = None
     _classes: list = field(default_factory=list, compare=False, repr=False)
 
     def classes(self) -> tuple[type, ...]:
@@ -111,12 +115,13 @@ register_framework(NeuronFramework(
     "snntorch", "snntorch", ("SpikingNeuron",),
     state_variables=lambda m, o: len(o) - 1 if isinstance(o, tuple) else _SNNTORCH_STATES.get(type(m).__name__, 1),
     # graded spikes (a factor other than 1) are not 0/1
-    output=lambda m: "spikes" if float(getattr(m, "graded_spikes_factor", 1.0)) == 1.0 else "values"))
+    output=lambda m: "spikes" if float(getattr(m, "graded_spikes_factor", 1.0)) == 1.0 else "values",
+    to_ir=adapters.snntorch_neuron))
 
 # SpikingJelly (``activation_based``): BaseNode keeps v; step_mode "m" takes (T, B, ...) at once
 register_framework(NeuronFramework(
     "spikingjelly", "spikingjelly.activation_based.neuron", ("BaseNode",),
-    layout=lambda m: "time" if getattr(m, "step_mode", "s") == "m" else None))
+    layout=lambda m: "time" if getattr(m, "step_mode", "s") == "m" else None, to_ir=adapters.spikingjelly_neuron))
 
 # Norse: cells take one step and return (z, state); the sequence modules take (T, B, ...); the
 # state is a named tuple (LIFFeedForwardState(v, i): 2; a recurrent cell's LIFState(z, v, i) holds its
@@ -129,7 +134,8 @@ register_framework(NeuronFramework(
      "CobaLIFCell", "LIFRecurrentCell", "LIFAdExRecurrentCell", "LIFExRecurrentCell", "IzhikevichRecurrentCell",
      "LIFRefracRecurrentCell", *(n for n in _NORSE_SEQUENCES if n != "LIFBox")),
     layout=lambda m: "time" if type(m).__name__ in _NORSE_SEQUENCES else None,
-    state_variables=lambda m, o: len([f for f in getattr(o[1], "_fields", ()) if f != "z"]) if isinstance(o, tuple) else 1))
+    state_variables=lambda m, o: len([f for f in getattr(o[1], "_fields", ()) if f != "z"]) if isinstance(o, tuple) else 1,
+    to_ir=adapters.norse_neuron))
 
 # Sinabs: every layer takes the whole sequence, (B, T, ...), or (B*T, ...) for the *Squeeze layers;
 # v_mem (and i_syn with a synaptic time constant); MultiSpike (the default) emits integer counts
@@ -137,7 +143,8 @@ register_framework(NeuronFramework(
     "sinabs", "sinabs.layers", ("StatefulLayer",), accepts=lambda m: getattr(m, "spike_fn", None) is not None,
     layout=lambda m: "batch",
     state_variables=lambda m, o: sum(getattr(m, s, None) is not None for s in ("v_mem", "i_syn")),
-    output=lambda m: "spikes" if getattr(m.spike_fn, "__name__", "") == "SingleSpike" else "counts"))
+    output=lambda m: "spikes" if getattr(m.spike_fn, "__name__", "") == "SingleSpike" else "counts",
+    to_ir=adapters.sinabs_neuron))
 
 
 def neuron_layers(model: nn.Module) -> dict[str, tuple[nn.Module, NeuronFramework]]:
