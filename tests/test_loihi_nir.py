@@ -88,9 +88,21 @@ def _per_neuron_threshold() -> nir.NIRGraph:
     return graph
 
 
+def _synapse_bias_into_decaying_current() -> nir.NIRGraph:
+    """lif_c a CubaLIF of tau_syn 2 dt (current_decay 0.5), fed by conv_s with a bias: Loihi's bias enters v."""
+    graph, shape = nir_graph(True), (2, 8, 8)
+    graph.nodes["lif_c"] = nir.CubaLIF(tau_syn=np.full(shape, 2 * DT), tau_mem=np.full(shape, 2 * DT),
+                                       r=np.full(shape, 2.0), w_in=np.full(shape, 2.0), v_leak=np.zeros(shape),
+                                       v_threshold=np.full(shape, 0.8))
+    graph.nodes["conv_s"].bias[:] = 0.2
+    return graph
+
+
 @pytest.mark.parametrize("graph, words", [(nir_graph(True, v_leak=0.25), ("lif_a", "v_leak")),
-                                          (_per_neuron_threshold(), ("lif_b", "per-neuron threshold"))],
-                         ids=["v_leak", "per-neuron"])
+                                          (_per_neuron_threshold(), ("lif_b", "per-neuron threshold")),
+                                          (_synapse_bias_into_decaying_current(),
+                                           ("conv_s", "bias into", "lif_c", "current_decay=0.5"))],
+                         ids=["v_leak", "per-neuron", "synapse-bias"])
 def test_what_loihi_cannot_run_in_a_nir_file_is_one_line_naming_node_and_parameter(tmp_path, graph, words):
     result, out = _export(tmp_path, graph)
     assert result.exit_code == 2 and not out.exists()

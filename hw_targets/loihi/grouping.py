@@ -17,7 +17,8 @@ its topological order, by a ``{node type: role}`` table (`ROLES`):
 
 What Loihi cannot run is refused in one line naming the node and the parameter
 (`UnsupportedLayerError`): a neuron's ``v_leak`` or ``v_reset``, a per-neuron parameter (Loihi holds
-one per layer), a recurrent edge, a pooling with padding, a node kind with no Loihi layer.
+one per layer), a synapse's bias into a neuron whose current decays, a recurrent edge, a pooling with
+padding, a node kind with no Loihi layer.
 """
 
 from __future__ import annotations
@@ -141,6 +142,20 @@ def _check_neuron(name: str, node: ir.CubaLIF) -> None:
         layer_parameter(name, node, "bias")
 
 
+def _check_synapse_biases(name: str, node: ir.CubaLIF, branches: list[Branch]) -> None:
+    """Refuse a synapse's bias into a neuron whose current decays: the bias enters the current u,
+    where it accumulates (to b / current_decay), while Loihi adds a bias to the voltage v, which is
+    the same only when the current is the step's input (current_decay 1)."""
+    current_decay = layer_parameter(name, node, "current_decay")
+    if current_decay == 1.0:
+        return
+    for branch in branches:
+        if branch.layer is not None and branch.layer.bias is not None and np.any(branch.layer.bias != 0):
+            raise _refuse(branch.path, branch.layer, f"bias into {name}, whose current_decay={current_decay:g}: the "
+                          "bias enters the decaying current, Loihi adds a bias to the voltage only; set the bias to "
+                          "0 or current_decay to 1")
+
+
 @dataclass
 class _Grouper:
     graph: ir.Graph
@@ -205,6 +220,7 @@ class _Grouper:
             branches.append(value)
         if all(b.identity for b in branches):
             raise _refuse(name, node, "a neuron with no conv or linear before it has no Loihi layer")
+        _check_synapse_biases(name, node, branches)
         layer_name = next(b.path for b in branches if not b.identity)
         self.layers.append(LoihiLayer(layer_name, branches, node, name, self.shapes[name]))
         self.values[name] = Source(layer_name, self.shapes[name])
