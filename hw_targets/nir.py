@@ -631,8 +631,10 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
             raise
         raise NirError(f"the NIR graph does not describe a network snnpipe can build: {err}") from None
     first = next((node for node in imported.nodes.values() if isinstance(node, ir.CubaLIF)), None)
+    per_neuron = first is not None and any(isinstance(getattr(first, key), np.ndarray)
+                                           for key in ("current_decay", "voltage_decay", "threshold"))
     try:
-        neuron = NeuronParams() if first is None or isinstance(first.threshold, np.ndarray) else NeuronParams(
+        neuron = NeuronParams() if first is None or per_neuron else NeuronParams(
             current_decay=first.current_decay, voltage_decay=first.voltage_decay, threshold=first.threshold,
             refractory_steps=first.refractory_steps)
         network = ImportedNetwork(imported, shape, out_shape[0], dt, neuron)

@@ -88,6 +88,13 @@ def _per_neuron_threshold() -> nir.NIRGraph:
     return graph
 
 
+def _per_neuron_tau() -> nir.NIRGraph:
+    """lif_a's time constants differ between neurons (its threshold is one value): a_v from 1/3 to 2/3."""
+    graph, tau = nir_graph(True), np.linspace(1.5 * DT, 3 * DT, 128).reshape(2, 8, 8)
+    graph.nodes["lif_a"] = nir.LIF(tau=tau, r=tau / DT, v_leak=np.zeros((2, 8, 8)), v_threshold=np.ones((2, 8, 8)))
+    return graph
+
+
 def _synapse_bias_into_decaying_current() -> nir.NIRGraph:
     """lif_c a CubaLIF of tau_syn 2 dt (current_decay 0.5), fed by conv_s with a bias: Loihi's bias enters v."""
     graph, shape = nir_graph(True), (2, 8, 8)
@@ -100,9 +107,10 @@ def _synapse_bias_into_decaying_current() -> nir.NIRGraph:
 
 @pytest.mark.parametrize("graph, words", [(nir_graph(True, v_leak=0.25), ("lif_a", "v_leak")),
                                           (_per_neuron_threshold(), ("lif_b", "per-neuron threshold")),
+                                          (_per_neuron_tau(), ("lif_a", "per-neuron voltage_decay (0.333333 .. 0.666667)")),
                                           (_synapse_bias_into_decaying_current(),
                                            ("conv_s", "bias into", "lif_c", "current_decay=0.5"))],
-                         ids=["v_leak", "per-neuron", "synapse-bias"])
+                         ids=["v_leak", "per-neuron", "per-neuron-tau", "synapse-bias"])
 def test_what_loihi_cannot_run_in_a_nir_file_is_one_line_naming_node_and_parameter(tmp_path, graph, words):
     result, out = _export(tmp_path, graph)
     assert result.exit_code == 2 and not out.exists()
