@@ -236,3 +236,43 @@ def test_a_synapse_bias_deploys_exactly_where_the_current_does_not_decay(current
     float_spikes = torch.stack(recorded)
     assert 20 < int(float_spikes.sum()) < float_spikes.numel() - 20  # neither silent nor saturated
     assert torch.equal(sim.spikes[0].float().reshape(float_spikes.shape), float_spikes)
+
+
+def _summed_readout() -> ir.Graph:
+    """in (1x4x4 spikes) -> flat -> fa -> if_a -> fb -> if_b -> ra -> out, and if_a -> rb -> out: the output
+    sums two synapses of unequal depth (a NIR graph whose readout adds a skip), weights on the export's grid."""
+    rng = np.random.default_rng(5)
+    grid = lambda shape, top: rng.integers(-top, top + 1, shape) * 2.0**-6  # noqa: E731
+    nodes = {"in": ir.Input((1, 4, 4)), "flat": ir.Flatten(), "fa": ir.Affine(grid((12, 16), 127)), "if_a": ir.IF(1.0),
+             "fb": ir.Affine(grid((12, 12), 127)), "if_b": ir.IF(1.0), "ra": ir.Affine(grid((3, 12), 64)),
+             "rb": ir.Affine(grid((3, 12), 64)), "out": ir.Output((3,))}
+    edges = [("in", "flat"), ("flat", "fa"), ("fa", "if_a"), ("if_a", "fb"), ("fb", "if_b"), ("if_b", "ra"), ("if_a", "rb"),
+             ("ra", "out"), ("rb", "out")]
+    return ir.Graph(nodes, edges)
+
+
+def test_an_output_summing_two_synapses_is_one_readout_with_a_relay_for_the_short_one():
+    # before: the empty head of such a graph model stopped the tracer ("blocks.head (Sequential) ... no node"),
+    # and the grouping refused an output of two inputs. The readout sums ra (after if_b) and rb (after if_a,
+    # one layer short: through a relay of if_a); the simulator's readout voltage is the float model's logits
+    # summed over the steps (in Loihi's timing, weight units << 6), and its spikes are the float model's.
+    model = create_model("graph", input_shape=(1, 4, 4), num_classes=3, graph=_summed_readout(), delay_shift=True).eval()
+    q = quantize_model(model, (1, 4, 4), timesteps=6)
+    names = [node.name for node in q.graph.nodes]
+    assert names == ["blocks.graph.layers.fa", "blocks.graph.layers.fb", "blocks.graph.layers.fa.relay1",
+                     "blocks.graph.layers.ra"]
+    assert [c.source for c in q.graph.nodes[3].connections] == [names[1], names[2]] and q.layers[3].readout
+    recorded = {}
+    hooks = [model.get_submodule(f"blocks.graph.layers.{n}").register_forward_hook(
+        lambda m, i, o, key=n: recorded.setdefault(key, []).append(o)) for n in ("if_a", "if_b")]
+    x = (torch.rand(6, 5, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    with torch.no_grad():
+        logits = model(x)
+    for hook in hooks:
+        hook.remove()
+    sim = LoihiSimulator(q.graph).run(x, record_spikes=True)
+    assert torch.equal(sim.spikes[0].float(), torch.stack(recorded["if_a"]))
+    assert torch.equal(sim.spikes[1].float(), torch.stack(recorded["if_b"]))
+    assert int(sim.spikes[0].sum()) > 20 and int(sim.spikes[1].sum()) > 20
+    unit = 2.0 ** (q.layers[-1].weight_exp - 1)
+    torch.testing.assert_close(sim.output.double() / 64 * unit, logits.sum(0).double(), rtol=0, atol=1e-9)

@@ -9,8 +9,8 @@ its topological order, by a ``{node type: role}`` table (`ROLES`):
   from a source straight into a neuron (a residual block's identity shortcut: the spikes themselves,
   weight 1), which has no node and is named after the neuron's block (`shortcut_name`).
 - A *layer* (`LoihiLayer`) is a neuron after the sum of its incoming edges, one branch each, named
-  after its first branch's synapse; a synapse into the graph's output is the readout layer, a
-  non-spiking integrator. A node with several incoming edges is several connections into one
+  after its first branch's synapse; the synapses into the graph's output are the readout layer (a
+  non-spiking integrator), summed as a neuron's branches are. A node with several incoming edges is several connections into one
   Loihi layer (`graph.GraphNode`), and the exporter aligns branches of different depths with relays.
 - Loihi's timing (every synapse one step late) is not a node: the graph's metadata says it
   (``delay_shift``, `snnpipe.models.tracer`), and the quantizer reads it there.
@@ -226,10 +226,14 @@ class _Grouper:
         self.values[name] = Source(layer_name, self.shapes[name])
 
     def output(self, name: str, node: ir.Output) -> None:
-        value = self._one_input(name, node, "the output")
-        if isinstance(value, Branch):  # the readout
-            self.layers.append(LoihiLayer(value.path, [value], None, "", value.out_shape))
-        elif value.pools or value.flatten:
+        values = [self.values[source] for source in self.graph.inputs(name)]
+        if len(values) > 1 or isinstance(values[0], Branch):  # the readout, summing its synapses
+            if not all(isinstance(value, Branch) for value in values):
+                raise _refuse(name, node, "the output sums spikes and synapses; Loihi's readout integrates synapses only")
+            self.layers.append(LoihiLayer(values[0].path, values, None, "", values[0].out_shape))
+            return
+        value = values[0]
+        if value.pools or value.flatten:
             last = value.pools[-1] if value.pools else None
             raise _refuse(last.name if last else name, last.node if last else node, "nothing after it to fold it into")
 
