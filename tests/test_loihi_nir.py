@@ -95,6 +95,15 @@ def _per_neuron_tau() -> nir.NIRGraph:
     return graph
 
 
+def _li_readout() -> nir.NIRGraph:
+    """The chain with a leaky readout after fc: an imported chain is built into ``blocks.layer<i>``, so the
+    refusal names the file's node beside the module path."""
+    graph = nir_graph(False)
+    graph.nodes["li"] = nir.LI(tau=np.full(10, 2 * DT), r=np.full(10, 2.0), v_leak=np.zeros(10))
+    graph.edges = [e for e in graph.edges if e != ("fc", "output")] + [("fc", "li"), ("li", "output")]
+    return graph
+
+
 def _synapse_bias_into_decaying_current() -> nir.NIRGraph:
     """lif_c a CubaLIF of tau_syn 2 dt (current_decay 0.5), fed by conv_s with a bias: Loihi's bias enters v."""
     graph, shape = nir_graph(True), (2, 8, 8)
@@ -109,8 +118,9 @@ def _synapse_bias_into_decaying_current() -> nir.NIRGraph:
                                           (_per_neuron_threshold(), ("lif_b", "per-neuron threshold")),
                                           (_per_neuron_tau(), ("lif_a", "per-neuron voltage_decay (0.333333 .. 0.666667)")),
                                           (_synapse_bias_into_decaying_current(),
-                                           ("conv_s", "bias into", "lif_c", "current_decay=0.5"))],
-                         ids=["v_leak", "per-neuron", "per-neuron-tau", "synapse-bias"])
+                                           ("conv_s", "bias into", "lif_c", "current_decay=0.5")),
+                                          (_li_readout(), ("(CubaLI, node 'li')", "leaky readout"))],
+                         ids=["v_leak", "per-neuron", "per-neuron-tau", "synapse-bias", "chain-node-name"])
 def test_what_loihi_cannot_run_in_a_nir_file_is_one_line_naming_node_and_parameter(tmp_path, graph, words):
     result, out = _export(tmp_path, graph)
     assert result.exit_code == 2 and not out.exists()

@@ -23,6 +23,8 @@ padding, a node kind with no Loihi layer.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -31,6 +33,7 @@ from torch import nn
 from snnpipe.hw_targets import UnsupportedLayerError
 from snnpipe.hw_targets.loihi.graph import INPUT
 from snnpipe.models import ir
+from snnpipe.models.graph import module_key
 from snnpipe.models.tracer import TraceError, trace
 
 TARGET = "loihi"
@@ -247,6 +250,23 @@ class _Grouper:
         if not any(layer.branches and not layer.branches[0].identity for layer in self.layers):
             raise _refuse("", self.graph.nodes[self.graph.output], "the graph has no conv or linear layer")
         return self.layers
+
+
+@contextmanager
+def naming_nodes(model: nn.Module) -> Iterator[None]:
+    """Refusals inside also name the graph node a module was built from (``ir_name``) where its path
+    does not: an imported chain is built into ``blocks.layer<i>``, so ``blocks.head.1`` is the NIR
+    file's ``li``."""
+    try:
+        yield
+    except UnsupportedLayerError as err:
+        try:
+            node = getattr(model.get_submodule(err.path), "ir_name", None) if err.path else None
+        except AttributeError:
+            node = None
+        if node is None or err.path.endswith(module_key(node)):
+            raise
+        raise UnsupportedLayerError(err.path, err.module, err.target, err.hint, node) from None
 
 
 def traced(model: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:
