@@ -91,6 +91,7 @@ def test_per_neuron_values_must_fit_the_layer():
     (lambda n, e: e.append(("in", "conv1")), "appears twice"),
     (lambda n, e: n.update(in2=ir.Input((1,))), "2 Input nodes"),
     (lambda n, e: e.append(("lif2", "conv1")), "cycle through"),
+    (lambda n, e: e.append(("lif2", "conv2")), r"a cycle through 'conv2', 'lif2' has no Delay"),  # not pool after it
     (lambda n, e: n.update(dangling=ir.Scale(2.0)) or e.append(("lif1", "dangling")), "'dangling' does not reach"),
     (lambda n, e: e.append(("out", "fc")), "leaves the Output"),
 ])

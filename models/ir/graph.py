@@ -152,7 +152,10 @@ class Graph:
         forward = [(a, b) for a, b in self.edges if not isinstance(self.nodes[a], Delay)]
         order = self._kahn(forward)
         if len(order) != len(self.nodes):
-            stuck = [n for n in self.nodes if n not in order]
+            stuck = set(self.nodes) - set(order)  # on a cycle, or after one: peel off what leads to no cycle
+            while ends := {a for a in stuck if not any(x == a and b in stuck for x, b in forward)}:
+                stuck -= ends
+            stuck = [n for n in self.nodes if n in stuck]
             raise ValueError(f"Graph: a cycle through {', '.join(map(repr, stuck[:3]))} has no Delay node; "
                              "a recurrent edge must pass through a Delay")
         return order
