@@ -651,6 +651,9 @@ def _loihi_timing(graph: ir.Graph) -> ir.Graph:
     delays = [name for name, node in graph.nodes.items() if isinstance(node, ir.Delay)]
     if not delays:
         return graph
+    for a, b in graph.recurrent_edges():
+        raise NirError(f"the NIR graph has a recurrent edge {a!r} -> {b!r}: snnpipe builds feed-forward graphs "
+                       "(a Delay here is Loihi's timing only)")
     edges = list(graph.edges)
     delayed = set()
     for delay in delays:
