@@ -528,7 +528,7 @@ def _read(path: Path) -> tuple[nir.NIRGraph, str]:
             f"(nir {nir.version} installed): upgrade nir and snnpipe, or re-export the file"
         )
     try:
-        graph = nir.read(path)
+        graph = nir.read(path, type_check=False)  # the import checks shapes itself, naming the node (ir.Graph.shapes)
     except READ_ERRORS as err:
         raise NirError(f"{path} is a damaged or malformed NIR graph ({type(err).__name__}: {_first_line(err)}); "
                        f"{REEXPORT}") from None

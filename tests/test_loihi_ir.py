@@ -246,8 +246,8 @@ def _summed_readout() -> ir.Graph:
     nodes = {"in": ir.Input((1, 4, 4)), "flat": ir.Flatten(), "fa": ir.Affine(grid((12, 16), 127)), "if_a": ir.IF(1.0),
              "fb": ir.Affine(grid((12, 12), 127)), "if_b": ir.IF(1.0), "ra": ir.Affine(grid((3, 12), 64)),
              "rb": ir.Affine(grid((3, 12), 64)), "out": ir.Output((3,))}
-    edges = [("in", "flat"), ("flat", "fa"), ("fa", "if_a"), ("if_a", "fb"), ("fb", "if_b"), ("if_b", "ra"), ("if_a", "rb"),
-             ("ra", "out"), ("rb", "out")]
+    edges = [("in", "flat"), ("flat", "fa"), ("fa", "if_a"), ("if_a", "fb"), ("fb", "if_b"), ("if_b", "ra"),
+             ("if_a", "rb"), ("ra", "out"), ("rb", "out")]
     return ir.Graph(nodes, edges)
 
 
@@ -256,7 +256,8 @@ def test_an_output_summing_two_synapses_is_one_readout_with_a_relay_for_the_shor
     # and the grouping refused an output of two inputs. The readout sums ra (after if_b) and rb (after if_a,
     # one layer short: through a relay of if_a); the simulator's readout voltage is the float model's logits
     # summed over the steps (in Loihi's timing, weight units << 6), and its spikes are the float model's.
-    model = create_model("graph", input_shape=(1, 4, 4), num_classes=3, graph=_summed_readout(), delay_shift=True).eval()
+    model = create_model("graph", input_shape=(1, 4, 4), num_classes=3, graph=_summed_readout(), delay_shift=True)
+    model.eval()
     q = quantize_model(model, (1, 4, 4), timesteps=6)
     names = [node.name for node in q.graph.nodes]
     assert names == ["blocks.graph.layers.fa", "blocks.graph.layers.fb", "blocks.graph.layers.fa.relay1",

@@ -171,3 +171,18 @@ def test_an_imported_checkpoint_exports_the_same_file_as_the_nir_file_itself(tmp
                                       "--max-drop", "100"])
     assert result.exit_code == 0, result.output
     assert out.read_bytes() == direct.read_bytes()
+
+
+def test_a_file_nirs_type_inference_refuses_imports_by_its_own_shapes(tmp_path):
+    # a Flatten written without its input type (as older writers and type_check=False leave it): nir.read's
+    # type inference refuses the file ("type mismatch: lif_b.output -> flat.input: []"), snnpipe's graph
+    # infers the shape itself, so the file exports to the same bytes as the typed one
+    result, typed = _export(tmp_path, nir_graph(False))
+    assert result.exit_code == 0, result.output
+    graph = nir_graph(False)
+    nodes = {**graph.nodes, "flat": nir.Flatten(input_type={"input": np.array([])}, start_dim=0, end_dim=-1)}
+    untyped = tmp_path / "untyped"
+    untyped.mkdir()
+    result, out = _export(untyped, nir.NIRGraph(nodes=nodes, edges=graph.edges, metadata=graph.metadata, type_check=False))
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == typed.read_bytes()

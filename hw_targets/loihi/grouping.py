@@ -10,8 +10,9 @@ its topological order, by a ``{node type: role}`` table (`ROLES`):
   weight 1), which has no node and is named after the neuron's block (`shortcut_name`).
 - A *layer* (`LoihiLayer`) is a neuron after the sum of its incoming edges, one branch each, named
   after its first branch's synapse; the synapses into the graph's output are the readout layer (a
-  non-spiking integrator), summed as a neuron's branches are. A node with several incoming edges is several connections into one
-  Loihi layer (`graph.GraphNode`), and the exporter aligns branches of different depths with relays.
+  non-spiking integrator), summed as a neuron's branches are. A node with several incoming edges is
+  several connections into one Loihi layer (`graph.GraphNode`), and the exporter aligns branches of
+  different depths with relays.
 - Loihi's timing (every synapse one step late) is not a node: the graph's metadata says it
   (``delay_shift``, `snnpipe.models.tracer`), and the quantizer reads it there.
 
