@@ -277,3 +277,13 @@ def test_an_output_summing_two_synapses_is_one_readout_with_a_relay_for_the_shor
     assert int(sim.spikes[0].sum()) > 20 and int(sim.spikes[1].sum()) > 20
     unit = 2.0 ** (q.layers[-1].weight_exp - 1)
     torch.testing.assert_close(sim.output.double() / 64 * unit, logits.sum(0).double(), rtol=0, atol=1e-9)
+
+
+@pytest.mark.lava
+def test_lava_runs_a_summed_readout_spike_for_spike_as_the_simulator(tmp_path):
+    q = quantize_graph(_summed_readout(), timesteps=6)
+    path = tmp_path / "readout.graph.h5"
+    write_graph(q.graph, path, {"timesteps": 6, "encoding": "rate"})
+    x = (torch.rand(6, 3, 1, 4, 4, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    report = verify_with_lava(path, LoihiSimulator(q.graph), x, lava_python())
+    assert report["layers"] == 4 and report["mismatched"] == 0 and report["readout_voltage_equal"] and report["spikes"] > 0
