@@ -32,11 +32,12 @@ class ExportError(SnnpipeError):
 class UnsupportedLayerError(ExportError):
     """A module the target cannot express."""
 
-    def __init__(self, path: str, module: object, target: str, hint: str = "") -> None:
+    def __init__(self, path: str, module: object, target: str, hint: str = "", node: str | None = None) -> None:
         name = type(module).__name__
-        message = f"{path or '<model>'} ({name}) cannot be exported to {target}"
+        kind = f"{name}, node {node!r}" if node else name  # node: the graph node the module was built from
+        message = f"{path or '<model>'} ({kind}) cannot be exported to {target}"
         super().__init__(f"{message}; {hint}" if hint else message)
-        self.path, self.module_type, self.target = path, name, target
+        self.path, self.module_type, self.target, self.hint, self.module = path, name, target, hint, module
 
 
 @dataclass

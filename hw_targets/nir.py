@@ -528,7 +528,7 @@ def _read(path: Path) -> tuple[nir.NIRGraph, str]:
             f"(nir {nir.version} installed): upgrade nir and snnpipe, or re-export the file"
         )
     try:
-        graph = nir.read(path)
+        graph = nir.read(path, type_check=False)  # the import checks shapes itself, naming the node (ir.Graph.shapes)
     except READ_ERRORS as err:
         raise NirError(f"{path} is a damaged or malformed NIR graph ({type(err).__name__}: {_first_line(err)}); "
                        f"{REEXPORT}") from None
@@ -631,8 +631,10 @@ def from_nir(graph: nir.NIRGraph, dt: float | None = None, input_shape: tuple[in
             raise
         raise NirError(f"the NIR graph does not describe a network snnpipe can build: {err}") from None
     first = next((node for node in imported.nodes.values() if isinstance(node, ir.CubaLIF)), None)
+    per_neuron = first is not None and any(isinstance(getattr(first, key), np.ndarray)
+                                           for key in ("current_decay", "voltage_decay", "threshold"))
     try:
-        neuron = NeuronParams() if first is None or isinstance(first.threshold, np.ndarray) else NeuronParams(
+        neuron = NeuronParams() if first is None or per_neuron else NeuronParams(
             current_decay=first.current_decay, voltage_decay=first.voltage_decay, threshold=first.threshold,
             refractory_steps=first.refractory_steps)
         network = ImportedNetwork(imported, shape, out_shape[0], dt, neuron)
@@ -649,6 +651,9 @@ def _loihi_timing(graph: ir.Graph) -> ir.Graph:
     delays = [name for name, node in graph.nodes.items() if isinstance(node, ir.Delay)]
     if not delays:
         return graph
+    for a, b in graph.recurrent_edges():
+        raise NirError(f"the NIR graph has a recurrent edge {a!r} -> {b!r}: snnpipe builds feed-forward graphs "
+                       "(a Delay here is Loihi's timing only)")
     edges = list(graph.edges)
     delayed = set()
     for delay in delays:

@@ -144,7 +144,8 @@ class _Tracer(fx.Tracer):
                     return True
             except ValueError:
                 return True  # a neuron the adapter refuses: a leaf, refused by name below
-        return next(module.children(), None) is None
+        # an empty Sequential (a graph model's head where the output sums several nodes) is the identity: traced through
+        return next(module.children(), None) is None and not isinstance(module, nn.Sequential)
 
 
 class _Body(nn.Module):

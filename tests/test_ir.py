@@ -91,6 +91,7 @@ def test_per_neuron_values_must_fit_the_layer():
     (lambda n, e: e.append(("in", "conv1")), "appears twice"),
     (lambda n, e: n.update(in2=ir.Input((1,))), "2 Input nodes"),
     (lambda n, e: e.append(("lif2", "conv1")), "cycle through"),
+    (lambda n, e: e.append(("lif2", "conv2")), r"a cycle through 'conv2', 'lif2' has no Delay"),  # not pool after it
     (lambda n, e: n.update(dangling=ir.Scale(2.0)) or e.append(("lif1", "dangling")), "'dangling' does not reach"),
     (lambda n, e: e.append(("out", "fc")), "leaves the Output"),
 ])
@@ -336,3 +337,14 @@ def test_a_leaky_integrator_in_rate_based_training_is_one_line():
     model = create_model("sequential", input_shape=(1, 1, 2), num_classes=2, graph=graph)
     with execution_mode(model, ExecutionMode.RATE), pytest.raises(SnnpipeError, match="--stage bptt"):
         model.step(torch.ones(1, 1, 1, 2))
+
+
+def test_only_the_delay_that_closes_a_cycle_is_a_recurrent_edge():
+    # a feed-forward Delay (Loihi's timing) in front of fc, and a recurrent one from lif back into fc: fc
+    # comes after its feed-forward Delay even when the nodes list it first (before: both edges out of a
+    # Delay were cut, fc was ordered first and 'pre' -> 'fc' read as a recurrent edge)
+    nodes = {"x": ir.Input((2,)), "fc": ir.Affine(np.eye(2)), "pre": ir.Delay(1), "lif": ir.LIF(0.5, 1.0),
+             "back": ir.Delay(1), "y": ir.Output((2,))}
+    edges = [("x", "pre"), ("pre", "fc"), ("fc", "lif"), ("lif", "back"), ("back", "fc"), ("lif", "y")]
+    graph = ir.Graph(nodes, edges)
+    assert graph.order() == ["x", "pre", "fc", "lif", "back", "y"] and graph.recurrent_edges() == [("back", "fc")]

@@ -486,6 +486,10 @@ def test_a_residual_network_in_loihis_timing_is_refused_in_one_line(tmp_path):
     (lambda nodes, edges: (nodes.pop("readout.delay"), edges.remove(("lif", "readout.delay")),
                            edges.remove(("readout.delay", "readout")), edges.append(("lif", "readout"))),
      ("delays 1 of its 2", "readout")),
+    (lambda nodes, edges: (nodes.update({"rec": nir.Linear(weight=np.ones((1, 1), dtype=np.float32)),
+                                         "rec.delay": nir.Delay(delay=np.array([1e-4]))}),
+                           edges.extend([("lif", "rec.delay"), ("rec.delay", "rec"), ("rec", "lif")])),
+     ("recurrent edge 'rec.delay' -> 'rec'", "feed-forward")),  # was: "... and is not a chain"
 ])
 def test_delays_other_than_loihis_timing_are_refused_by_name(edit, words):
     graph = _delayed_hand_graph()

@@ -9,19 +9,23 @@ its topological order, by a ``{node type: role}`` table (`ROLES`):
   from a source straight into a neuron (a residual block's identity shortcut: the spikes themselves,
   weight 1), which has no node and is named after the neuron's block (`shortcut_name`).
 - A *layer* (`LoihiLayer`) is a neuron after the sum of its incoming edges, one branch each, named
-  after its first branch's synapse; a synapse into the graph's output is the readout layer, a
-  non-spiking integrator. A node with several incoming edges is several connections into one
-  Loihi layer (`graph.GraphNode`), and the exporter aligns branches of different depths with relays.
+  after its first branch's synapse; the synapses into the graph's output are the readout layer (a
+  non-spiking integrator), summed as a neuron's branches are. A node with several incoming edges is
+  several connections into one Loihi layer (`graph.GraphNode`), and the exporter aligns branches of
+  different depths with relays.
 - Loihi's timing (every synapse one step late) is not a node: the graph's metadata says it
   (``delay_shift``, `snnpipe.models.tracer`), and the quantizer reads it there.
 
 What Loihi cannot run is refused in one line naming the node and the parameter
 (`UnsupportedLayerError`): a neuron's ``v_leak`` or ``v_reset``, a per-neuron parameter (Loihi holds
-one per layer), a recurrent edge, a pooling with padding, a node kind with no Loihi layer.
+one per layer), a synapse's bias into a neuron whose current decays, a recurrent edge, a pooling with
+padding, a node kind with no Loihi layer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -30,6 +34,7 @@ from torch import nn
 from snnpipe.hw_targets import UnsupportedLayerError
 from snnpipe.hw_targets.loihi.graph import INPUT
 from snnpipe.models import ir
+from snnpipe.models.graph import module_key
 from snnpipe.models.tracer import TraceError, trace
 
 TARGET = "loihi"
@@ -141,6 +146,20 @@ def _check_neuron(name: str, node: ir.CubaLIF) -> None:
         layer_parameter(name, node, "bias")
 
 
+def _check_synapse_biases(name: str, node: ir.CubaLIF, branches: list[Branch]) -> None:
+    """Refuse a synapse's bias into a neuron whose current decays: the bias enters the current u,
+    where it accumulates (to b / current_decay), while Loihi adds a bias to the voltage v, which is
+    the same only when the current is the step's input (current_decay 1)."""
+    current_decay = layer_parameter(name, node, "current_decay")
+    if current_decay == 1.0:
+        return
+    for branch in branches:
+        if branch.layer is not None and branch.layer.bias is not None and np.any(branch.layer.bias != 0):
+            raise _refuse(branch.path, branch.layer, f"bias into {name}, whose current_decay={current_decay:g}: the "
+                          "bias enters the decaying current, Loihi adds a bias to the voltage only; set the bias to "
+                          "0 or current_decay to 1")
+
+
 @dataclass
 class _Grouper:
     graph: ir.Graph
@@ -205,15 +224,20 @@ class _Grouper:
             branches.append(value)
         if all(b.identity for b in branches):
             raise _refuse(name, node, "a neuron with no conv or linear before it has no Loihi layer")
+        _check_synapse_biases(name, node, branches)
         layer_name = next(b.path for b in branches if not b.identity)
         self.layers.append(LoihiLayer(layer_name, branches, node, name, self.shapes[name]))
         self.values[name] = Source(layer_name, self.shapes[name])
 
     def output(self, name: str, node: ir.Output) -> None:
-        value = self._one_input(name, node, "the output")
-        if isinstance(value, Branch):  # the readout
-            self.layers.append(LoihiLayer(value.path, [value], None, "", value.out_shape))
-        elif value.pools or value.flatten:
+        values = [self.values[source] for source in self.graph.inputs(name)]
+        if len(values) > 1 or isinstance(values[0], Branch):  # the readout, summing its synapses
+            if not all(isinstance(value, Branch) for value in values):
+                raise _refuse(name, node, "the output sums spikes and synapses; Loihi's readout integrates synapses only")
+            self.layers.append(LoihiLayer(values[0].path, values, None, "", values[0].out_shape))
+            return
+        value = values[0]
+        if value.pools or value.flatten:
             last = value.pools[-1] if value.pools else None
             raise _refuse(last.name if last else name, last.node if last else node, "nothing after it to fold it into")
 
@@ -227,6 +251,23 @@ class _Grouper:
         if not any(layer.branches and not layer.branches[0].identity for layer in self.layers):
             raise _refuse("", self.graph.nodes[self.graph.output], "the graph has no conv or linear layer")
         return self.layers
+
+
+@contextmanager
+def naming_nodes(model: nn.Module) -> Iterator[None]:
+    """Refusals inside also name the graph node a module was built from (``ir_name``) where its path
+    does not: an imported chain is built into ``blocks.layer<i>``, so ``blocks.head.1`` is the NIR
+    file's ``li``."""
+    try:
+        yield
+    except UnsupportedLayerError as err:
+        try:
+            node = getattr(model.get_submodule(err.path), "ir_name", None) if err.path else None
+        except AttributeError:
+            node = None
+        if node is None or err.path.endswith(module_key(node)):
+            raise
+        raise UnsupportedLayerError(err.path, err.module, err.target, err.hint, node) from None
 
 
 def traced(model: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:

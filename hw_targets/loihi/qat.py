@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.loihi.quantize import fake_quantize, layer_exponent
 from snnpipe.hw_targets.folding import batchnorm_pairs, batchnorm_scale, fold_batchnorm
-from snnpipe.hw_targets.loihi.grouping import layer_parameter, loihi_layers, traced
+from snnpipe.hw_targets.loihi.grouping import layer_parameter, loihi_layers, naming_nodes, traced
 from snnpipe.models import SpikingModel
 
 
@@ -98,7 +98,9 @@ def apply_loihi_qat(model: SpikingModel) -> SpikingModel:
     if input_shape is None:
         raise SnnpipeError("--quantize loihi needs a zoo model (it knows its input shape)")
     try:
-        nodes = loihi_layers(traced(fold_batchnorm(model), input_shape))
+        folded = fold_batchnorm(model)
+        with naming_nodes(folded):
+            nodes = loihi_layers(traced(folded, input_shape))
     except SnnpipeError as err:
         raise SnnpipeError(f"--quantize loihi: {err}") from None
     batchnorm_after = {id(layer): bn for _, layer, _, bn in batchnorm_pairs(model)}  # the pairs the export folds

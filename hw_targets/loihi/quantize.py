@@ -64,7 +64,8 @@ from snnpipe.hw_targets import ExportError, UnsupportedLayerError
 from snnpipe.hw_targets.folding import fold_batchnorm
 from snnpipe.hw_targets.loihi import fixed_point as fx
 from snnpipe.hw_targets.loihi.graph import INPUT, Connection, GraphNode, LoihiGraph, identity_connection, relay_node
-from snnpipe.hw_targets.loihi.grouping import TARGET, Branch, LoihiLayer, Pool, layer_parameter, loihi_layers, traced
+from snnpipe.hw_targets.loihi.grouping import (TARGET, Branch, LoihiLayer, Pool, layer_parameter, loihi_layers,
+                                               naming_nodes, traced)
 from snnpipe.hw_targets.loihi.network import CubaNeuron, LoihiNetwork, readout_neuron
 from snnpipe.models import SpikingModel, ir
 
@@ -461,11 +462,12 @@ def quantize_model(model: SpikingModel, input_shape: tuple[int, ...], timesteps:
                           "runs spiking neurons: export a spiking checkpoint, e.g. one trained from it with "
                           "`snnpipe train --stage bptt --init CKPT`")
     folded = fold_batchnorm(model)
-    graph = traced(folded, input_shape)
-    if callable(readout_range):
-        readout_range = readout_range(folded)
-    return quantize_graph(graph, timesteps, readout_range, input_bits, calibration_input,
-                          delay_shift=bool(getattr(model, "delay_shift", False)))
+    with naming_nodes(folded):
+        graph = traced(folded, input_shape)
+        if callable(readout_range):
+            readout_range = readout_range(folded)
+        return quantize_graph(graph, timesteps, readout_range, input_bits, calibration_input,
+                              delay_shift=bool(getattr(model, "delay_shift", False)))
 
 
 def quantize_graph(graph: ir.Graph, timesteps: int, readout_range: float | None = None, input_bits: int = 0,

@@ -145,14 +145,30 @@ class Graph:
                         ready.append(b)
         return order
 
+    def _reaches(self, start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            node = todo.pop()
+            if node == goal:
+                return True
+            if node not in seen:
+                seen.add(node)
+                todo.extend(self.outputs(node))
+        return False
+
     def _topological(self) -> list[str]:
         order = self._kahn(self.edges)
         if len(order) == len(self.nodes):
             return order
-        forward = [(a, b) for a, b in self.edges if not isinstance(self.nodes[a], Delay)]
+        # cut only the edges out of a Delay that close a cycle (b leads back to the Delay): a Delay in front of a
+        # feed-forward node keeps that node after it
+        forward = [(a, b) for a, b in self.edges if not (isinstance(self.nodes[a], Delay) and self._reaches(b, a))]
         order = self._kahn(forward)
         if len(order) != len(self.nodes):
-            stuck = [n for n in self.nodes if n not in order]
+            stuck = set(self.nodes) - set(order)  # on a cycle, or after one: peel off what leads to no cycle
+            while ends := {a for a in stuck if not any(x == a and b in stuck for x, b in forward)}:
+                stuck -= ends
+            stuck = [n for n in self.nodes if n in stuck]
             raise ValueError(f"Graph: a cycle through {', '.join(map(repr, stuck[:3]))} has no Delay node; "
                              "a recurrent edge must pass through a Delay")
         return order
@@ -163,7 +179,7 @@ class Graph:
         return list(self._order)
 
     def recurrent_edges(self) -> list[tuple[str, str]]:
-        """The edges that go backward in `order` (each leaves a Delay)."""
+        """The edges that go backward in `order`: out of a Delay, closing a cycle."""
         position = {n: i for i, n in enumerate(self._order)}
         return [(a, b) for a, b in self.edges if position[a] >= position[b]]
 
