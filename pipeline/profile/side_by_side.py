@@ -105,15 +105,15 @@ def energy_table(float_profile: Profile, deployed: Profile) -> tuple[str, list[s
     f, d = float_profile.estimates.get("snn"), deployed.estimates.get("snn")
     estimated = f is not None and d is not None
     unit = report_unit(float_profile) if estimated else unit_of(float_profile.totals.compute_energy_uj * 1e6)
-    num = lambda pj: None if pj is None else pj / unit[1]  # noqa: E731
-    row = lambda label, a, b: [label, _fmt(num(a)), _fmt(num(b)), _change(a, b)]  # noqa: E731
+    num = lambda pj: "-" if pj is None else f"{pj / unit[1]:.4g}"  # noqa: E731
+    row = lambda label, a, b: [label, num(a), num(b), _change(a, b)]  # noqa: E731
     if not estimated:
         rows = [row(compute_name(float_profile.target["name"]), float_profile.totals.compute_energy_uj * 1e6,
                     deployed.totals.compute_energy_uj * 1e6)]
     else:
         name = figure_name(f) if figure_name(f) == figure_name(d) else f"{figure_name(f)} / {figure_name(d)}"
-        rows = [[name, f"{_fmt(num(f.total_pj))} +/- {_fmt(num(f.stderr_pj))}",
-                     f"{_fmt(num(d.total_pj))} +/- {_fmt(num(d.stderr_pj))}", _change(f.total_pj, d.total_pj)]]
+        rows = [[name, f"{num(f.total_pj)} +/- {num(f.stderr_pj)}", f"{num(d.total_pj)} +/- {num(d.stderr_pj)}",
+                 _change(f.total_pj, d.total_pj)]]
         rows += [row(f"of which {TERM_NAMES[term]}", f.terms.get(term), d.terms.get(term)) for term in TERMS
                  if f.terms.get(term) or d.terms.get(term)]
         for network, baseline in float_profile.estimates.items():
