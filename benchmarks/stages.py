@@ -5,8 +5,9 @@
 Trains (or reuses, if its checkpoint exists) one run per row: the ANN teacher, ``bptt``,
 ``ratebp``, ``esd``, ``ann-guided``, ``kd`` (kd-activity with both regularizers off: the
 comparison the KD paper makes) and ``kd-activity``, ``joint``. For each: test accuracy, mean
-firing rate, energy per inference at 45 nm (`snnpipe.pipeline.profile`, target ``cmos45nm``)
-and training time per epoch. Writes ``reports/bench/stages.md`` and ``stages.json``.
+firing rate, compute-only energy per inference at 45 nm (``compute energy on cmos45nm (ops, no data
+movement)``, key ``compute_energy_ops_cmos45nm_uj``: `snnpipe.pipeline.energy_report`) and training
+time per epoch. Writes ``reports/bench/stages.md`` and ``stages.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "reports" / "bench"
+TARGET = "cmos45nm"
 
 ROWS = [
     # (row name, stage, stage args, needs the ANN teacher)
@@ -45,6 +47,7 @@ def main() -> None:
 
     from snnpipe.pipeline.checkpoint import Checkpoint
     from snnpipe.pipeline.config import TrainConfig
+    from snnpipe.pipeline.energy_report import compute_key
     from snnpipe.pipeline.process import tune_cpu_allocator
     from snnpipe.pipeline.train import train
 
@@ -71,24 +74,25 @@ def main() -> None:
             "row": name, "stage": stage, "stage_args": stage_args, "checkpoint": str(ckpt.path),
             "test_acc": ckpt.history[-1]["test_acc"], "firing_rate": ckpt.history[-1]["firing_rate"],
             "epoch_seconds": sum(e["epoch_seconds"] for e in epochs) / len(epochs),
-            "energy_uj": _energy_uj(ckpt, args.energy_samples),
+            compute_key(TARGET): _compute_uj(ckpt, args.energy_samples),
         })
     _write(results, teacher, args)
 
 
-def _energy_uj(ckpt, samples: int) -> float | None:
-    """Compute energy per inference at 45 nm from the profiler, when it is installed."""
-    try:
-        from snnpipe.pipeline.profile import profile
-    except ImportError:
-        return None
-    result = profile(ckpt, samples=samples, target="cmos45nm")
-    return result.totals.compute_energy_uj
+def _compute_uj(ckpt, samples: int) -> float:
+    """The compute-only energy per inference at `TARGET` (no data movement)."""
+    from snnpipe.pipeline.profile import profile
+
+    return profile(ckpt, samples=samples, target=TARGET).totals.compute_energy_uj
 
 
 def _write(results: list[dict], teacher, args) -> None:
     base = next(r for r in results if r["row"] == "bptt")
     kd = next(r for r in results if r["row"] == "kd")
+    from snnpipe.pipeline.energy_report import compute_key, compute_name, unit_of
+
+    key = compute_key(TARGET)
+    unit = unit_of(min(r[key] for r in results) * 1e6)
     command = " ".join(["python", "benchmarks/stages.py", *sys.argv[1:]])
     lines = [
         "# Training stages against the bptt baseline",
@@ -97,11 +101,11 @@ def _write(results: list[dict], teacher, args) -> None:
         f"seed {args.seed}, direct encoding, Adam 1e-3 cosine, batch 128, 2-core CPU. "
         f"ANN teacher (`--stage ann`, same epochs): {teacher.history[-1]['test_acc']:.2%}.",
         "",
-        "| stage | test accuracy | vs bptt | mean firing rate | vs bptt | energy / inference (45 nm) | s / epoch |",
+        f"| stage | test accuracy | vs bptt | mean firing rate | vs bptt | {compute_name(TARGET)} ({unit[0]}) | s / epoch |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in results:
-        energy = f"{r['energy_uj']:.3f} uJ" if r["energy_uj"] is not None else "n/a"
+        energy = f"{r[key] * 1e6 / unit[1]:.4g}"
         lines.append(
             f"| {r['row']} | {r['test_acc']:.2%} | {100 * (r['test_acc'] - base['test_acc']):+.2f} pt | "
             f"{r['firing_rate']:.4f} | {100 * (r['firing_rate'] / base['firing_rate'] - 1):+.1f}% | {energy} | "

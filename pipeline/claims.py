@@ -40,8 +40,9 @@ from typing import Any
 
 from snnpipe.errors import SnnpipeError
 
-#: The metrics a claim may compare: a `sweep.CellResult` field each.
-METRICS = ("test_acc", "firing_rate", "energy_uj")
+#: The metrics a claim may compare: a `sweep.CellResult` field each (the energies: `sweep.ENERGIES`'s keys,
+#: which `tests/test_sweep.py` holds these to; `sweep` imports this module).
+METRICS = ("test_acc", "firing_rate", "compute_energy_ops_cmos45nm_uj", "snn_energy_memory_int8_uj")
 TESTS = ("noninferior", "superior")
 #: The metrics an arm's setting may be chosen by: never the test set's.
 CHOOSE_BY = ("val_acc",)

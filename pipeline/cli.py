@@ -506,7 +506,7 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
         if not quiet and not as_json:
             how = "kept from before" if reused else f"{cell.seconds:.0f}s"
             result = (f"FAILED: {cell.failed}" if cell.failed else cell.diverged if cell.diverged else
-                      f"test {cell.test_acc:.2%}  rate {cell.firing_rate:.4f}  {cell.energy_uj:.3f} uJ")
+                      f"test {cell.test_acc:.2%}  rate {cell.firing_rate:.4f}  {cell.energy_text()}")
             click.echo(f"{cell.step} cell {where.done}/{where.count} {cell.cell}: {result}  "
                        f"({how}; {where.running} running, {where.left} left)")
 

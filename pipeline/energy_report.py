@@ -7,12 +7,16 @@ Dampfhoffer et al.'s 0.15-1.38 band). `report.py` adds these to its files.
 One figure per network and energy model: an `EnergyEstimate`'s total is called `figure_name`
 (``SNN energy (ops, loihi)``) in every table, plot, caption and line of text, `figure_key` in JSON
 (``snn_energy_ops_loihi_uj``), and it is shown in one unit per report, the unit of the SNN's figure
-(`report_unit`). What it includes is `terms_label`.
+(`report_unit`). What it includes is `terms_label`. A figure priced without an estimate (a sweep's
+cells keep only numbers) is named from its `Figure`. The compute-only energy of a profile (the ``ops``
+model's synaptic compute and neuron updates, no data movement) is never a total and its name says so:
+`compute_name` (``compute energy on loihi (ops, no data movement)``), `compute_key` in JSON.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from snnpipe.pipeline.profile.schema import TERMS, EnergyEstimate, Profile
 
@@ -23,18 +27,39 @@ DAMPFHOFFER_BAND = (0.15, 1.38)
 TERM_NAMES = {"compute": "synaptic compute", "addressing": "address arithmetic", "memory": "memory and data movement",
               "neuron_state": "neuron updates", "static": "static power"}
 _UNITS = (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3), ("pJ", 1.0))
+#: The terms of the compute-only energy (`compute_name`).
+COMPUTE_TERMS = ("compute", "neuron_state")
 
 
-def figure_name(e: EnergyEstimate) -> str:
+class Figure(NamedTuple):
+    """What names a figure, where there is no `EnergyEstimate` to name it by (its fields)."""
+
+    network: str
+    model: str
+    precision: str
+
+
+def figure_name(e: EnergyEstimate | Figure) -> str:
     """The one name of a network's energy in every report: the network, then the energy model and
     what it prices at (a target, a chip or a precision): ``SNN energy (ops, loihi)``."""
     network = e.network.upper() if e.network in ("snn", "ann") else e.network
     return f"{network} energy ({e.model}, {e.precision})"
 
 
-def figure_key(e: EnergyEstimate) -> str:
+def figure_key(e: EnergyEstimate | Figure) -> str:
     """`figure_name` as a JSON key, in microjoules: ``snn_energy_ops_loihi_uj``."""
     return f"{e.network}_energy_{e.model}_{e.precision}_uj"
+
+
+def compute_name(target: str) -> str:
+    """The one name of a network's compute-only energy on ``target`` (`COMPUTE_TERMS` of the ``ops``
+    model): ``compute energy on loihi (ops, no data movement)``."""
+    return f"compute energy on {target} (ops, no data movement)"
+
+
+def compute_key(target: str) -> str:
+    """`compute_name` as a JSON key, in microjoules: ``compute_energy_ops_loihi_uj``."""
+    return f"compute_energy_ops_{target}_uj"
 
 
 def terms_label(e: EnergyEstimate) -> str:
@@ -46,7 +71,11 @@ def report_unit(p: Profile) -> tuple[str, float]:
     """(unit, picojoules per unit): the largest unit in which the profile's own figure (the SNN's,
     else the network's) is at least 1; every energy of the report is shown in it."""
     own = p.estimates.get("snn") or p.estimates.get("ann")
-    pj = own.total_pj if own else 0.0
+    return unit_of(own.total_pj if own else 0.0)
+
+
+def unit_of(pj: float) -> tuple[str, float]:
+    """(unit, picojoules per unit): the largest unit in which ``pj`` is at least 1 (pJ below 1 pJ)."""
     return next(((unit, scale) for unit, scale in _UNITS if pj >= scale), _UNITS[-1])
 
 

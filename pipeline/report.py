@@ -31,7 +31,7 @@ from typing import Any
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_folder, disk_error
-from snnpipe.pipeline.energy_report import energy_caption, energy_plot, energy_tables
+from snnpipe.pipeline.energy_report import compute_name, energy_caption, energy_plot, energy_tables
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 from snnpipe.pipeline.verdict_block import TITLE, as_markdown, steps_text, verdict_lines
 
@@ -83,7 +83,7 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
     if not p.estimates:
         where = p.target["name"]
         totals += [
-            [f"compute energy on {where} (no data movement)", *side("compute_energy_uj", _uj)],
+            [compute_name(where), *side("compute_energy_uj", _uj)],
             [f"data movement on {where}, min to max", f"{_uj(t.movement_min_uj)} to {_uj(t.movement_max_uj)}",
              f"{_uj(a.movement_min_uj)} to {_uj(a.movement_max_uj)}" if ann else "-"],
             [f"compute and data movement on {where}, min to max", f"{_uj(t.total_min_uj)} to {_uj(t.total_max_uj)}",

@@ -10,8 +10,9 @@ keys are written)::
 
 A key is a `TrainConfig` field or a neuron parameter (``seed``, ``timesteps``, ``lr``, ``reset``
 ...), or ``stage_args.K`` / ``model_args.K`` for one stage or model argument. Every cell trains into
-``<step folder>/<cell name>/`` and is then profiled for its compute energy per inference (`SWEEP_TARGET`,
-the first `SWEEP_SAMPLES` test samples); its accuracy is the trainer's last epoch's, on the test
+``<step folder>/<cell name>/`` and is then profiled for its energy per inference (`SWEEP_TARGET`,
+the first `SWEEP_SAMPLES` test samples: `ENERGIES`, two figures named as every report names them);
+its accuracy is the trainer's last epoch's, on the test
 images the recipe tests on (all of the test split unless it sets ``test_samples``), and on the
 validation split where it sets ``val_samples`` (``val_acc``, what a choice of weights reads: the
 test set never chooses); its result is written to ``cell.json`` there, last, so that
@@ -26,7 +27,7 @@ other cells finish and a resumed run redoes it from its checkpoint.
 
 A *setting* is a cell's values without its seed: `summarize` gives per setting of every swept step
 the mean and sample standard deviation (n - 1) over its seeds of the test accuracy, the firing rate
-and the energy, and `write_sweep_reports` writes them as ``sweep.md``, ``sweep.json`` and a Pareto
+and both energies, and `write_sweep_reports` writes them as ``sweep.md``, ``sweep.json`` and a Pareto
 plot ``pareto.png`` (accuracy against firing rate and against energy, one point per setting with
 its standard deviations as error bars) into the run folder.
 """
@@ -47,9 +48,19 @@ from snnpipe.pipeline.claims import Claim, evaluate as evaluate_claim, table as 
 from snnpipe.errors import SnnpipeError, TrainingDiverged
 from snnpipe.files import atomic_path
 from snnpipe.pipeline.config import TrainConfig
+from snnpipe.pipeline.energy_report import (COMPUTE_TERMS, TERM_NAMES, Figure, compute_key, compute_name, figure_key,
+                                            figure_name, in_unit, unit_of)
 
 #: The energy every cell is priced at: Horowitz's 45 nm CMOS (`snnpipe.hw_targets.energy`).
 SWEEP_TARGET = "cmos45nm"
+#: The precision the ``memory`` model prices every cell at.
+SWEEP_PRECISION = "int8"
+#: The SNN's figure under the ``memory`` model (compute and data movement).
+MEMORY = Figure("snn", "memory", SWEEP_PRECISION)
+#: A cell's two energy figures: JSON key (and `CellResult` field) -> name. The compute-only one first.
+ENERGIES = {compute_key(SWEEP_TARGET): compute_name(SWEEP_TARGET), figure_key(MEMORY): figure_name(MEMORY)}
+#: Keys that ``cell.json`` and ``sweep.json`` had before the figures were named, read as their names'.
+RENAMED = {"energy_uj": compute_key(SWEEP_TARGET), "memory_energy_uj": figure_key(MEMORY)}
 #: Test samples per cell's energy profile (the accuracy is the trainer's, on the test images it tests on).
 SWEEP_SAMPLES = 1000
 #: The grid keys that name one argument inside a dict option.
@@ -118,7 +129,8 @@ def expand(step: str, grid: Any, known: set[str], where: str) -> list[Cell]:
 @dataclass
 class CellResult:
     """What one cell gave: its final test accuracy and firing rate (the trainer's last epoch), and the
-    energy per inference of its checkpoint at `SWEEP_TARGET`; or, for a cell whose training diverged
+    energy per inference of its checkpoint at `SWEEP_TARGET` (the two `ENERGIES`, each a field under its
+    key: compute only, and the ``memory`` model's total); or, for a cell whose training diverged
     (`TrainingDiverged`), no numbers and ``diverged`` the message (a result too: it is kept on resume,
     counted beside its setting and left out of the means); or, for a cell that could not run (a user
     error, its worker died), no numbers and ``failed`` the one line saying why (never written: a
@@ -129,21 +141,22 @@ class CellResult:
     values: dict[str, Any]
     test_acc: float | None
     firing_rate: float | None
-    energy_uj: float | None
+    compute_energy_ops_cmos45nm_uj: float | None  # the two energies: `ENERGIES`' keys (tests/test_sweep.py)
     checkpoint: str | None
     seconds: float
     diverged: str | None = None
     failed: str | None = None
     val_acc: float | None = None  # on the validation split (`TrainConfig.val_samples`), where there is one
-    memory_energy_uj: float | None = None  # `CellActivity`'s, as the next two
+    snn_energy_memory_int8_uj: float | None = None  # `CellActivity`'s, as the next two
     layer_rates: dict[str, float] | None = None
     step_rates: dict[str, list[float]] | None = None
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
-        """The result a finished cell left in ``folder``, or None (unfinished or unreadable)."""
+        """The result a finished cell left in ``folder``, or None (unfinished or unreadable); a file
+        written under the old keys (`RENAMED`) reads as one under the new."""
         try:
-            return cls(**json.loads((folder / CELL_RESULT).read_text()))
+            return cls(**renamed(json.loads((folder / CELL_RESULT).read_text())))
         except (OSError, ValueError, TypeError):
             return None
 
@@ -151,9 +164,20 @@ class CellResult:
     def failure(cls, cell: Cell, why: str, seconds: float = 0.0) -> "CellResult":
         return cls(cell.step, cell.name, cell.values, None, None, None, None, seconds, failed=why)
 
+    def energy_text(self) -> str:
+        """Its `ENERGIES` by name, each in the unit chosen for it: ``SNN energy (memory, int8) 412.3 nJ``."""
+        return "  ".join(f"{name} {in_unit(value * 1e6, unit_of(value * 1e6))}" for name, value in
+                         ((name, getattr(self, key)) for key, name in ENERGIES.items()) if value is not None)
+
     def write(self, folder: Path) -> None:
         with atomic_path(folder / CELL_RESULT) as tmp:
             tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
+
+
+def renamed(fields: dict[str, Any]) -> dict[str, Any]:
+    """A cell's or a setting's fields with the old keys (`RENAMED`, and their ``_std``) under the new."""
+    old = {**RENAMED, **{f"{k}_std": f"{v}_std" for k, v in RENAMED.items()}}
+    return {old.get(k, k): v for k, v in fields.items()}
 
 
 @dataclass(frozen=True)
@@ -173,16 +197,16 @@ class CellActivity:
     """A cell's checkpoint profiled on its first `SWEEP_SAMPLES` test samples (or all, if fewer).
 
     Attributes:
-        energy_uj: compute energy per inference (ACs and MACs priced at `SWEEP_TARGET`, the term
-            that spikes change).
-        memory_energy_uj: the SNN's energy per inference under the ``memory`` model (compute and
-            data movement, int8: `snnpipe.pipeline.profile`), at `SWEEP_TARGET`.
+        compute_uj: the compute-only energy per inference (`compute_name`: the ``ops`` model's synaptic
+            compute and neuron updates at `SWEEP_TARGET`, no data movement).
+        memory_uj: the SNN's energy per inference under the ``memory`` model at `SWEEP_PRECISION`
+            (`MEMORY`: compute and data movement, `snnpipe.pipeline.profile`).
         layer_rates: per neuron layer, its firing rate (spikes / neuron / step).
         step_rates: per neuron layer, its firing rate at each timestep.
     """
 
-    energy_uj: float
-    memory_energy_uj: float
+    compute_uj: float
+    memory_uj: float
     layer_rates: dict[str, float]
     step_rates: dict[str, list[float]]
 
@@ -192,7 +216,8 @@ def cell_activity(checkpoint: Path) -> CellActivity:
     energy is the ``ops`` model's."""
     from snnpipe.pipeline.profile import profile_checkpoint
 
-    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES, energy_model="memory")
+    profile = profile_checkpoint(checkpoint, target=SWEEP_TARGET, samples=SWEEP_SAMPLES, energy_model=MEMORY.model,
+                                 precision=MEMORY.precision)
     neurons = [layer for layer in profile.layers if layer.kind == "neuron"]
     return CellActivity(float(profile.totals.compute_energy_uj), float(profile.estimates["snn"].total_pj) / 1e6,
                         {n.name: float(n.firing_rate) for n in neurons},
@@ -225,9 +250,9 @@ def run_cell(job: CellJob) -> CellResult:
         last, seconds = ckpt.history[-1], time.perf_counter() - started
         activity = cell_activity(ckpt.path)
         result = CellResult(cell.step, cell.name, cell.values, float(last["test_acc"]), float(last["firing_rate"]),
-                            activity.energy_uj, str(ckpt.path), seconds,
+                            activity.compute_uj, str(ckpt.path), seconds,
                             val_acc=float(last["val_acc"]) if "val_acc" in last else None,
-                            memory_energy_uj=activity.memory_energy_uj, layer_rates=activity.layer_rates,
+                            snn_energy_memory_int8_uj=activity.memory_uj, layer_rates=activity.layer_rates,
                             step_rates=activity.step_rates)
     result.write(target)
     return result
@@ -291,7 +316,7 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
 def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
     """Per step and setting (cells equal but for their seed), in the order first met: n (the cells
     that finished), their seeds, the numbers that diverged and that failed, and mean and sample std
-    of test accuracy, firing rate and energy over the finished ones (None where none finished)."""
+    of test accuracy, firing rate and the `ENERGIES` over the finished ones (None where none finished)."""
     groups: dict[tuple[str, str], list[CellResult]] = {}
     for r in results:
         setting = {k: v for k, v in r.values.items() if k != "seed"}
@@ -303,7 +328,7 @@ def summarize(results: list[CellResult]) -> list[dict[str, Any]]:
                                "seeds": [m.values.get("seed") for m in finished],
                                "diverged": sum(1 for m in members if m.diverged),
                                "failed": sum(1 for m in members if m.failed)}
-        for field in ("test_acc", "firing_rate", "energy_uj", "val_acc", "memory_energy_uj"):
+        for field in ("test_acc", "firing_rate", "val_acc", *ENERGIES):
             values = [getattr(m, field) for m in finished]
             mean, std = _mean_std(values) if values and None not in values else (None, None)
             row[field] = mean
@@ -329,16 +354,24 @@ def _pm(mean: float | None, std: float | None, scale: float = 1.0, digits: int =
     return text if std is None else f"{text} +/- {std * scale:.{digits}f}"
 
 
+def energy_units(rows: list[dict[str, Any]]) -> dict[str, tuple[str, float]]:
+    """Per energy key, the one unit its column or axis shows (`unit_of` its smallest mean)."""
+    return {key: unit_of(min((r[key] * 1e6 for r in rows if r.get(key)), default=0.0)) for key in ENERGIES}
+
+
 def table(rows: list[dict[str, Any]]) -> str:
-    """A Markdown table: one line per setting, mean +/- std over its seeds."""
-    lines = ["| setting | seeds | test accuracy (%) | firing rate | energy (uJ) | energy, memory model (uJ) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    """A Markdown table: one line per setting, mean +/- std over its seeds; each energy headed by its
+    name and shown in the unit chosen for it (`energy_units`). Rows of an old ``sweep.json`` read too."""
+    rows = [renamed(row) for row in rows]
+    units = energy_units(rows)
+    lines = ["| setting | seeds | test accuracy (%) | firing rate | "
+             + " | ".join(f"{name} ({units[key][0]})" for key, name in ENERGIES.items()) + " |",
+             "| --- | --- | ---: | ---: |" + " ---: |" * len(ENERGIES)]
     for row in rows:
         seeds = f"{row['n']}" + "".join(f" (+{row[k]} {k})" for k in ("diverged", "failed") if row.get(k))
+        energies = " | ".join(_pm(row.get(key), row.get(f"{key}_std"), 1e6 / units[key][1]) for key in ENERGIES)
         lines.append(f"| {label(row)} | {seeds} | {_pm(row['test_acc'], row['test_acc_std'], 100)} | "
-                     f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | "
-                     f"{_pm(row['energy_uj'], row['energy_uj_std'], digits=4)} | "
-                     f"{_pm(row.get('memory_energy_uj'), row.get('memory_energy_uj_std'), digits=4)} |")
+                     f"{_pm(row['firing_rate'], row['firing_rate_std'], digits=4)} | {energies} |")
     return "\n".join(lines)
 
 
@@ -395,25 +428,26 @@ def curves_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Accuracy against firing rate and against energy (compute, and the memory model's where the
-    cells have it), one point per setting with std error bars."""
+    """Accuracy against firing rate and against each of the `ENERGIES` the cells have (each axis named
+    as the reports name the figure, in the unit chosen for it), one point per setting with std error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fields = ["firing_rate", "energy_uj"] + (["memory_energy_uj"] if any(r.get("memory_energy_uj") for r in rows) else [])
+    units = energy_units(rows)
+    scale = {"firing_rate": 1.0, **{key: 1e6 / unit[1] for key, unit in units.items()}}
+    fields = ["firing_rate", *(key for key in ENERGIES if any(r.get(key) for r in rows))]
     fig, axes = plt.subplots(1, len(fields), figsize=(6 * len(fields), 5), constrained_layout=True)
     colors = plt.get_cmap("tab10")
     for i, row in enumerate(r for r in rows if r["n"]):
         for ax, field in zip(axes, fields):
             if row.get(field) is not None:
-                ax.errorbar(row[field], row["test_acc"] * 100, xerr=row[f"{field}_std"] or 0.0,
+                ax.errorbar(row[field] * scale[field], row["test_acc"] * 100, xerr=(row[f"{field}_std"] or 0.0) * scale[field],
                             yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
                             label=label(row))
     names = {"firing_rate": "mean firing rate (spikes / neuron / step)",
-             "energy_uj": f"compute energy per inference (uJ, {SWEEP_TARGET})",
-             "memory_energy_uj": f"energy per inference, memory model (uJ, {SWEEP_TARGET})"}
+             **{key: f"{name}\nper inference ({units[key][0]})" for key, name in ENERGIES.items()}}
     for ax, field in zip(axes, fields):
         ax.set_xlabel(names[field])
         ax.set_ylabel("test accuracy (%)")
@@ -423,6 +457,14 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+
+
+#: What sweep.md's numbers are, and what each energy includes (the ``memory`` model prices every term but
+#: the chip's static power).
+ENERGY_NOTE = (f"Mean +/- sample std over seeds; energy per inference on up to {SWEEP_SAMPLES} test samples of each "
+               f"cell. {compute_name(SWEEP_TARGET)}: {' + '.join(TERM_NAMES[t] for t in COMPUTE_TERMS)} only (no memory "
+               f"or data movement: not a total). {figure_name(MEMORY)}: the total, "
+               f"{' + '.join(name for term, name in TERM_NAMES.items() if term != 'static')}.")
 
 
 def write_sweep_reports(results: list[CellResult], folder: Path, title: str, claims: list[Claim] = ()) -> list[dict[str, Any]]:
@@ -440,8 +482,7 @@ def write_sweep_reports(results: list[CellResult], folder: Path, title: str, cla
                 f"interval, against the margin the recipe fixed (`snnpipe.pipeline.claims`).\n\n{claims_table(decided)}\n"
                 if claims else "")
     with atomic_path(folder / "sweep.md") as tmp:
-        tmp.write_text(f"# {title}: sweep\n\nMean +/- sample std over seeds; compute energy per inference at "
-                       f"{SWEEP_TARGET} on up to {SWEEP_SAMPLES} test samples.\n\n{table(rows)}\n{verdicts}")
+        tmp.write_text(f"# {title}: sweep\n\n{ENERGY_NOTE}\n\n{table(rows)}\n{verdicts}")
     pareto_plot(rows, folder / "pareto.png", title)
     if trained:
         curves_plot(trained, folder / "curves.png", title)

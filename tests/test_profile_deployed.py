@@ -22,6 +22,7 @@ from snnpipe.models.neurons import NeuronParams
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.data import DataSpec
+from snnpipe.pipeline.energy_report import figure_name, report_unit
 from snnpipe.pipeline.export import encoded_test_batches
 from snnpipe.pipeline.profile import Profile
 from snnpipe.pipeline.profile.deployed import profile_deployed
@@ -192,8 +193,10 @@ def test_an_exported_file_is_profiled_alone_as_the_simulator_runs_it_and_beside_
     assert deployed.estimates == p.estimates and deployed.break_even == p.break_even  # priced alike
     table = (folder / "deployed.md").read_text()
     float_snn = Profile.from_dict(json.loads((folder / "profile.json").read_text())).estimates["snn"]
-    energy = next(line for line in table.splitlines() if line.startswith("| SNN (uJ, int8 / int8) "))
-    assert f"| {float_snn.total_uj:.4g} +/- " in energy and f"| {p.estimates['snn'].total_uj:.4g} +/- " in energy
+    unit = report_unit(Profile.from_dict(json.loads((folder / "profile.json").read_text())))
+    energy = next(line for line in table.splitlines() if line.startswith(f"| {figure_name(float_snn)} |"))
+    assert f"({unit[0]} per inference" in table
+    assert f"| {float_snn.total_pj / unit[1]:.4g} +/- " in energy and f"| {p.estimates['snn'].total_pj / unit[1]:.4g} +/- " in energy
     hidden = next(line for line in table.splitlines() if line.startswith("| neurons of blocks.hidden1.1 "))
     float_profile = Profile.from_dict(json.loads((folder / "profile.json").read_text()))
     assert f"| {p.neuron_layers[0].firing_rate:.4f} |" in hidden

@@ -60,7 +60,7 @@ def _cells(step, accs, rates=None, vals=None, diverged=(), **values):
     vals = vals or [None] * len(accs)
     return [{"step": step, "cell": f"seed-{s}", "values": {**values, "seed": s},
              "test_acc": None if s in diverged else acc, "firing_rate": None if s in diverged else rate,
-             "energy_uj": None if s in diverged else 1.0, "val_acc": None if s in diverged else val,
+             "compute_energy_ops_cmos45nm_uj": None if s in diverged else 1.0, "val_acc": None if s in diverged else val,
              "diverged": "training diverged: ..." if s in diverged else None, "failed": None}
             for s, (acc, rate, val) in enumerate(zip(accs, rates, vals))]
 
@@ -164,12 +164,12 @@ def test_a_recipes_claims_are_decided_in_its_sweep_reports(tmp_path):
     assert (result.folder / "curves.png").stat().st_size > 0
     # per layer and per step: a layer's rate is the mean of its T = 2 step rates; a setting's, the mean over seeds
     a, b = cells[("bptt", 0)], cells[("bptt", 1)]
-    assert a["memory_energy_uj"] > 0 and a["energy_uj"] > 0
+    assert a["snn_energy_memory_int8_uj"] > 0 and a["compute_energy_ops_cmos45nm_uj"] > 0
     for layer, rate in a["layer_rates"].items():
         assert len(a["step_rates"][layer]) == 2 and rate == pytest.approx(sum(a["step_rates"][layer]) / 2)
     row = next(r for r in sweep["settings"] if r["step"] == "bptt")
     assert row["layer_rates"] == {k: pytest.approx((a["layer_rates"][k] + b["layer_rates"][k]) / 2) for k in a["layer_rates"]}
-    assert row["memory_energy_uj"] == pytest.approx((a["memory_energy_uj"] + b["memory_energy_uj"]) / 2)
+    assert row["snn_energy_memory_int8_uj"] == pytest.approx((a["snn_energy_memory_int8_uj"] + b["snn_energy_memory_int8_uj"]) / 2)
 
 
 def _tiny(n_train):

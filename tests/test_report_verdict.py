@@ -15,7 +15,7 @@ from torch import nn
 
 from snnpipe.models.neurons import CubaLIF, NeuronParams
 from snnpipe.pipeline.cli import cli
-from snnpipe.pipeline.energy_report import figure_key, figure_name, terms_label
+from snnpipe.pipeline.energy_report import compute_key, compute_name, figure_key, figure_name, terms_label
 from snnpipe.pipeline.profile import Profile, profile
 from snnpipe.pipeline.report import markdown, write_reports
 from snnpipe.pipeline.run import parse_recipe, run
@@ -68,28 +68,53 @@ UNITS = {"pJ": 1.0, "nJ": 1e3, "uJ": 1e6, "mJ": 1e9, "J": 1e12}
 _NUMBER = r"(\d+(?:\.\d+)?(?:e[-+]?\d+)?)"
 
 
-def figure_values(text: str, estimates) -> dict[str, list[float]]:
-    """Every value (pJ) each figure is shown with in ``text``: ``NAME: 938.3 nJ`` and ``NAME, 938.3 nJ`` in
-    prose, a table row ``| NAME | ... |`` in the column ``energy`` of a table titled ``(nJ per inference``,
-    and the JSON key ``snn_energy_ops_loihi_uj 0.9383`` of a run's summary table."""
+def named(figures) -> dict[str, str]:
+    """Figure name -> JSON key, of a profile's estimates or of (name, key) pairs."""
+    items = figures.values() if isinstance(figures, dict) else figures
+    return dict(item if isinstance(item, tuple) else (figure_name(item), figure_key(item)) for item in items)
+
+
+def _leading(cell: str) -> float | None:
+    number = re.match(_NUMBER + r"(?: \+/- |$)", cell)
+    return float(number.group(1)) if number else None
+
+
+def figure_values(text: str, figures) -> dict[str, dict[str, list[float]]]:
+    """Every value (pJ) each figure is shown with in ``text``, by what it is the figure of (``""``: the
+    report's one subject): ``NAME: 938.3 nJ`` and ``NAME, 938.3 nJ`` in prose; a table row ``| NAME | ... |``
+    of a table titled ``(nJ per inference``, in its column ``energy`` or else in each column but
+    ``change`` (the column's subject: deployed.md's float and fixed point); a column headed ``NAME (nJ)``
+    (the row's subject: sweep.md's settings); and the JSON key ``snn_energy_ops_loihi_uj 0.9383`` of a
+    run's summary table. ``figures``: a profile's estimates or (name, key) pairs (`named`)."""
     lines = plain(text).splitlines()
-    found: dict[str, list[float]] = {figure_name(e): [] for e in estimates.values()}
-    unit, column = None, None
+    keys = named(figures)
+    found: dict[str, dict[str, list[float]]] = {name: {} for name in keys}
+    unit, header, columns = None, [], {}
     for line in lines:
         if line.startswith("#"):  # a table's title: its unit, if it has one
             title = re.match(r"#+ .*\((\w+) per inference", line)
-            unit, column = UNITS.get(title.group(1)) if title else None, None
+            unit, header, columns = UNITS.get(title.group(1)) if title else None, [], {}
         cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
-        if "energy" in cells:
-            column = cells.index("energy")
-        for e in estimates.values():
-            name = figure_name(e)
+        if cells and not header:  # a table's header
+            header = cells
+            columns = {i: (m.group(1), UNITS[m.group(2)]) for i, c in enumerate(cells)
+                       if (m := re.fullmatch(r"(.+) \((pJ|nJ|uJ|mJ|J)\)", c)) and m.group(1) in keys}
+            continue
+        for name, key in keys.items():
+            where = found[name]
             for number, symbol in re.findall(re.escape(name) + r"[:,]? " + _NUMBER + r" (pJ|nJ|uJ|mJ|J)\b", line):
-                found[name].append(float(number) * UNITS[symbol])
-            if cells and cells[0] == name and unit and column is not None:
-                found[name].append(float(cells[column]) * unit)
-            for number in re.findall(re.escape(figure_key(e)) + r":? " + _NUMBER, line):
-                found[name].append(float(number) * 1e6)
+                where.setdefault("", []).append(float(number) * UNITS[symbol])
+            if cells and cells[0] == name and unit:
+                shown = [header.index("energy")] if "energy" in header else \
+                    [i for i, h in enumerate(header) if i and h != "change"]
+                for i in shown:
+                    if i < len(cells) and (value := _leading(cells[i])) is not None:
+                        where.setdefault("" if "energy" in header else header[i], []).append(value * unit)
+            for i, (column_name, scale) in columns.items():
+                if column_name == name and cells and (value := _leading(cells[i])) is not None:
+                    where.setdefault(cells[0], []).append(value * scale)
+            for number in re.findall(re.escape(key) + r":? " + _NUMBER, line):
+                where.setdefault("", []).append(float(number) * 1e6)
     return found
 
 
@@ -104,14 +129,28 @@ def plain(text: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
-def assert_one_value_each(text: str, estimates) -> dict[str, float]:
-    """Each figure's one value (to the 4 digits reports show); fails on a figure under two values."""
+def assert_one_value_each(text: str, figures) -> dict[str, float]:
+    """Each figure's one value (to the 4 digits reports show) per subject, under ``NAME`` (the report's
+    one subject) or ``NAME [subject]``; fails on a figure under two values."""
     values = {}
-    for name, shown in figure_values(text, estimates).items():
-        assert shown, f"{name} is not in the report"
-        assert max(shown) <= min(shown) * (1 + 1e-3), f"{name} appears as {sorted(set(shown))} pJ"
-        values[name] = shown[0]
+    for name, subjects in figure_values(text, figures).items():
+        assert subjects, f"{name} is not in the report"
+        for subject, shown in subjects.items():
+            label = f"{name} [{subject}]" if subject else name
+            assert max(shown) <= min(shown) * (1 + 1e-3), f"{label} appears as {sorted(set(shown))} pJ"
+            values[label] = shown[0]
     return values
+
+
+def assert_labelled(text: str, name: str, key: str) -> None:
+    """Every number of ``text`` that equals a value shown for figure ``name`` (to 4 digits, in any unit)
+    stands where ``name`` labels it: a compute-only figure never appears unlabelled beside a total."""
+    labelled = [v for shown in figure_values(text, [(name, key)])[name].values() for v in shown]
+    assert labelled, f"{name} is not in the report"
+    numbers = [float(n) for n in re.findall(r"(?<![\w.])" + _NUMBER, plain(text))]
+    for value in set(labelled):
+        count = sum(1 for n in numbers for scale in UNITS.values() if abs(n * scale - value) <= value * 1e-3)
+        assert count == labelled.count(value), f"{value} pJ of {name} appears {count - labelled.count(value)} time(s) unlabelled"
 
 
 def test_every_energy_figure_of_a_report_has_one_value(tiny, tmp_path):
@@ -147,3 +186,46 @@ def test_run_summary_terminal_and_reports_show_one_figure(tmp_path):
     texts.append(terminal.output)
     shown = [assert_one_value_each(text, {"snn": snn}) for text in texts]
     assert all(values == {figure_name(snn): pytest.approx(snn.total_pj, rel=1e-3)} for values in shown)
+
+
+def test_deployed_md_names_each_figure_once_per_side_and_compute_only_as_such(tiny):
+    from snnpipe.pipeline.profile.side_by_side import markdown as side_by_side
+
+    # the "deployed" side: the tiny network with 5 of its 6 ACs (4.5 pJ of compute at 0.9 pJ each) and an
+    # SNN figure of 200 pJ; the float side: 6 ACs x 0.9 = 5.4 pJ, SNN 171.1 pJ (`tiny`)
+    snn = tiny.estimates["snn"]
+    deployed = replace(tiny, totals=replace(tiny.totals, compute_energy_uj=4.5e-6),
+                       estimates={**tiny.estimates, "snn": replace(snn, total_pj=200.0, min_pj=200.0, max_pj=200.0)})
+    text = side_by_side(tiny, deployed)
+    values = assert_one_value_each(text, tiny.estimates)
+    assert values[f"{figure_name(snn)} [float]"] == pytest.approx(171.1, rel=1e-3)
+    assert values[f"{figure_name(snn)} [Loihi fixed point]"] == pytest.approx(200.0)
+    assert "neuron_state" not in text and "| of which neuron updates | 135 | 135 |" in text  # terms by their names
+    compute, key = compute_name(tiny.target["name"]), compute_key(tiny.target["name"])
+    assert compute not in text  # the SNN's figure and its terms say it all, as in profile.md
+    # without estimates (schema 1) the compute-only energy stands in, named as such
+    text = side_by_side(replace(tiny, estimates={}), replace(deployed, estimates={}))
+    values = assert_one_value_each(text, [(compute, key)])
+    assert values == {f"{compute} [float]": pytest.approx(5.4), f"{compute} [Loihi fixed point]": pytest.approx(4.5)}
+    assert_labelled(text, compute, key)
+    with pytest.raises(AssertionError, match="unlabelled"):  # the compute-only 5.4 pJ beside the total, unnamed
+        assert_labelled(text + "\nper inference: 171.1 pJ (5.4 pJ)\n", compute, key)
+
+
+def test_sweep_md_names_each_figure_once_per_setting_and_labels_compute_only(tmp_path):
+    from snnpipe.pipeline.sweep import ENERGIES, CellResult, write_sweep_reports
+
+    compute, memory = ENERGIES.items()  # (key, name) each
+    cell = lambda seed, acc, c, m: CellResult("kd", f"seed-{seed}", {"w": 0.5, "seed": seed}, acc, 0.1, c, None, 1.0,  # noqa: E731
+                                              **{memory[0]: m})
+    results = [cell(0, 0.8, 0.3, 1.0), cell(1, 0.9, 0.5, 1.2),
+               CellResult("kd", "c", {"w": 0.0, "seed": 0}, 0.5, 0.1, 0.25, None, 1.0, **{memory[0]: 0.9})]
+    write_sweep_reports(results, tmp_path, "t")
+    text = (tmp_path / "sweep.md").read_text()
+    values = assert_one_value_each(text, [(name, key) for key, name in ENERGIES.items()])
+    # each column in the largest unit its smallest mean is >= 1 of: nJ (250 nJ; 900 nJ); (300 + 500) / 2 = 400 nJ
+    assert values == {f"{compute[1]} [kd (w=0.5)]": pytest.approx(400e3), f"{compute[1]} [kd (w=0.0)]": pytest.approx(250e3),
+                      f"{memory[1]} [kd (w=0.5)]": pytest.approx(1.1e6), f"{memory[1]} [kd (w=0.0)]": pytest.approx(0.9e6)}
+    assert_labelled(text, compute[1], compute[0])
+    cells = json.loads((tmp_path / "sweep.json").read_text())["cells"]
+    assert cells[0][compute[0]] == 0.3 and cells[0][memory[0]] == 1.0  # the JSON keys are the figures' keys

@@ -61,7 +61,7 @@ def test_a_diverged_cell_is_counted_beside_its_setting_and_left_out_of_the_means
     results.append(CellResult("k", "c", {"seed": 0}, None, None, None, None, 1.0, "training diverged: ..."))
     rows = summarize(results)
     assert (rows[0]["n"], rows[0]["seeds"], rows[0]["diverged"]) == (2, [0, 1], 1)
-    assert rows[0]["test_acc"] == pytest.approx(0.7) and rows[0]["energy_uj"] == pytest.approx(3.0)
+    assert rows[0]["test_acc"] == pytest.approx(0.7) and rows[0]["compute_energy_ops_cmos45nm_uj"] == pytest.approx(3.0)
     assert (rows[1]["n"], rows[1]["diverged"], rows[1]["test_acc"]) == (0, 1, None)
     assert "| j | 2 (+1 diverged) | 70.00 +/- 14.14 |" in table(rows) and "| k | 0 (+1 diverged) | - | - | - |" in table(rows)
 
@@ -93,7 +93,7 @@ def test_mean_and_sample_std_per_setting_by_hand():
     # mean 0.9; sample std sqrt(((-0.1)^2 + 0 + 0.1^2) / (3 - 1)) = 0.1
     assert rows[0]["test_acc"] == pytest.approx(0.9) and rows[0]["test_acc_std"] == pytest.approx(0.1)
     assert rows[0]["firing_rate"] == pytest.approx(0.2) and rows[0]["firing_rate_std"] == pytest.approx(0.1)
-    assert rows[0]["energy_uj_std"] == 0.0
+    assert rows[0]["compute_energy_ops_cmos45nm_uj_std"] == 0.0
     assert rows[1]["test_acc_std"] is None  # one seed: no spread to report
     assert "| kd (w=0.5) | 3 | 90.00 +/- 10.00 | 0.2000 +/- 0.1000 |" in table(rows)
     assert "| kd (w=0.0) | 1 | 50.00 | 0.4000 |" in table(rows)
@@ -131,3 +131,40 @@ def test_a_killed_sweep_resumes_without_redoing_its_finished_cells(tmp_path):
     for cell in sweep["cells"]:  # every cell's result is its own checkpoint's last epoch
         lines = (folder / "bptt" / cell["cell"] / "metrics.jsonl").read_text().splitlines()
         assert json.loads(lines[-1])["test_acc"] == cell["test_acc"] and len(lines) == 2
+
+
+def test_a_cell_written_under_the_old_energy_keys_is_kept_on_resume_not_redone(tmp_path):
+    from dataclasses import fields
+
+    from snnpipe.pipeline.claims import METRICS
+    from snnpipe.pipeline.config import TrainConfig
+    from snnpipe.pipeline.energy_report import compute_key, figure_key
+    from snnpipe.pipeline.sweep import ENERGIES, MEMORY, SWEEP_TARGET, Cell, CellJob, run_cells
+
+    compute, memory = compute_key(SWEEP_TARGET), figure_key(MEMORY)
+    assert list(ENERGIES) == [compute, memory] == ["compute_energy_ops_cmos45nm_uj", "snn_energy_memory_int8_uj"]
+    assert {compute, memory} <= {f.name for f in fields(CellResult)} and {compute, memory} <= set(METRICS)
+    # a cell.json as the sweeps before the figures were named wrote it
+    folder = tmp_path / "seed-0"
+    folder.mkdir()
+    (folder / CELL_RESULT).write_text(json.dumps({
+        "step": "bptt", "cell": "seed-0", "values": {"seed": 0}, "test_acc": 0.9, "firing_rate": 0.2, "energy_uj": 0.3,
+        "checkpoint": str(folder / "checkpoint.pt"), "seconds": 4.0, "diverged": None, "failed": None, "val_acc": None,
+        "memory_energy_uj": 0.5, "layer_rates": None, "step_rates": None}))
+
+    class Refuses:
+        def map(self, jobs):
+            assert not jobs, "a finished cell was run again"
+            return iter(())
+
+    job = CellJob(Cell("bptt", "seed-0", {"seed": 0}), TrainConfig(stage="bptt", out=str(folder)))
+    kept = []
+    [result] = run_cells([job], Refuses(), on_cell=lambda r, reused, where: kept.append(reused))
+    assert kept == [True] and getattr(result, compute) == 0.3 and getattr(result, memory) == 0.5
+    # an old sweep.json's settings (what benchmarks/protocol.py reads) show under the new names
+    old = {"step": "bptt", "setting": {}, "n": 2, "diverged": 0, "failed": 0, "test_acc": 0.9, "test_acc_std": 0.0,
+           "firing_rate": 0.2, "firing_rate_std": 0.0, "energy_uj": 0.3, "energy_uj_std": 0.1,
+           "memory_energy_uj": 0.5, "memory_energy_uj_std": None}
+    lines = table([old]).splitlines()
+    assert f"| {ENERGIES[compute]} (nJ) | {ENERGIES[memory]} (nJ) |" in lines[0]
+    assert lines[2].endswith("| 300.00 +/- 100.00 | 500.00 |")

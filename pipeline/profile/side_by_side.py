@@ -7,15 +7,19 @@ synaptic layer after the neuron layer before it (a block's conv, then its neuron
 the deployed side names it ``<node>.neuron``. A layer only one side has (the readout's neurons, which
 integrate on the chip; training branches the export drops) shows ``-`` on the other.
 
-Where both profiles carry energy estimates (schema 2), a table puts their SNN estimates (by term, with
-the standard error), the ANN baselines and the break-even activity side by side: the same energy
-model prices the float counts and the fixed-point ones.
+The energy table puts each figure under the name every report gives it (`snnpipe.pipeline.energy_report`),
+in one unit. Where both profiles carry energy estimates (schema 2): the SNN's figure (``SNN energy
+(memory, int8)``, with its standard error and its terms), the ANN baselines' and the break-even
+activity, the same energy model pricing the float counts and the fixed-point ones; else, as
+``profile.md`` does, the compute-only energy, named as such (``compute energy on loihi (ops, no data
+movement)``).
 
-Only the schema is imported: rendering reads a profile and never counts.
+Only the schema and the figures' names are imported: rendering reads a profile and never counts.
 """
 
 from __future__ import annotations
 
+from snnpipe.pipeline.energy_report import TERM_NAMES, compute_name, figure_name, report_unit, unit_of
 from snnpipe.pipeline.profile.schema import TERMS, LayerProfile, NeuronProfile, Profile, ProfileError, SynapseProfile
 
 NEURON_SUFFIX = ".neuron"
@@ -89,38 +93,43 @@ def check_same_network(float_profile: Profile, deployed: Profile, path: str) -> 
                                f"{float_layer.neurons} in the checkpoint: give the Loihi file exported from this checkpoint")
 
 
-def _uj(pj: float | None) -> float | None:
-    return None if pj is None else pj * 1e-6
-
-
 def _break_even(profile: Profile, baseline: str) -> float | None:
     """The whole network's break-even activity (k*) against ``baseline``, or None."""
     point = next((b.baselines.get(baseline) for b in profile.break_even if b.layer == "total"), None)
     return None if point is None else point["scale"]
 
 
-def energy_rows(float_profile: Profile, deployed: Profile) -> list[list[str]]:
-    """The energy estimates side by side (module docstring); empty where either profile has none."""
+def energy_table(float_profile: Profile, deployed: Profile) -> tuple[str, list[str], list[list[str]]]:
+    """The energy figures side by side (module docstring) as (title, header, rows), in the unit of the
+    float SNN's figure (`report_unit`; of its compute-only energy in a profile without estimates)."""
     f, d = float_profile.estimates.get("snn"), deployed.estimates.get("snn")
-    if f is None or d is None:
-        return []
-    row = lambda label, a, b: [label, _fmt(a), _fmt(b), _change(a, b)]  # noqa: E731
-    rows = [[f"SNN (uJ, {f.precision} / {d.precision})", f"{_fmt(_uj(f.total_pj))} +/- {_fmt(_uj(f.stderr_pj))}",
-             f"{_fmt(_uj(d.total_pj))} +/- {_fmt(_uj(d.stderr_pj))}", _change(f.total_pj, d.total_pj)]]
-    rows += [row(f"  {term} (uJ)", _uj(f.terms.get(term)), _uj(d.terms.get(term))) for term in TERMS
-             if f.terms.get(term) or d.terms.get(term)]
-    for name in [n for n in float_profile.estimates if n != "snn"]:
-        other = deployed.estimates.get(name)
-        rows.append(row(f"{name} baseline (uJ)", _uj(float_profile.estimates[name].total_pj),
-                        _uj(other.total_pj if other else None)))
-        rows.append(row(f"break-even vs {name} (activity x)", _break_even(float_profile, name),
-                        _break_even(deployed, name)))
-    return rows
+    estimated = f is not None and d is not None
+    unit = report_unit(float_profile) if estimated else unit_of(float_profile.totals.compute_energy_uj * 1e6)
+    num = lambda pj: "-" if pj is None else f"{pj / unit[1]:.4g}"  # noqa: E731
+    row = lambda label, a, b: [label, num(a), num(b), _change(a, b)]  # noqa: E731
+    if not estimated:
+        rows = [row(compute_name(float_profile.target["name"]), float_profile.totals.compute_energy_uj * 1e6,
+                    deployed.totals.compute_energy_uj * 1e6)]
+    else:
+        name = figure_name(f) if figure_name(f) == figure_name(d) else f"{figure_name(f)} / {figure_name(d)}"
+        rows = [[name, f"{num(f.total_pj)} +/- {num(f.stderr_pj)}", f"{num(d.total_pj)} +/- {num(d.stderr_pj)}",
+                 _change(f.total_pj, d.total_pj)]]
+        rows += [row(f"of which {TERM_NAMES[term]}", f.terms.get(term), d.terms.get(term)) for term in TERMS
+                 if f.terms.get(term) or d.terms.get(term)]
+        for network, baseline in float_profile.estimates.items():
+            if network != "snn":
+                other = deployed.estimates.get(network)
+                rows.append(row(figure_name(baseline), baseline.total_pj, other.total_pj if other else None))
+                rows.append([f"break-even vs {network} (x today's activity)", _fmt(_break_even(float_profile, network)),
+                             _fmt(_break_even(deployed, network)),
+                             _change(_break_even(float_profile, network), _break_even(deployed, network))])
+    return (f"Energy ({unit[0]} per inference" + ("; the SNN's figure +/- its standard error over the samples)"
+                                                  if estimated else ")"),
+            ["figure", "float", "Loihi fixed point", "change"], rows)
 
 
 def tables(float_profile: Profile, deployed: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
-    """The side-by-side tables as (title, header, rows): totals, energy estimates (where both have
-    them), synaptic layers, neuron layers."""
+    """The side-by-side tables as (title, header, rows): totals, energy, synaptic layers, neuron layers."""
     f, d = float_profile.totals, deployed.totals
     acc = lambda p: f"{p.accuracy:.2%}" if p.accuracy is not None else "-"  # noqa: E731
     totals = [
@@ -130,8 +139,6 @@ def tables(float_profile: Profile, deployed: Profile) -> list[tuple[str, list[st
         ["ACs", _fmt(f.acs), _fmt(d.acs), _change(f.acs, d.acs)],
         ["MACs", _fmt(f.macs), _fmt(d.macs), _change(f.macs, d.macs)],
         ["neuron updates", _fmt(f.neuron_updates), _fmt(d.neuron_updates), _change(f.neuron_updates, d.neuron_updates)],
-        ["compute energy (uJ)", _fmt(f.compute_energy_uj), _fmt(d.compute_energy_uj),
-         _change(f.compute_energy_uj, d.compute_energy_uj)],
     ]
     synapses, neurons = [], []
     for name, a, b in pairs(float_profile, deployed):
@@ -143,11 +150,9 @@ def tables(float_profile: Profile, deployed: Profile) -> list[tuple[str, list[st
             neurons.append([name, str((b or a).neurons), _fmt(a.spikes if a else None), _fmt(b.spikes if b else None),
                             _change(a.spikes if a else None, b.spikes if b else None),
                             f"{a.firing_rate:.4f}" if a else "-", f"{b.firing_rate:.4f}" if b else "-"])
-    energy = energy_rows(float_profile, deployed)
     return [
         ("Per inference", ["", "float", "Loihi fixed point", "change"], totals),
-        *([(f"Energy estimate per inference ({float_profile.energy_model} model)",
-            ["", "float", "Loihi fixed point", "change"], energy)] if energy else []),
+        energy_table(float_profile, deployed),
         ("Synaptic layers (per inference)", ["layer", "float ACs", "fixed-point ACs", "change", "float MACs",
                                              "fixed-point MACs"], synapses),
         ("Neuron layers (per inference)", ["layer", "neurons", "float spikes", "fixed-point spikes", "change",
