@@ -377,7 +377,7 @@ def models_command(as_json: bool) -> None:
 def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Does MODEL fit each chip, and if not, which resource fails where and what to change.
 
-    MODEL is a checkpoint or a NIR file. Each chip's layers are placed as its vendor's mapper would
+    MODEL is a checkpoint, a NIR file or a Loihi file (netx or graph file). Each chip's layers are placed as its vendor's mapper would
     (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
     against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
     from snnpipe.hw_targets.fit import DEFAULT_CHIPS
@@ -588,6 +588,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
+    from snnpipe.hw_targets.loihi.graph_file import is_loihi_file
     from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
     if samples < 1:
@@ -595,7 +596,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if timesteps is not None and timesteps < 1:
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     nir_file = Path(checkpoint).suffix.lower() == ".nir"  # a NIR graph, run as `snnpipe import nir` reads it
-    loihi_file = not nir_file and _is_loihi_file(Path(checkpoint))
+    loihi_file = not nir_file and is_loihi_file(Path(checkpoint))
     if loihi_file and deployed:
         raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
                            "give the checkpoint first")
@@ -613,15 +614,13 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the inputs first (a missing one is named, not a
     # report folder it would have written), then the baseline to gate against and an old report
-    if fit_chips and loihi_file:
-        raise SnnpipeError("--chips fits a checkpoint or a NIR file; give the checkpoint the Loihi file came from")
+    if loihi_file and not Path(checkpoint).is_file():
+        raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     fitted = None
     if fit_chips:
         from snnpipe.pipeline.fit import fit_file
 
         fitted = fit_file(checkpoint, [name.strip() for name in fit_chips.split(",") if name.strip()])
-    if loihi_file and not Path(checkpoint).is_file():
-        raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     if nir_file:
         from snnpipe.pipeline.importer import nir_checkpoint
 
@@ -735,27 +734,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
 
 
-#: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-#: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
-LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
-
-
 def _check_data_dir(data_dir: str | None) -> None:
     """Refuse a ``--data-dir`` that is not a folder, before any output is looked at."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
-
-
-def _is_loihi_file(path: Path) -> bool:
-    """An HDF5 file (netx, or snnpipe's Loihi graph), or one named as such; a checkpoint is a zip."""
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                return True
-    except OSError:
-        pass
-    return path.suffix.lower() in LOIHI_SUFFIXES
 
 
 def _report_name(path: Path, loihi_file: bool) -> str:

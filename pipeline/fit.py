@@ -3,7 +3,8 @@
 
 The network is read into the typed graph: a checkpoint is built, its BatchNorm folded and traced
 (`snnpipe.models.tracer.trace`); a NIR file (any framework's) is imported as it is
-(`snnpipe.hw_targets.nir.from_nir`). Each chip's mapper (`snnpipe.hw_targets.fit`) then places it.
+(`snnpipe.hw_targets.nir.from_nir`); a Loihi file (netx or graph file) is read back
+(`snnpipe.hw_targets.loihi.graph_file.read_loihi`) into it (`LoihiGraph.to_ir`). Each chip's mapper (`snnpipe.hw_targets.fit`) then places it.
 """
 
 from __future__ import annotations
@@ -46,16 +47,20 @@ class FitReport:
 
 
 def read_graph(path: str | Path) -> ir.Graph:
-    """The typed graph of a checkpoint or a NIR file (module docstring).
+    """The typed graph of a checkpoint, a NIR file or a Loihi file (module docstring).
 
     Raises:
-        SnnpipeError: not a checkpoint nor a NIR file, or a layer the graph has no node for (named).
+        SnnpipeError: none of these, or a layer the graph has no node for (named).
     """
+    from snnpipe.hw_targets.loihi.graph_file import is_loihi_file, read_loihi
+
     path = Path(path)
     if path.suffix.lower() == ".nir":
         from snnpipe.hw_targets.nir import from_nir, read_nir
 
         return from_nir(read_nir(path)[0]).graph
+    if is_loihi_file(path):
+        return read_loihi(path)[0].to_ir()
     from snnpipe.hw_targets.folding import fold_batchnorm
     from snnpipe.models.tracer import trace
     from snnpipe.pipeline.checkpoint import Checkpoint

@@ -399,4 +399,26 @@ def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
     fitted = json.loads(result.output.strip().splitlines()[-1])["fit"]
     assert [(c["chip"], c["fits"]) for c in fitted] == [("loihi2", True), ("xylo", False)]
     loihi = CliRunner().invoke(cli, ["profile", str(tmp_path / "x.net.h5"), "--chips", "loihi2"])
-    assert loihi.exit_code == 2 and "--chips fits a checkpoint or a NIR file" in loihi.output
+    assert loihi.exit_code == 2 and "Loihi file" in loihi.output and "does not exist" in loihi.output
+
+
+def test_fit_of_an_exported_loihi_file_equals_the_fit_of_its_checkpoint(tmp_path):
+    from snnpipe.hw_targets.loihi.graph import LoihiGraph
+    from snnpipe.hw_targets.loihi.graph_file import read_loihi
+    from snnpipe.hw_targets.loihi.netx import write_netx
+
+    path = _checkpoint(tmp_path)
+    graph_file = tmp_path / "mlp.net"  # direct coding: a graph file of graded input
+    exported = CliRunner().invoke(cli, ["export", str(path), "--target", "loihi", "--out", str(graph_file), "--samples", "8"])
+    assert exported.exit_code == 0, exported.output
+    graph, _ = read_loihi(graph_file)
+    netx_file = tmp_path / "mlp.h5"  # the same chain with binary input: a netx file
+    write_netx(LoihiGraph(graph.input_shape, graph.nodes).as_network(), netx_file)
+    runs = [CliRunner().invoke(cli, ["fit", str(p), "--json"]) for p in (path, graph_file, netx_file)]
+    assert all(r.exit_code == 0 for r in runs), [r.output for r in runs]
+    checkpoint, *loihi_files = ([(c["chip"], c["fits"], c["cores"], c["placement"], c["uses"]) for c in json.loads(r.output)["chips"]]
+                                for r in runs)
+    assert loihi_files == [checkpoint, checkpoint]
+    # the student on every chip, as worked out in the tests above: one core per layer but Xylo's 16 input channels
+    assert [row[:3] for row in checkpoint] == [("loihi2", True, 3), ("loihi", True, 3), ("speck", True, 3),
+                                               ("xylo", False, 1), ("akida", True, 3), ("spinnaker2", True, 3)]
