@@ -373,19 +373,26 @@ def models_command(as_json: bool) -> None:
 @click.option("--require-fit", "require_fit", multiple=True,
               help="Gate: exit 1 unless the network fits this chip (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print every chip's mapping and resources as JSON.")
+@click.option("-o", "--out", default=None, help="Also write fit.json, fit.md and fit.png into this folder.")
+@click.option("--force", is_flag=True, help="Replace the fit report already in --out.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
-def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, out: str | None,
+                force: bool, quiet: bool) -> None:
     """Does MODEL fit each chip, and if not, which resource fails where and what to change.
 
     MODEL is a checkpoint, a NIR file or a Loihi file (netx or graph file). Each chip's layers are placed as its vendor's mapper would
     (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
     against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
     from snnpipe.hw_targets.fit import DEFAULT_CHIPS
-    from snnpipe.pipeline.fit import fit_file
+    from snnpipe.pipeline.fit import FIT_FILES, fit_file, write_fit
 
+    if out and not force and any(os.path.lexists(Path(out) / name) for name in FIT_FILES):
+        raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
     names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
     names += [name for name in require_fit if name not in names]
     report = fit_file(model, names)
+    if out:
+        write_fit(report, out)
     failed = [name for name in require_fit if not report.get(name).fits]
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "require_fit": {name: name not in failed for name in require_fit}}))
@@ -588,7 +595,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
-    from snnpipe.hw_targets.loihi.graph_file import is_loihi_file
+    from snnpipe.hw_targets.hdf5_file import is_loihi_file
     from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
     if samples < 1:
@@ -674,6 +681,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     # a baseline of another model, T or sample count is refused before anything is written
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
+    if fitted is not None:
+        result.fit = fitted.to_dict()["chips"]
     write_reports(result, folder, force=force, deployed=fixed_point)
     if update_baseline:
         try:

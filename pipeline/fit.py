@@ -34,16 +34,90 @@ class FitReport:
                            f"({', '.join(r.chip for r in self.fits)}); add it to --chips")
 
     def table(self) -> list[str]:
-        """One line per chip: fits, cores, chips, the first failing resource."""
-        lines = [f"{'chip':<11} {'fits':<5} {'cores':>6} {'chips':>5}  first failing resource"]
-        for r in self.fits:
-            failure = r.failure
-            lines.append(f"{r.chip:<11} {'yes' if r.fits else 'no':<5} {r.cores:>6} {r.chips:>5}  "
-                         + (failure.describe() if failure else "-"))
-        return lines
+        """The fit table (`fit_rows`) as aligned text, one line per chip."""
+        rows = [FIT_HEADER, *fit_rows(self.to_dict()["chips"])]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(FIT_HEADER) - 1)]
+        return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+                + "  " + row[-1] for row in rows]
 
     def to_dict(self) -> dict[str, Any]:
         return {"network": self.network, "chips": [r.to_dict() for r in self.fits]}
+
+
+#: The fit table's columns (`fit_rows`): the last holds words.
+FIT_HEADER = ["chip", "fits", "cores", "chips", "fullest resource", "first failing resource"]
+#: The files `write_fit` writes.
+FIT_FILES = ("fit.json", "fit.md", "fit.png")
+FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
+               "core where a layer is split), the line at 1 the limit; where the chip does not hold the network, in "
+               "red, its first failing resource (at 1000 where the chip has none of it); the cores each chip's "
+               "mapping takes beside the bar.")
+
+
+def _fullest(chip: dict[str, Any]) -> dict[str, Any] | None:
+    """The resource of highest use / limit of a chip's fit (a ``ChipFit.to_dict``) among those the
+    chip has (a limit above 0: a layer kind a chip runs none of is a failure, not a share)."""
+    return max((use for use in chip["uses"] if use["limit"]), key=lambda use: use["factor"], default=None)
+
+
+def fit_rows(chips: list[dict[str, Any]]) -> list[list[str]]:
+    """One row per chip (``ChipFit.to_dict``\\ s, as a profile stores them) under `FIT_HEADER`."""
+    rows = []
+    for chip in chips:
+        fullest, failure = _fullest(chip), chip["failure"]
+        rows.append([chip["chip"], "yes" if chip["fits"] else "no", str(chip["cores"]), str(chip["chips"]),
+                     f"{fullest['resource']} {fullest['factor']:.0%}" if fullest else "-",
+                     chip["summary"].split(": ", 2)[-1] if failure else "-"])
+    return rows
+
+
+def fit_markdown(chips: list[dict[str, Any]], level: str = "##") -> list[str]:
+    """The fit table and its figure (``fit.png``) as Markdown lines, under a heading of ``level``."""
+    return [f"{level} Chip fit", "", "![each chip's fullest resource against its limit](fit.png)", "", f"*{FIT_CAPTION}*", "",
+            "| " + " | ".join(FIT_HEADER) + " |", "| --- | --- | ---: | ---: | ---: | --- |",
+            *("| " + " | ".join(row) + " |" for row in fit_rows(chips))]
+
+
+def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
+    """``fit.png``: per chip its fullest resource's use / limit (log scale), red where it does not fit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.5 * len(chips)))
+    factors = [(chip["failure"] or _fullest(chip) or {"factor": 0.0})["factor"] for chip in chips]
+    shown = [min(max(factor, 1e-3), 1e3) for factor in factors]  # a resource a chip has none of (limit 0) at 1000
+    ax.barh(range(len(chips)), shown, color=["tab:green" if chip["fits"] else "tab:red" for chip in chips], height=0.6)
+    ax.axvline(1.0, color="black", linewidth=1)
+    for i, (chip, factor) in enumerate(zip(chips, shown)):
+        failure = chip["failure"]
+        text = (f" {chip['cores']} cores, {chip['chips']} chip(s)" if chip["fits"] else
+                f" {failure['layer']}: {failure['resource']} " + (f"{failure['factor']:.3g}x" if failure["limit"] else "none allowed"))
+        ax.text(factor, i, text, va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(1e-3, max(shown + [1.0]) * 100)
+    ax.set_yticks(range(len(chips)), [chip["chip"] for chip in chips])
+    ax.set_ylim(len(chips) - 0.5, -0.5)
+    ax.set_xlabel("fullest resource: use / limit")
+    ax.set_title("Chip fit")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_fit(report: "FitReport", folder: str | Path) -> Path:
+    """``fit.json`` (every chip's mapping and resources), ``fit.md`` (the table and figure) and
+    ``fit.png`` (`fit_plot`) into ``folder``, all three or none; returns the JSON's path."""
+    from snnpipe.files import atomic_folder
+
+    folder = Path(folder)
+    data = report.to_dict()
+    with atomic_folder(folder, allowed=FIT_FILES) as new:
+        (new / "fit.json").write_text(json.dumps(data, indent=1) + "\n")
+        (new / "fit.md").write_text("\n".join([f"# Chip fit of {report.network}", "", *fit_markdown(data["chips"], "##")[2:]]) + "\n")
+        fit_plot(data["chips"], new / "fit.png")
+    return folder / "fit.json"
 
 
 def read_graph(path: str | Path) -> ir.Graph:
@@ -52,7 +126,8 @@ def read_graph(path: str | Path) -> ir.Graph:
     Raises:
         SnnpipeError: none of these, or a layer the graph has no node for (named).
     """
-    from snnpipe.hw_targets.loihi.graph_file import is_loihi_file, read_loihi
+    from snnpipe.hw_targets.hdf5_file import is_loihi_file
+    from snnpipe.hw_targets.loihi.graph_file import read_loihi
 
     path = Path(path)
     if path.suffix.lower() == ".nir":
@@ -81,7 +156,7 @@ class FitGateError(SnnpipeError):
 
 def fit_to_report(path: str | Path, out: str | Path, chips: Iterable[str] | None = None,
                   require_fit: Iterable[str] = ()) -> tuple[dict[str, Any], Path]:
-    """``fit_file`` written to ``out/fit.json``; the summary is ``{chip: fits}`` and the cores.
+    """``fit_file`` written to ``out`` (`write_fit`); the summary is ``{chip: fits}`` and the cores.
 
     Raises:
         FitGateError: a chip of ``require_fit`` that the network does not fit (after writing the report).
@@ -91,10 +166,7 @@ def fit_to_report(path: str | Path, out: str | Path, chips: Iterable[str] | None
     require = list(require_fit)
     names = list(chips) if chips else list(DEFAULT_CHIPS)
     report = fit_file(path, names + [name for name in require if name not in names])
-    target = Path(out) / "fit.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+    target = write_fit(report, out)
     failed = [report.get(name) for name in require if not report.get(name).fits]
     if failed:
         raise FitGateError("; ".join(result.summary() for result in failed))

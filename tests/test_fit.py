@@ -398,6 +398,18 @@ def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
     assert result.exit_code == 0, result.output
     fitted = json.loads(result.output.strip().splitlines()[-1])["fit"]
     assert [(c["chip"], c["fits"]) for c in fitted] == [("loihi2", True), ("xylo", False)]
+    # the report holds the fit: its table and figure, and the verdict names the chips (3 layers, 3 cores;
+    # Xylo's 16 input channels against the 64 pixels: 4x)
+    report = tmp_path / "report"
+    md, html_text = (report / "profile.md").read_text(), (report / "profile.html").read_text()
+    assert (report / "fit.png").read_bytes().startswith(b"\x89PNG")
+    assert "## Chip fit" in md and "![each chip's fullest resource against its limit](fit.png)" in md
+    assert "| xylo | no | 1 | 1 | input channels 400% | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
+    assert "- Chips: fits loihi2 (3 cores); does not fit xylo (blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
+    assert "<h2>Chip fit</h2>" in html_text and html_text.count("data:image/png;base64,") == 3
+    from snnpipe.pipeline.verdict_block import read_verdict
+
+    assert read_verdict(report)[-1].startswith("Chips: fits loihi2 (3 cores); does not fit xylo")
     loihi = CliRunner().invoke(cli, ["profile", str(tmp_path / "x.net.h5"), "--chips", "loihi2"])
     assert loihi.exit_code == 2 and "Loihi file" in loihi.output and "does not exist" in loihi.output
 
@@ -422,3 +434,21 @@ def test_fit_of_an_exported_loihi_file_equals_the_fit_of_its_checkpoint(tmp_path
     # the student on every chip, as worked out in the tests above: one core per layer but Xylo's 16 input channels
     assert [row[:3] for row in checkpoint] == [("loihi2", True, 3), ("loihi", True, 3), ("speck", True, 3),
                                                ("xylo", False, 1), ("akida", True, 3), ("spinnaker2", True, 3)]
+
+
+def test_cli_fit_out_writes_the_table_the_figure_and_the_json(tmp_path):
+    path = _checkpoint(tmp_path)
+    out = tmp_path / "fit"
+    result = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2,xylo", "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "fit.json").read_text())
+    assert [(c["chip"], c["fits"], c["cores"]) for c in data["chips"]] == [("loihi2", True, 3), ("xylo", False, 1)]
+    md = (out / "fit.md").read_text()
+    assert md.startswith(f"# Chip fit of {path}") and "![each chip's fullest resource against its limit](fit.png)" in md
+    # Loihi 2: 3 layers, one core each; Xylo: 64 pixels into 16 input channels, 4x
+    assert "| loihi2 | yes | 3 | 1 |" in md and "| xylo | no | 1 | 1 | input channels 400% |" in md
+    assert (out / "fit.png").read_bytes().startswith(b"\x89PNG")
+    again = CliRunner().invoke(cli, ["fit", str(path), "-o", str(out)])
+    assert again.exit_code == 2 and "already holds a fit report; pass --force" in again.output
+    forced = CliRunner().invoke(cli, ["fit", str(path), "--chips", "speck", "-o", str(out), "--force", "--quiet"])
+    assert forced.exit_code == 0 and [c["chip"] for c in json.loads((out / "fit.json").read_text())["chips"]] == ["speck"]

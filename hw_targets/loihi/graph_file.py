@@ -190,23 +190,6 @@ def read_graph(path: str | Path) -> tuple[LoihiGraph, dict[str, Any]]:
     return read_isolated(path, _read_graph, GraphFileError, "Loihi graph file")
 
 
-#: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-#: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
-LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
-
-
-def is_loihi_file(path: str | Path) -> bool:
-    """An HDF5 file (netx, or snnpipe's Loihi graph), or one named as such; a checkpoint is a zip."""
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                return True
-    except OSError:
-        pass
-    return Path(path).suffix.lower() in LOIHI_SUFFIXES
-
-
 #: What `read_loihi` reads, said where it cannot read a file (which may come from lava-dl, not snnpipe).
 READ_LOIHI_HINT = ("snnpipe runs netx files of input, flatten, dense and conv layers with CUBA neurons (snnpipe's "
                    "export --target loihi or lava-dl's export_hdf5) and snnpipe's Loihi graph files")
