@@ -627,7 +627,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if fit_chips:
         from snnpipe.pipeline.fit import fit_file
 
-        fitted = fit_file(checkpoint, [name.strip() for name in fit_chips.split(",") if name.strip()])
+        fit_names = [name.strip() for name in fit_chips.split(",") if name.strip()]
+        fitted = fit_file(checkpoint, fit_names)
     if nir_file:
         from snnpipe.pipeline.importer import nir_checkpoint
 
@@ -682,7 +683,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
     if fitted is not None:
-        result.fit = fitted.to_dict()["chips"]
+        from snnpipe.pipeline.fit import chip_cost
+
+        result.fit = [{**chip, "cost": chip_cost(result, name)} for chip, name in zip(fitted.to_dict()["chips"], fit_names)]
     write_reports(result, folder, force=force, deployed=fixed_point)
     if update_baseline:
         try:
@@ -711,7 +714,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                 summary[key] = {"passed": g.passed, "max_increase": tol,
                                 "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
         if fitted is not None:
-            summary["fit"] = fitted.to_dict()["chips"]
+            summary["fit"] = result.fit
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         click.echo(f"{TITLE}: {as_text(verdict_lines(result))}")
@@ -731,7 +734,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                        f"{d.macs:.4g} MACs (float {f.macs:.4g}){energy_text} per inference; "
                        f"side by side in {folder}/deployed.md")
         if fitted is not None:
-            click.echo("\n".join(fitted.table()))
+            from snnpipe.pipeline.fit import fit_table
+
+            click.echo("\n".join(fit_table(result.fit)))
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
     for g in (gate, egate):

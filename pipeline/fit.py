@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, fit
+from snnpipe.hw_targets.chip import ENERGIES, Chip
+from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, fit, get_fit_chip
 from snnpipe.models import ir
 
+if TYPE_CHECKING:
+    from snnpipe.pipeline.profile.schema import Profile
 
 @dataclass
 class FitReport:
@@ -34,18 +37,16 @@ class FitReport:
                            f"({', '.join(r.chip for r in self.fits)}); add it to --chips")
 
     def table(self) -> list[str]:
-        """The fit table (`fit_rows`) as aligned text, one line per chip."""
-        rows = [FIT_HEADER, *fit_rows(self.to_dict()["chips"])]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(FIT_HEADER) - 1)]
-        return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
-                + "  " + row[-1] for row in rows]
+        """The fit table (`fit_table`), without energy (no activity counted)."""
+        return fit_table(self.to_dict()["chips"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"network": self.network, "chips": [r.to_dict() for r in self.fits]}
 
 
 #: The fit table's columns (`fit_rows`): the last holds words.
-FIT_HEADER = ["chip", "fits", "cores", "chips", "fullest resource", "first failing resource"]
+FIT_HEADER = ["chip", "fits", "cores", "chips", "fullest resource", "energy / inference", "latency / inference",
+              "first failing resource"]
 #: The files `write_fit` writes.
 FIT_FILES = ("fit.json", "fit.md", "fit.png")
 FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
@@ -66,15 +67,55 @@ def fit_rows(chips: list[dict[str, Any]]) -> list[list[str]]:
     for chip in chips:
         fullest, failure = _fullest(chip), chip["failure"]
         rows.append([chip["chip"], "yes" if chip["fits"] else "no", str(chip["cores"]), str(chip["chips"]),
-                     f"{fullest['resource']} {fullest['factor']:.0%}" if fullest else "-",
+                     f"{fullest['resource']} {fullest['factor']:.0%}" if fullest else "-", *_cost_cells(chip.get("cost")),
                      chip["summary"].split(": ", 2)[-1] if failure else "-"])
     return rows
+
+
+def chip_cost(profile: "Profile", chip: str | Chip) -> dict[str, Any]:
+    """Energy and latency of one inference of the profiled network on ``chip``, from the profile's
+    own counts (a Loihi file's: its fixed-point simulator's spikes): the ``chip`` energy model
+    (`snnpipe.pipeline.profile.estimators.chip.price_chip`: per-event energies, routing, static power
+    over the run) in uJ with its range over the constants' published values, and ``steps x step_s``.
+    A chip whose vendor publishes no per-event energies is not priced (``priced`` false, and why);
+    one without a published step time has no latency (None) and no static energy.
+    """
+    from snnpipe.pipeline.profile.estimators.base import network_view
+    from snnpipe.pipeline.profile.estimators.chip import price_chip
+
+    chip = chip if isinstance(chip, Chip) else get_fit_chip(chip)
+    if not chip.priced:
+        return {"priced": False, "why": f"{chip.name}: no per-event energies published ({chip.description})"}
+    total = price_chip(network_view(profile.layers, profile.timesteps, profile.spiking), chip).total()
+    used = [name for name in (*ENERGIES, "static_w", "step_s") if getattr(chip, name) is not None]
+    return {"priced": True, "energy_uj": total.nom * 1e-6, "min_uj": total.lo * 1e-6, "max_uj": total.hi * 1e-6,
+            "steps": profile.timesteps, "latency_s": profile.timesteps * chip.step_s if chip.step_s else None,
+            "sources": {name: chip.sources[name] for name in used}}
+
+
+def _cost_cells(cost: dict[str, Any] | None) -> list[str]:
+    """The energy and latency cells of a chip's row: ``-`` where no profile counted the activity,
+    ``unpriced`` where its vendor publishes no per-event energies."""
+    if cost is None:
+        return ["-", "-"]
+    if not cost["priced"]:
+        return ["unpriced", "-"]
+    energy = f"{cost['energy_uj']:.3g} uJ ({cost['min_uj']:.3g} to {cost['max_uj']:.3g})"
+    return [energy, f"{cost['latency_s'] * 1e3:.3g} ms ({cost['steps']} steps)" if cost["latency_s"] else "-"]
+
+
+def fit_table(chips: list[dict[str, Any]]) -> list[str]:
+    """The fit table (`fit_rows`) as aligned text, one line per chip."""
+    rows = [FIT_HEADER, *fit_rows(chips)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(FIT_HEADER) - 1)]
+    return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            + "  " + row[-1] for row in rows]
 
 
 def fit_markdown(chips: list[dict[str, Any]], level: str = "##") -> list[str]:
     """The fit table and its figure (``fit.png``) as Markdown lines, under a heading of ``level``."""
     return [f"{level} Chip fit", "", "![each chip's fullest resource against its limit](fit.png)", "", f"*{FIT_CAPTION}*", "",
-            "| " + " | ".join(FIT_HEADER) + " |", "| --- | --- | ---: | ---: | ---: | --- |",
+            "| " + " | ".join(FIT_HEADER) + " |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
             *("| " + " | ".join(row) + " |" for row in fit_rows(chips))]
 
 

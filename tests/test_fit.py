@@ -404,7 +404,7 @@ def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
     md, html_text = (report / "profile.md").read_text(), (report / "profile.html").read_text()
     assert (report / "fit.png").read_bytes().startswith(b"\x89PNG")
     assert "## Chip fit" in md and "![each chip's fullest resource against its limit](fit.png)" in md
-    assert "| xylo | no | 1 | 1 | input channels 400% | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
+    assert "| xylo | no | 1 | 1 | input channels 400% | unpriced | - | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
     assert "- Chips: fits loihi2 (3 cores); does not fit xylo (blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
     assert "<h2>Chip fit</h2>" in html_text and html_text.count("data:image/png;base64,") == 3
     from snnpipe.pipeline.verdict_block import read_verdict
@@ -452,3 +452,31 @@ def test_cli_fit_out_writes_the_table_the_figure_and_the_json(tmp_path):
     assert again.exit_code == 2 and "already holds a fit report; pass --force" in again.output
     forced = CliRunner().invoke(cli, ["fit", str(path), "--chips", "speck", "-o", str(out), "--force", "--quiet"])
     assert forced.exit_code == 0 and [c["chip"] for c in json.loads((out / "fit.json").read_text())["chips"]] == ["speck"]
+
+
+def test_profile_chips_prices_each_priced_chip_from_the_profiles_counts(tmp_path):
+    path = _checkpoint(tmp_path)
+    result = CliRunner().invoke(cli, ["profile", str(path), "--samples", "4", "--chips", "loihi2,loihi,speck",
+                                      "-o", str(tmp_path / "report"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "report" / "profile.json").read_text())
+    loihi2, loihi, speck = (chip["cost"] for chip in data["fit"])
+    layers = {layer["name"]: layer for layer in data["layers"]}
+    fc1, lif1, fc2, lif2 = (layers[n] for n in ("blocks.hidden1.1", "blocks.hidden1.2", "blocks.hidden2.0", "blocks.hidden2.1"))
+    # Davies et al. 2018, Table 2: 23.6 pJ per synaptic op (the graded input's MACs are ops too), 81 pJ an active
+    # neuron update, 52 an idle one, 1.7 a spike, 3.0 to 4.0 a hop (each layer on one core: one hop per event)
+    ops = (fc1["macs"] + fc2["acs"]) * 23.6
+    neurons = sum(n["active_updates"] * 81 + (n["neuron_updates"] - n["active_updates"]) * 52 + n["spikes"] * 1.7
+                  for n in (lif1, lif2))
+    hops = fc2["input_events"] * 3.5
+    assert loihi["energy_uj"] == pytest.approx((ops + neurons + hops) * 1e-6, rel=1e-9)
+    assert loihi["max_uj"] - loihi["min_uj"] == pytest.approx(fc2["input_events"] * 1.0 * 1e-6, rel=1e-6)
+    assert loihi["latency_s"] is None  # Davies 2018 gives no time per step
+    # Loihi 2: the same per-op energies, plus 0.232 W static over 4 steps of 1 / 408.9 s (lava-dl PilotNet)
+    assert loihi2["latency_s"] == pytest.approx(4 / 408.9)
+    assert loihi2["energy_uj"] == pytest.approx(loihi["energy_uj"] + 0.232 * 4 / 408.9 * 1e6, rel=1e-9)
+    assert loihi2["sources"]["static_w"].startswith("lava-dl PilotNet")
+    assert speck == {"priced": False, "why": speck["why"]} and "no per-event energies published" in speck["why"]
+    md = (tmp_path / "report" / "profile.md").read_text()
+    assert f"| speck | yes | 3 | 1 | kernel memory " in md and "| unpriced | - |" in md
+    assert f"| {loihi2['energy_uj']:.3g} uJ ({loihi2['min_uj']:.3g} to {loihi2['max_uj']:.3g}) | 9.78 ms (4 steps) |" in md
