@@ -93,6 +93,63 @@ def chip_cost(profile: "Profile", chip: str | Chip) -> dict[str, Any]:
             "sources": {name: chip.sources[name] for name in used}}
 
 
+#: The chips whose fixed point snnpipe simulates outright (the Loihi export and its simulator).
+LOIHI_SIMULATED = ("loihi", "loihi2")
+
+
+def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_dir: str | Path | None = None,
+                  samples: int | None = None) -> dict[str, dict[str, Any]]:
+    """What each chip's quantization costs a checkpoint in test accuracy: chip -> the float accuracy,
+    the chip's, the drop in points, and how it was simulated. Loihi and Loihi 2: the Loihi export's
+    fixed-point simulator (8-bit weight mantissas, 24-bit state: `snnpipe.pipeline.export`, into a
+    temporary file); any other chip: every synapse's weights rounded to the chip's ``synapse_bits``
+    (`snnpipe.hw_targets.precision.round_weights`), states left in float (what a chip does to its
+    thresholds and states is not simulated).
+    """
+    import copy
+    import tempfile
+
+    import torch
+
+    from snnpipe.hw_targets.precision import round_weights
+    from snnpipe.pipeline.checkpoint import Checkpoint
+    from snnpipe.pipeline.export import encoded_test_batches, export
+
+    checkpoint = Checkpoint.load(path)
+    batches = encoded_test_batches(checkpoint, data_dir, samples)
+    model = checkpoint.build_model().eval()
+
+    def accuracy(net: torch.nn.Module) -> float:
+        correct = total = 0
+        with torch.no_grad():
+            for x, y in batches():
+                correct += int((net(x.float()).mean(0).argmax(1) == y).sum())
+                total += len(y)
+        return correct / total
+
+    float_accuracy = accuracy(model)
+    out: dict[str, dict[str, Any]] = {}
+    for name in chips:
+        chip = get_fit_chip(name)
+        if chip.name in LOIHI_SIMULATED:
+            with tempfile.TemporaryDirectory() as folder:
+                report = export(checkpoint, "loihi", out=Path(folder) / "x.net", data_dir=data_dir, samples=samples,
+                                max_drop=100.0).report
+            reference, chip_value = report["accuracy_float"], report["accuracy_fixed_point"]
+            how = "the Loihi export's fixed-point simulator, against the float model in Loihi's timing"
+        else:
+            rounded = copy.deepcopy(model)
+            with torch.no_grad():
+                for module in rounded.modules():
+                    if isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d)):
+                        module.weight.copy_(round_weights(module.weight, chip.synapse_bits))
+            reference, chip_value = float_accuracy, accuracy(rounded)
+            how = f"weights rounded to {chip.synapse_bits} bits, states in float"
+        out[chip.name] = {"weight_bits": chip.synapse_bits, "float_accuracy": reference, "chip_accuracy": chip_value,
+                          "drop_pt": (reference - chip_value) * 100, "how": how}
+    return out
+
+
 def _cost_cells(cost: dict[str, Any] | None) -> list[str]:
     """The energy and latency cells of a chip's row: ``-`` where no profile counted the activity,
     ``unpriced`` where its vendor publishes no per-event energies."""

@@ -497,3 +497,31 @@ def test_loihi2_calibration_residuals_by_hand():
     # rate 1, so Loihi's per-event energies are too low for Loihi 2 by at least this factor
     measured = (0.679 - 0.232) / 408.9 * 1e12
     assert measured / (a + b) > 2.5
+
+
+def test_round_weights_by_hand():
+    from snnpipe.hw_targets.precision import round_weights
+
+    w = torch.tensor([0.55, -1.0, 0.26, 0.1])
+    # 3 bits: integers -3..3, scale 1/3: 1.65 -> 2, -3, 0.78 -> 1, 0.3 -> 0
+    assert torch.allclose(round_weights(w, 3), torch.tensor([2 / 3, -1.0, 1 / 3, 0.0]))
+    # 4 bits: integers -7..7, scale 1/7: 3.85 -> 4, -7, 1.82 -> 2, 0.7 -> 1
+    assert torch.allclose(round_weights(w, 4), torch.tensor([4 / 7, -1.0, 2 / 7, 1 / 7]))
+    assert torch.equal(round_weights(torch.zeros(3), 4), torch.zeros(3))
+
+
+def test_chip_accuracy_simulates_loihi_and_rounds_the_others(tmp_path):
+    from snnpipe.pipeline.fit import chip_accuracy
+
+    path = _checkpoint(tmp_path)
+    costs = chip_accuracy(path, ["loihi2", "akida", "spinnaker2"], samples=40)
+    exported = CliRunner().invoke(cli, ["export", str(path), "--target", "loihi", "--out", str(tmp_path / "x.net"),
+                                        "--samples", "40", "--max-drop", "100", "--json"])
+    report = json.loads(exported.output.strip().splitlines()[-1])
+    # Loihi 2: the export's own float and fixed-point accuracies on the same 40 samples
+    assert (costs["loihi2"]["float_accuracy"], costs["loihi2"]["chip_accuracy"]) == (report["accuracy_float"],
+                                                                                     report["accuracy_fixed_point"])
+    # Akida's 4-bit weights and SpiNNaker 2's 32-bit ones, against the same float model
+    assert costs["akida"]["weight_bits"] == 4 and costs["spinnaker2"]["weight_bits"] == 32
+    assert costs["spinnaker2"]["chip_accuracy"] == costs["spinnaker2"]["float_accuracy"]
+    assert costs["akida"]["drop_pt"] == pytest.approx((costs["akida"]["float_accuracy"] - costs["akida"]["chip_accuracy"]) * 100)
