@@ -375,22 +375,34 @@ def models_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print every chip's mapping and resources as JSON.")
 @click.option("-o", "--out", default=None, help="Also write fit.json, fit.md and fit.png into this folder.")
 @click.option("--force", is_flag=True, help="Replace the fit report already in --out.")
+@click.option("--accuracy", is_flag=True,
+              help="Also measure each chip's quantization in test accuracy (a checkpoint: Loihi's fixed-point "
+                   "simulator, the other chips' weights rounded to their bits).")
+@click.option("--samples", type=int, default=None, help="With --accuracy: the first N test samples only.")
+@click.option("--data-dir", default=None, help="With --accuracy: where the checkpoint's dataset is.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
 def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, out: str | None,
-                force: bool, quiet: bool) -> None:
+                force: bool, accuracy: bool, samples: int | None, data_dir: str | None, quiet: bool) -> None:
     """Does MODEL fit each chip, and if not, which resource fails where and what to change.
 
     MODEL is a checkpoint, a NIR file or a Loihi file (netx or graph file). Each chip's layers are placed as its vendor's mapper would
     (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
     against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
     from snnpipe.hw_targets.fit import DEFAULT_CHIPS
+    from snnpipe.hw_targets.hdf5_file import is_loihi_file
     from snnpipe.pipeline.fit import FIT_FILES, fit_file, write_fit
 
     if out and not force and any(os.path.lexists(Path(out) / name) for name in FIT_FILES):
         raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
     names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
     names += [name for name in require_fit if name not in names]
+    if accuracy and (Path(model).suffix.lower() == ".nir" or is_loihi_file(Path(model))):
+        raise SnnpipeError(f"--accuracy measures a checkpoint; {model} is not one: give the checkpoint it came from")
     report = fit_file(model, names)
+    if accuracy:
+        from snnpipe.pipeline.fit import chip_accuracy
+
+        report.accuracy = chip_accuracy(model, names, data_dir, samples)
     if out:
         write_fit(report, out)
     failed = [name for name in require_fit if not report.get(name).fits]

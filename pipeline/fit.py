@@ -10,7 +10,7 @@ The network is read into the typed graph: a checkpoint is built, its BatchNorm f
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -28,6 +28,7 @@ class FitReport:
 
     network: str
     fits: list[ChipFit]
+    accuracy: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def get(self, chip: str) -> ChipFit:
         for result in self.fits:
@@ -41,12 +42,14 @@ class FitReport:
         return fit_table(self.to_dict()["chips"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"network": self.network, "chips": [r.to_dict() for r in self.fits]}
+        return {"network": self.network,
+                "chips": [{**r.to_dict(), **({"accuracy": self.accuracy[r.chip]} if r.chip in self.accuracy else {})}
+                          for r in self.fits]}
 
 
 #: The fit table's columns (`fit_rows`): the last holds words.
 FIT_HEADER = ["chip", "fits", "cores", "chips", "fullest resource", "energy / inference", "latency / inference",
-              "first failing resource"]
+              "accuracy on the chip", "first failing resource"]
 #: The files `write_fit` writes.
 FIT_FILES = ("fit.json", "fit.md", "fit.png")
 FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
@@ -68,6 +71,8 @@ def fit_rows(chips: list[dict[str, Any]]) -> list[list[str]]:
         fullest, failure = _fullest(chip), chip["failure"]
         rows.append([chip["chip"], "yes" if chip["fits"] else "no", str(chip["cores"]), str(chip["chips"]),
                      f"{fullest['resource']} {fullest['factor']:.0%}" if fullest else "-", *_cost_cells(chip.get("cost")),
+                     (f"{chip['accuracy']['chip_accuracy']:.2%} ({-chip['accuracy']['drop_pt'] + 0.0:+.2f} pt)"
+                      if chip.get("accuracy") else "-"),
                      chip["summary"].split(": ", 2)[-1] if failure else "-"])
     return rows
 
@@ -128,13 +133,16 @@ def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_d
         return correct / total
 
     float_accuracy = accuracy(model)
+    loihi = None
     out: dict[str, dict[str, Any]] = {}
     for name in chips:
         chip = get_fit_chip(name)
         if chip.name in LOIHI_SIMULATED:
-            with tempfile.TemporaryDirectory() as folder:
-                report = export(checkpoint, "loihi", out=Path(folder) / "x.net", data_dir=data_dir, samples=samples,
-                                max_drop=100.0).report
+            if loihi is None:  # one fixed point for both Loihi chips
+                with tempfile.TemporaryDirectory() as folder:
+                    loihi = export(checkpoint, "loihi", out=Path(folder) / "x.net", data_dir=data_dir, samples=samples,
+                                   max_drop=100.0).report
+            report = loihi
             reference, chip_value = report["accuracy_float"], report["accuracy_fixed_point"]
             how = "the Loihi export's fixed-point simulator, against the float model in Loihi's timing"
         else:
@@ -172,7 +180,7 @@ def fit_table(chips: list[dict[str, Any]]) -> list[str]:
 def fit_markdown(chips: list[dict[str, Any]], level: str = "##") -> list[str]:
     """The fit table and its figure (``fit.png``) as Markdown lines, under a heading of ``level``."""
     return [f"{level} Chip fit", "", "![each chip's fullest resource against its limit](fit.png)", "", f"*{FIT_CAPTION}*", "",
-            "| " + " | ".join(FIT_HEADER) + " |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+            "| " + " | ".join(FIT_HEADER) + " |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
             *("| " + " | ".join(row) + " |" for row in fit_rows(chips))]
 
 

@@ -404,7 +404,7 @@ def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
     md, html_text = (report / "profile.md").read_text(), (report / "profile.html").read_text()
     assert (report / "fit.png").read_bytes().startswith(b"\x89PNG")
     assert "## Chip fit" in md and "![each chip's fullest resource against its limit](fit.png)" in md
-    assert "| xylo | no | 1 | 1 | input channels 400% | unpriced | - | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
+    assert "| xylo | no | 1 | 1 | input channels 400% | unpriced | - | - | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
     assert "- Chips: fits loihi2 (3 cores); does not fit xylo (blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
     assert "<h2>Chip fit</h2>" in html_text and html_text.count("data:image/png;base64,") == 3
     from snnpipe.pipeline.verdict_block import read_verdict
@@ -478,7 +478,7 @@ def test_profile_chips_prices_each_priced_chip_from_the_profiles_counts(tmp_path
     assert loihi2["sources"]["static_w"].startswith("lava-dl PilotNet")
     assert speck == {"priced": False, "why": speck["why"]} and "no per-event energies published" in speck["why"]
     md = (tmp_path / "report" / "profile.md").read_text()
-    assert f"| speck | yes | 3 | 1 | kernel memory " in md and "| unpriced | - |" in md
+    assert f"| speck | yes | 3 | 1 | kernel memory " in md and "| unpriced | - | - |" in md
     assert f"| {loihi2['energy_uj']:.3g} uJ ({loihi2['min_uj']:.3g} to {loihi2['max_uj']:.3g}) | 9.78 ms (4 steps) |" in md
 
 
@@ -525,3 +525,18 @@ def test_chip_accuracy_simulates_loihi_and_rounds_the_others(tmp_path):
     assert costs["akida"]["weight_bits"] == 4 and costs["spinnaker2"]["weight_bits"] == 32
     assert costs["spinnaker2"]["chip_accuracy"] == costs["spinnaker2"]["float_accuracy"]
     assert costs["akida"]["drop_pt"] == pytest.approx((costs["akida"]["float_accuracy"] - costs["akida"]["chip_accuracy"]) * 100)
+
+
+def test_cli_fit_accuracy_adds_each_chips_accuracy_to_the_table(tmp_path):
+    from snnpipe.pipeline.fit import chip_accuracy
+
+    path = _checkpoint(tmp_path)
+    result = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2,akida", "--accuracy", "--samples", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    chips = {c["chip"]: c["accuracy"] for c in json.loads(result.output)["chips"]}
+    assert chips == chip_accuracy(path, ["loihi2", "akida"], samples=40)
+    table = CliRunner().invoke(cli, ["fit", str(path), "--chips", "akida", "--accuracy", "--samples", "40"])
+    akida = chips["akida"]
+    assert f"{akida['chip_accuracy']:.2%} ({(akida['chip_accuracy'] - akida['float_accuracy']) * 100 + 0.0:+.2f} pt)" in table.output
+    nir = CliRunner().invoke(cli, ["fit", str(tmp_path / "x.nir"), "--accuracy"])
+    assert nir.exit_code == 2 and "--accuracy measures a checkpoint" in nir.output
