@@ -38,9 +38,11 @@ from snnpipe.pipeline.fit import FIT_CAPTION, FIT_HEADER, fit_plot, fit_rows
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 from snnpipe.pipeline.verdict_block import TITLE, as_markdown, steps_text, verdict_lines
 
-FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "fit.png", "profile.html")
+FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "profile.html")
 #: Written beside them when the deployed network's profile is given.
 DEPLOYED_FILES = ("deployed.json", "deployed.md")
+#: What a profile with ``--chips`` adds.
+PROFILE_FIT_FILES = ("fit.png",)
 
 
 class ReportError(SnnpipeError):
@@ -281,7 +283,7 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False, deployed:
     folder = Path(folder)
     check_report_folder(folder, force)
     try:
-        with atomic_folder(folder, allowed=FILES + DEPLOYED_FILES) as new:  # all files replace the old ones, or none do
+        with atomic_folder(folder, allowed=FILES + DEPLOYED_FILES + PROFILE_FIT_FILES) as new:  # all files replace the old ones, or none do
             (new / "profile.json").write_text(profile_json(p))
             (new / "profile.md").write_text(markdown(p))
             plot(p, new / "profile.png")
@@ -304,7 +306,7 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False, deployed:
 def check_report_folder(folder: Path, force: bool) -> None:
     """Refuse, before any work, to write over a report without ``force`` (a link by a report's
     name counts, dangling or not: it is replaced, never followed)."""
-    existing = [name for name in FILES + DEPLOYED_FILES if os.path.lexists(folder / name)]
+    existing = [name for name in FILES + DEPLOYED_FILES + PROFILE_FIT_FILES if os.path.lexists(folder / name)]
     if existing and not force:
         raise ReportError(f"{folder} already holds a report ({', '.join(existing)}); pass --force to replace it "
                           "or --out to write elsewhere")
