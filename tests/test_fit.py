@@ -540,3 +540,22 @@ def test_cli_fit_accuracy_adds_each_chips_accuracy_to_the_table(tmp_path):
     assert f"{akida['chip_accuracy']:.2%} ({(akida['chip_accuracy'] - akida['float_accuracy']) * 100 + 0.0:+.2f} pt)" in table.output
     nir = CliRunner().invoke(cli, ["fit", str(tmp_path / "x.nir"), "--accuracy"])
     assert nir.exit_code == 2 and "--accuracy measures a checkpoint" in nir.output
+
+
+def test_profile_of_a_loihi_file_prices_the_simulators_spikes(tmp_path):
+    path = _checkpoint(tmp_path)
+    net = tmp_path / "mlp.net"
+    assert CliRunner().invoke(cli, ["export", str(path), "--target", "loihi", "--out", str(net), "--samples", "8"]).exit_code == 0
+    result = CliRunner().invoke(cli, ["profile", str(net), "--samples", "4", "--chips", "loihi2", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "r" / "profile.json").read_text())
+    [loihi2] = data["fit"]
+    # the fixed-point simulator runs T = 4 input steps + one delay step per layer (3): 7 steps of 1 / 408.9 s
+    assert data["timesteps"] == 7 and loihi2["cost"]["steps"] == 7
+    assert loihi2["cost"]["latency_s"] == pytest.approx(7 / 408.9)
+    # priced from the simulator's counts: the same chip model on the profile's layers
+    from snnpipe.pipeline.fit import chip_cost
+    from snnpipe.pipeline.profile.schema import Profile
+
+    assert loihi2["cost"] == chip_cost(Profile.from_dict(data), "loihi2")
+    assert loihi2["fits"] and loihi2["cores"] == 3
