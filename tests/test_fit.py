@@ -559,3 +559,17 @@ def test_profile_of_a_loihi_file_prices_the_simulators_spikes(tmp_path):
 
     assert loihi2["cost"] == chip_cost(Profile.from_dict(data), "loihi2")
     assert loihi2["fits"] and loihi2["cores"] == 3
+
+
+def test_a_recipes_fit_step_fits_the_file_an_export_step_wrote(tmp_path):
+    from snnpipe.pipeline.run import parse_recipe, run
+
+    path = str(_checkpoint(tmp_path))
+    recipe = parse_recipe({"name": "deploy", "steps": [{"export": {"from": path, "target": "loihi", "samples": 8}},
+                                                       {"fit": {"from": "@export-loihi", "chips": ["loihi2", "xylo"]}}]})
+    exported, fitted = run(recipe, out=tmp_path / "run").steps
+    assert exported.path.endswith(".net.h5")
+    report = json.loads(Path(fitted.path).read_text())
+    assert report["network"] == exported.path
+    # as the checkpoint: three layers on three Loihi 2 cores; Xylo's 16 input channels for 64 pixels
+    assert [(c["chip"], c["fits"], c["cores"]) for c in report["chips"]] == [("loihi2", True, 3), ("xylo", False, 1)]
