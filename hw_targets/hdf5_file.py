@@ -83,3 +83,20 @@ def check_self_contained(handle: h5py.File) -> None:
     problem = handle.visititems_links(visit)
     if problem:
         raise ForeignHdf5Error(problem)
+
+
+#: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
+LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
+
+
+def is_loihi_file(path: str | Path) -> bool:
+    """An HDF5 file (netx, or snnpipe's Loihi graph), or one named as such; a checkpoint is a zip."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                return True
+    except OSError:
+        pass
+    return Path(path).suffix.lower() in LOIHI_SUFFIXES

@@ -116,3 +116,17 @@ def get_precision(name: str) -> Precision:
     if name not in PRECISIONS:
         raise ValueError(f"unknown precision {name!r}: choose one of {', '.join(PRECISIONS)}")
     return PRECISIONS[name]
+
+
+def round_weights(weight, bits: int):
+    """``weight`` (a tensor) rounded to ``bits``-bit signed integers times one scale per tensor, the
+    largest |w| onto the largest integer 2^(bits-1) - 1 (symmetric, round half to even), as a chip
+    of ``bits``-bit weights holds it. All zeros stay zeros."""
+    import torch
+
+    top = (1 << (bits - 1)) - 1
+    largest = weight.abs().max()
+    if bits < 2 or largest == 0:
+        return weight.clone() if largest == 0 else torch.sign(weight) * largest
+    scale = largest / top
+    return torch.round(weight / scale) * scale

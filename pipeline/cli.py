@@ -373,19 +373,38 @@ def models_command(as_json: bool) -> None:
 @click.option("--require-fit", "require_fit", multiple=True,
               help="Gate: exit 1 unless the network fits this chip (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print every chip's mapping and resources as JSON.")
+@click.option("-o", "--out", default=None, help="Also write fit.json, fit.md and fit.png into this folder.")
+@click.option("--force", is_flag=True, help="Replace the fit report already in --out.")
+@click.option("--accuracy", is_flag=True,
+              help="Also measure each chip's quantization in test accuracy (a checkpoint: Loihi's fixed-point "
+                   "simulator, the other chips' weights rounded to their bits).")
+@click.option("--samples", type=int, default=None, help="With --accuracy: the first N test samples only.")
+@click.option("--data-dir", default=None, help="With --accuracy: where the checkpoint's dataset is.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
-def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, out: str | None,
+                force: bool, accuracy: bool, samples: int | None, data_dir: str | None, quiet: bool) -> None:
     """Does MODEL fit each chip, and if not, which resource fails where and what to change.
 
-    MODEL is a checkpoint or a NIR file. Each chip's layers are placed as its vendor's mapper would
+    MODEL is a checkpoint, a NIR file or a Loihi file (netx or graph file). Each chip's layers are placed as its vendor's mapper would
     (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
     against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
     from snnpipe.hw_targets.fit import DEFAULT_CHIPS
-    from snnpipe.pipeline.fit import fit_file
+    from snnpipe.hw_targets.hdf5_file import is_loihi_file
+    from snnpipe.pipeline.fit import FIT_FILES, fit_file, write_fit
 
+    if out and not force and any(os.path.lexists(Path(out) / name) for name in FIT_FILES):
+        raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
     names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
     names += [name for name in require_fit if name not in names]
+    if accuracy and (Path(model).suffix.lower() == ".nir" or is_loihi_file(Path(model))):
+        raise SnnpipeError(f"--accuracy measures a checkpoint; {model} is not one: give the checkpoint it came from")
     report = fit_file(model, names)
+    if accuracy:
+        from snnpipe.pipeline.fit import chip_accuracy
+
+        report.accuracy = chip_accuracy(model, names, data_dir, samples)
+    if out:
+        write_fit(report, out)
     failed = [name for name in require_fit if not report.get(name).fits]
     if as_json:
         click.echo(json.dumps({**report.to_dict(), "require_fit": {name: name not in failed for name in require_fit}}))
@@ -588,6 +607,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
     from snnpipe.pipeline.report import check_report_folder, json_safe, profile_json, write_reports
+    from snnpipe.hw_targets.hdf5_file import is_loihi_file
     from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
     if samples < 1:
@@ -595,7 +615,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if timesteps is not None and timesteps < 1:
         raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     nir_file = Path(checkpoint).suffix.lower() == ".nir"  # a NIR graph, run as `snnpipe import nir` reads it
-    loihi_file = not nir_file and _is_loihi_file(Path(checkpoint))
+    loihi_file = not nir_file and is_loihi_file(Path(checkpoint))
     if loihi_file and deployed:
         raise SnnpipeError(f"--deployed puts a Loihi file beside its checkpoint; {checkpoint} is a Loihi file itself: "
                            "give the checkpoint first")
@@ -613,15 +633,14 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the inputs first (a missing one is named, not a
     # report folder it would have written), then the baseline to gate against and an old report
-    if fit_chips and loihi_file:
-        raise SnnpipeError("--chips fits a checkpoint or a NIR file; give the checkpoint the Loihi file came from")
+    if loihi_file and not Path(checkpoint).is_file():
+        raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     fitted = None
     if fit_chips:
         from snnpipe.pipeline.fit import fit_file
 
-        fitted = fit_file(checkpoint, [name.strip() for name in fit_chips.split(",") if name.strip()])
-    if loihi_file and not Path(checkpoint).is_file():
-        raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
+        fit_names = [name.strip() for name in fit_chips.split(",") if name.strip()]
+        fitted = fit_file(checkpoint, fit_names)
     if nir_file:
         from snnpipe.pipeline.importer import nir_checkpoint
 
@@ -675,6 +694,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     # a baseline of another model, T or sample count is refused before anything is written
     gate = firing_rate_gate(result, reference, tolerance) if reference is not None else None
     egate = energy_gate(result, reference, energy_tolerance) if reference is not None and energy_tolerance is not None else None
+    if fitted is not None:
+        from snnpipe.pipeline.fit import chip_cost
+
+        result.fit = [{**chip, "cost": chip_cost(result, name)} for chip, name in zip(fitted.to_dict()["chips"], fit_names)]
     write_reports(result, folder, force=force, deployed=fixed_point)
     if update_baseline:
         try:
@@ -703,7 +726,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                 summary[key] = {"passed": g.passed, "max_increase": tol,
                                 "rows": [dict(zip(("layer", "baseline", "now", "change"), row)) for row in g.rows]}
         if fitted is not None:
-            summary["fit"] = fitted.to_dict()["chips"]
+            summary["fit"] = result.fit
         click.echo(json.dumps(json_safe(summary), allow_nan=False))
     elif not quiet:
         click.echo(f"{TITLE}: {as_text(verdict_lines(result))}")
@@ -723,7 +746,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
                        f"{d.macs:.4g} MACs (float {f.macs:.4g}){energy_text} per inference; "
                        f"side by side in {folder}/deployed.md")
         if fitted is not None:
-            click.echo("\n".join(fitted.table()))
+            from snnpipe.pipeline.fit import fit_table
+
+            click.echo("\n".join(fit_table(result.fit)))
         if update_baseline:
             click.echo(f"baseline written to {baseline}")
     for g in (gate, egate):
@@ -735,27 +760,10 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
 
 
-#: The first bytes of every HDF5 file (the HDF5 format specification, "Format Signature").
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-#: Names of Loihi files that may not read as HDF5 (damaged): netx's own ``.net`` (lava-dl's examples).
-LOIHI_SUFFIXES = (".h5", ".hdf5", ".net")
-
-
 def _check_data_dir(data_dir: str | None) -> None:
     """Refuse a ``--data-dir`` that is not a folder, before any output is looked at."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
-
-
-def _is_loihi_file(path: Path) -> bool:
-    """An HDF5 file (netx, or snnpipe's Loihi graph), or one named as such; a checkpoint is a zip."""
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                return True
-    except OSError:
-        pass
-    return path.suffix.lower() in LOIHI_SUFFIXES
 
 
 def _report_name(path: Path, loihi_file: bool) -> str:

@@ -11,7 +11,9 @@
   steps shaded).
 - ``energy.png``: the SNN against its baselines, its energy by term per layer, and the break-even
   plot (`energy_report`).
-- ``profile.html``: the same verdict, plots and tables, both PNGs inlined: one self-contained file to share.
+- ``fit.png`` (with ``profile --chips``): each chip's fullest resource against its limit, beside the
+  "Chip fit" table (`snnpipe.pipeline.fit`); the verdict names the chips the network fits.
+- ``profile.html``: the same verdict, plots and tables, the PNGs inlined: one self-contained file to share.
 - with the profile of the deployed network beside it (``snnpipe profile CKPT --deployed FILE``):
   ``deployed.json`` (that profile, the same schema) and ``deployed.md`` (float and fixed point side
   by side, layer by layer, and their energy estimates: `snnpipe.pipeline.profile.side_by_side`).
@@ -32,12 +34,15 @@ from typing import Any
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import atomic_folder, disk_error
 from snnpipe.pipeline.energy_report import compute_name, energy_caption, energy_plot, energy_tables
+from snnpipe.pipeline.fit import FIT_CAPTION, FIT_HEADER, fit_plot, fit_rows
 from snnpipe.pipeline.profile.schema import NeuronProfile, Profile
 from snnpipe.pipeline.verdict_block import TITLE, as_markdown, steps_text, verdict_lines
 
 FILES = ("profile.json", "profile.md", "profile.png", "energy.png", "profile.html")
 #: Written beside them when the deployed network's profile is given.
 DEPLOYED_FILES = ("deployed.json", "deployed.md")
+#: What a profile with ``--chips`` adds.
+PROFILE_FIT_FILES = ("fit.png",)
 
 
 class ReportError(SnnpipeError):
@@ -116,6 +121,7 @@ def tables(p: Profile) -> list[tuple[str, list[str], list[list[str]]]]:
         ((f"Firing rate per counted step (T = {p.timesteps - p.delay_steps}, then {p.delay_steps} Loihi delay steps)"
           if p.delay_steps else "Firing rate per timestep"), ["layer", *(f"t={i + 1}" for i in range(p.timesteps))], steps),
         *energy_tables(p),
+        *([("Chip fit", FIT_HEADER, fit_rows(p.fit))] if p.fit else []),
     ]
 
 
@@ -138,6 +144,8 @@ def figures(p: Profile, energy: bool) -> list[tuple[str, str, str]]:
             f"{steps_text(p)}.{delay}")]
     if energy:
         out.append(("energy.png", "the SNN against its baselines, energy by term, break-even", energy_caption(p)))
+    if p.fit:
+        out.append(("fit.png", "each chip's fullest resource against its limit", FIT_CAPTION))
     return out
 
 
@@ -163,7 +171,7 @@ def markdown(p: Profile) -> str:
     return "\n".join(out) + "\n"
 
 
-def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) -> str:
+def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None, fit_png: bytes | None = None) -> str:
     """The report as one self-contained HTML page (the plots inlined as base64): the verdict first."""
     title, line = _heading(p)
     e = html.escape
@@ -179,7 +187,9 @@ def html_page(p: Profile, png: bytes | None, energy_png: bytes | None = None) ->
         + "".join(f"<li>{e(text)}</li>" for text in lines[1:]) + "</ul></section>",
         f"<p>{e(line)}</p>",
     ]
-    for (name, alt, caption), data in zip(figures(p, energy_png is not None), (png, energy_png)):
+    images = {"profile.png": png, "energy.png": energy_png, "fit.png": fit_png}
+    for name, alt, caption in figures(p, energy_png is not None):
+        data = images[name]
         if data:
             parts.append(f"<figure><img alt='{e(alt)}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
                          f"<figcaption>{e(caption)}</figcaption></figure>")
@@ -273,12 +283,15 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False, deployed:
     folder = Path(folder)
     check_report_folder(folder, force)
     try:
-        with atomic_folder(folder, allowed=FILES + DEPLOYED_FILES) as new:  # all files replace the old ones, or none do
+        with atomic_folder(folder, allowed=FILES + DEPLOYED_FILES + PROFILE_FIT_FILES) as new:  # all files replace the old ones, or none do
             (new / "profile.json").write_text(profile_json(p))
             (new / "profile.md").write_text(markdown(p))
             plot(p, new / "profile.png")
             energy = (new / "energy.png").read_bytes() if energy_plot(p, new / "energy.png") else None
-            (new / "profile.html").write_text(html_page(p, (new / "profile.png").read_bytes(), energy))
+            if p.fit:
+                fit_plot(p.fit, new / "fit.png")
+            fitted = (new / "fit.png").read_bytes() if p.fit else None
+            (new / "profile.html").write_text(html_page(p, (new / "profile.png").read_bytes(), energy, fitted))
             if deployed is not None:
                 from snnpipe.pipeline.profile import side_by_side
 
@@ -293,7 +306,7 @@ def write_reports(p: Profile, folder: str | Path, force: bool = False, deployed:
 def check_report_folder(folder: Path, force: bool) -> None:
     """Refuse, before any work, to write over a report without ``force`` (a link by a report's
     name counts, dangling or not: it is replaced, never followed)."""
-    existing = [name for name in FILES + DEPLOYED_FILES if os.path.lexists(folder / name)]
+    existing = [name for name in FILES + DEPLOYED_FILES + PROFILE_FIT_FILES if os.path.lexists(folder / name)]
     if existing and not force:
         raise ReportError(f"{folder} already holds a report ({', '.join(existing)}); pass --force to replace it "
                           "or --out to write elsewhere")

@@ -359,7 +359,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
         target = folder / step.name
         if step.name in done:  # its path is recorded relative to the run folder, its files checked
             result = StepResult(**{**done[step.name]["result"], "path": str(folder / done[step.name]["result"]["path"])})
-            if step.kind == "train" and not step.cells:
+            if step.kind in ("train", "export") and not step.cells:
                 written[step.name] = Path(result.path).resolve()
             cells += [r for r in (CellResult.read(target / c.name) for c in step.cells) if r is not None]
             results.append(result)
@@ -396,6 +396,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
             suffix = find_exporter(step.options["target"]).suffix
             exported = export(source, step.options["target"], out=target / f"{Path(source).parent.name}{suffix}",
                               force=True, **options)  # a file there is this run's own, from before an interruption
+            written[step.name] = Path(exported.path).resolve()  # a later fit step reads the file
             result = StepResult(step.name, "export", str(exported.path), 0.0, _scalars(exported.report, 4))
         elif step.kind == "fit":
             from snnpipe.pipeline.fit import fit_to_report

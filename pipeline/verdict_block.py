@@ -12,7 +12,8 @@ layer decides. ``profile.md``, ``profile.html``, ``snnpipe profile``, ``snnpipe 
 - The deciding layer: the layer whose SNN energy differs most from the cheapest baseline's in the
   direction of the verdict (the largest excess when the SNN loses, the largest saving when it wins),
   with its share of the difference and its own break-even.
-- The chips it fits: `chips_it_fits`, empty until profiles say which chips hold the network.
+- The chips it fits: `chips_it_fits`, from the profile's fit (``profile --chips``), with the first
+  failing resource of each chip it does not fit.
 """
 
 from __future__ import annotations
@@ -35,10 +36,15 @@ def steps_text(p: Profile) -> str:
 
 
 def chips_it_fits(p: Profile) -> str | None:
-    """The sentence naming the chips the network fits, or None: the hook the issue "Which chip ..."
-    fills from what a profile will record of each chip's cores, memory and fan-in. Until then the
-    verdict names no chip rather than guess one."""
-    return None
+    """The sentence naming the chips the network fits (with the cores each takes) and, for each it
+    does not, the first resource that fails; None where the profile fitted no chip (``profile --chips``)."""
+    if not p.fit:
+        return None
+    fits = [f"{c['chip']} ({c['cores']} cores" + (f" on {c['chips']} chips)" if c["chips"] > 1 else ")")
+            for c in p.fit if c["fits"]]
+    fails = [c["summary"].replace(": does not fit: ", " (", 1) + ")" for c in p.fit if not c["fits"]]
+    return ("Chips: " + (f"fits {', '.join(fits)}" if fits else "fits none of the chips asked for")
+            + (f"; does not fit {'; '.join(fails)}" if fails else "") + ".")
 
 
 def verdict_lines(p: Profile) -> list[str]:

@@ -155,20 +155,18 @@ def registries_reference() -> str:
             "| precision | add (pJ) | multiply (pJ) | bits | state bits | source |", "| --- | ---: | ---: | ---: | ---: | --- |"]
     out += [f"| `{p.name}` | {p.add_pj} | {p.mult_pj} | {p.bits} | {p.state_bits or ''} | {_cell(p.source)} |"
             for p in PRECISIONS.values()]
-    out += ["", "## Chips (`snnpipe profile --energy-model chip --chip`)", ""]
+    out += ["", "## Chips (`snnpipe profile --energy-model chip --chip`, `snnpipe fit --chips`)", ""]
     for c in CHIPS.values():
         out += [f"### `{c.name}`", "", c.description, "", "| constant | value | source |", "| --- | ---: | --- |"]
-        values = {**c.limits, **{k: getattr(c, k) for k in c.sources if k not in c.limits}}
-        out += [f"| `{k}` | {_value(values[k])} | {_cell(src)} |" for k, src in c.sources.items()]
+        out += [f"| `{k}` | {_value(c.limits[k] if k in c.limits else getattr(c, k))} | {_cell(src)} |"
+                for k, src in c.sources.items()]
         out.append("")
     return "\n".join(out) + "\n"
 
 
 def _value(value) -> str:
-    """A chip's constant or limit in a table cell: numbers as %g, lists and words as they are."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value:g}"
-    return _cell(", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value))
+    """A chip file's value in a table cell: a number as ``:g``, a list or a word as written."""
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else _cell(str(value))
 
 
 def _fields(cls: type) -> list:

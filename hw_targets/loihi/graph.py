@@ -232,6 +232,43 @@ class LoihiGraph:
             layers.append(layer)
         return LoihiNetwork(self.input_shape, layers)
 
+    def to_ir(self) -> "ir.Graph":
+        """This graph as the typed graph (`snnpipe.models.ir`), for what reads a network's shape
+        (``snnpipe fit``): each connection a synapse node named as the connection (``Affine`` or
+        ``Conv2d``, its file weights; the node's bias on its first connection; a ``Flatten`` before it
+        where it flattens its source), each node's neurons a ``CubaLIF`` named ``<node>.neurons`` (its
+        decays and threshold in the units of the file) into which its connections sum. A readout
+        node's neurons are the network's output, as a checkpoint's head: its synapses feed the
+        ``Output`` directly."""
+        from snnpipe.models import ir
+
+        nodes: dict[str, ir.Node] = {INPUT: ir.Input(self.input_shape)}
+        edges: list[tuple[str, str]] = []
+        out_of = {INPUT: INPUT}  # graph node -> the IR node its spikes leave from
+        for node in self.nodes:
+            neuron = node.neuron
+            into = f"{node.name}.neurons"
+            if not neuron.readout:
+                nodes[into] = ir.CubaLIF(neuron.i_decay / fx.DECAY_UNITY, neuron.v_decay / fx.DECAY_UNITY,
+                                         float(neuron.vth_mant << fx.VTH_SHIFT))
+            for index, connection in enumerate(node.connections):
+                source = out_of[connection.source]
+                if connection.flatten and len(self.input_shape if connection.source == INPUT else
+                                              next(n.out_shape for n in self.nodes if n.name == connection.source)) > 1:
+                    nodes[f"{connection.name}.flatten"] = ir.Flatten()
+                    edges.append((source, f"{connection.name}.flatten"))
+                    source = f"{connection.name}.flatten"
+                bias = node.bias if index == 0 and node.bias is not None else None
+                nodes[connection.name] = (ir.Affine(connection.weight, bias) if connection.kind == "dense" else
+                                          ir.Conv2d(connection.weight, bias, connection.stride, connection.padding,
+                                                    connection.dilation, connection.groups))
+                edges += [(source, connection.name)] + ([(connection.name, into)] if not neuron.readout else [])
+            out_of[node.name] = into if not neuron.readout else node.connections[0].name
+        last = self.nodes[-1]
+        nodes["output"] = ir.Output(last.out_shape)
+        edges += [(c.name, "output") for c in last.connections] if last.neuron.readout else [(out_of[last.name], "output")]
+        return ir.Graph(nodes, edges)
+
     @classmethod
     def from_network(cls, net: LoihiNetwork) -> "LoihiGraph":
         """The chain of a `LoihiNetwork`, each layer a node reading the one before."""

@@ -241,6 +241,8 @@ class Profile:
         samples_requested: the samples asked for, where the data held fewer (``samples`` ran); else None.
         delay_steps: the steps the network ran after its T input steps (Loihi's timing: one per
             layer), counted in ``timesteps``: T = ``timesteps - delay_steps``.
+        fit: the network on each chip asked for (``profile --chips``: `snnpipe.pipeline.fit`,
+            each a ``ChipFit.to_dict``); empty where none was.
     """
 
     model: str
@@ -261,6 +263,7 @@ class Profile:
     energy_sources: dict[str, str] = field(default_factory=dict)
     samples_requested: int | None = None
     delay_steps: int = 0
+    fit: list[dict[str, Any]] = field(default_factory=list)
     schema: str = SCHEMA
 
     def __post_init__(self) -> None:
