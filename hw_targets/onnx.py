@@ -1,22 +1,26 @@
-"""ONNX export: the SNN unrolled over T and its ANN twin, each verified with onnxruntime.
+"""ONNX export: the model's typed graph, built back into a module, written unrolled over T and as its
+ANN twin, each verified with onnxruntime.
+
+As every export, it goes through the typed graph: the model is traced (`snnpipe.models.tracer`,
+BatchNorm folded) and built back by the builder of imported networks (`snnpipe.models.graph`), as
+the SNN and, ReLU in place of every neuron, its ANN twin; the files are written from those modules:
 
 - ``<name>.onnx``: the SNN over its T timesteps as one graph (opset 17, TorchScript exporter).
   Input ``x``: the encoded input (T, B, C, H, W). Outputs: ``logits`` (T, B, classes), the per-step
   readout whose mean over T is the prediction, and ``spikes_<i>`` (T, B, ...), the spikes of every
-  LIF layer in order. Neuron state is unrolled, not an input: every run starts from rest, as the
-  model does. The batch axis is dynamic; T is fixed at export.
-- ``<name>.ann.onnx``: the ANN twin (ReLU for LIF, same weights) on one analog input (B, C, H, W):
-  the registered model's twin, or, for a network with no registry entry, its typed graph
-  (`snnpipe.models.tracer`, BatchNorm folded) built with ReLU in place of every neuron
-  (`snnpipe.models.graph`).
+  LIF node, in the built module's order. Neuron state is unrolled, not an input: every run starts
+  from rest, as the model does. The batch axis is dynamic; T is fixed at export.
+- ``<name>.ann.onnx``: the ANN twin on one analog input (B, C, H, W). An ANN checkpoint writes this
+  file only (traced as the SNN with its weights: ReLU has no node).
 
-The spiking layers whose spikes are outputs are the neurons of the graph's tracer (the neuron
-protocol, ``ir_node()``), in the model's module order.
-
-Verification (always): onnxruntime and torch run the same input — the first test batch, or random
-input when there is no data — and must agree within ``atol`` (1e-5) on every float output, with
-identical spikes. BatchNorm is exported as BatchNormalization (eval statistics), not folded, so
-both runtimes compute the same graph.
+Verification (always): onnxruntime and the built module run the same input — the first test batch,
+or random input when there is no data — and must agree within ``atol`` (1e-5) on every float output,
+with identical spikes. Folding is exact in real arithmetic, not in float32: the folded network's
+spikes can differ from the unfolded model's where a voltage lies within rounding of the threshold
+(on the zoo with random BatchNorm statistics, 64 samples: none in the chains, 0.07% and 0.2% in
+resnet18 and resnet19, no prediction). So the folding is checked on that input by the accuracy: it
+may change whether at most `FOLD_TOLERANCE` samples are right (with no labels: their predictions);
+the report's ``batchnorm_folding`` counts the spikes and predictions that differ.
 """
 
 from __future__ import annotations
@@ -34,14 +38,16 @@ from torch import Tensor, nn
 from snnpipe.arguments import PositiveInt, Range
 from snnpipe.errors import SnnpipeError
 from snnpipe.files import claim_output
-from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, atomic_path, register_exporter
+from snnpipe.hw_targets import ExportError, ExportRequest, ExportResult, UnsupportedLayerError, atomic_path, register_exporter
 from snnpipe.hw_targets.folding import fold_batchnorm
-from snnpipe.models import SpikingModel, create_model, ir
+from snnpipe.models import SpikingModel, create_model
 from snnpipe.models.graph import graph_model_args
-from snnpipe.models.tracer import TraceError, neuron_node, trace
+from snnpipe.models.neurons import CubaLIF
+from snnpipe.models.tracer import TraceError, trace
 
 OPSET = 17
 ATOL = 1e-5
+FOLD_TOLERANCE = 1  # verification samples folding may turn right or wrong (a prediction on a tie)
 
 
 @dataclass
@@ -65,7 +71,7 @@ class Unrolled(nn.Module):
     def __init__(self, model: SpikingModel) -> None:
         super().__init__()
         self.model = model
-        self.lifs = [m for m in model.modules() if _spiking(m)]
+        self.lifs = [m for m in model.modules() if isinstance(m, CubaLIF)]
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
         recorded: dict[int, list[Tensor]] = {id(m): [] for m in self.lifs}
@@ -77,14 +83,6 @@ class Unrolled(nn.Module):
             for handle in handles:
                 handle.remove()
         return (logits, *[torch.stack(recorded[id(m)]) for m in self.lifs])
-
-
-def _spiking(module: nn.Module) -> bool:
-    """Whether ``module`` is a spiking neuron by the tracer's neuron protocol."""
-    try:
-        return isinstance(neuron_node(module), ir.CubaLIF)
-    except ValueError:  # a neuron with no node (the ANN twin's ReLU)
-        return False
 
 
 class Twin(nn.Module):
@@ -134,16 +132,36 @@ def verify(module: nn.Module, data: bytes, x: Tensor, spike_outputs: int) -> dic
     return {"max_abs_diff": max_diff, "spikes_compared": spikes, "spikes_mismatched": mismatched}
 
 
-def _sample(request: ExportRequest, samples: int) -> Tensor:
+def check_folding(model: SpikingModel, snn: SpikingModel, x: Tensor, y: Tensor | None) -> dict:
+    """The unfolded ``model`` against ``snn``, built from its folded graph, on ``x``: ExportError
+    where their accuracy on labels ``y`` (else their predictions) differs by more than
+    `FOLD_TOLERANCE` samples (module docstring)."""
+    paths = {id(m): name for name, m in model.named_modules()}  # a built module's ir_name: that path
+    unfolded, folded = Unrolled(model).eval(), Unrolled(snn).eval()
+    with torch.no_grad():
+        want, got = unfolded(x), folded(x)
+    spikes = dict(zip([paths[id(m)] for m in unfolded.lifs], want[1:]))
+    flips = [(spikes[m.ir_name] != out).sum() for m, out in zip(folded.lifs, got[1:]) if m.ir_name in spikes]
+    before, after = want[0].mean(0).argmax(-1), got[0].mean(0).argmax(-1)
+    changed = int((before != after).sum()) if y is None else abs(int((before == y).sum()) - int((after == y).sum()))
+    if changed > FOLD_TOLERANCE:
+        raise ExportError(f"folding BatchNorm changed the {'predictions' if y is None else 'accuracy'} of {changed} "
+                          f"of {len(before)} verification samples (allowed {FOLD_TOLERANCE})")
+    return {"max_abs_diff": float((want[0] - got[0]).abs().max()), "spikes_compared": int(sum(s.sum() for s in want[1:])),
+            "spikes_mismatched": int(sum(flips)), "predictions_differ": int((before != after).sum())}
+
+
+def _sample(request: ExportRequest, samples: int) -> tuple[Tensor, Tensor | None]:
     if request.batches is not None:
-        for x, _ in request.batches():
-            return x[:, :samples].contiguous().float()
-    return torch.rand(request.timesteps, samples, *request.input_shape)
+        for x, y in request.batches():
+            return x[:, :samples].contiguous().float(), y[:samples]
+    return torch.rand(request.timesteps, samples, *request.input_shape), None
 
 
 @register_exporter("onnx", ".onnx", OnnxOptions)
 def export_onnx(request: ExportRequest) -> ExportResult:
-    """Write the SNN (unrolled) and its ANN twin as ONNX, and verify both with onnxruntime."""
+    """Build the SNN and its ANN twin from the model's graph, write both as ONNX, and verify each
+    with onnxruntime against the module it was written from."""
     options = request.options or OnnxOptions()
     model = request.model.eval()
     out = Path(request.out)
@@ -151,16 +169,16 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     claim_output(ann_path)  # before the work: another export writing it is refused now, not at the end
     if model.spiking and os.path.lexists(ann_path) and not request.force:
         raise ExportError(f"{ann_path} exists; pass --force to overwrite it or --out to write elsewhere")
-    x = _sample(request, options.verify_samples)
+    snn, twin_model = from_graph(model, tuple(request.input_shape))
+    x, y = _sample(request, options.verify_samples)
     report: dict = {"opset": options.opset, "timesteps": request.timesteps, "encoding": request.encoding}
-    if model.spiking:
-        unrolled = Unrolled(model).eval()  # torch.onnx.export restores the mode it found
+    data = None
+    if snn is not None:
+        unrolled = Unrolled(snn).eval()  # torch.onnx.export restores the mode it found
         names = ["logits"] + [f"spikes_{i}" for i in range(len(unrolled.lifs))]
         data = _to_onnx(unrolled, x, ["x"], names, {n: {1: "batch"} for n in ["x", *names]}, options.opset)
         report["snn"] = verify(unrolled, data, x, len(unrolled.lifs))
-        twin_model = ann_twin(model, tuple(request.input_shape))
-    else:
-        data, twin_model = None, model
+        report["batchnorm_folding"] = check_folding(model, snn, x, y)
     twin = Twin(twin_model).eval()
     ann_data = _to_onnx(twin, x.mean(0), ["x"], ["logits"], {"x": {0: "batch"}, "logits": {0: "batch"}}, options.opset)
     report["ann"] = verify(twin, ann_data, x.mean(0), 0)
@@ -173,22 +191,26 @@ def export_onnx(request: ExportRequest) -> ExportResult:
     return ExportResult("onnx", out if data is not None else ann_path, report)
 
 
-def ann_twin(model: SpikingModel, input_shape: tuple[int, ...]) -> SpikingModel:
-    """The ANN twin of ``model`` (module docstring): ReLU in place of every neuron, the same weights.
+def from_graph(model: SpikingModel, input_shape: tuple[int, ...]) -> tuple[SpikingModel | None, SpikingModel]:
+    """(the SNN, its ANN twin) built from ``model``'s graph, BatchNorm folded (module docstring); the
+    SNN is None for an ANN checkpoint.
 
     Raises:
-        ExportError: a model with no registry entry whose graph cannot be traced or built, named.
+        UnsupportedLayerError: a module the graph has no node for, by path.
+        ExportError: a graph that cannot be built into a model, named.
     """
-    if getattr(model, "zoo_name", None):
-        twin = create_model(model.zoo_name, input_shape=model.input_shape, num_classes=model.num_classes,
-                            spiking=False, **dict(getattr(model, "zoo_args", {})))
-        twin.load_state_dict(model.state_dict())
-        return twin
+    snn = model
+    if not model.spiking and getattr(model, "zoo_name", None):  # ReLU has no node: the SNN with its weights
+        snn = create_model(model.zoo_name, input_shape=model.input_shape, num_classes=model.num_classes, **model.zoo_args)
+        snn.load_state_dict(model.state_dict())
     try:
-        graph = trace(fold_batchnorm(model), input_shape)
-        name, args = graph_model_args(graph)
-        classes = graph.nodes[graph.output].shape
-        return create_model(name, input_shape=input_shape, num_classes=classes[0], spiking=False,
-                            **{**args, "graph": graph})
-    except (TraceError, SnnpipeError, IndexError) as err:
-        raise ExportError(f"the ANN twin of this model cannot be built from its graph: {err}") from None
+        graph = trace(fold_batchnorm(snn), input_shape)
+    except TraceError as err:
+        raise UnsupportedLayerError(err.path, err.module, "onnx", err.reason) from None
+    name, args = graph_model_args(graph)
+    try:
+        built = [create_model(name, input_shape=input_shape, num_classes=graph.nodes[graph.output].shape[0],
+                              spiking=spiking, **{**args, "graph": graph}).eval() for spiking in (True, False)]
+    except (SnnpipeError, IndexError) as err:
+        raise ExportError(f"this model cannot be built from its graph: {err}") from None
+    return (built[0] if model.spiking else None), built[1]

@@ -119,14 +119,6 @@ def _lookup(table: dict[type, Any], module: nn.Module) -> Any:
     return next((table[kind] for kind in type(module).__mro__ if kind in table), None)
 
 
-def neuron_node(module: nn.Module, adapter: Adapter | None = None) -> ir.Node | None:
-    """The IR neuron of a module that follows the neuron protocol (``ir_node()``) or that
-    ``adapter`` maps; None for any other module. A ValueError from either says why it has none."""
-    if hasattr(module, "ir_node"):
-        return module.ir_node()
-    return adapter(module) if adapter is not None else None
-
-
 class _Tracer(fx.Tracer):
     """Stops at neurons (by protocol), at `MODULES` and `HINTS` types, and at every module without
     children: those are the nodes."""
@@ -252,7 +244,8 @@ def trace(model: nn.Module, input_shape: Shape, adapter: Adapter | None = None) 
 
 def _node_of(module: nn.Module, path: str, adapter: Adapter | None, in_shape: Shape, out_shape: Shape) -> ir.Node | None:
     try:
-        neuron = neuron_node(module, adapter)
+        # a neuron by the protocol or by the adapter; a ValueError from either says why it has none
+        neuron = module.ir_node() if hasattr(module, "ir_node") else adapter(module) if adapter is not None else None
         if neuron is not None:
             return neuron
         mapper = _lookup(MODULES, module)
@@ -264,4 +257,4 @@ def _node_of(module: nn.Module, path: str, adapter: Adapter | None, in_shape: Sh
     raise TraceError(path, module, hint)
 
 
-__all__ = ["ADDS", "HINTS", "MODULES", "TraceError", "neuron_node", "trace"]
+__all__ = ["ADDS", "HINTS", "MODULES", "TraceError", "trace"]
