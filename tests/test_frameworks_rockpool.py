@@ -130,7 +130,8 @@ def test_the_writer_writes_the_chain_with_the_sample_batch_in_its_input_and_outp
     _, graph, path = _written(rockpool, "chain", tmp_path)
     with pytest.raises(ValueError, match=r"^Type inference error: type mismatch: input.output: \[\[ 1 64\]\] -> 0_LinearTorch"):
         nir.read(path)
-    with pytest.raises(SnnpipeError, match=r"^the NIR graph takes input of shape \(1, 64\); snnpipe imports \(C, H, W\) or flat input$"):
+    refused = r"^the NIR graph takes input of shape \(1, 64\); snnpipe imports \(C, H, W\) or flat input$"
+    with pytest.raises(SnnpipeError, match=refused):
         import_nir(path, tmp_path / "raw.pt", timesteps=T, dataset="digits")
     kinds = {name: type(node).__name__ for name, node in graph.nodes.items()}
     assert sorted(kinds.values()) == ["CubaLIF", "CubaLIF", "Input", "Linear", "Linear", "Linear", "Output"]
@@ -175,8 +176,9 @@ def test_the_imported_chain_holds_the_decays_nir_reads(rockpool, tmp_path):
         assert lif.params.reset == "zero"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason="Rockpool 3.1.0's to_nir writes LIFTorch as a NIR CubaLIF with tau = -dt/ln(decay) "
-                   "(read by forward Euler as decays 0.288 and 0.693 for 0.25 and 0.5) and NIR's reset to 0 for its "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="Rockpool 3.1.0's to_nir writes LIFTorch as a NIR CubaLIF with tau = -dt/ln(decay) (read by "
+                   "forward Euler as decays 0.288 and 0.693 for 0.25 and 0.5) and NIR's reset to 0 for its "
                    "subtractive reset: the file describes another network")
 def test_the_imported_chain_spikes_as_rockpool(rockpool, tmp_path):
     net, ckpt = _imported(rockpool, tmp_path)
