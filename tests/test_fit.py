@@ -158,35 +158,8 @@ def test_speck_runs_chains_only():
 
 # The vendors' tools as oracles: Sinabs 2.0.3's DynapcnnNetwork and get_valid_mapping, Rockpool
 # 3.1.0's Xylo mapper need no device, only an importable `samna` (here a stub that tries to
-# download the real one when imported): a module stub stands in for it, for these pure-Python parts.
-
-@pytest.fixture
-def samna_stub(monkeypatch):
-    import importlib.abc
-    import importlib.util
-    import sys
-    import types
-    from unittest import mock
-
-    class Stub(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-        def find_spec(self, name, path, target=None):
-            if name.split(".")[0] in ("samna", "samnagui"):
-                return importlib.util.spec_from_loader(name, self, is_package=True)
-            return None
-
-        def create_module(self, spec):
-            module = types.ModuleType(spec.name)
-            module.__path__ = []
-            module.__getattr__ = lambda attr: mock.MagicMock(name=attr)
-            return module
-
-        def exec_module(self, module):
-            pass
-
-    for name in [n for n in sys.modules if n.split(".")[0] in ("samna", "samnagui")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(sys, "meta_path", [Stub(), *sys.meta_path])
-
+# download the real one when imported): `samna_stub` (tests/conftest.py) stands in for it, for these
+# pure-Python parts.
 
 @pytest.fixture
 def sinabs_dynapcnn(samna_stub):
