@@ -110,10 +110,11 @@ def test_a_worker_killed_mid_cell_fails_that_cell_and_the_run_resumed_gives_the_
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     first = folder / "bptt" / "seed-0"
     deadline = time.monotonic() + 300
-    while proc.poll() is None and time.monotonic() < deadline and not (first / "checkpoint.pt").exists():
+    log = first / "metrics.jsonl"  # its first line is written just after the first epoch's checkpoint
+    while proc.poll() is None and time.monotonic() < deadline and not (log.exists() and log.read_text().endswith("\n")):
         time.sleep(0.01)
     workers = _workers_of(proc.pid)
-    for pid in workers:  # both cells running now die, seed-0 after its first epoch's checkpoint
+    for pid in workers:  # both cells running now die, seed-0 after its first epoch's checkpoint and line
         os.kill(pid, signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert workers and not (first / CELL_RESULT).exists(), "killed too late: the cell had finished"
