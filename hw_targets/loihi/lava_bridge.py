@@ -12,18 +12,13 @@ the first Python 3.10 that runs: every ``python3.10`` on PATH, then pyenv's inst
 (``$PYENV_ROOT``, default ``~/.pyenv``), newest first. Each candidate is run, not trusted by its
 name: pyenv's shim on PATH exits 127 when 3.10 is installed but not the active version.
 
-The build holds a lock beside the folder (``.snnpipe-lava.lock``, `files.lock_output`): a second
-first use waits for it and takes the finished environment. It builds in a temporary folder renamed
-into place when complete (`files.atomic_folder`), so the folder there is never half built; the
-moved environment's python works (a venv finds itself from its executable), only the console
-scripts pip wrote in its ``bin/`` name the temporary folder, and nothing here runs them.
+It is built once however many processes ask, never half built (`sidecar.ensure_venv`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.files import atomic_folder, lock_output
+from snnpipe.hw_targets.sidecar import build_venv, ensure_venv
 
 LAVA_DL_VERSION = "0.6.0"
 ENV_VARIABLE = "SNNPIPE_LAVA_PYTHON"
@@ -126,25 +121,16 @@ def find_python310() -> tuple[Path | None, list[Path]]:
     return next((python for python in tried if _runs_as_python310(python)), None), tried
 
 
-def create_env(env_dir: Path, base: Path, quiet: bool = False) -> Path:
+def create_env(env_dir: Path, base: Path) -> Path:
     """``base -m venv env_dir`` then ``pip install lava-dl==0.6.0``; returns the new python.
 
     Raises:
         LavaUnavailableError: venv or pip failed (the message carries their last line).
     """
-    log = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    log(f"creating the Lava environment at {env_dir} (pip install lava-dl=={LAVA_DL_VERSION}; several minutes)")
-    python = env_dir / "bin" / "python"
-    for command in ([str(base), "-m", "venv", str(env_dir)],
-                    [str(python), "-m", "pip", "install", "--quiet", f"lava-dl=={LAVA_DL_VERSION}"]):
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise LavaUnavailableError(
-                f"could not build the Lava environment at {env_dir} ({' '.join(command[1:3])} failed: {last}); "
-                f"install lava-dl=={LAVA_DL_VERSION} in a Python 3.10 environment and pass --lava-python PATH"
-            )
-    return python
+    print(f"creating the Lava environment at {env_dir} (pip install lava-dl=={LAVA_DL_VERSION}; several minutes)",
+          file=sys.stderr, flush=True)
+    return build_venv(env_dir, base, [f"lava-dl=={LAVA_DL_VERSION}"], LavaUnavailableError,
+                      f"install lava-dl=={LAVA_DL_VERSION} in a Python 3.10 environment and pass --lava-python PATH")
 
 
 def lava_python(explicit: str | Path | None = None, create: bool = True) -> Path:
@@ -177,20 +163,7 @@ def lava_python(explicit: str | Path | None = None, create: bool = True) -> Path
             f"none was built ({looked if create else 'create=False'}); install Python 3.10 "
             f"(e.g. pyenv install 3.10) or pass --lava-python PATH (or set {ENV_VARIABLE})"
         )
-    try:
-        lock = lock_output(env_dir)
-    except SnnpipeError:
-        print(f"waiting for another process that is building the Lava environment at {env_dir}", file=sys.stderr,
-              flush=True)
-        lock = lock_output(env_dir, wait=True)
-    with lock:
-        if _is_lava_python(python):  # the other process built it
-            return python
-        if env_dir.exists():
-            shutil.rmtree(env_dir)  # not a working environment (the check above failed)
-        with atomic_folder(env_dir, allowed=()) as new:
-            create_env(new, base)
-    return python
+    return ensure_venv(env_dir, _is_lava_python, lambda new: create_env(new, base))
 
 
 @dataclass

@@ -12,15 +12,13 @@ The environment's python is the ``python`` argument, the ``SNNPIPE_SANAFE_PYTHON
 ``~/.cache/snnpipe-sanafe/bin/python``; when none exists it is made there on first use with this
 interpreter (the PyPI wheel ``sanafe==2.2.9`` is cp311 for Linux x86-64: ``python -m venv`` then
 ``pip install sanafe==2.2.9 numpy pyyaml``, yaml for its tutorial module; a minute, about 100 MB),
-under a lock beside the folder and in a temporary folder renamed into place (`files.atomic_folder`),
-as the Lava environment.
+once however many processes ask, never half built (`sidecar.ensure_venv`), as the Lava environment.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +28,7 @@ from typing import Any, Callable
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.files import atomic_folder, lock_output
+from snnpipe.hw_targets.sidecar import build_venv, ensure_venv
 from snnpipe.models import ir
 
 SANAFE_VERSION = "2.2.9"
@@ -64,16 +62,9 @@ def _is_sanafe_python(python: Path) -> bool:
 def _create_env(env_dir: Path) -> None:
     print(f"creating the SANA-FE environment at {env_dir} (pip install sanafe=={SANAFE_VERSION})", file=sys.stderr,
           flush=True)
-    python = env_dir / "bin" / "python"
-    for command in ([sys.executable, "-m", "venv", str(env_dir)],
-                    [str(python), "-m", "pip", "install", "--quiet", f"sanafe=={SANAFE_VERSION}", "numpy", "pyyaml"]):
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SanafeUnavailableError(
-                f"could not build the SANA-FE environment at {env_dir} ({' '.join(command[1:3])} failed: {last}); "
-                f"install sanafe=={SANAFE_VERSION} (a cp311 Linux wheel) in a Python 3.11 environment and set "
-                f"{ENV_VARIABLE} to its python")
+    build_venv(env_dir, sys.executable, [f"sanafe=={SANAFE_VERSION}", "numpy", "pyyaml"], SanafeUnavailableError,
+               f"install sanafe=={SANAFE_VERSION} (a cp311 Linux wheel) in a Python 3.11 environment and set "
+               f"{ENV_VARIABLE} to its python")
 
 
 def sanafe_python(explicit: str | Path | None = None, create: bool = True) -> Path:
@@ -96,14 +87,7 @@ def sanafe_python(explicit: str | Path | None = None, create: bool = True) -> Pa
     if not create:
         raise SanafeUnavailableError(f"no SANA-FE environment at {env_dir}; run once with network access to PyPI "
                                      f"or set {ENV_VARIABLE}")
-    with lock_output(env_dir, wait=True):
-        if _is_sanafe_python(python):  # another process built it while this one waited
-            return python
-        if env_dir.exists():
-            shutil.rmtree(env_dir)
-        with atomic_folder(env_dir, allowed=()) as new:
-            _create_env(new)
-    return python
+    return ensure_venv(env_dir, _is_sanafe_python, _create_env)
 
 
 def run_sanafe(job: dict[str, Any], python: str | Path | None = None, timeout: float = 3600.0) -> dict[str, Any]:
