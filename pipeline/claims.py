@@ -28,6 +28,20 @@ interval: *inconclusive*. An arm whose step sweeps more than its seed is chosen 
 (``a_choose``/``b_choose``): the setting with the highest mean of that metric over its seeds, a
 metric that must not be the test set's (``val_acc``: the validation split, `TrainConfig.val_samples`);
 or named (``a_setting``/``b_setting``: its value of each swept key, e.g. one weight of a grid).
+
+``largest_cut`` reports, of a step swept over a setting (e.g. a regularizer's weight), the setting
+with the largest cut in ``cut`` (default ``firing_rate``) whose accuracy stays within the margin::
+
+    - {a: kd-logits, b: kd, test: largest_cut, margin: 0.005, cut_margin: 0.14}
+
+The validation split chooses, never the test set: of A's settings whose mean paired ``val_acc``
+difference to B is not below -m, the one with the largest mean paired relative cut c_i = (B_i - A_i) / B_i
+(which the claim names). That setting is then decided on the test set as two intervals: ``metric``
+non-inferior within m, and the cut superior by ``cut_margin``; *supported* when both are, *refuted*
+when either is refuted or no setting was within the margin on validation, else *inconclusive*. The
+choice reads point estimates, not intervals: on 1,000 validation images a paired interval over
+5 seeds is about as wide as a 0.5 pt margin, and the test intervals decide. The cut it chooses by is
+the test images' (the cells record no other); it reads no label.
 """
 
 from __future__ import annotations
@@ -43,7 +57,7 @@ from snnpipe.errors import SnnpipeError
 #: The metrics a claim may compare: a `sweep.CellResult` field each (the energies: `sweep.ENERGIES`'s keys,
 #: which `tests/test_sweep.py` holds these to; `sweep` imports this module).
 METRICS = ("test_acc", "firing_rate", "compute_energy_ops_cmos45nm_uj", "snn_energy_memory_int8_uj")
-TESTS = ("noninferior", "superior")
+TESTS = ("noninferior", "superior", "largest_cut")
 #: The metrics an arm's setting may be chosen by: never the test set's.
 CHOOSE_BY = ("val_acc",)
 CONFIDENCE = 0.95
@@ -68,6 +82,8 @@ class Claim:
     b_choose: str | None = None
     a_setting: dict[str, Any] | None = None
     b_setting: dict[str, Any] | None = None
+    cut: str = "firing_rate"  # largest_cut's: the metric cut (lower is better, relative to B) and its margin
+    cut_margin: float = 0.0
     name: str = ""
 
     def __post_init__(self) -> None:
@@ -80,6 +96,13 @@ class Claim:
         if not isinstance(self.margin, (int, float)) or isinstance(self.margin, bool) or not math.isfinite(self.margin) \
                 or self.margin < 0:
             raise ClaimError(f"claim margin {self.margin!r} must be a number >= 0 (in the metric's unit)")
+        if self.test == "largest_cut":
+            if self.cut not in METRICS or not isinstance(self.cut_margin, (int, float)) or self.cut_margin < 0:
+                raise ClaimError(f"claim cut {self.cut!r} must be one of {', '.join(METRICS)}, cut_margin a number >= 0")
+            if self.a_choose is not None or self.a_setting is not None:
+                raise ClaimError("claim test largest_cut chooses A's setting itself: give no a_choose or a_setting")
+        elif (self.cut, self.cut_margin) != ("firing_rate", 0.0):
+            raise ClaimError(f"claim cut and cut_margin belong to test: largest_cut, not {self.test}")
         for arm in ("a", "b"):
             choose, setting = getattr(self, f"{arm}_choose"), getattr(self, f"{arm}_setting")
             if choose not in (None, *CHOOSE_BY):
@@ -88,6 +111,9 @@ class Claim:
             if setting is not None and (not isinstance(setting, dict) or choose is not None):
                 raise ClaimError(f"claim {arm}_setting must be a mapping of sweep key to value (e.g. "
                                  f"{{stage_args.logits_weight: 0.1}}), and not given with {arm}_choose")
+        if not self.name and self.test == "largest_cut":
+            object.__setattr__(self, "name", f"{self.a}: the largest {self.cut} cut against {self.b} within "
+                                             f"{self.margin:g} on {self.metric}, by more than {self.cut_margin:g}")
         if not self.name:
             sign = ">=" if self.test == "noninferior" else ">"
             what = f"{self.metric} ({self.better} is better{', relative' if self.relative else ''})"
@@ -95,6 +121,14 @@ class Claim:
             a, b = (name + "".join(f" ({k.rpartition('.')[2]}={v})" for k, v in (setting or {}).items())
                     for name, setting in ((self.a, self.a_setting), (self.b, self.b_setting)))
             object.__setattr__(self, "name", f"{a} {sign} {b}{edge if self.margin else ''} on {what}")
+
+    def record(self) -> dict[str, Any]:
+        """Its fields as a run's record (``run.json``) keeps them: largest_cut's own on such a claim
+        alone, so that a run recorded before they existed still resumes (`run._recorded_steps`)."""
+        fields = asdict(self)
+        if self.test != "largest_cut":
+            del fields["cut"], fields["cut_margin"]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -126,6 +160,8 @@ def parse_claims(raw: Any, steps: dict[str, Arm], where: str) -> list[Claim]:
         except ClaimError as err:
             raise ClaimError(f"{where} claim {i}: {err}") from None
         for arm, choose in (("a", claim.a_choose), ("b", claim.b_choose)):
+            if arm == "a" and claim.test == "largest_cut":
+                choose = "val_acc"  # the setting it reports is chosen on validation
             step = steps.get(str(item[arm]))
             if step is None or not step.swept:
                 raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} is no swept step of this recipe "
@@ -138,8 +174,8 @@ def parse_claims(raw: Any, steps: dict[str, Arm], where: str) -> list[Claim]:
                 raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} sweeps more than seeds; say which setting "
                                  f"the claim takes with {arm}_choose: val_acc or {arm}_setting: {{...}}")
             if choose is not None and not step.validated:
-                raise ClaimError(f"{where} claim {i}: {arm}_choose reads val_acc, but step {item[arm]!r} has no "
-                                 "validation split; give it val_samples")
+                raise ClaimError(f"{where} claim {i}: choosing {arm}'s setting reads val_acc, but step {item[arm]!r} has "
+                                 "no validation split; give it val_samples")
         claims.append(claim)
     return claims
 
@@ -173,10 +209,15 @@ def t_interval(differences: list[float], confidence: float = CONFIDENCE) -> Inte
 
 
 def decide(claim: Claim, interval: Interval) -> str:
-    """supported, refuted or inconclusive: the interval against the claim's margin."""
+    """supported, refuted or inconclusive: the interval against the claim's margin (largest_cut's
+    ``metric`` is non-inferiority's)."""
+    return _against(interval, claim.margin if claim.test == "superior" else -claim.margin)
+
+
+def _against(interval: Interval, edge: float) -> str:
+    """supported when the interval lies above ``edge``, refuted when below, else inconclusive."""
     if interval.low is None:
         return "inconclusive"
-    edge = -claim.margin if claim.test == "noninferior" else claim.margin
     if interval.low > edge:
         return "supported"
     if interval.high < edge:
@@ -212,31 +253,77 @@ def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, An
     return max(settings.items(), key=lambda item: score(item[1]))
 
 
-def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
-    """One claim over a run's cells (`sweep.json`'s): the pairs, the interval, the failures and the verdict."""
-    setting_a, arm_a = _arm(cells, claim.a, claim.a_choose, claim.a_setting)
-    setting_b, arm_b = _arm(cells, claim.b, claim.b_choose, claim.b_setting)
-    by_seed_b = {c["values"].get("seed"): c for c in arm_b}
-    def ok(cell: dict) -> bool:
-        return not cell.get("diverged") and not cell.get("failed")
+def _ok(cell: dict) -> bool:
+    return not cell.get("diverged") and not cell.get("failed")
 
-    sign = 1.0 if claim.better == "higher" else -1.0
+
+def _paired(arm_a: list[dict], arm_b: list[dict], metric: str, sign: float,
+            relative: bool) -> tuple[list[float], list[Any], list[Any], list[Any]]:
+    """Per seed both arms ran: d = sign (A - B) (over B if ``relative``) where both finished; the
+    differences, their seeds, and the seeds where A and where B failed."""
+    by_seed_b = {c["values"].get("seed"): c for c in arm_b}
     differences, seeds, failed_a, failed_b = [], [], [], []
     for cell in arm_a:
         seed = cell["values"].get("seed")
         other = by_seed_b.get(seed)
         if other is None:
             continue
-        if not ok(cell):
+        if not _ok(cell):
             failed_a.append(seed)
-        if not ok(other):
+        if not _ok(other):
             failed_b.append(seed)
-        if ok(cell) and ok(other):
-            a, b = cell[claim.metric], other[claim.metric]
-            differences.append(sign * ((a - b) / b if claim.relative else a - b))
+        if _ok(cell) and _ok(other):
+            a, b = cell[metric], other[metric]
+            differences.append(sign * ((a - b) / b if relative else a - b))
             seeds.append(seed)
+    return differences, seeds, failed_a, failed_b
+
+
+def _largest_cut(claim: Claim, cells: list[dict], arm_b: list[dict]) -> tuple[list[dict], str | None, list[dict]]:
+    """largest_cut's choice (module docstring): every setting of A with its mean paired val_acc
+    difference and cut, and the chosen setting and its cells (None and [] where none is within the margin)."""
+    settings: dict[str, list[dict]] = {}
+    for cell in cells:
+        if cell["step"] == claim.a:
+            settings.setdefault(_setting_key(cell["values"]), []).append(cell)
+    if not settings:
+        raise ClaimError(f"claim arm {claim.a!r}: the run has no cells of that step")
+    candidates = []
+    for key, members in settings.items():
+        if any(m.get("val_acc") is None for m in members if _ok(m)):
+            raise ClaimError(f"claim arm {claim.a!r}: its cells have no val_acc (give the recipe val_samples)")
+        val, cut = (_paired(members, arm_b, metric, sign, relative)[0]
+                    for metric, sign, relative in (("val_acc", 1.0, False), (claim.cut, -1.0, True)))
+        candidates.append({"setting": json.loads(key), "val_difference": statistics.fmean(val) if val else None,
+                           "cut": statistics.fmean(cut) if cut else None})
+    within = [(c, key) for c, key in zip(candidates, settings)
+              if c["val_difference"] is not None and c["cut"] is not None and c["val_difference"] >= -claim.margin]
+    if not within:
+        return candidates, None, []
+    _, key = max(within, key=lambda item: item[0]["cut"])
+    return candidates, key, settings[key]
+
+
+def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
+    """One claim over a run's cells (`sweep.json`'s): the pairs, the interval, the failures and the verdict."""
+    setting_b, arm_b = _arm(cells, claim.b, claim.b_choose, claim.b_setting)
+    if claim.test == "largest_cut":
+        candidates, setting_a, arm_a = _largest_cut(claim, cells, arm_b)
+    else:
+        setting_a, arm_a = _arm(cells, claim.a, claim.a_choose, claim.a_setting)
+    sign = 1.0 if claim.better == "higher" else -1.0
+    differences, seeds, failed_a, failed_b = _paired(arm_a, arm_b, claim.metric, sign, claim.relative)
     interval = t_interval(differences)
     verdict = decide(claim, interval)
+    cut: dict[str, Any] = {}
+    if claim.test == "largest_cut":
+        cut_differences = _paired(arm_a, arm_b, claim.cut, -1.0, True)[0]
+        cut_interval = t_interval(cut_differences)
+        both = (verdict, _against(cut_interval, claim.cut_margin))
+        verdict = "refuted" if "refuted" in both or setting_a is None else (
+            "supported" if both == ("supported", "supported") else "inconclusive")
+        cut = {"candidates": candidates, "cut_differences": cut_differences,
+               **{f"cut_interval_{k}": v for k, v in asdict(cut_interval).items()}}
     failed_a_only = [s for s in failed_a if s not in failed_b]
     if any(c.get("failed") for c in arm_a + arm_b):  # a cell that did not run says nothing of its arm
         verdict = "incomplete"
@@ -244,24 +331,34 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
         verdict = "refuted"
     elif failed_b:
         verdict = "inconclusive"
-    return {"claim": claim.name, **asdict(claim), "setting_a": json.loads(setting_a), "setting_b": json.loads(setting_b),
-            "seeds": seeds, "differences": differences, **{f"interval_{k}": v for k, v in asdict(interval).items()},
+    return {"claim": claim.name, **asdict(claim), "setting_a": setting_a and json.loads(setting_a),
+            "setting_b": json.loads(setting_b), "seeds": seeds, "differences": differences,
+            **{f"interval_{k}": v for k, v in asdict(interval).items()}, **cut,
             "failed_a": failed_a, "failed_b": failed_b, "verdict": verdict}
 
 
+def _interval_text(r: dict[str, Any], prefix: str, scale: float, unit: str) -> str:
+    mean, low, high = (r[f"{prefix}interval_{k}"] for k in ("mean", "low", "high"))
+    if low is None:
+        return "-" if mean is None else f"{mean * scale:+.3g}{unit} (one pair)"
+    return f"{mean * scale:+.3g}{unit} [{low * scale:+.3g}, {high * scale:+.3g}]"
+
+
 def table(results: list[dict[str, Any]]) -> str:
-    """A Markdown table: per claim the paired seeds, mean difference with its 95% interval, margin, verdict."""
+    """A Markdown table: per claim the paired seeds, mean difference with its 95% interval, margin, verdict;
+    a largest_cut claim also its chosen setting and the cut's interval and margin."""
     lines = ["| claim | seeds | mean paired difference [95% t-interval] | margin | failures | verdict |",
              "| --- | ---: | --- | ---: | --- | --- |"]
     for r in results:
         scale, unit = (100, " %") if r["relative"] else ((100, " pt") if r["metric"] == "test_acc" else (1, ""))
-        if r["interval_low"] is None:
-            interval = "-" if r["interval_mean"] is None else f"{r['interval_mean'] * scale:+.3g}{unit} (one pair)"
-        else:
-            interval = (f"{r['interval_mean'] * scale:+.3g}{unit} [{r['interval_low'] * scale:+.3g}, "
-                        f"{r['interval_high'] * scale:+.3g}]")
+        claim, interval, margin = r["claim"], _interval_text(r, "", scale, unit), f"{r['margin'] * scale:g}{unit}"
+        if r["test"] == "largest_cut":
+            chose = ", ".join(f"{k.rpartition('.')[2]}={v}" for k, v in (r["setting_a"] or {}).items())
+            claim += f": chose {chose or 'its one setting'}" if r["setting_a"] is not None else \
+                ": no setting within the margin on validation"
+            interval += f"; cut {_interval_text(r, 'cut_', 100, ' %')}"
+            margin += f"; cut {r['cut_margin'] * 100:g} %"
         failures = "; ".join(f"{arm} failed on seeds {r[f'failed_{key}']}" for arm, key in ((r["a"], "a"), (r["b"], "b"))
                              if r[f"failed_{key}"]) or "none"
-        lines.append(f"| {r['claim']} | {r['interval_n']} | {interval} | {r['margin'] * scale:g}{unit} | {failures} | "
-                     f"**{r['verdict']}** |")
+        lines.append(f"| {claim} | {r['interval_n']} | {interval} | {margin} | {failures} | **{r['verdict']}** |")
     return "\n".join(lines)

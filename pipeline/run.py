@@ -23,6 +23,13 @@ one after another or on an executor (`snnpipe.pipeline.executors`: local worker 
 its cells cannot be referred to with ``@``, and the run writes ``sweep.md``, ``sweep.json`` and
 ``pareto.png`` (mean +/- std over seeds per setting) beside the summary. A cell that failed is
 one line of `RunResult.failed`; its step is not recorded as finished, so ``--resume`` runs it again.
+
+A swept step may take its cells from another run instead of training them: ``reuse:`` names that
+run's step folder, relative to this run's folder (``reuse: ../protocol-v2-esd/bptt``). Before any
+step runs, each cell's training options, as that run's recorded recipe gives them, must equal this
+recipe's (the same seeds give the same initial weights and data order, so claims pair them seed by
+seed) and each cell must have finished there; its ``cell.json`` is then copied into this run's step
+folder, its checkpoint left where it is.
 """
 
 from __future__ import annotations
@@ -62,7 +69,7 @@ _EXPORT_KEYS = {"from", "target", "name", "samples", "timesteps", "data_dir"}
 _PROFILE_KEYS = {"from", "target", "name", "samples", "target_file", "data_dir", "energy_model", "precision", "chip",
                  "chip_file"}
 _FIT_KEYS = {"from", "name", "chips", "require_fit"}
-_STEP_KEYS = {"train": _TRAIN_KEYS | {"name", "sweep"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS,
+_STEP_KEYS = {"train": _TRAIN_KEYS | {"name", "sweep", "reuse"}, "export": _EXPORT_KEYS, "profile": _PROFILE_KEYS,
               "fit": _FIT_KEYS}
 
 
@@ -182,6 +189,9 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
                                   "refer to a step without sweep")
         if kind != "train" and "from" not in options:
             raise RecipeError(f"{source} step {i} ({kind}): 'from' names the checkpoint, e.g. from: '@{steps[-1].name if steps else 'bptt'}'")
+        if "reuse" in options and ("sweep" not in options or not isinstance(options["reuse"], str)):
+            raise RecipeError(f"{where}: reuse names another run's swept step folder (e.g. reuse: ../protocol-v2-esd/bptt) "
+                              "and needs this step's sweep: the cells it takes from there")
         step = Step(kind, step_name, options)
         if kind == "train" and "sweep" in options:
             try:
@@ -257,6 +267,7 @@ def load_recipe(path: str | Path | None = None) -> Recipe:
 def _train_config(defaults: dict[str, Any], options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
     merged = {**defaults, **options}
     merged.pop("sweep", None)
+    merged.pop("reuse", None)
     preset = merged.pop("neuron", None)  # a paper's neuron by name (`models.params.NEURON_PRESETS`)
     if preset is not None and not isinstance(preset, str):
         raise RecipeError(f"neuron: {preset!r} must name a neuron ({', '.join(NEURON_PRESETS)}); give its "
@@ -303,6 +314,7 @@ def run(
             remove_orphan_temporaries(folder, [step.name for step in recipe.steps]  # where its steps write
                                       + [f"{step.name}/{cell.name}" for step in recipe.steps for cell in step.cells])
             done = _finished_steps(folder, recipe)
+            reused = _reused_cells(recipe, folder, done)
         except BaseException:
             lock.release()
             raise
@@ -311,22 +323,25 @@ def run(
         try:
             lock = claim_free_folder(Path(out) if out else Path("runs") / recipe.name)
             folder, done = lock.folder, {}
+            reused = _reused_cells(recipe, folder, done)  # refused with nothing written
             _write_state(folder, recipe, done)  # from the start: the folder is this recipe's run
-        except OSError as err:
+        except BaseException as err:
             if lock is not None:
                 lock.release()
                 remove_if_unused(lock.folder)
+            if not isinstance(err, OSError):
+                raise
             raise RecipeError(f"cannot create the run folder ({err.strerror}); choose a writable --out") from None
     try:
         with progress_bars.quiet(not progress):
-            return _run_steps(recipe, folder, done, on_step, progress, on_cell, executor)
+            return _run_steps(recipe, folder, done, reused, on_step, progress, on_cell, executor)
     finally:
         executor.close()
         lock.release()
 
 
-def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, progress: bool, on_cell,
-               executor: Executor) -> RunResult:
+def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list[tuple[Path, CellResult]], on_step,
+               progress: bool, on_cell, executor: Executor) -> RunResult:
     from snnpipe.pipeline.train import CHECKPOINT_NAME, TrainingInterrupted, train
 
     written: dict[str, Path] = {}
@@ -352,6 +367,9 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
         with stopped_hint(what):
             return train(config, progress=progress)
 
+    for cell_folder, result in reused:  # their sweeps then read them as finished cells
+        cell_folder.mkdir(parents=True, exist_ok=True)
+        result.write(cell_folder)
     results: list[StepResult] = []
     cells: list[CellResult] = []
     failed: list[CellResult] = []
@@ -427,6 +445,51 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], on_step, pro
     return run_result
 
 
+def _reused_cells(recipe: Recipe, folder: Path, done: dict[str, dict]) -> list[tuple[Path, CellResult]]:
+    """Every cell that a step not yet ``done`` takes from another run by ``reuse`` (module docstring):
+    its folder in this run and its result there, renamed to this step. Refuses a run that is not
+    there, a cell trained otherwise (``@`` references resolve in each run's own folder: another
+    run's teacher is another file) and a cell not finished there."""
+    out = []
+    for step in (s for s in recipe.steps if "reuse" in s.options and s.name not in done):
+        source = folder / step.options["reuse"]
+        where = f"step {step.name}: reuse {step.options['reuse']}"
+        try:
+            record = json.loads((source.parent / STATE_NAME).read_text())["recipe"]
+            theirs = parse_recipe({"name": record["name"], "defaults": record["defaults"], "steps": [
+                {s["kind"]: {**s["options"], "name": s["name"]}} for s in record["steps"]]}, str(source.parent))
+        except (OSError, ValueError, KeyError, TypeError, SnnpipeError):
+            raise RecipeError(f"{where}: {source.parent} holds no run snnpipe can read ({STATE_NAME}); run that "
+                              "recipe first, or drop reuse to train the cells here") from None
+        other = next((s for s in theirs.steps if s.name == source.name and s.cells), None)
+        if other is None:
+            raise RecipeError(f"{where}: run {record['name']!r} has no swept step {source.name!r}")
+        theirs_by_name = {c.name: c for c in other.cells}
+        for cell in step.cells:
+            if cell.name not in theirs_by_name:
+                raise RecipeError(f"{where}: that step has no cell {cell.name}; reuse a step that swept the same values")
+            mine = _flat_config(recipe, folder, step, cell)
+            there = _flat_config(theirs, source.parent, other, theirs_by_name[cell.name])
+            differ = next((k for k in mine if mine[k] != there[k]), None)
+            if differ:
+                raise RecipeError(f"{where}: {cell.name} was trained there with {differ}={there[differ]!r}, here it "
+                                  f"would be {mine[differ]!r}; not the same baseline: train it here (drop reuse)")
+            result = CellResult.read(source / cell.name)
+            if result is None:
+                raise RecipeError(f"{where}: {cell.name} has not finished there; finish that run first "
+                                  f"(snnpipe run RECIPE --resume {source.parent})")
+            out.append((folder / step.name / cell.name, replace(result, step=step.name)))
+    return out
+
+
+def _flat_config(recipe: Recipe, folder: Path, step: Step, cell: Cell) -> dict[str, Any]:
+    """A cell's training options as one flat mapping (``neuron.NAME`` for the neuron's), ``@``
+    references as paths in ``folder``."""
+    config = asdict(_train_config(recipe.defaults, cell.options(step.options), lambda v: str(folder / v[1:]) if
+                                  isinstance(v, str) and v.startswith("@") else v, Path(".")))
+    return {**{f"neuron.{k}": v for k, v in config.pop("neuron").items()}, **config}
+
+
 #: The record of a run in its folder, written when the run starts and after each step: the recipe,
 #: and per finished step its result (its output's path relative to the run folder) and the SHA-256
 #: of every file it wrote.
@@ -437,7 +500,7 @@ def _recipe_record(recipe: Recipe) -> dict[str, Any]:
     record = {"name": recipe.name, "defaults": recipe.defaults,
               "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
     if recipe.claims:  # a recipe without claims keeps the record older runs wrote
-        record["claims"] = [asdict(c) for c in recipe.claims]
+        record["claims"] = [c.record() for c in recipe.claims]
     return record
 
 

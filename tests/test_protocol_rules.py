@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from snnpipe.pipeline.claims import Claim, ClaimError, Interval, decide, evaluate, t_interval, t_quantile
+from snnpipe.pipeline.claims import table as claims_table
 from snnpipe.pipeline.data import DataSpec, Dataset, validation_split
 from snnpipe.pipeline.run import RecipeError, parse_recipe, run
 
@@ -108,6 +109,56 @@ def test_a_setting_is_chosen_on_validation_never_on_test():
     assert named["claim"] == "kd (w=0.1) >= b on test_acc (higher is better)"
 
 
+def _cut_grid(b_val=0.90):
+    """KD (b) and three weights of a regularizer (a), 3 seeds each. Against B (test 0.90, val b_val, rate 0.10):
+    w=1.0 cuts most (rate 0.05: 50%) but loses 1 pt on validation, outside a 0.5 pt margin, and has the best test
+    accuracy (the test set does not choose); w=0.3 loses 0.2 pt on validation (mean of -0.2, -0.1, -0.3) and cuts
+    (0.10 - 0.08, 0.075, 0.085) / 0.10 = 20, 25, 15%; w=0.1 loses nothing and cuts 10%."""
+    b = _cells("b", [0.90] * 3, rates=[0.10] * 3, vals=[b_val] * 3)
+    return b + _cells("a", [0.90] * 3, rates=[0.09] * 3, vals=[0.90] * 3, w=0.1) \
+        + _cells("a", [0.899, 0.901, 0.900], rates=[0.08, 0.075, 0.085], vals=[0.898, 0.899, 0.897], w=0.3) \
+        + _cells("a", [0.95] * 3, rates=[0.05] * 3, vals=[0.89] * 3, w=1.0)
+
+
+@pytest.mark.parametrize("cut_margin,verdict", [
+    # the cut of w=0.3: d = 0.20, 0.25, 0.15: mean 0.2, s = 0.05, SE = 0.05 / sqrt(3) = 0.028868, half width
+    # 4.303 x 0.028868 = 0.12422: [0.0758, 0.3242]
+    (0.05, "supported"), (0.14, "inconclusive"), (0.35, "refuted"),
+])
+def test_the_largest_cut_within_the_margin_by_hand(cut_margin, verdict):
+    claim = Claim("a", "b", test="largest_cut", margin=0.005, cut_margin=cut_margin)
+    result = evaluate(claim, _cut_grid())
+    assert result["setting_a"] == {"w": 0.3}
+    assert [(c["setting"], c["val_difference"], c["cut"]) for c in result["candidates"]] == [
+        ({"w": 0.1}, pytest.approx(0.0), pytest.approx(0.1)), ({"w": 0.3}, pytest.approx(-0.002), pytest.approx(0.2)),
+        ({"w": 1.0}, pytest.approx(-0.01), pytest.approx(0.5))]
+    # the accuracy of w=0.3 on test: d = -0.1, +0.1, 0 pt: mean 0, s = 0.1 pt, half width 4.303 x 0.1 / sqrt(3) = 0.2484 pt
+    assert (result["interval_low"], result["interval_high"]) == (pytest.approx(-0.002484, abs=2e-6),
+                                                               pytest.approx(0.002484, abs=2e-6))
+    assert result["cut_differences"] == pytest.approx([0.2, 0.25, 0.15])
+    assert (result["cut_interval_low"], result["cut_interval_high"]) == (pytest.approx(0.07578, abs=2e-4),
+                                                                       pytest.approx(0.32422, abs=2e-4))
+    assert result["verdict"] == verdict
+    row = claims_table([result]).splitlines()[-1]
+    assert row.startswith("| a: the largest firing_rate cut against b within 0.005 on test_acc") and ": chose w=0.3 |" in row
+    assert "cut +20 % [+7.58, +32.4]" in row and f"0.5 pt; cut {cut_margin * 100:g} % |" in row
+
+
+def test_the_largest_cut_finds_no_setting_when_every_one_loses_accuracy_on_validation():
+    # B's validation accuracy 0.92: every setting is at least 2 pt below it
+    result = evaluate(Claim("a", "b", test="largest_cut", margin=0.005), _cut_grid(b_val=0.92))
+    assert result["setting_a"] is None and result["verdict"] == "refuted" and result["interval_n"] == 0
+    assert ": no setting within the margin on validation |" in claims_table([result])
+
+
+def test_a_claim_is_recorded_as_runs_recorded_it_before_largest_cut():
+    """A run's record holds its claims and --resume compares it: a claim of another test keeps the
+    keys a run recorded before largest_cut's cut and cut_margin existed (the protocol's running ESD run)."""
+    assert list(Claim("a", "b").record()) == ["a", "b", "metric", "test", "margin", "better", "relative", "a_choose",
+                                              "b_choose", "a_setting", "b_setting", "name"]
+    assert Claim("a", "b", test="largest_cut", cut_margin=0.1).record()["cut_margin"] == 0.1
+
+
 def _recipe(claims, defaults=None, kd_grid=None):
     return {"name": "c", "defaults": {"dataset": "digits", "model": "mlp", **(defaults or {})},
             "steps": [{"train": {"stage": "bptt", "sweep": {"seed": [0, 1]}}},
@@ -130,6 +181,10 @@ def _recipe(claims, defaults=None, kd_grid=None):
     ([{"a": "ratebp", "b": "bptt", "a_setting": {"seed": 0}}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
      "a_setting gives seed; step 'ratebp' sweeps lr: give a value of each"),
     ([{"a": "ratebp", "b": "bptt", "a_setting": {"lr": 0.1}, "a_choose": "val_acc"}], {}, "not given with a_choose"),
+    ([{"a": "ratebp", "b": "bptt", "test": "largest_cut"}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
+     "choosing a's setting reads val_acc, but step 'ratebp' has no validation split"),
+    ([{"a": "ratebp", "b": "bptt", "test": "largest_cut", "a_choose": "val_acc"}], {}, "chooses A's setting itself"),
+    ([{"a": "ratebp", "b": "bptt", "cut_margin": 0.1}], {}, "cut and cut_margin belong to test: largest_cut"),
 ])
 def test_a_claim_that_cannot_be_decided_is_refused_before_anything_runs(claims, kw, message):
     with pytest.raises(RecipeError, match=message):

@@ -168,3 +168,46 @@ def test_a_cell_written_under_the_old_energy_keys_is_kept_on_resume_not_redone(t
     lines = table([old]).splitlines()
     assert f"| {ENERGIES[compute]} (nJ) | {ENERGIES[memory]} (nJ) |" in lines[0]
     assert lines[2].endswith("| 300.00 +/- 100.00 | 500.00 |")
+
+
+def _baseline_recipe(name, steps, **defaults):
+    return {"name": name, "defaults": {"dataset": "digits", "model": "mlp", "model_args": {"hidden": [8]}, "epochs": 1,
+                                       "timesteps": 2, "batch_size": 64, "train_samples": 128, "test_samples": 64,
+                                       "val_samples": 64, **defaults},
+            "steps": steps}
+
+
+def test_a_baseline_is_taken_from_another_run_by_reference_and_paired_by_seed(tmp_path):
+    from snnpipe.pipeline.run import run
+
+    seeds = {"sweep": {"seed": [0, 1]}}
+    base = run(parse_recipe(_baseline_recipe("base", [{"train": {"stage": "bptt", **seeds}}])), out=tmp_path / "base")
+    reuse = {"train": {"stage": "bptt", "reuse": "../base/bptt", **seeds}}
+    recipe = _baseline_recipe("arms", [reuse, {"train": {"stage": "ratebp", **seeds}}])
+    recipe["claims"] = [{"a": "ratebp", "b": "bptt", "margin": 0.5}]
+    arms = run(parse_recipe(recipe), out=tmp_path / "arms")
+    for seed in (0, 1):  # the cell's result copied, renamed to this run's step; nothing trained for it here
+        kept = CellResult.read(base.folder / "bptt" / f"seed-{seed}")
+        assert sorted(p.name for p in (arms.folder / "bptt" / f"seed-{seed}").iterdir()) == [CELL_RESULT]
+        assert CellResult.read(arms.folder / "bptt" / f"seed-{seed}") == kept
+    claim = json.loads((arms.folder / "sweep.json").read_text())["claims"][0]
+    bptt = [CellResult.read(base.folder / "bptt" / f"seed-{s}").test_acc for s in (0, 1)]
+    ratebp = [CellResult.read(arms.folder / "ratebp" / f"seed-{s}").test_acc for s in (0, 1)]
+    assert claim["differences"] == pytest.approx([r - b for r, b in zip(ratebp, bptt)])
+
+    def refused(message, **options):
+        step = {"train": {"stage": "bptt", "reuse": "../base/bptt", **seeds, **options}}
+        with pytest.raises(RecipeError, match=message):
+            run(parse_recipe(_baseline_recipe("late", [step, {"train": {"stage": "ratebp", **seeds}}])),
+                out=tmp_path / "late")
+        assert not (tmp_path / "late").exists()  # refused before anything ran or was written
+
+    refused(r"step bptt: reuse ../nothing/bptt: .*nothing holds no run snnpipe can read", reuse="../nothing/bptt")
+    refused(r"run 'base' has no swept step 'ratebp'", reuse="../base/ratebp")
+    refused(r"seed-0 was trained there with lr=None, here it would be 0.01; not the same baseline", lr=0.01)
+    refused(r"seed-0 was trained there with neuron.voltage_decay=0.5, here it would be 0.25", voltage_decay=0.25)
+    refused(r"that step has no cell seed-2", sweep={"seed": [0, 1, 2]})
+    (base.folder / "bptt" / "seed-1" / CELL_RESULT).unlink()
+    refused(r"seed-1 has not finished there; finish that run first \(snnpipe run RECIPE --resume .*base\)")
+    with pytest.raises(RecipeError, match="reuse names another run's swept step folder"):
+        parse_recipe(_baseline_recipe("x", [{"train": {"stage": "bptt", "reuse": "../base/bptt"}}]))

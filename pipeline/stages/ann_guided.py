@@ -8,17 +8,23 @@ of the hybrids flow through the frozen ANN blocks into the mapping and the SNN. 
 rate-based backpropagation (``base=ratebp``, default) or ``base=bptt``. The teacher sees the
 normalized analog image it was trained on, whatever the student's encoding. The abstract gives no
 temperature or weights: 1 each. The teacher and the mappings are dropped at export.
+
+Where the hybrids are: ``hybrids=N`` builds M_k after the first N blocks between the stem and the
+head; the default (null) after every one of them, 4 on ``vgg4``. The paper's Figure 1 has 3 on a
+ResNet of 4 stages (M_0, M_1, M_2 after stages 1-3; after stage 4 only the head is left, and the
+SNN itself is the last model): ``hybrids=3`` on ``vgg4`` is that placement, the one
+recipes/protocol-v2-eagd.yaml runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
 
-from snnpipe.arguments import NonNegativeFloat, PositiveFloat
+from snnpipe.arguments import NonNegativeFloat, PositiveFloat, Range
 from snnpipe.errors import SnnpipeError
 from snnpipe.pipeline.stages.base import Stage, StepOutput, branch_points, forward_blocks, load_teacher, register_stage
 from snnpipe.pipeline.stages.branches import block_shapes, feature_mapper
@@ -31,6 +37,7 @@ class AnnGuidedArgs:
     temperature: PositiveFloat = 1.0
     hybrid_weight: NonNegativeFloat = 1.0
     kd_weight: NonNegativeFloat = 1.0
+    hybrids: Annotated[int, Range(0)] | None = None
 
 
 @register_stage("ann-guided", needs_teacher=True)
@@ -41,9 +48,14 @@ class AnnGuided(Stage):
         super().__init__(model, config, data)
         self.teacher, self.teacher_input = load_teacher(config, model, spiking=False)
         shapes = block_shapes(model)
-        self.points = branch_points(model)
-        if not self.points:
+        points = branch_points(model)
+        if not points:
             raise SnnpipeError(f"model {config.model!r} has no intermediate block for ann-guided distillation")
+        hybrids = self.args.hybrids
+        if hybrids is not None and hybrids > len(points):
+            raise SnnpipeError(f"--stage-arg hybrids={hybrids}: model {config.model!r} has {len(points)} blocks between "
+                               f"its stem and head; give at most {len(points)}, or leave it out for one after each")
+        self.points = points[:hybrids]
         self.mappers = nn.ModuleList(feature_mapper(shapes[i]) for i in self.points)
 
     def train(self, mode: bool = True) -> "AnnGuided":

@@ -12,6 +12,14 @@ step the SNN's composed weights are written into the model, so the checkpoint is
 ANN side, the factors and the branches are dropped at export. The ANN side sees the normalized analog image (the direct encoding's), whatever
 the SNN's encoding.
 
+The paper's ablation (Table 4) runs from two switches, both on by default:
+
+- ``shared_svd=false``: no factors; the SNN and its ANN twin (a copy of the SNN's initial weights)
+  train their own weights, coupled only by the losses (Table 4's rows without WFT);
+- ``branches=false``: no branches; the loss is CE on both final outputs and lambda1 KL between them
+  (``lambda1=0`` too gives Table 4's "WFT without distillation", the ANN reaching the SNN only
+  through the shared singular vectors).
+
 Cost: a step runs the SNN over T steps, the ANN once, and composes every weight twice (and once
 more after the optimizer step); measured side by side with ``bptt`` (benchmarks/joint_cost.py) a
 step costs about 1.5x a bptt step on the CPU, the paper reports 1.37x (Table 4, 36.7 s against
@@ -42,6 +50,8 @@ class JointArgs:
     base: Literal["ratebp", "bptt"] = "bptt"
     lambda1: NonNegativeFloat = 1.0
     lambda2: NonNegativeFloat = 0.3
+    branches: bool = True
+    shared_svd: bool = True
 
 
 def _key(name: str) -> str:
@@ -82,7 +92,8 @@ class Joint(Stage):
             **config.model_args,
         ).to(next(model.parameters()).device)
         self.ann.load_state_dict(model.state_dict())
-        self.layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        self.layers = layers if self.args.shared_svd else []  # the factorized layers
         self.U, self.V = nn.ParameterDict(), nn.ParameterDict()
         self.sigma_snn, self.sigma_ann = nn.ParameterDict(), nn.ParameterDict()
         with torch.no_grad():
@@ -94,14 +105,14 @@ class Joint(Stage):
         # the composed weights in the layout of the model's own (channels_last where train() made it
         # so), and the ANN twin in the model's layout: a conv whose input and weight layouts differ
         # converts one of them on every call, T times a step
-        self.formats = {name: _memory_format(model.get_submodule(name).weight) for name in self.layers}
+        self.formats = {name: _memory_format(model.get_submodule(name).weight) for name in layers}
         if any(f is torch.channels_last for f in self.formats.values()):
             self.ann.to(memory_format=torch.channels_last)
         for net in (model, self.ann):  # composed from the factors: not trained directly
             for name in self.layers:
                 net.get_submodule(name).weight.requires_grad_(False)
         shapes = block_shapes(model)
-        self.points = branch_points(model)
+        self.points = branch_points(model) if self.args.branches else []
         self.snn_branches = nn.ModuleList(PooledClassifier(shapes[i], model.num_classes) for i in self.points)
         self.ann_branches = nn.ModuleList(PooledClassifier(shapes[i], model.num_classes) for i in self.points)
 
