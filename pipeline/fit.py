@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets.chip import ENERGIES, Chip
+from snnpipe.hw_targets.chip import ENERGIES, RANGED, Chip
 from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, fit, get_fit_chip
 from snnpipe.models import ir
 
@@ -77,25 +77,32 @@ def fit_rows(chips: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def chip_cost(profile: "Profile", chip: str | Chip) -> dict[str, Any]:
+def chip_cost(profile: "Profile", chip: str | Chip, chips: int | None = None) -> dict[str, Any]:
     """Energy and latency of one inference of the profiled network on ``chip``, from the profile's
     own counts (a Loihi file's: its fixed-point simulator's spikes): the ``chip`` energy model
-    (`snnpipe.pipeline.profile.estimators.chip.price_chip`: per-event energies, routing, static power
-    over the run) in uJ with its range over the constants' published values, and ``steps x step_s``.
-    A chip whose vendor publishes no per-event energies is not priced (``priced`` false, and why);
-    one without a published step time has no latency (None) and no static energy.
+    (`snnpipe.pipeline.profile.estimators.chip.price_chip`: per-event energies, routing, power over
+    the run) in uJ with its range over the constants' published values, and ``steps x step_s`` with
+    its range. ``chips``: how many the network takes (the fit's; default: the chip model's count).
+
+    What the chip does not give is not charged and is named (``not_charged``: its vendor publishes
+    none), so the energy is a lower bound where that list holds an energy. A chip that gives neither
+    a per-event energy nor a power over a time per step is not priced (``priced`` false, and why);
+    one without a time per step has no latency (None) and no static energy.
     """
     from snnpipe.pipeline.profile.estimators.base import network_view
-    from snnpipe.pipeline.profile.estimators.chip import price_chip
+    from snnpipe.pipeline.profile.estimators.chip import price_chip, step_time
 
     chip = chip if isinstance(chip, Chip) else get_fit_chip(chip)
     if not chip.priced:
-        return {"priced": False, "why": f"{chip.name}: no per-event energies published ({chip.description})"}
-    total = price_chip(network_view(profile.layers, profile.timesteps, profile.spiking), chip).total()
-    used = [name for name in (*ENERGIES, "static_w", "step_s") if getattr(chip, name) is not None]
+        return {"priced": False, "why": f"{chip.name}: no per-event energies published, and no power over a time per "
+                                        f"step ({chip.description})"}
+    total = price_chip(network_view(profile.layers, profile.timesteps, profile.spiking), chip, chips=chips).total()
+    latency = step_time(chip, profile.timesteps)
+    used = [name for name in RANGED if getattr(chip, name) is not None]
     return {"priced": True, "energy_uj": total.nom * 1e-6, "min_uj": total.lo * 1e-6, "max_uj": total.hi * 1e-6,
-            "steps": profile.timesteps, "latency_s": profile.timesteps * chip.step_s if chip.step_s else None,
-            "sources": {name: chip.sources[name] for name in used}}
+            "steps": profile.timesteps, "latency_s": latency.nom if latency else None,
+            "latency_min_s": latency.lo if latency else None, "latency_max_s": latency.hi if latency else None,
+            "not_charged": chip.not_given(), "sources": {name: chip.sources[name] for name in used}}
 
 
 #: The chips whose fixed point snnpipe simulates outright (the Loihi export and its simulator).
@@ -160,13 +167,19 @@ def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_d
 
 def _cost_cells(cost: dict[str, Any] | None) -> list[str]:
     """The energy and latency cells of a chip's row: ``-`` where no profile counted the activity,
-    ``unpriced`` where its vendor publishes no per-event energies."""
+    ``unpriced`` where its vendor publishes neither per-event energies nor a power over a time per
+    step; an energy that leaves a published-nowhere energy uncharged is a lower bound (``>=``)."""
     if cost is None:
         return ["-", "-"]
     if not cost["priced"]:
         return ["unpriced", "-"]
-    energy = f"{cost['energy_uj']:.3g} uJ ({cost['min_uj']:.3g} to {cost['max_uj']:.3g})"
-    return [energy, f"{cost['latency_s'] * 1e3:.3g} ms ({cost['steps']} steps)" if cost["latency_s"] else "-"]
+    bound = ">= " if any(name in ENERGIES for name in cost.get("not_charged", ())) else ""
+    energy = f"{bound}{cost['energy_uj']:.3g} uJ ({cost['min_uj']:.3g} to {cost['max_uj']:.3g})"
+    if not cost["latency_s"]:
+        return [energy, "-"]
+    low, high = cost.get("latency_min_s", cost["latency_s"]), cost.get("latency_max_s", cost["latency_s"])
+    span = f"{low * 1e3:.3g} to {high * 1e3:.3g}, " if (low, high) != (cost["latency_s"],) * 2 else ""
+    return [energy, f"{cost['latency_s'] * 1e3:.3g} ms ({span}{cost['steps']} steps)"]
 
 
 def fit_table(chips: list[dict[str, Any]]) -> list[str]:
