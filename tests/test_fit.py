@@ -377,7 +377,10 @@ def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
     md, html_text = (report / "profile.md").read_text(), (report / "profile.html").read_text()
     assert (report / "fit.png").read_bytes().startswith(b"\x89PNG")
     assert "## Chip fit" in md and "![each chip's fullest resource against its limit](fit.png)" in md
-    assert "| xylo | no | 1 | 1 | input channels 400% | unpriced | - | - | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
+    # Xylo is priced for its measured inference power over T x dt: 291 uW x 4 steps x 1 ms = 1.164 uJ, from
+    # 100 uW x 4 ms = 0.4 uJ to 291 uW x 4 x 10 ms = 11.64 uJ; a lower bound (no per-event energies published)
+    assert ("| xylo | no | 1 | 1 | input channels 400% | >= 1.16 uJ (0.4 to 11.6) | 4 ms (4 to 40, 4 steps) | - | "
+            "blocks.hidden1.1: input channels 64 channels of 16 (4x)") in md
     assert "- Chips: fits loihi2 (3 cores); does not fit xylo (blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
     assert "<h2>Chip fit</h2>" in html_text and html_text.count("data:image/png;base64,") == 3
     from snnpipe.pipeline.verdict_block import read_verdict
