@@ -31,11 +31,11 @@ that mapper's limits (its ``LIMITS`` table says which), each cited in ``[sources
 above.
 
 The ``chip`` energy model charges what a chip gives and names what it does not (not published:
-not charged, so the energy is a lower bound). The six per-event energies come all together (with
-the cores, which count the tile hops) or not at all; the power ``static_w`` and the time per step
-``step_s`` each on their own. A chip is priced when it gives its per-event energies, or a power and
-a time per step (a chip whose vendor publishes only its power, as Xylo's, is priced for its power
-over the run); one that gives neither is fitted, never priced (``--energy-model chip`` refuses it).
+not charged, so the energy is a lower bound). Every energy and time is optional; tile hops come
+with the cores that count them (`HOPS`). A chip is priced when it gives a per-event energy (as
+Speck's measured energy per spike), or a power and a time per step (a chip whose vendor publishes
+only its power, as Xylo's, is priced for its power over the run); one that gives neither is fitted,
+never priced (``--energy-model chip`` refuses it).
 """
 
 from __future__ import annotations
@@ -66,14 +66,13 @@ CHIP_FIELDS = {
 }
 EXPORT_BITS = "snnpipe's Loihi export: 8-bit weight mantissas (hw_targets/loihi/quantize.py)"
 _INTEGERS = {"neurons_per_core", "memory_bytes_per_core", "cores_per_chip", "synapse_bits"}
-#: The per-event energies: a chip gives all of them or none (not published: not charged).
+#: The per-event energies, each optional: one a chip does not give (not published) is not charged.
 ENERGIES = ("synop_pj", "neuron_active_pj", "neuron_inactive_pj", "spike_pj", "hop_min_pj", "hop_max_pj")
-#: What the ``chip`` energy model prices events with: a chip that gives its energies gives all of
-#: these (the cores count the tile hops).
-PRICED = (*ENERGIES, "neurons_per_core", "memory_bytes_per_core", "cores_per_chip")
+#: What counting tile hops needs besides the hop energies: the cores each layer takes.
+HOPS = ("hop_min_pj", "hop_max_pj", "neurons_per_core", "memory_bytes_per_core", "cores_per_chip")
 #: The energies and times a chip may give a published range for (``[ranges]``).
 RANGED = (*ENERGIES, "static_w", "step_s")
-_OPTIONAL = {*RANGED, *PRICED}
+_OPTIONAL = {*RANGED, *HOPS}
 #: The mappers a chip file may name (`snnpipe.hw_targets.fit.MAPPERS` holds them and their limits).
 MAPPER_NAMES = ("cores", "dynapcnn", "xylo", "akida")
 #: The largest count a chip file may give (neurons, bytes, cores, bits).
@@ -120,10 +119,10 @@ class Chip:
             raise ValueError(f"sources names unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         if self.mapper not in MAPPER_NAMES:
             raise ValueError(f"mapper={self.mapper!r} is not one of {', '.join(MAPPER_NAMES)}")
-        if any(getattr(self, name) is not None for name in ENERGIES) and any(getattr(self, n) is None for n in PRICED):
-            missing = ", ".join(name for name in PRICED if getattr(self, name) is None)
-            raise ValueError(f"missing field(s) {missing}: a chip that gives per-event energies gives all of "
-                             f"{', '.join(PRICED)} (one that publishes none gives none of its per-event energies)")
+        if any(getattr(self, name) is not None for name in HOPS[:2]) and any(getattr(self, n) is None for n in HOPS):
+            missing = ", ".join(name for name in HOPS if getattr(self, name) is None)
+            raise ValueError(f"missing field(s) {missing}: a chip that prices tile hops gives all of {', '.join(HOPS)} "
+                             "(the cores count the hops)")
         for name, value in self.limits.items():
             if name not in self.sources:
                 raise ValueError(f"limits.{name}={value!r} has no source: add sources.{name}")
@@ -168,6 +167,12 @@ class Chip:
     def not_given(self) -> list[str]:
         """The energies and times the chip does not give (not published: not charged)."""
         return [name for name in RANGED if getattr(self, name) is None]
+
+    @property
+    def lower_bound(self) -> bool:
+        """Whether a price on this chip leaves out an energy nobody published: a per-event energy, or
+        the static energy (no power, or no time per step to draw it over)."""
+        return any(getattr(self, name) is None for name in (*ENERGIES, "static_w", "step_s"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

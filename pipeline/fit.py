@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets.chip import ENERGIES, RANGED, Chip
+from snnpipe.hw_targets.chip import RANGED, Chip
 from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, fit, get_fit_chip
 from snnpipe.models import ir
 
@@ -85,9 +85,9 @@ def chip_cost(profile: "Profile", chip: str | Chip, chips: int | None = None) ->
     its range. ``chips``: how many the network takes (the fit's; default: the chip model's count).
 
     What the chip does not give is not charged and is named (``not_charged``: its vendor publishes
-    none), so the energy is a lower bound where that list holds an energy. A chip that gives neither
-    a per-event energy nor a power over a time per step is not priced (``priced`` false, and why);
-    one without a time per step has no latency (None) and no static energy.
+    none), so the energy is a lower bound (``lower_bound``) where that leaves out an energy. A chip
+    that gives neither a per-event energy nor a power over a time per step is not priced (``priced``
+    false, and why); one without a time per step has no latency (None) and no static energy.
     """
     from snnpipe.pipeline.profile.estimators.base import network_view
     from snnpipe.pipeline.profile.estimators.chip import price_chip, step_time
@@ -102,7 +102,8 @@ def chip_cost(profile: "Profile", chip: str | Chip, chips: int | None = None) ->
     return {"priced": True, "energy_uj": total.nom * 1e-6, "min_uj": total.lo * 1e-6, "max_uj": total.hi * 1e-6,
             "steps": profile.timesteps, "latency_s": latency.nom if latency else None,
             "latency_min_s": latency.lo if latency else None, "latency_max_s": latency.hi if latency else None,
-            "not_charged": chip.not_given(), "sources": {name: chip.sources[name] for name in used}}
+            "not_charged": chip.not_given(), "lower_bound": chip.lower_bound,
+            "sources": {name: chip.sources[name] for name in used}}
 
 
 #: The chips whose fixed point snnpipe simulates outright (the Loihi export and its simulator).
@@ -168,12 +169,12 @@ def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_d
 def _cost_cells(cost: dict[str, Any] | None) -> list[str]:
     """The energy and latency cells of a chip's row: ``-`` where no profile counted the activity,
     ``unpriced`` where its vendor publishes neither per-event energies nor a power over a time per
-    step; an energy that leaves a published-nowhere energy uncharged is a lower bound (``>=``)."""
+    step; an energy that leaves out an energy nobody published is a lower bound (``>=``)."""
     if cost is None:
         return ["-", "-"]
     if not cost["priced"]:
         return ["unpriced", "-"]
-    bound = ">= " if any(name in ENERGIES for name in cost.get("not_charged", ())) else ""
+    bound = ">= " if cost.get("lower_bound") else ""
     energy = f"{bound}{cost['energy_uj']:.3g} uJ ({cost['min_uj']:.3g} to {cost['max_uj']:.3g})"
     if not cost["latency_s"]:
         return [energy, "-"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from snnpipe.hw_targets.chip import CHIPS, ChipError, load_chip_file
+from snnpipe.hw_targets.chip import CHIP_DIR, CHIPS, Chip, ChipError, load_chip_file
 from snnpipe.models.neurons import CubaLIF, NeuronParams
 from snnpipe.pipeline.fit import chip_cost, fit_rows
 from snnpipe.pipeline.profile import profile
@@ -82,22 +82,38 @@ def test_a_range_that_does_not_hold_its_value_is_refused_in_one_line(tmp_path, r
     assert words in str(err.value) and "\n" not in str(err.value)
 
 
-def test_speck_akida_and_spinnaker2_say_why_they_are_not_priced():
+def test_speck_charges_each_spike_its_measured_energy_by_hand():
     p = profile(_dense(), DENSE_X, run=_steps)
-    for name in ("speck", "akida", "spinnaker2"):
-        cost = chip_cost(p, name)
-        assert cost["priced"] is False and "no per-event energies published" in cost["why"], name
-    # Speck's resting power is published (and kept, for a chip file that adds a time per step), its step is not:
-    # it is asynchronous
+    cost = chip_cost(p, "speck", chips=1)
+    # 2 spikes x 4,890.4 pJ (Yao et al. 2024, Table 1, pooled), from 2 x 2,919.7 to 2 x 7,589.5 pJ; the ACs and
+    # neuron updates are inside the per-spike figure; no time per step: no latency, no resting energy
+    assert (cost["energy_uj"], cost["min_uj"], cost["max_uj"]) == (
+        pytest.approx(2 * 4890.4e-6), pytest.approx(2 * 2919.7e-6), pytest.approx(2 * 7589.5e-6))
+    assert cost["latency_s"] is None and cost["lower_bound"] and "step_s" in cost["not_charged"]
+    quiet = chip_cost(profile(_dense(), QUIET_X, run=_steps), "speck", chips=1)
+    assert quiet["energy_uj"] == 0.0  # no spike, no dynamic energy: Speck rests at 0.42 mW, over a time it does not set
     speck = CHIPS["speck"]
     assert (speck.static_w, speck.step_s, speck.ranges["static_w"]) == (0.00042, None, [0.0004187, 0.00042])
-    assert "Nat. Commun. 15, 4464 (2024)" in speck.sources["static_w"]
+    assert "Nat. Commun. 15, 4464 (2024)" in speck.sources["static_w"] and "Table 1" in speck.sources["spike_pj"]
+    # the pooled figure from the table's six points: (total - 0.42 mW) x 0.54 s over all their spikes
+    points = [(9.5, 1.0), (16.1, 2.9), (46.8, 3.3), (3.8, 0.4), (7.3, 1.2), (12.3, 1.5)]
+    per_spike = [(mw - 0.42) * 1e-3 * 0.54 / (m * 1e6) * 1e12 for mw, m in points]
+    pooled = sum((mw - 0.42) * 1e-3 * 0.54 for mw, _ in points) / sum(m * 1e6 for _, m in points) * 1e12
+    assert speck.bounds("spike_pj") == (pytest.approx(pooled, abs=0.05), pytest.approx(min(per_spike), abs=0.05),
+                                        pytest.approx(max(per_spike), abs=0.05))
+    # a chip file that gives Speck a time per step (1 ms) adds its resting power: 0.42 mW x 3 ms = 1.26 uJ
     mine = {**speck.to_dict(), "name": "speck-1ms", "step_s": 1e-3, "sources": {**speck.sources, "step_s": "mine"}}
-    from snnpipe.hw_targets.chip import Chip
+    with_rest = chip_cost(p, Chip(**mine), chips=1)
+    assert with_rest["energy_uj"] == pytest.approx(1.26 + 2 * 4890.4e-6)
+    assert with_rest["min_uj"] == pytest.approx(1.2561 + 2 * 2919.7e-6) and with_rest["latency_s"] == pytest.approx(3e-3)
 
-    # 0.42 mW x 3 steps x 1 ms = 1.26 uJ (0.4187 mW: 1.2561 uJ)
-    cost = chip_cost(p, Chip(**mine), chips=1)
-    assert (cost["energy_uj"], cost["min_uj"]) == (pytest.approx(1.26), pytest.approx(1.2561))
+
+def test_akida_and_spinnaker2_say_why_they_are_not_priced():
+    p = profile(_dense(), DENSE_X, run=_steps)
+    for name in ("akida", "spinnaker2"):
+        cost = chip_cost(p, name)
+        assert cost == {"priced": False, "why": cost["why"]} and "no per-event energies published" in cost["why"]
+        assert "Energy: not priced." in (CHIP_DIR / f"{name}.toml").read_text()  # and what was searched
 
 
 def test_the_chip_energy_model_prices_xylo_with_its_baselines():

@@ -59,7 +59,7 @@ def price_chip(net: NetworkView, chip: Chip, chips: int | None = None, **_: obje
     """Price an SNN on ``chip`` (module docstring); ``chips``: how many the network takes."""
     synop, active, inactive, spike = (constant(chip, n) for n in ("synop_pj", "neuron_active_pj", "neuron_inactive_pj",
                                                                   "spike_pj"))
-    routed = chip.hop_min_pj is not None  # a chip with per-event energies gives its cores too (`PRICED`)
+    routed = chip.hop_min_pj is not None  # hop energies come with the chip's cores (`HOPS`)
     cores = layer_cores(net, chip) if routed or (chips is None and chip.neurons_per_core is not None) else {}
     layers: dict[str, dict[str, Span]] = {}
     previous = 0
