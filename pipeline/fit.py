@@ -55,7 +55,8 @@ FIT_FILES = ("fit.json", "fit.md", "fit.png")
 FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
                "core where a layer is split), the line at 1 the limit; where the chip does not hold the network, in "
                "red, its first failing resource (at 1000 where the chip has none of it); the cores each chip's "
-               "mapping takes beside the bar.")
+               "mapping takes beside the bar, and, where a profile counted the activity, the energy (its range; >= a "
+               "lower bound) and latency of one inference on it.")
 
 
 def _fullest(chip: dict[str, Any]) -> dict[str, Any] | None:
@@ -199,7 +200,9 @@ def fit_markdown(chips: list[dict[str, Any]], level: str = "##") -> list[str]:
 
 
 def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
-    """``fit.png``: per chip its fullest resource's use / limit (log scale), red where it does not fit."""
+    """``fit.png``: per chip its fullest resource's use / limit (log scale), red where it does not fit;
+    beside each bar its cores, or its failing resource, and where a profile priced it its energy and
+    latency per inference (`_cost_cells`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -214,6 +217,9 @@ def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
         failure = chip["failure"]
         text = (f" {chip['cores']} cores, {chip['chips']} chip(s)" if chip["fits"] else
                 f" {failure['layer']}: {failure['resource']} " + (f"{failure['factor']:.3g}x" if failure["limit"] else "none allowed"))
+        energy, latency = _cost_cells(chip.get("cost"))
+        if chip.get("cost"):  # a profile priced it: its energy and latency per inference beside the verdict
+            text += f"; {energy}" + (f", {latency}" if latency != "-" else "")
         ax.text(factor, i, text, va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(1e-3, max(shown + [1.0]) * 100)
@@ -222,7 +228,7 @@ def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
     ax.set_xlabel("fullest resource: use / limit")
     ax.set_title("Chip fit")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the text beside the longest bar inside the image
     plt.close(fig)
 
 
