@@ -3,8 +3,8 @@ each chip, with the vendor's tool beside.
 
     nice python benchmarks/chip_fit.py [--samples 300]
 
-Networks, their weights seeded (torch.manual_seed(0)), not trained: a fit depends on shapes, and
-the energy on the activity that real test inputs drive through these weights:
+Networks (seeded weights, torch.manual_seed(0), unless a trained checkpoint is given: a fit depends
+on shapes only, the energy on the activity that real test inputs drive through the weights):
 
 - ``student``: the default recipe's student, ``mlp`` hidden [128, 64] on digits (1x8x8), T = 8,
   rate-coded, the recipe's own settings;
@@ -18,6 +18,18 @@ each profiled on the first ``--samples`` test images of its data set (digits' or
 and priced on every chip by `snnpipe.pipeline.fit.chip_cost` from those counts: energy per inference
 with its range over the chip file's published values, latency (T x the chip's time per step), and
 what the chip's vendor publishes no figure for (not charged: a lower bound; or not priced at all).
+
+The committed report's weights are trained (its header says how far); to redo it:
+
+    snnpipe train --dataset digits --model mlp --model-arg "hidden=[128,64]" -T 8 --encoding rate \\
+        --epochs 15 -o runs/chip_fit/student                                        # 5 s
+    snnpipe train --dataset fashion-mnist --model resnet -T 4 --encoding rate --epochs 3 \\
+        --test-samples 1000 -o runs/chip_fit/fm-resnet                              # 4 min
+    python benchmarks/chip_fit.py --save-seeded runs/chip_fit/seeded
+    snnpipe train --init runs/chip_fit/seeded/sinabs-nir.pt --dataset fashion-mnist -T 4 --encoding rate \\
+        --epochs 3 --test-samples 1000 -o runs/chip_fit/sinabs-nir                  # 2 min
+    nice python benchmarks/chip_fit.py --samples 300 --student runs/chip_fit/student/checkpoint.pt \\
+        --fm-resnet runs/chip_fit/fm-resnet/checkpoint.pt --sinabs-nir runs/chip_fit/sinabs-nir/checkpoint.pt
 
 Per chip a network made to fail it. Where the vendor's tool runs here without hardware, its verdict
 is beside ours: Sinabs 2.0.3's ``DynapcnnNetwork.memory_summary`` and ``get_valid_mapping``
@@ -81,7 +93,9 @@ def sinabs_nir(timesteps: int = 4) -> tuple[ir.Graph, Checkpoint]:
 
     from snnpipe.hw_targets.nir import from_nir
 
-    network = from_nir(to_nir(sinabs_conv(), torch.randn(1, 1, 28, 28)))
+    # dt = 1 per step: Sinabs runs NIR's IF (dv/dt = R I) in discrete steps, v += R I (its own from_nir
+    # takes no dt); at snnpipe's default dt (1e-4 s) each step adds 1e-4 R I and no neuron ever fires
+    network = from_nir(to_nir(sinabs_conv(), torch.randn(1, 1, 28, 28)), dt=1.0)
     model = network.build()
     spec = DataSpec("fashion-mnist", network.input_shape, network.num_classes, (0.0,), (1.0,))
     ckpt = Checkpoint(network.model_name, network.model_args, True, network.neuron, timesteps, "rate", spec,
@@ -202,12 +216,19 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=300, help="test images profiled per network")
     for flag in TRAINED:
         parser.add_argument(f"--{flag}", metavar="CKPT", help=f"a trained checkpoint of {flag} (default: seeded weights)")
+    parser.add_argument("--save-seeded", metavar="DIR", help="write the three seeded checkpoints there (to train them "
+                                                             "with snnpipe train --init) and stop")
     args = parser.parse_args()
     sys.meta_path.insert(0, SamnaStub())
     torch.set_num_threads(1)
     networks = {"student (mlp 128-64, digits)": zoo("mlp", "digits", 8, hidden=(128, 64)),
                 "fm-resnet (resnet, Fashion-MNIST)": zoo("resnet", "fashion-mnist", 4),
                 "sinabs-nir (Sinabs to_nir conv net)": sinabs_nir()}
+    if args.save_seeded:
+        Path(args.save_seeded).mkdir(parents=True, exist_ok=True)
+        for (graph, ckpt), flag in zip(networks.values(), TRAINED):
+            print(ckpt.save(Path(args.save_seeded) / f"{flag}.pt"))
+        return
     weights = {}
     for (name, (graph, ckpt)), flag in zip(list(networks.items()), TRAINED):
         path = getattr(args, flag.replace("-", "_"))
@@ -215,11 +236,13 @@ def main() -> None:
             weights[name] = "seeded (torch.manual_seed(0)), not trained"
             continue
         trained = Checkpoint.load(path)
-        if (trained.model_name, trained.model_args) != (ckpt.model_name, ckpt.model_args):
-            sys.exit(f"--{flag} {path} is {trained.model_name} {trained.model_args}, not {ckpt.model_name} {ckpt.model_args}")
+        shapes = lambda c: (c.model_name, {k: tuple(v.shape) for k, v in c.state_dict.items()})  # noqa: E731
+        if shapes(trained) != shapes(ckpt):
+            sys.exit(f"--{flag} {path}: its {trained.model_name}'s weights are not those of the network {name}")
         history = trained.history[-1] if trained.history else {}
-        weights[name] = (f"trained: {path} ({history.get('stage', '?')}, {history.get('epochs', '?')} epochs, "
-                         f"test accuracy {history.get('test_acc', float('nan')):.2%})")
+        weights[name] = (f"trained ({history.get('stage', '?')}, {history.get('epochs', '?')} epochs on "
+                         f"{history.get('dataset', '?')}, T = {trained.timesteps}, {trained.encoding}-coded; test accuracy "
+                         f"{history.get('test_acc', float('nan')):.2%}; the commands: this script's docstring)")
         networks[name] = graph, trained
     rows, costs, activities = {}, {}, {}
     for name, (graph, ckpt) in networks.items():
@@ -325,7 +348,7 @@ def figure(rows: dict[str, list[dict]], costs: dict[str, dict[str, dict]]) -> No
                 continue
             value = cost["energy_uj"]
             if value <= 0:
-                energy.text(at, 1e-5, "0", ha="center", va="bottom", fontsize=7)
+                energy.text(at, 0.03, "0", ha="center", va="bottom", fontsize=7, transform=energy.get_xaxis_transform())
                 continue
             energy.bar(at, value, width=width * 0.9, color=f"C{i}", fill=not cost["lower_bound"], edgecolor=f"C{i}",
                        label=None if name in labelled else name.split(" (")[0])
@@ -334,9 +357,13 @@ def figure(rows: dict[str, list[dict]], costs: dict[str, dict[str, dict]]) -> No
                             color="black", capsize=2, linewidth=0.8)
     for x, chip in enumerate(DEFAULT_CHIPS):
         if not any(costs[name][chip]["priced"] for name in names):
-            energy.text(x, 1e-5, "not\npriced", ha="center", va="bottom", fontsize=7, color="dimgray")
+            energy.text(x, 0.03, "not\npriced", ha="center", va="bottom", fontsize=7, color="dimgray",
+                        transform=energy.get_xaxis_transform())
     energy.set_yscale("log")
+    priced = [c for chip_costs in costs.values() for c in chip_costs.values() if c["priced"] and c["energy_uj"] > 0]
+    energy.set_ylim(min(c["min_uj"] for c in priced) / 20, max(c["max_uj"] for c in priced) * 3)
     energy.set_xticks(range(len(DEFAULT_CHIPS)), DEFAULT_CHIPS, fontsize=8)
+    energy.set_xlim(-0.6, len(DEFAULT_CHIPS) - 0.4)
     energy.set_ylabel("energy per inference (uJ, log)")
     energy.set_title("energy per inference (hollow: a lower bound)")
     energy.legend(fontsize=7)
