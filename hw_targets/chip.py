@@ -143,7 +143,7 @@ class Chip:
             raise ValueError("ranges must be a table of field name to [low, high]")
         for name, bounds in self.ranges.items():
             if name not in RANGED or getattr(self, name) is None:
-                raise ValueError(f"ranges.{name}: a range is given for a field the chip gives, one of {', '.join(RANGED)}")
+                raise ValueError(f"ranges.{name}: give a range only for a field the chip gives, one of {', '.join(RANGED)}")
             if (not isinstance(bounds, list) or len(bounds) != 2 or not all(map(is_constant, bounds))
                     or not bounds[0] <= getattr(self, name) <= bounds[1]):
                 raise ValueError(f"ranges.{name}={bounds!r} must be [low, high] with low <= {name}={getattr(self, name)} <= high")
@@ -172,7 +172,7 @@ class Chip:
     def lower_bound(self) -> bool:
         """Whether a price on this chip leaves out an energy nobody published: a per-event energy, or
         the static energy (no power, or no time per step to draw it over)."""
-        return any(getattr(self, name) is None for name in (*ENERGIES, "static_w", "step_s"))
+        return bool(self.not_given())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -69,8 +69,8 @@ def test_a_chip_files_published_ranges_price_every_term_from_low_to_high_ends(tm
 
 @pytest.mark.parametrize("ranges, words", [
     ("synop_pj = [11.0, 20.0]", "low <= synop_pj=10.0 <= high"),
-    ("step_s = [1e-3, 2e-3]", "a range is given for a field the chip gives"),
-    ("neurons_per_core = [1, 8]", "a range is given for a field the chip gives"),
+    ("step_s = [1e-3, 2e-3]", "give a range only for a field the chip gives"),
+    ("neurons_per_core = [1, 8]", "give a range only for a field the chip gives"),
 ])
 def test_a_range_that_does_not_hold_its_value_is_refused_in_one_line(tmp_path, ranges, words):
     path = tmp_path / "bad.toml"
