@@ -16,17 +16,26 @@ step and core limits, each with its source. The chips are data files (``hw_targe
     memory_bytes_per_core = 131072
     cores_per_chip = 64
     synapse_bits = 8
+    [ranges]                     # optional: a constant's published range, [low, high] around its value
+    static_w = [0.08, 0.12]
     [sources]
     synop_pj = "datasheet rev. 3, table 7"
 
-A field without an entry in ``sources`` is sourced to the file itself.
+A field without an entry in ``sources`` is sourced to the file itself; a range is cited by its
+field's source (say there where each end comes from).
 
 A chip is also what ``snnpipe fit`` maps a network onto (`snnpipe.hw_targets.fit`): ``mapper`` names
 the vendor's way of placing layers (``cores``: Loihi's and SpiNNaker 2's neurons and synapses split
 over cores; ``dynapcnn``: Speck's one layer per core; ``xylo``; ``akida``), and ``[limits]`` gives
 that mapper's limits (its ``LIMITS`` table says which), each cited in ``[sources]`` as the numbers
-above. A chip whose vendor publishes no per-operation energies gives none of the six ``*_pj``
-fields: it is fitted, never priced (``--energy-model chip`` refuses it).
+above.
+
+The ``chip`` energy model charges what a chip gives and names what it does not (not published:
+not charged, so the energy is a lower bound). Every energy and time is optional; tile hops come
+with the cores that count them (`HOPS`). A chip is priced when it gives a per-event energy (as
+Speck's measured energy per spike), or a power and a time per step (a chip whose vendor publishes
+only its power, as Xylo's, is priced for its power over the run); one that gives neither is fitted,
+never priced (``--energy-model chip`` refuses it).
 """
 
 from __future__ import annotations
@@ -57,11 +66,13 @@ CHIP_FIELDS = {
 }
 EXPORT_BITS = "snnpipe's Loihi export: 8-bit weight mantissas (hw_targets/loihi/quantize.py)"
 _INTEGERS = {"neurons_per_core", "memory_bytes_per_core", "cores_per_chip", "synapse_bits"}
-_OPTIONAL = {"static_w", "step_s"}
-#: The per-op energies: a chip gives all of them or none (then it is fitted, never priced).
+#: The per-event energies, each optional: one a chip does not give (not published) is not charged.
 ENERGIES = ("synop_pj", "neuron_active_pj", "neuron_inactive_pj", "spike_pj", "hop_min_pj", "hop_max_pj")
-#: What the ``chip`` energy model prices with: a chip that gives its energies gives all of these.
-PRICED = (*ENERGIES, "neurons_per_core", "memory_bytes_per_core", "cores_per_chip")
+#: What counting tile hops needs besides the hop energies: the cores each layer takes.
+HOPS = ("hop_min_pj", "hop_max_pj", "neurons_per_core", "memory_bytes_per_core", "cores_per_chip")
+#: The energies and times a chip may give a published range for (``[ranges]``).
+RANGED = (*ENERGIES, "static_w", "step_s")
+_OPTIONAL = {*RANGED, *HOPS}
 #: The mappers a chip file may name (`snnpipe.hw_targets.fit.MAPPERS` holds them and their limits).
 MAPPER_NAMES = ("cores", "dynapcnn", "xylo", "akida")
 #: The largest count a chip file may give (neurons, bytes, cores, bits).
@@ -93,6 +104,7 @@ class Chip:
     description: str = ""
     mapper: str = "cores"
     limits: dict[str, Any] = field(default_factory=dict)
+    ranges: dict[str, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -107,16 +119,16 @@ class Chip:
             raise ValueError(f"sources names unknown field(s) {', '.join(sorted(map(str, unknown)))}")
         if self.mapper not in MAPPER_NAMES:
             raise ValueError(f"mapper={self.mapper!r} is not one of {', '.join(MAPPER_NAMES)}")
-        if any(getattr(self, name) is not None for name in ENERGIES) and any(getattr(self, n) is None for n in PRICED):
-            missing = ", ".join(name for name in PRICED if getattr(self, name) is None)
-            raise ValueError(f"missing field(s) {missing}: a priced chip gives all of {', '.join(PRICED)} "
-                             "(a chip that is only fitted gives none of its per-op energies)")
+        if any(getattr(self, name) is not None for name in HOPS[:2]) and any(getattr(self, n) is None for n in HOPS):
+            missing = ", ".join(name for name in HOPS if getattr(self, name) is None)
+            raise ValueError(f"missing field(s) {missing}: a chip that prices tile hops gives all of {', '.join(HOPS)} "
+                             "(the cores count the hops)")
         for name, value in self.limits.items():
             if name not in self.sources:
                 raise ValueError(f"limits.{name}={value!r} has no source: add sources.{name}")
         for name in CHIP_FIELDS:
             value = getattr(self, name)
-            if value is None and (name in _OPTIONAL or name in PRICED):
+            if value is None and name in _OPTIONAL:
                 continue
             if name in _INTEGERS:
                 if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INTEGER:
@@ -125,15 +137,42 @@ class Chip:
                 raise ValueError(f"{name}={value!r} must be a number in [0, {MAX_CONSTANT:g}]")
             if name not in self.sources:
                 raise ValueError(f"{name}={value} has no source: add sources.{name}")
-        if self.priced and self.hop_max_pj < self.hop_min_pj:
+        if self.hop_min_pj is not None and self.hop_max_pj < self.hop_min_pj:
             raise ValueError(f"hop_max_pj={self.hop_max_pj} is below hop_min_pj={self.hop_min_pj}")
-        if (self.static_w is None) != (self.step_s is None):
-            raise ValueError("static_w and step_s: give both (static energy = static_w x steps x step_s) or neither")
+        if not isinstance(self.ranges, dict):
+            raise ValueError("ranges must be a table of field name to [low, high]")
+        for name, bounds in self.ranges.items():
+            if name not in RANGED or getattr(self, name) is None:
+                raise ValueError(f"ranges.{name}: give a range only for a field the chip gives, one of {', '.join(RANGED)}")
+            if (not isinstance(bounds, list) or len(bounds) != 2 or not all(map(is_constant, bounds))
+                    or not bounds[0] <= getattr(self, name) <= bounds[1]):
+                raise ValueError(f"ranges.{name}={bounds!r} must be [low, high] with low <= {name}={getattr(self, name)} <= high")
 
     @property
     def priced(self) -> bool:
-        """Whether the chip gives per-op energies (the ``chip`` energy model can price it)."""
-        return self.synop_pj is not None
+        """Whether the ``chip`` energy model can price the chip: it gives a per-event energy, or a power
+        and a time per step."""
+        return any(getattr(self, name) is not None for name in ENERGIES) or (
+            self.static_w is not None and self.step_s is not None)
+
+    def bounds(self, name: str) -> tuple[float, float, float] | None:
+        """(value, low, high) of an energy or time (`RANGED`): its published range where the file gives
+        one, else the value three times; None where the chip does not give it."""
+        value = getattr(self, name)
+        if value is None:
+            return None
+        low, high = self.ranges.get(name, (value, value))
+        return value, low, high
+
+    def not_given(self) -> list[str]:
+        """The energies and times the chip does not give (not published: not charged)."""
+        return [name for name in RANGED if getattr(self, name) is None]
+
+    @property
+    def lower_bound(self) -> bool:
+        """Whether a price on this chip leaves out an energy nobody published: a per-event energy, or
+        the static energy (no power, or no time per step to draw it over)."""
+        return bool(self.not_given())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,6 +208,7 @@ def get_chip(name: str | None = None, path: str | Path | None = None) -> Chip:
             raise ChipError(f"unknown chip {name!r}: choose one of {', '.join(PRICED_CHIPS)} or give --chip-file")
         chip = CHIPS[name]
     if not chip.priced:
-        raise ChipError(f"chip {chip.name!r} gives no per-operation energies (its vendor publishes none): choose one "
-                        f"of {', '.join(PRICED_CHIPS)} for --energy-model chip, or fit it with `snnpipe fit`")
+        raise ChipError(f"chip {chip.name!r} gives no per-event energies and no power over a time per step (none "
+                        f"published): choose one of {', '.join(PRICED_CHIPS)} for --energy-model chip, or fit it with "
+                        "`snnpipe fit`")
     return chip

@@ -697,7 +697,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if fitted is not None:
         from snnpipe.pipeline.fit import chip_cost
 
-        result.fit = [{**chip, "cost": chip_cost(result, name)} for chip, name in zip(fitted.to_dict()["chips"], fit_names)]
+        result.fit = [{**chip, "cost": chip_cost(result, name, chips=chip["chips"])}
+                      for chip, name in zip(fitted.to_dict()["chips"], fit_names)]
     write_reports(result, folder, force=force, deployed=fixed_point)
     if update_baseline:
         try:

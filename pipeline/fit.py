@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from snnpipe.errors import SnnpipeError
-from snnpipe.hw_targets.chip import ENERGIES, Chip
+from snnpipe.hw_targets.chip import RANGED, Chip
 from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, fit, get_fit_chip
 from snnpipe.models import ir
 
@@ -55,7 +55,8 @@ FIT_FILES = ("fit.json", "fit.md", "fit.png")
 FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
                "core where a layer is split), the line at 1 the limit; where the chip does not hold the network, in "
                "red, its first failing resource (at 1000 where the chip has none of it); the cores each chip's "
-               "mapping takes beside the bar.")
+               "mapping takes beside the bar, and, where a profile counted the activity, the energy (its range; >= a "
+               "lower bound) and latency of one inference on it.")
 
 
 def _fullest(chip: dict[str, Any]) -> dict[str, Any] | None:
@@ -77,24 +78,32 @@ def fit_rows(chips: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
-def chip_cost(profile: "Profile", chip: str | Chip) -> dict[str, Any]:
+def chip_cost(profile: "Profile", chip: str | Chip, chips: int | None = None) -> dict[str, Any]:
     """Energy and latency of one inference of the profiled network on ``chip``, from the profile's
     own counts (a Loihi file's: its fixed-point simulator's spikes): the ``chip`` energy model
-    (`snnpipe.pipeline.profile.estimators.chip.price_chip`: per-event energies, routing, static power
-    over the run) in uJ with its range over the constants' published values, and ``steps x step_s``.
-    A chip whose vendor publishes no per-event energies is not priced (``priced`` false, and why);
-    one without a published step time has no latency (None) and no static energy.
+    (`snnpipe.pipeline.profile.estimators.chip.price_chip`: per-event energies, routing, power over
+    the run) in uJ with its range over the constants' published values, and ``steps x step_s`` with
+    its range. ``chips``: how many the network takes (the fit's; default: the chip model's count).
+
+    What the chip does not give is not charged and is named (``not_charged``: its vendor publishes
+    none), so the energy is a lower bound (``lower_bound``) where that leaves out an energy. A chip
+    that gives neither a per-event energy nor a power over a time per step is not priced (``priced``
+    false, and why); one without a time per step has no latency (None) and no static energy.
     """
     from snnpipe.pipeline.profile.estimators.base import network_view
-    from snnpipe.pipeline.profile.estimators.chip import price_chip
+    from snnpipe.pipeline.profile.estimators.chip import price_chip, step_time
 
     chip = chip if isinstance(chip, Chip) else get_fit_chip(chip)
     if not chip.priced:
-        return {"priced": False, "why": f"{chip.name}: no per-event energies published ({chip.description})"}
-    total = price_chip(network_view(profile.layers, profile.timesteps, profile.spiking), chip).total()
-    used = [name for name in (*ENERGIES, "static_w", "step_s") if getattr(chip, name) is not None]
+        return {"priced": False, "why": f"{chip.name}: no per-event energies published, and no power over a time per "
+                                        f"step ({chip.description})"}
+    total = price_chip(network_view(profile.layers, profile.timesteps, profile.spiking), chip, chips=chips).total()
+    latency = step_time(chip, profile.timesteps)
+    used = [name for name in RANGED if getattr(chip, name) is not None]
     return {"priced": True, "energy_uj": total.nom * 1e-6, "min_uj": total.lo * 1e-6, "max_uj": total.hi * 1e-6,
-            "steps": profile.timesteps, "latency_s": profile.timesteps * chip.step_s if chip.step_s else None,
+            "steps": profile.timesteps, "latency_s": latency.nom if latency else None,
+            "latency_min_s": latency.lo if latency else None, "latency_max_s": latency.hi if latency else None,
+            "not_charged": chip.not_given(), "lower_bound": chip.lower_bound,
             "sources": {name: chip.sources[name] for name in used}}
 
 
@@ -160,13 +169,19 @@ def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_d
 
 def _cost_cells(cost: dict[str, Any] | None) -> list[str]:
     """The energy and latency cells of a chip's row: ``-`` where no profile counted the activity,
-    ``unpriced`` where its vendor publishes no per-event energies."""
+    ``unpriced`` where its vendor publishes neither per-event energies nor a power over a time per
+    step; an energy that leaves out an energy nobody published is a lower bound (``>=``)."""
     if cost is None:
         return ["-", "-"]
     if not cost["priced"]:
         return ["unpriced", "-"]
-    energy = f"{cost['energy_uj']:.3g} uJ ({cost['min_uj']:.3g} to {cost['max_uj']:.3g})"
-    return [energy, f"{cost['latency_s'] * 1e3:.3g} ms ({cost['steps']} steps)" if cost["latency_s"] else "-"]
+    bound = ">= " if cost.get("lower_bound") else ""
+    energy = f"{bound}{cost['energy_uj']:.3g} uJ ({cost['min_uj']:.3g} to {cost['max_uj']:.3g})"
+    if not cost["latency_s"]:
+        return [energy, "-"]
+    low, high = cost.get("latency_min_s", cost["latency_s"]), cost.get("latency_max_s", cost["latency_s"])
+    span = f"{low * 1e3:.3g} to {high * 1e3:.3g}, " if (low, high) != (cost["latency_s"],) * 2 else ""
+    return [energy, f"{cost['latency_s'] * 1e3:.3g} ms ({span}{cost['steps']} steps)"]
 
 
 def fit_table(chips: list[dict[str, Any]]) -> list[str]:
@@ -185,7 +200,9 @@ def fit_markdown(chips: list[dict[str, Any]], level: str = "##") -> list[str]:
 
 
 def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
-    """``fit.png``: per chip its fullest resource's use / limit (log scale), red where it does not fit."""
+    """``fit.png``: per chip its fullest resource's use / limit (log scale), red where it does not fit;
+    beside each bar its cores, or its failing resource, and where a profile priced it its energy and
+    latency per inference (`_cost_cells`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,6 +217,9 @@ def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
         failure = chip["failure"]
         text = (f" {chip['cores']} cores, {chip['chips']} chip(s)" if chip["fits"] else
                 f" {failure['layer']}: {failure['resource']} " + (f"{failure['factor']:.3g}x" if failure["limit"] else "none allowed"))
+        energy, latency = _cost_cells(chip.get("cost"))
+        if chip.get("cost"):  # a profile priced it: its energy and latency per inference beside the verdict
+            text += f"; {energy}" + (f", {latency}" if latency != "-" else "")
         ax.text(factor, i, text, va="center", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlim(1e-3, max(shown + [1.0]) * 100)
@@ -208,7 +228,7 @@ def fit_plot(chips: list[dict[str, Any]], path: str | Path) -> None:
     ax.set_xlabel("fullest resource: use / limit")
     ax.set_title("Chip fit")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # the text beside the longest bar inside the image
     plt.close(fig)
 
 

@@ -202,7 +202,7 @@ def test_chip_files(tmp_path):
     p = profile(_dense(), DENSE_X, run=_steps, energy_model="chip", chip_file=good)
     assert p.estimates["snn"].layers["0"]["compute"] == pytest.approx(6 * 10.0)
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nsynop_pj: 1.0\n")
+    bad.write_text("name: x\nsynop_pj: 1.0\nhop_min_pj: 1.0\nhop_max_pj: 2.0\n")  # hops need the cores
     with pytest.raises(ChipError, match="missing field") as err:
         load_chip_file(bad)
     assert "\n" not in str(err.value)

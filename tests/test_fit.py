@@ -377,7 +377,10 @@ def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
     md, html_text = (report / "profile.md").read_text(), (report / "profile.html").read_text()
     assert (report / "fit.png").read_bytes().startswith(b"\x89PNG")
     assert "## Chip fit" in md and "![each chip's fullest resource against its limit](fit.png)" in md
-    assert "| xylo | no | 1 | 1 | input channels 400% | unpriced | - | - | blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
+    # Xylo is priced for its measured inference power over T x dt: 291 uW x 4 steps x 1 ms = 1.164 uJ, from
+    # 100 uW x 4 ms = 0.4 uJ to 291 uW x 4 x 10 ms = 11.64 uJ; a lower bound (no per-event energies published)
+    assert ("| xylo | no | 1 | 1 | input channels 400% | >= 1.16 uJ (0.4 to 11.6) | 4 ms (4 to 40, 4 steps) | - | "
+            "blocks.hidden1.1: input channels 64 channels of 16 (4x)") in md
     assert "- Chips: fits loihi2 (3 cores); does not fit xylo (blocks.hidden1.1: input channels 64 channels of 16 (4x)" in md
     assert "<h2>Chip fit</h2>" in html_text and html_text.count("data:image/png;base64,") == 3
     from snnpipe.pipeline.verdict_block import read_verdict
@@ -449,9 +452,12 @@ def test_profile_chips_prices_each_priced_chip_from_the_profiles_counts(tmp_path
     assert loihi2["latency_s"] == pytest.approx(4 / 408.9)
     assert loihi2["energy_uj"] == pytest.approx(loihi["energy_uj"] + 0.232 * 4 / 408.9 * 1e6, rel=1e-9)
     assert loihi2["sources"]["static_w"].startswith("lava-dl PilotNet")
-    assert speck == {"priced": False, "why": speck["why"]} and "no per-event energies published" in speck["why"]
+    # Speck: each spike its measured 4,890.4 pJ (2,919.7 to 7,589.5; Yao et al. 2024), no time per step
+    assert speck["energy_uj"] == pytest.approx((lif1["spikes"] + lif2["spikes"]) * 4890.4e-6, rel=1e-9)
+    assert speck["max_uj"] == pytest.approx((lif1["spikes"] + lif2["spikes"]) * 7589.5e-6, rel=1e-9)
+    assert speck["latency_s"] is None and speck["lower_bound"]
     md = (tmp_path / "report" / "profile.md").read_text()
-    assert f"| speck | yes | 3 | 1 | kernel memory " in md and "| unpriced | - | - |" in md
+    assert f"| speck | yes | 3 | 1 | kernel memory " in md and f"| >= {speck['energy_uj']:.3g} uJ (" in md
     assert f"| {loihi2['energy_uj']:.3g} uJ ({loihi2['min_uj']:.3g} to {loihi2['max_uj']:.3g}) | 9.78 ms (4 steps) |" in md
 
 
