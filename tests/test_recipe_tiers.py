@@ -58,6 +58,21 @@ def test_every_tier_of_a_shipped_recipe_parses(path):
         assert recipe.tier == tier and recipe.steps
 
 
+def test_the_gpu_tiers_of_the_protocol_are_the_sizes_their_headers_state():
+    """Each v2 protocol recipe at gpu-fm: all Fashion-MNIST but its 5,000 validation images, full-width
+    vgg4, batch 128 on CUDA; at gpu-cifar10: ResNet-19 on CIFAR-10 at T=4 for 300 epochs, the teacher too."""
+    for claim in ("esd", "eagd", "kd", "joint"):
+        path = RECIPES[0].parent / f"protocol-v2-{claim}.yaml"
+        fm, cifar = load_recipe(path, "gpu-fm"), load_recipe(path, "gpu-cifar10")
+        assert {k: fm.defaults[k] for k in ("dataset", "model", "model_args", "train_samples", "val_samples", "batch_size",
+                                            "device")} == {"dataset": "fashion-mnist", "model": "vgg4", "model_args": {"width": 1.0},
+                                                           "train_samples": None, "val_samples": 5000, "batch_size": 128,
+                                                           "device": "cuda"}
+        assert {k: cifar.defaults[k] for k in ("dataset", "model", "model_args", "timesteps", "epochs", "device")} == {
+            "dataset": "cifar10", "model": "resnet19", "model_args": {}, "timesteps": 4, "epochs": 300, "device": "cuda"}
+        assert all(s.options.get("epochs", 300) == 300 for s in cifar.steps)
+
+
 def test_a_recipe_run_without_a_tier_keeps_the_record_it_had(tmp_path, monkeypatch):
     """run.json of a run without --tier holds what it held before tiers existed (a run in progress
     keeps resuming), written out here by hand; the tiers the recipe has are not in it."""
