@@ -154,7 +154,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from snnpipe.errors import SnnpipeError
     from snnpipe.pipeline.process import tune_cpu_allocator
+    from snnpipe.pipeline.runtime import resolve_device
+
+    try:  # a device this machine lacks: one line, before any run starts
+        resolve_device(args.device)
+    except SnnpipeError as err:
+        parser.exit(2, f"{parser.prog}: {err}\n")
 
     tune_cpu_allocator()  # as the snnpipe command does, for every method alike
     if args.worker:

@@ -506,16 +506,17 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where sweep cells run: this machine, or a Ray cluster (pip install 'snnpipe[ray]').")
 @click.option("--address", default=None, help="The Ray cluster's HOST:PORT (default: a local Ray for this run).")
+@click.option("--tier", default=None, help="Run the recipe at one of its sizes (its tiers:, e.g. gpu-fm); a run resumes at its own.")
 @_threads_option
 def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: bool, as_json: bool,
-                workers: int | None, executor: str, address: str | None) -> None:
+                workers: int | None, executor: str, address: str | None, tier: str | None) -> None:
     """Run a recipe of train, export and profile steps (default: the embedded digits pipeline)."""
     from dataclasses import asdict
 
     from snnpipe.pipeline.executors import make_executor
     from snnpipe.pipeline.run import load_recipe, run
 
-    parsed = load_recipe(recipe)
+    parsed = load_recipe(recipe, tier)
 
     def report(step) -> None:
         if not quiet and not as_json:
@@ -542,7 +543,7 @@ def run_command(recipe: str | None, out: str | None, resume: str | None, quiet: 
             click.echo(f"FAILED {cell.step} cell {cell.cell}: {cell.failed}")
     if result.failed:
         raise CellsFailed(f"{len(result.failed)} sweep cell(s) failed, the others finished; run them again with "
-                          f"snnpipe run {parsed.source} --resume {result.folder}")
+                          f"{parsed.command} --resume {result.folder}")
 
 
 class CellsFailed(click.ClickException):

@@ -14,12 +14,22 @@ Ray (``pip install 'snnpipe[ray]'``): without ``--address`` a local Ray of ``--w
 (default: every core) starts for the run and stops with it; with one, the cells go to that cluster,
 whose every node must have snnpipe installed and see the run folder at the same path (a shared file
 system), as the cells write there. A cell asks Ray for as many CPUs as it has threads.
+
+GPUs: a cell whose ``device`` is ``cuda``, or ``auto`` where there is a GPU, takes one GPU of its own
+(`takes_gpu`). On local workers, worker slot k of ``--workers N`` (the k-th of the N cells running at
+once; a cell that ends frees its slot for the next) is pinned to GPU k mod G of the G this process
+sees (`visible_gpus`), by ``CUDA_VISIBLE_DEVICES`` in its process, so ``--workers 8`` on 4 GPUs runs
+two cells on each; inside the worker that GPU is ``cuda:0``. On Ray, such a cell asks for
+``num_gpus=1`` where the cluster has GPUs, and Ray pins it to the GPU it gives it the same way. A cell
+on ``cpu``, or on ``cuda:N`` (a GPU it names itself), is left as it is: it takes no GPU (its slot's
+stays idle meanwhile) and its worker sees what this process sees. `Sequential` pins nothing (one cell at a time, on ``cuda:0``).
 """
 
 from __future__ import annotations
 
 import collections
 import multiprocessing
+import os
 import signal
 import socket
 import sys
@@ -28,9 +38,10 @@ import time
 import traceback
 from dataclasses import replace
 from multiprocessing import connection
-from typing import Iterator
+from typing import Callable, Iterator, NamedTuple
 
 from snnpipe.errors import SnnpipeError, StopRequested
+from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.sweep import CellJob, CellResult, attempt
 
 #: Seconds to wait for a Ray head's port to answer before refusing ``--address``.
@@ -41,6 +52,24 @@ RESUME_HINT = "resume the run (--resume) to continue it from its last checkpoint
 
 class ExecutorError(SnnpipeError):
     """An executor that cannot start: the message says what to install or fix."""
+
+
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process sees, as a worker's ``CUDA_VISIBLE_DEVICES`` names them: the
+    entries of this process's own ``CUDA_VISIBLE_DEVICES`` where it has one (a worker gets one of
+    the GPUs this process was given), else ``0`` to ``count - 1``; none without CUDA."""
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    given = [name.strip() for name in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if name.strip()]
+    return given[:count] if given else [str(i) for i in range(count)]
+
+
+def takes_gpu(config: TrainConfig, gpus: int) -> bool:
+    """Whether a cell takes a GPU of its own where there are ``gpus``: on ``cuda`` or ``auto``
+    (module docstring). Without GPUs none does: a cell on ``cuda`` then fails in one line, as
+    training does (`runtime.resolve_device`), instead of waiting for a GPU that never comes."""
+    return gpus > 0 and config.device in ("cuda", "auto")
 
 
 class Sequential:
@@ -54,15 +83,18 @@ class Sequential:
         pass
 
 
-def _work(job: CellJob, send: connection.Connection) -> None:
-    """A worker process: one cell, its result sent back (a bug's traceback on stderr, and its line)."""
+def _work(job: CellJob, send: connection.Connection, env: dict[str, str],
+          run: Callable[[CellJob], CellResult]) -> None:
+    """A worker process: one cell, its result sent back (a bug's traceback on stderr, and its line);
+    ``env`` (its GPU) set before anything touches CUDA, which reads it once (nothing does on import)."""
+    os.environ.update(env)
     from tqdm import tqdm
 
     # tqdm's default lock is a multiprocessing semaphore: a killed worker would leave it to this
     # machine's resource tracker, which warns at the run's end; the worker's bars are off anyway
     tqdm.set_lock(threading.RLock())
     try:
-        result = attempt(job)
+        result = run(job)
     except StopRequested as err:  # the run stopped it (SIGTERM) or Ctrl-C: its checkpoint is saved, no traceback
         sys.exit(err.exit_code)
     except Exception as err:  # a bug: the parent shows its line among the cells, its traceback is here
@@ -77,30 +109,46 @@ def _died(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
+class _Worker(NamedTuple):
+    """A running cell of `LocalWorkers`: its index in the jobs, its process and pipe, and its slot."""
+
+    index: int
+    job: CellJob
+    process: multiprocessing.Process
+    receive: connection.Connection
+    started: float
+    slot: int
+
+
 class LocalWorkers:
     """Up to ``workers`` cells at once, each in a fresh process of its own (spawned, so no state of
-    this one leaks in) with ``threads`` threads. A stop of this process (SIGTERM, Ctrl-C) stops the
-    workers with SIGTERM: each saves its checkpoint, as a stopped training does."""
+    this one leaks in) with ``threads`` threads, and a cell that takes a GPU pinned to its worker
+    slot's (module docstring). A stop of this process (SIGTERM, Ctrl-C) stops the workers with
+    SIGTERM: each saves its checkpoint, as a stopped training does. ``run`` is what a worker runs per
+    cell (`attempt`; tests give a probe)."""
 
-    def __init__(self, workers: int, threads: int = 1) -> None:
-        self.workers, self.threads = workers, threads
+    def __init__(self, workers: int, threads: int = 1, run: Callable[[CellJob], CellResult] = attempt) -> None:
+        self.workers, self.threads, self.run = workers, threads, run
 
     def map(self, jobs: list[CellJob]) -> Iterator[tuple[int, CellResult, int]]:
         context = multiprocessing.get_context("spawn")
+        gpus = visible_gpus() if jobs else []
         waiting = collections.deque(enumerate(jobs))
-        live: dict[int, tuple[int, CellJob, multiprocessing.Process, connection.Connection, float]] = {}
+        live: dict[int, _Worker] = {}
         try:
             while waiting or live:
                 while waiting and len(live) < self.workers:
                     i, job = waiting.popleft()
+                    slot = min(set(range(self.workers)) - {w.slot for w in live.values()})
+                    env = {"CUDA_VISIBLE_DEVICES": gpus[slot % len(gpus)]} if takes_gpu(job.config, len(gpus)) else {}
                     receive, send = context.Pipe(duplex=False)
-                    worker = context.Process(target=_work, args=(replace(job, threads=self.threads, progress=False), send),
-                                             name=f"snnpipe cell {job.cell.name}")
+                    worker = context.Process(target=_work, name=f"snnpipe cell {job.cell.name}",
+                                             args=(replace(job, threads=self.threads, progress=False), send, env, self.run))
                     worker.start()
                     send.close()
-                    live[worker.sentinel] = (i, job, worker, receive, time.perf_counter())
+                    live[worker.sentinel] = _Worker(i, job, worker, receive, time.perf_counter(), slot)
                 for sentinel in connection.wait(list(live)):
-                    i, job, worker, receive, started = live.pop(sentinel)
+                    i, job, worker, receive, started, _ = live.pop(sentinel)
                     worker.join()
                     try:
                         result = receive.recv()
@@ -110,19 +158,20 @@ class LocalWorkers:
                     receive.close()
                     yield i, result, len(live)
         finally:
-            for _, _, worker, _, _ in live.values():
-                worker.terminate()
-            for _, _, worker, receive, _ in live.values():
-                worker.join()
-                receive.close()
+            for running in live.values():
+                running.process.terminate()
+            for running in live.values():
+                running.process.join()
+                running.receive.close()
 
     def close(self) -> None:
         pass
 
 
 class RayCells:
-    """Cells as Ray tasks of ``threads`` CPUs each, at most ``workers`` in flight (None: as many as
-    the cluster takes), on the cluster at ``address`` or on a local Ray started here."""
+    """Cells as Ray tasks of ``threads`` CPUs each (and a GPU each for a cell that takes one, where
+    the cluster has GPUs: `takes_gpu`), at most ``workers`` in flight (None: as many as the cluster
+    takes), on the cluster at ``address`` or on a local Ray started here."""
 
     def __init__(self, address: str | None = None, workers: int | None = None, threads: int = 1) -> None:
         try:
@@ -153,13 +202,15 @@ class RayCells:
         self._start()
         ray = self.ray
         task = ray.remote(num_cpus=self.threads, max_retries=0)(attempt)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
         waiting = collections.deque(enumerate(jobs))
         running: dict = {}
         try:
             while waiting or running:
                 while waiting and (self.workers is None or len(running) < self.workers):
                     i, job = waiting.popleft()
-                    running[task.remote(replace(job, threads=self.threads, progress=False))] = (i, job, time.perf_counter())
+                    cell = task.options(num_gpus=1) if takes_gpu(job.config, gpus) else task
+                    running[cell.remote(replace(job, threads=self.threads, progress=False))] = (i, job, time.perf_counter())
                 (ref,), _ = ray.wait(list(running), num_returns=1)
                 i, job, started = running.pop(ref)
                 try:

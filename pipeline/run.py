@@ -30,6 +30,17 @@ step runs, each cell's training options, as that run's recorded recipe gives the
 recipe's (the same seeds give the same initial weights and data order, so claims pair them seed by
 seed) and each cell must have finished there; its ``cell.json`` is then copied into this run's step
 folder, its checkpoint left where it is.
+
+A recipe may be run at other sizes: ``tiers:`` maps a tier's name to the training options it changes
+in ``defaults`` and, under ``steps``, in a train step's options (by the step's name)::
+
+    tiers:
+      gpu-fm: {train_samples: null, model_args: {width: 1.0}, batch_size: 128, device: cuda,
+               steps: {ann: {epochs: 60}}}
+
+``snnpipe run RECIPE --tier gpu-fm`` runs it so (into ``runs/<name>-<tier>``); each option given
+replaces the recipe's value whole (``model_args`` included). The tier is part of the run's record,
+so a run is resumed only at its own tier; without ``--tier`` the recipe runs as written.
 """
 
 from __future__ import annotations
@@ -96,6 +107,17 @@ class Recipe:
     steps: list[Step]
     source: str = "recipe"
     claims: list[Claim] = field(default_factory=list)  # decided on the sweeps' cells (`snnpipe.pipeline.claims`)
+    tier: str | None = None  # the tier it runs at (module docstring); None: as written
+
+    @property
+    def command(self) -> str:
+        """The command that runs it, for the hints that say how to go on."""
+        return f"snnpipe run {self.source}" + (f" --tier {self.tier}" if self.tier else "")
+
+    @property
+    def folder_name(self) -> str:
+        """Its run folder's name in ``runs/``."""
+        return f"{self.name}-{self.tier}" if self.tier else self.name
 
 
 @dataclass
@@ -144,11 +166,12 @@ def _refuse_unknown(keys, known: set[str], where: str) -> None:
             raise RecipeError(f"{where}: unknown key {key!r}{hint}")
 
 
-def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
-    """Check a loaded recipe mapping and return it as a `Recipe`."""
+def parse_recipe(data: Any, source: str = "recipe", tier: str | None = None) -> Recipe:
+    """Check a loaded recipe mapping and return it as a `Recipe`, at ``tier`` (one of its ``tiers``)
+    where given."""
     if not isinstance(data, dict):
         raise RecipeError(f"{source} must be a mapping with 'steps'")
-    _refuse_unknown(data, {"name", "defaults", "steps", "claims"}, source)
+    _refuse_unknown(data, {"name", "defaults", "steps", "claims", "tiers"}, source)
     name = str(data.get("name") or Path(source).stem)
     if not _PLAIN_NAME.fullmatch(name):
         raise RecipeError(f"{source}: name {name!r} cannot name a folder (letters, digits, '.', '-', '_')")
@@ -156,6 +179,13 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
     if not isinstance(defaults, dict):
         raise RecipeError(f"{source}: defaults must be a mapping of training options")
     _refuse_unknown(defaults, _TRAIN_KEYS | _NEURON_KEYS, f"{source} defaults")
+    tiers = _tiers(data.get("tiers"), source)
+    if tier is not None and tier not in tiers:
+        raise RecipeError(f"{source} has no tier {tier!r}; " + (f"its tiers: {', '.join(map(str, tiers))}" if tiers
+                                                                else "it has none: run it without --tier"))
+    changed = dict(tiers.get(tier) or {})
+    changed_steps = dict(changed.pop("steps", None) or {})
+    defaults = {**defaults, **changed}
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise RecipeError(f"{source}: steps must be a non-empty list")
@@ -172,7 +202,7 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         if not isinstance(options, dict):
             raise RecipeError(f"{source} step {i}: the options of {kind} must be a mapping")
         options = dict(options)
-        where = f"{source} step {i} ({kind})"
+        where = f"{source} step {i} ({kind})" + (f" at tier {tier!r}" if tier else "")
         _refuse_unknown(options, _step_keys(kind, options, where), where)
         default_name = options.get("stage", "bptt") if kind == "train" else f"{kind}-{options.get('target', 'default')}"
         step_name = str(options.pop("name", default_name))
@@ -181,6 +211,8 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
                               "'.', '-', '_'; no '/' or '..'): every step writes inside the run folder")
         if step_name in {s.name for s in steps}:
             raise RecipeError(f"{source} step {i}: the name {step_name!r} is taken; give this step a 'name'")
+        if kind == "train":
+            options.update(changed_steps.get(step_name) or {})
         for key, value in options.items():
             if isinstance(value, str) and value.startswith("@") and value[1:] not in {s.name for s in steps}:
                 raise RecipeError(f"{source} step {i}: {key} refers to {value!r}, which no earlier step wrote")
@@ -200,13 +232,40 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
                 raise RecipeError(str(err)) from None
         _check_values(step, defaults, where)
         steps.append(step)
+    trained = [s.name for s in steps if s.kind == "train"]
+    for tier_name, overrides in tiers.items():
+        unknown = next((s for s in overrides.get("steps") or {} if s not in trained), None)
+        if unknown is not None:
+            raise RecipeError(f"{source} tier {tier_name!r}: steps names {unknown!r}, which is no train step of the "
+                              f"recipe; its train steps: {', '.join(trained)}")
     try:
         arms = {s.name: Arm(bool(s.cells), tuple(k for k in s.options.get("sweep") or {} if k != "seed"),
                             bool({**defaults, **s.options}.get("val_samples"))) for s in steps if s.kind == "train"}
         claims = parse_claims(data.get("claims"), arms, source)
     except SnnpipeError as err:
         raise RecipeError(str(err)) from None
-    return Recipe(name, defaults, steps, source, claims)
+    return Recipe(name, defaults, steps, source, claims, tier)
+
+
+def _tiers(raw: Any, source: str) -> dict[str, dict[str, Any]]:
+    """A recipe's ``tiers`` (module docstring), their keys checked: training options, and ``steps``
+    mapping a step's name to training options."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise RecipeError(f"{source}: tiers must map a tier's name to the training options it changes, "
+                          "e.g. tiers: {gpu: {device: cuda, batch_size: 128}}")
+    for name, overrides in raw.items():
+        where = f"{source} tier {name!r}"
+        if not _PLAIN_NAME.fullmatch(str(name)):
+            raise RecipeError(f"{where}: a tier's name is part of its run folder's: letters, digits, '.', '-', '_'")
+        _refuse_unknown(overrides, _TRAIN_KEYS | _NEURON_KEYS | {"steps"}, where)
+        steps = overrides.get("steps") or {}
+        if not isinstance(steps, dict) or not all(isinstance(v, dict) for v in steps.values()):
+            raise RecipeError(f"{where}: steps must map a train step's name to the training options it changes there")
+        for step, options in steps.items():
+            _refuse_unknown(options, _TRAIN_KEYS | _NEURON_KEYS, f"{where} step {step!r}")
+    return raw
 
 
 def _step_keys(kind: str, options: dict[str, Any], where: str) -> set[str]:
@@ -259,9 +318,9 @@ def _exporter(target: str) -> ExporterInfo:
     return entry
 
 
-def load_recipe(path: str | Path | None = None) -> Recipe:
+def load_recipe(path: str | Path | None = None, tier: str | None = None) -> Recipe:
     path = Path(path) if path else DEFAULT_RECIPE
-    return parse_recipe(read_yaml(path, "recipe", RecipeError), str(path))
+    return parse_recipe(read_yaml(path, "recipe", RecipeError), str(path), tier)
 
 
 def _train_config(defaults: dict[str, Any], options: dict[str, Any], resolve: Callable[[Any], Any], out: Path) -> TrainConfig:
@@ -321,7 +380,7 @@ def run(
     else:
         lock = None
         try:
-            lock = claim_free_folder(Path(out) if out else Path("runs") / recipe.name)
+            lock = claim_free_folder(Path(out) if out else Path("runs") / recipe.folder_name)
             folder, done = lock.folder, {}
             reused = _reused_cells(recipe, folder, done)  # refused with nothing written
             _write_state(folder, recipe, done)  # from the start: the folder is this recipe's run
@@ -355,7 +414,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list
             yield
         except TrainingInterrupted as err:  # the hint: the whole recipe, not this one step
             stop = StopRequested(f"{what} stopped by {signal.Signals(err.signum).name}; saved {err.path}; "
-                                 f"continue the recipe with snnpipe run {recipe.source} --resume {folder}")
+                                 f"continue the recipe with {recipe.command} --resume {folder}")
             stop.exit_code = err.exit_code
             raise stop from None
 
@@ -501,6 +560,8 @@ def _recipe_record(recipe: Recipe) -> dict[str, Any]:
               "steps": [{"kind": s.kind, "name": s.name, "options": s.options} for s in recipe.steps]}
     if recipe.claims:  # a recipe without claims keeps the record older runs wrote
         record["claims"] = [c.record() for c in recipe.claims]
+    if recipe.tier:  # and one run without a tier too
+        record["tier"] = recipe.tier
     return record
 
 
@@ -542,10 +603,15 @@ def _recorded_steps(folder: Path, recipe: Recipe) -> dict[str, dict]:
     try:
         state = json.loads(path.read_text())
         recorded, steps = state["recipe"], dict(state["steps"])
+        tier = recorded.get("tier")
         outputs = {name: Path(str(record["result"]["path"])) for name, record in steps.items()}
         files = {name: dict(record["files"]) for name, record in steps.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise RecipeError(f"{path} is damaged; run the recipe again without --resume") from None
+    if tier != recipe.tier:
+        what, how = (f"tier {tier!r} of its recipe", f"with --tier {tier}") if tier else ("its recipe without a tier",
+                                                                                         "without --tier")
+        raise RecipeError(f"--resume {folder}: that run is {what}; resume it {how}")
     if json.loads(json.dumps(_recipe_record(recipe), default=str)) != recorded or not steps.keys() <= {
             step.name for step in recipe.steps}:
         raise RecipeError(f"{folder} was made by another recipe (or another version of this one); "

@@ -1,7 +1,8 @@
 """Sweep cells on executors: 2 local workers and a local Ray of 2 CPUs give the sequential run's
 ``sweep.json`` and checkpoints; a worker killed mid-cell is one failed line, and the run resumed gives
 them too, as does a run on workers stopped by SIGTERM; a cell that fails is one line while the
-others finish; the refusals are one line."""
+others finish; the refusals are one line. Cells on CUDA take a GPU each: a local worker slot's by
+``CUDA_VISIBLE_DEVICES``, on Ray ``num_gpus=1`` (a faked GPU count: no GPU is needed here)."""
 
 import json
 import os
@@ -17,8 +18,8 @@ import torch
 import yaml
 
 from snnpipe.pipeline.config import TrainConfig
-from snnpipe.pipeline.executors import ExecutorError, LocalWorkers, Sequential, make_executor
-from snnpipe.pipeline.sweep import CELL_RESULT, Cell, CellJob, run_cells
+from snnpipe.pipeline.executors import ExecutorError, LocalWorkers, RayCells, Sequential, make_executor, takes_gpu, visible_gpus
+from snnpipe.pipeline.sweep import CELL_RESULT, Cell, CellJob, CellResult, run_cells
 
 RECIPE = {"name": "cells", "defaults": {"dataset": "digits", "model": "mlp", "model_args": {"hidden": [16]},
                                         "timesteps": 2, "epochs": 3, "batch_size": 16},
@@ -196,3 +197,108 @@ def test_a_run_on_workers_stopped_by_sigterm_stops_them_in_one_line_and_resumes_
     done = _snnpipe(str(recipe), "--resume", str(folder))
     assert done.returncode == 0, done.stderr
     assert_same_outputs(sequential, folder)
+
+
+def _fake_gpus(monkeypatch, count: int, visible: str | None) -> None:
+    """This process sees ``count`` CUDA devices, given as ``visible`` (CUDA_VISIBLE_DEVICES; None: unset)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+
+
+@pytest.mark.parametrize("count,visible,expected", [
+    (2, None, ["0", "1"]), (2, "5,7", ["5", "7"]), (1, "5,7", ["5"]), (0, None, []), (0, "5", []),
+])
+def test_visible_gpus_are_named_as_a_worker_is_given_them(monkeypatch, count, visible, expected):
+    _fake_gpus(monkeypatch, count, visible)
+    assert visible_gpus() == expected
+
+
+@pytest.mark.parametrize("device,gpus,expected", [
+    ("cuda", 2, True), ("auto", 2, True), ("cpu", 2, False), ("cuda:1", 2, False),  # cuda:N names its own GPU
+    ("auto", 0, False), ("cuda", 0, False),  # no GPU to give: a cuda cell fails in one line, as training does
+])
+def test_a_cell_takes_a_gpu_on_cuda_or_auto_where_there_are_gpus(device, gpus, expected):
+    assert takes_gpu(TrainConfig(device=device), gpus) is expected
+
+
+def _probe(job: CellJob) -> CellResult:
+    """A worker's cell that records the GPUs its process sees, then waits for the file its values name."""
+    out = Path(job.config.out)
+    out.mkdir(parents=True)
+    (out / "env.json").write_text(json.dumps(os.environ.get("CUDA_VISIBLE_DEVICES")))
+    deadline = time.monotonic() + 120
+    while job.cell.values["wait_for"] and not Path(job.cell.values["wait_for"]).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return CellResult(job.cell.step, job.cell.name, job.cell.values, None, None, None, None, 0.0)
+
+
+def test_each_worker_slot_is_pinned_to_a_gpu_round_robin_and_a_cpu_cell_is_untouched(tmp_path, monkeypatch):
+    """4 workers on 2 GPUs (given to this process as 5 and 7): the slots 0-3 take GPUs 5, 7, 5, and the
+    cpu cell in slot 3 none; cell-0 ends first (the others wait for cell-4) and cell-4 takes its slot."""
+    _fake_gpus(monkeypatch, 2, "5,7")
+    last = tmp_path / "cell-4" / "env.json"
+    devices = ["auto", "cuda", "cuda", "cpu", "cuda"]
+    jobs = [CellJob(Cell("probe", f"cell-{i}", {"seed": i, "wait_for": str(last) if i in (1, 2, 3) else None}),
+                    TrainConfig(device=device, out=str(tmp_path / f"cell-{i}"))) for i, device in enumerate(devices)]
+    ended = [i for i, result, _ in LocalWorkers(4, run=_probe).map(jobs)]
+    seen = [json.loads((tmp_path / f"cell-{i}" / "env.json").read_text()) for i in range(5)]
+    assert seen == ["5", "7", "5", "5,7", "5"]
+    assert ended[0] == 0 and sorted(ended) == [0, 1, 2, 3, 4]
+
+
+class _FakeRay:
+    """What `RayCells` uses of Ray, on a cluster of ``gpus`` GPUs: each task's resource request kept."""
+
+    class exceptions:
+        RayError = RuntimeError
+
+    def __init__(self, gpus: int) -> None:
+        self.gpus, self.asked = gpus, {}
+
+    def init(self, **options) -> None:
+        pass
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": 8.0, **({"GPU": float(self.gpus)} if self.gpus else {})}
+
+    def remote(self, **options):
+        return lambda function: _FakeTask(self, function, options)
+
+    def wait(self, refs, num_returns):
+        return refs[:1], refs[1:]
+
+    def get(self, ref):
+        return ref.result
+
+    def cancel(self, ref) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _FakeTask:
+    def __init__(self, ray: _FakeRay, function, options: dict) -> None:
+        self.ray, self.function, self.resources = ray, function, options
+
+    def options(self, **more) -> "_FakeTask":
+        return _FakeTask(self.ray, self.function, {**self.resources, **more})
+
+    def remote(self, job: CellJob):
+        self.ray.asked[job.cell.name] = self.resources
+        return type("Ref", (), {"result": CellResult.failure(job.cell, "not run")})()
+
+
+@pytest.mark.parametrize("gpus", [2, 0])
+def test_a_cuda_cell_asks_ray_for_one_gpu_where_the_cluster_has_them(monkeypatch, gpus):
+    ray = _FakeRay(gpus)
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    jobs = [CellJob(Cell("bptt", device, {}), TrainConfig(device=device)) for device in ("auto", "cuda", "cpu", "cuda:1")]
+    assert len(list(RayCells(workers=2, threads=3).map(jobs))) == 4
+    cpus = {"num_cpus": 3, "max_retries": 0}
+    gpu = {**cpus, "num_gpus": 1} if gpus else cpus
+    assert ray.asked == {"auto": gpu, "cuda": gpu, "cpu": cpus, "cuda:1": cpus}
