@@ -99,11 +99,11 @@ class Claim:
 
 @dataclass(frozen=True)
 class Arm:
-    """What a claim needs to know of a step: whether it is swept, its grid's keys other than the
-    seed (settings to choose from), whether its cells have a validation split."""
+    """What a claim needs to know of a step: whether it is swept, its grid other than the seed (each
+    key's values: the settings to choose from), whether its cells have a validation split."""
 
     swept: bool
-    settings: tuple[str, ...]
+    settings: dict[str, list[Any]]
     validated: bool
 
 
@@ -134,6 +134,10 @@ def parse_claims(raw: Any, steps: dict[str, Arm], where: str) -> list[Claim]:
             if setting is not None and set(setting) != set(step.settings):
                 raise ClaimError(f"{where} claim {i}: {arm}_setting gives {', '.join(map(str, setting)) or 'nothing'}; "
                                  f"step {item[arm]!r} sweeps {', '.join(step.settings) or 'only seeds'}: give a value of each")
+            for key, value in (setting or {}).items():
+                if value not in step.settings[key]:
+                    raise ClaimError(f"{where} claim {i}: {arm}_setting {key}={value!r} is not in the sweep of step "
+                                     f"{item[arm]!r} ({key}: {', '.join(map(repr, step.settings[key]))}); give one of its values")
             if step.settings and choose is None and setting is None:
                 raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} sweeps more than seeds; say which setting "
                                  f"the claim takes with {arm}_choose: val_acc or {arm}_setting: {{...}}")
@@ -185,7 +189,11 @@ def decide(claim: Claim, interval: Interval) -> str:
 
 
 def _setting_key(values: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True)
+    return json.dumps(_setting(values), sort_keys=True)
+
+
+def _setting(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "seed"}
 
 
 def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, Any] | None = None) -> tuple[str, list[dict]]:
@@ -195,7 +203,7 @@ def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, An
         if cell["step"] == step:
             settings.setdefault(_setting_key(cell["values"]), []).append(cell)
     if setting is not None:
-        settings = {k: v for k, v in settings.items() if k == json.dumps(setting, sort_keys=True)}
+        settings = {k: v for k, v in settings.items() if _setting(v[0]["values"]) == setting}  # 1.0 is 1
     if not settings:
         raise ClaimError(f"claim arm {step!r}: the run has no cells of that step{' and setting' if setting else ''}")
     if len(settings) == 1:

@@ -191,7 +191,7 @@ def parse_recipe(data: Any, source: str = "recipe") -> Recipe:
         _check_values(step, defaults, where)
         steps.append(step)
     try:
-        arms = {s.name: Arm(bool(s.cells), tuple(k for k in s.options.get("sweep") or {} if k != "seed"),
+        arms = {s.name: Arm(bool(s.cells), {k: v for k, v in (s.options.get("sweep") or {}).items() if k != "seed"},
                             bool({**defaults, **s.options}.get("val_samples"))) for s in steps if s.kind == "train"}
         claims = parse_claims(data.get("claims"), arms, source)
     except SnnpipeError as err:

@@ -106,6 +106,9 @@ def test_a_setting_is_chosen_on_validation_never_on_test():
     named = evaluate(Claim("kd", "b", a_setting={"w": 0.1}), low + high + _cells("b", [0.84, 0.86]))
     assert named["setting_a"] == {"w": 0.1} and named["differences"] == pytest.approx([0.11, 0.09])
     assert named["claim"] == "kd (w=0.1) >= b on test_acc (higher is better)"
+    # a setting names the grid's value as YAML reads it: 1.0 and 1 are one value (a sweep of [1, 2])
+    ones = _cells("kd", [0.95, 0.95], vals=[0.80, 0.80], w=1) + _cells("kd", [0.85, 0.85], w=2)
+    assert evaluate(Claim("kd", "b", a_setting={"w": 1.0}), ones + _cells("b", [0.84, 0.86]))["setting_a"] == {"w": 1}
 
 
 def _recipe(claims, defaults=None, kd_grid=None):
@@ -130,6 +133,9 @@ def _recipe(claims, defaults=None, kd_grid=None):
     ([{"a": "ratebp", "b": "bptt", "a_setting": {"seed": 0}}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
      "a_setting gives seed; step 'ratebp' sweeps lr: give a value of each"),
     ([{"a": "ratebp", "b": "bptt", "a_setting": {"lr": 0.1}, "a_choose": "val_acc"}], {}, "not given with a_choose"),
+    # a value the grid lacks would only fail when the run ends, its sweep reports unwritten
+    ([{"a": "ratebp", "b": "bptt", "a_setting": {"lr": 0.3}}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
+     r"a_setting lr=0.3 is not in the sweep of step 'ratebp' \(lr: 0.1, 0.2\)"),
 ])
 def test_a_claim_that_cannot_be_decided_is_refused_before_anything_runs(claims, kw, message):
     with pytest.raises(RecipeError, match=message):
