@@ -203,6 +203,13 @@ def _threads_option(command: Callable) -> Callable:
                         help="CPU threads (default: 1 for small models or a busy machine, else every core).")(command)
 
 
+def _at_least_one(_ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Callback of a count option (``--samples``, ``--timesteps``): at least 1, refused in one line."""
+    if value is not None and value < 1:
+        raise SnnpipeError(f"{max(param.opts, key=len)} {value} is out of range: at least 1")
+    return value
+
+
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     """Eager callback of ``--config``: YAML keys become option defaults; unknown keys are refused."""
     if value is None:
@@ -378,7 +385,8 @@ def models_command(as_json: bool) -> None:
 @click.option("--accuracy", is_flag=True,
               help="Also measure each chip's quantization in test accuracy (a checkpoint: Loihi's fixed-point "
                    "simulator, the other chips' weights rounded to their bits).")
-@click.option("--samples", type=int, default=None, help="With --accuracy: the first N test samples only.")
+@click.option("--samples", type=int, default=None, callback=_at_least_one,
+              help="With --accuracy: the first N test samples only.")
 @click.option("--data-dir", default=None, help="With --accuracy: where the checkpoint's dataset is.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
 def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, out: str | None,
@@ -396,6 +404,8 @@ def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_
         raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
     names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
     names += [name for name in require_fit if name not in names]
+    if not accuracy and (samples is not None or data_dir is not None):
+        raise SnnpipeError("--samples and --data-dir choose --accuracy's test samples: add --accuracy")
     if accuracy and (Path(model).suffix.lower() == ".nir" or is_loihi_file(Path(model))):
         raise SnnpipeError(f"--accuracy measures a checkpoint; {model} is not one: give the checkpoint it came from")
     report = fit_file(model, names)
@@ -457,8 +467,9 @@ def _target_options() -> list[click.Option]:
 @click.option("-o", "--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")
-@click.option("--samples", type=int, default=None, help="Use only the first N test samples.")
-@click.option("--timesteps", type=int, default=None, help="Run the exported network T steps per input (default: as trained).")
+@click.option("--samples", type=int, default=None, callback=_at_least_one, help="Use only the first N test samples.")
+@click.option("--timesteps", type=int, default=None, callback=_at_least_one,
+              help="Run the exported network T steps per input (default: as trained).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text but errors.")
 @_threads_option
@@ -472,9 +483,6 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
     exporter = catalog().exporter(target)
     if exporter.options is not None:  # else export() names the package to install
         parse_target_options(target, exporter.options, options)
-    for name, value in (("--samples", samples), ("--timesteps", timesteps)):
-        if value is not None and value < 1:
-            raise SnnpipeError(f"{name} {value} is out of range: at least 1")
     if not is_nir_file(checkpoint):
         check_checkpoint_file(checkpoint)
     _check_data_dir(data_dir)  # inputs before the output: export() refuses an existing file first
@@ -564,10 +572,12 @@ class GateFailed(click.ClickException):
               help="Profile on another dataset of the same input shape (a Loihi file: the dataset it runs on).")
 @click.option("--encoding", type=RegistryChoice("encoding", _encodings), default=None,
               help="A Loihi file's input encoding (default: the one it was exported with).")
-@click.option("-T", "--timesteps", type=int, default=None, help="Timesteps T per sample (default: as trained).")
+@click.option("-T", "--timesteps", type=int, default=None, callback=_at_least_one,
+              help="Timesteps T per sample (default: as trained).")
 @click.option("--deployed", default=None, type=click.Path(dir_okay=False),
               help="The checkpoint's Loihi file: profile it in fixed point on the same input, side by side.")
-@click.option("--samples", type=int, default=1000, show_default=True, help="The first N test samples to run.")
+@click.option("--samples", type=int, default=1000, show_default=True, callback=_at_least_one,
+              help="The first N test samples to run.")
 @click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
               help="Energy target (default: cmos45nm).")
 @click.option("--target-file", default=None, help="A TOML or YAML energy target of your own (instead of --target).")
@@ -610,10 +620,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.hw_targets.hdf5_file import is_loihi_file
     from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
-    if samples < 1:
-        raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
-    if timesteps is not None and timesteps < 1:
-        raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     nir_file = Path(checkpoint).suffix.lower() == ".nir"  # a NIR graph, run as `snnpipe import nir` reads it
     loihi_file = not nir_file and is_loihi_file(Path(checkpoint))
     if loihi_file and deployed:
