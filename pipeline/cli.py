@@ -334,7 +334,13 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
     config = TrainConfig(neuron=neuron, **options)
     if config.resume is None:
         check_config(config)  # every name and argument, before any work (and before torch)
-    from snnpipe.pipeline.train import train
+    from snnpipe.pipeline.train import check_resume_options, train
+
+    if config.resume is not None:
+        ctx = click.get_current_context()
+        unset = (None, click.core.ParameterSource.DEFAULT)
+        check_resume_options(config, {p.name: max(p.opts, key=len) for p in ctx.command.params
+                                      if p.name in ctx.params and ctx.get_parameter_source(p.name) not in unset})
 
     def report(record: dict) -> None:
         if not quiet and not as_json:
