@@ -402,14 +402,13 @@ def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_
     MODEL is a checkpoint, a NIR file or a Loihi file (netx or graph file). Each chip's layers are placed as its vendor's mapper would
     (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
     against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
-    from snnpipe.hw_targets.fit import DEFAULT_CHIPS
     from snnpipe.hw_targets.hdf5_file import is_loihi_file
-    from snnpipe.pipeline.fit import FIT_FILES, fit_file, write_fit
+    from snnpipe.pipeline.fit import FIT_FILES, fit_file, resolve_chips, write_fit
 
     if out and not force and any(os.path.lexists(Path(out) / name) for name in FIT_FILES):
         raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
-    names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
-    names += [name for name in require_fit if name not in names]
+    names, require_fit = resolve_chips([name.strip() for name in chips.split(",") if name.strip()] if chips else None,
+                                       require_fit)
     if not accuracy and (samples is not None or data_dir is not None):
         raise SnnpipeError("--samples and --data-dir choose --accuracy's test samples: add --accuracy")
     if accuracy and (Path(model).suffix.lower() == ".nir" or is_loihi_file(Path(model))):
@@ -649,9 +648,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     fitted = None
     if fit_chips:
-        from snnpipe.pipeline.fit import fit_file
+        from snnpipe.pipeline.fit import fit_file, resolve_chips
 
-        fit_names = [name.strip() for name in fit_chips.split(",") if name.strip()]
+        fit_names, _ = resolve_chips([name.strip() for name in fit_chips.split(",") if name.strip()])
         fitted = fit_file(checkpoint, fit_names)
     if nir_file:
         from snnpipe.pipeline.importer import nir_checkpoint

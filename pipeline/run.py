@@ -226,10 +226,10 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
             parse_target_options(target, _exporter(target).options,
                                  {k: v for k, v in step.options.items() if k not in _EXPORT_KEYS})
         elif step.kind == "fit":
-            from snnpipe.hw_targets.fit import get_fit_chip
+            from snnpipe.pipeline.fit import resolve_chips
 
-            for chip in [*step.options.get("chips", []), *step.options.get("require_fit", [])]:
-                get_fit_chip(str(chip))
+            resolve_chips([str(chip) for chip in step.options.get("chips") or []],
+                          [str(chip) for chip in step.options.get("require_fit") or []])
         elif step.options.get("target") is not None:
             from snnpipe.hw_targets.energy import get_target
 

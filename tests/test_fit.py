@@ -334,6 +334,27 @@ def test_cli_fit_table_json_and_gate(tmp_path):
     assert unknown.exit_code == 2 and "unknown chip 'truenorth'" in unknown.output
 
 
+def test_cli_fit_gates_on_a_chip_file_and_refuses_two_chips_of_one_name(tmp_path):
+    # --require-fit FILE compared the file's path with the chips' names: never found, exit 2 whatever the fit;
+    # a chip file named as a built-in gave two rows of one name, the gate and --accuracy reading either
+    from snnpipe.hw_targets.chip import CHIP_DIR
+
+    path, loihi = _checkpoint(tmp_path), (CHIP_DIR / "loihi.toml").read_text()
+    narrow = loihi.replace("fan_in_per_core = 4096", "fan_in_per_core = 32")  # 64 inputs: more than a core's axons
+    (tmp_path / "small.toml").write_text(narrow.replace('name = "loihi"', 'name = "small"'))
+    (tmp_path / "twin.toml").write_text(narrow)
+    gate = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2", "--require-fit", str(tmp_path / "small.toml")])
+    assert gate.exit_code == 1 and "small: does not fit" in gate.output and "input axons" in gate.output, gate.output
+    both = CliRunner().invoke(cli, ["fit", str(path), "--chips", f"loihi2,{tmp_path / 'small.toml'}",
+                                    "--require-fit", str(tmp_path / "small.toml"), "--quiet"])
+    assert both.exit_code == 1 and both.output.count("small") == 1, both.output
+    same = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2,loihi2", "--require-fit", "loihi2", "--json"])
+    assert [chip["chip"] for chip in json.loads(same.output)["chips"]] == ["loihi2"]
+    clash = CliRunner().invoke(cli, ["fit", str(path), "--chips", f"loihi,{tmp_path / 'twin.toml'}"])
+    assert clash.exit_code == 2 and clash.output.strip() == (
+        f"Error: two chips are named 'loihi' (loihi, {tmp_path / 'twin.toml'}); give the chip file a name of its own")
+
+
 def test_cli_fit_reads_a_nir_file_as_the_checkpoint_it_came_from(tmp_path):
     path = _checkpoint(tmp_path)
     nir_file = tmp_path / "mlp.nir"
