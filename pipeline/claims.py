@@ -22,7 +22,8 @@ and with the claim's ``margin`` m (fixed in the recipe, in the metric's unit; a 
 
 A seed that diverged in either arm is a failure of that arm, not dropped: a claim in A's favour is
 *refuted* when A diverged on any seed B finished (the arm does not train reliably), and *inconclusive*
-when only B did; both are said in the claim's line. A cell that did not run (``failed``: its worker
+when only B did; both are said in the claim's line. So is a relative claim's seed where B is 0 (a
+silent baseline: no fraction of it), which leaves the claim *inconclusive*. A cell that did not run (``failed``: its worker
 died) makes the claim *incomplete* until the run is resumed. Fewer than two paired seeds give no
 interval: *inconclusive*. An arm whose step sweeps more than its seed is chosen per ``choose``
 (``a_choose``/``b_choose``): the setting with the highest mean of that metric over its seeds, a
@@ -229,7 +230,7 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
         return not cell.get("diverged") and not cell.get("failed")
 
     sign = 1.0 if claim.better == "higher" else -1.0
-    differences, seeds, failed_a, failed_b = [], [], [], []
+    differences, seeds, failed_a, failed_b, zero_b = [], [], [], [], []
     for cell in arm_a:
         seed = cell["values"].get("seed")
         other = by_seed_b.get(seed)
@@ -241,6 +242,9 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
             failed_b.append(seed)
         if ok(cell) and ok(other):
             a, b = cell[claim.metric], other[claim.metric]
+            if claim.relative and b == 0:  # no fraction of nothing: B silent (or worse) says nothing of A
+                zero_b.append(seed)
+                continue
             differences.append(sign * ((a - b) / b if claim.relative else a - b))
             seeds.append(seed)
     interval = t_interval(differences)
@@ -250,11 +254,11 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
         verdict = "incomplete"
     elif failed_a_only:
         verdict = "refuted"
-    elif failed_b:
+    elif failed_b or zero_b:
         verdict = "inconclusive"
     return {"claim": claim.name, **asdict(claim), "setting_a": json.loads(setting_a), "setting_b": json.loads(setting_b),
             "seeds": seeds, "differences": differences, **{f"interval_{k}": v for k, v in asdict(interval).items()},
-            "failed_a": failed_a, "failed_b": failed_b, "verdict": verdict}
+            "failed_a": failed_a, "failed_b": failed_b, "zero_b": zero_b, "verdict": verdict}
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -268,8 +272,9 @@ def table(results: list[dict[str, Any]]) -> str:
         else:
             interval = (f"{r['interval_mean'] * scale:+.3g}{unit} [{r['interval_low'] * scale:+.3g}, "
                         f"{r['interval_high'] * scale:+.3g}]")
-        failures = "; ".join(f"{arm} failed on seeds {r[f'failed_{key}']}" for arm, key in ((r["a"], "a"), (r["b"], "b"))
-                             if r[f"failed_{key}"]) or "none"
+        failures = "; ".join([*(f"{arm} failed on seeds {r[f'failed_{key}']}" for arm, key in ((r["a"], "a"), (r["b"], "b"))
+                                if r[f"failed_{key}"]),
+                              *([f"{r['b']} is 0 on seeds {r['zero_b']}: no relative difference"] if r.get("zero_b") else [])]) or "none"
         lines.append(f"| {r['claim']} | {r['interval_n']} | {interval} | {r['margin'] * scale:g}{unit} | {failures} | "
                      f"**{r['verdict']}** |")
     return "\n".join(lines)

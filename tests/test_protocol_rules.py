@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from snnpipe.pipeline.claims import Claim, ClaimError, Interval, decide, evaluate, t_interval, t_quantile
+from snnpipe.pipeline.claims import Claim, ClaimError, Interval, decide, evaluate, t_interval, t_quantile, table
 from snnpipe.pipeline.data import DataSpec, Dataset, validation_split
 from snnpipe.pipeline.run import RecipeError, parse_recipe, run
 
@@ -94,6 +94,16 @@ def test_a_diverged_seed_is_a_failure_of_its_arm_not_dropped():
     assert against["failed_b"] == [2] and against["verdict"] == "inconclusive"
     a[2].update(diverged=None, failed="its worker died (killed by SIGKILL); resume the run")
     assert evaluate(Claim("a", "b", margin=0.005), a + b)["verdict"] == "incomplete"  # not the arm's failure
+
+
+def test_a_relative_claim_against_a_silent_baseline_is_inconclusive_not_a_crash():
+    # B fired no spike on seed 1: (A - B) / B was a ZeroDivisionError when the run ended, sweep.json unwritten
+    cells = _cells("a", [0.9] * 3, rates=[0.08, 0.05, 0.10]) + _cells("b", [0.9] * 3, rates=[0.10, 0.0, 0.10])
+    claim = Claim("a", "b", metric="firing_rate", better="lower", relative=True, test="superior", margin=0.0)
+    result = evaluate(claim, cells)
+    assert result["seeds"] == [0, 2] and result["differences"] == pytest.approx([0.2, 0.0])
+    assert result["zero_b"] == [1] and result["verdict"] == "inconclusive"
+    assert "b is 0 on seeds [1]: no relative difference" in table([result])
 
 
 def test_a_setting_is_chosen_on_validation_never_on_test():
