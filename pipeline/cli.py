@@ -407,8 +407,7 @@ def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_
 
     if out and not force and any(os.path.lexists(Path(out) / name) for name in FIT_FILES):
         raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
-    names, require_fit = resolve_chips([name.strip() for name in chips.split(",") if name.strip()] if chips else None,
-                                       require_fit)
+    names, require_fit = resolve_chips(chips, require_fit)
     if not accuracy and (samples is not None or data_dir is not None):
         raise SnnpipeError("--samples and --data-dir choose --accuracy's test samples: add --accuracy")
     if accuracy and (Path(model).suffix.lower() == ".nir" or is_loihi_file(Path(model))):
@@ -650,7 +649,7 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if fit_chips:
         from snnpipe.pipeline.fit import fit_file, resolve_chips
 
-        fit_names, _ = resolve_chips([name.strip() for name in fit_chips.split(",") if name.strip()])
+        fit_names, _ = resolve_chips(fit_chips)
         fitted = fit_file(checkpoint, fit_names)
     if nir_file:
         from snnpipe.pipeline.importer import nir_checkpoint

@@ -256,10 +256,11 @@ def fit_file(path: str | Path, chips: Iterable[str | Chip] = DEFAULT_CHIPS) -> F
     return FitReport(str(path), fit(read_graph(path), chips))
 
 
-def resolve_chips(chips: Iterable[str] | None = None, require_fit: Iterable[str] = ()) -> tuple[list[Chip], list[str]]:
+def resolve_chips(chips: str | Iterable[str] | None = None,
+                  require_fit: str | Iterable[str] = ()) -> tuple[list[Chip], list[str]]:
     """The chips to fit: ``chips`` (default `DEFAULT_CHIPS`), then each of ``require_fit`` not among
     them, each a name or a chip file (`get_fit_chip`), once; and the required ones' names, as the
-    report names its chips (a chip file by the name inside it).
+    report names its chips (a chip file by the name inside it). A string is a comma-separated list.
 
     Raises:
         FitError: an unknown chip; two different chips of one name (a chip file named as a built-in
@@ -267,6 +268,7 @@ def resolve_chips(chips: Iterable[str] | None = None, require_fit: Iterable[str]
     """
     resolved: dict[str, tuple[str, Chip]] = {}
     names: dict[str, str] = {}
+    chips, require_fit = _listed(chips), _listed(require_fit)
     for given in [*(chips or DEFAULT_CHIPS), *require_fit]:
         chip = get_fit_chip(given)
         first, known = resolved.setdefault(chip.name, (given, chip))
@@ -274,6 +276,12 @@ def resolve_chips(chips: Iterable[str] | None = None, require_fit: Iterable[str]
             raise FitError(f"two chips are named {chip.name!r} ({first}, {given}); give the chip file a name of its own")
         names[given] = chip.name
     return [chip for _, chip in resolved.values()], [names[given] for given in require_fit]
+
+
+def _listed(chips: str | Iterable[str] | None) -> list[str]:
+    if isinstance(chips, str):
+        return [name.strip() for name in chips.split(",") if name.strip()]
+    return [str(name) for name in chips or ()]
 
 
 class FitGateError(SnnpipeError):

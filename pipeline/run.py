@@ -218,6 +218,10 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
     """Refuse a value that cannot work (a stage that does not exist, a wrong argument or option)
     before any step runs, as the CLI would."""
     try:
+        for key in ("samples", "timesteps") if step.kind in ("export", "profile") else ():
+            value = step.options.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise SnnpipeError(f"{key}={value!r} is out of range: an integer of at least 1")
         if step.kind == "train":
             for options in [cell.options(step.options) for cell in step.cells] or [step.options]:
                 check_config(_train_config(defaults, options, lambda v: v, Path(".")))
@@ -228,8 +232,7 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
         elif step.kind == "fit":
             from snnpipe.pipeline.fit import resolve_chips
 
-            resolve_chips([str(chip) for chip in step.options.get("chips") or []],
-                          [str(chip) for chip in step.options.get("require_fit") or []])
+            resolve_chips(step.options.get("chips"), step.options.get("require_fit", ()))
         elif step.options.get("target") is not None:
             from snnpipe.hw_targets.energy import get_target
 

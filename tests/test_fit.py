@@ -383,6 +383,10 @@ def test_a_recipes_fit_step_writes_the_report_and_gates(tmp_path):
         run(gated, out=tmp_path / "gated")
     with pytest.raises(RecipeError, match="unknown chip 'truenorth'"):
         parse_recipe({"name": "bad", "steps": [{"fit": {"from": path, "chips": ["truenorth"]}}]})
+    # chips as one string, as --chips takes them (was read letter by letter: "unknown chip 'l'")
+    text = parse_recipe({"name": "text", "steps": [{"fit": {"from": path, "chips": "loihi2, speck", "require_fit": "speck"}}]})
+    [step] = run(text, out=tmp_path / "text").steps
+    assert [c["chip"] for c in json.loads(Path(step.path).read_text())["chips"]] == ["loihi2", "speck"]
 
 
 def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
