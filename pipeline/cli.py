@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from snnpipe import __version__, progress
 from snnpipe.errors import SnnpipeError, StopRequested
@@ -338,7 +339,7 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
 
     if config.resume is not None:
         ctx = click.get_current_context()
-        unset = (None, click.core.ParameterSource.DEFAULT)
+        unset = (None, ParameterSource.DEFAULT)
         check_resume_options(config, {p.name: max(p.opts, key=len) for p in ctx.command.params
                                       if p.name in ctx.params and ctx.get_parameter_source(p.name) not in unset})
 
@@ -615,8 +616,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     (netx, from snnpipe or lava-dl, or a Loihi graph): that runs in Loihi's bit-accurate fixed point,
     and its spikes are profiled."""
     from snnpipe.files import atomic_path, lock_output
-    from snnpipe.hw_targets.chip import get_chip
-    from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
@@ -639,6 +638,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("give --chip or --chip-file, not both")
     if update_baseline and not baseline:
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
+    if not baseline and click.get_current_context().get_parameter_source("max_increase") != ParameterSource.DEFAULT:
+        raise SnnpipeError("--max-increase is the tolerance of the gate against --baseline FILE: give one")
     if target and target_file:
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the inputs first (a missing one is named, not a
@@ -660,8 +661,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     if deployed and not Path(deployed).is_file():
         raise SnnpipeError(f"--deployed {deployed} does not exist; give the path of the checkpoint's .net.h5 file")
     _check_data_dir(data_dir)
-    get_target(target, target_file)
-    get_chip(chip, chip_file)
+    from snnpipe.pipeline.profile.stage import energy_settings
+
+    energy_settings(target, target_file, energy_model, precision, chip, chip_file)
     reference = read_profile(baseline) if baseline and not update_baseline else None
     folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file or nir_file)
     check_report_folder(folder, force)

@@ -475,6 +475,19 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, digits_ckpt):
     assert "3x32x32" in CliRunner().invoke(cli, [*cases["data of the wrong shape"], "--out", str(tmp_path / "x")]).output
 
 
+@pytest.mark.parametrize("args,message", [
+    # each was ignored: the profile priced under ops on cmos45nm, or gated nothing, exit 0
+    (["--chip", "loihi"], "--chip and --chip-file choose the chip of --energy-model chip; this profile prices under "
+                          "'ops': add --energy-model chip, or leave them out"),
+    (["--energy-model", "memory", "--chip", "loihi"], "this profile prices under 'memory'"),
+    (["--max-increase", "10%"], "--max-increase is the tolerance of the gate against --baseline FILE: give one"),
+])
+def test_an_option_the_profile_would_ignore_is_refused(tmp_path, digits_ckpt, args, message):
+    result = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "5", "--out", str(tmp_path / "r"), *args])
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert message in result.output and not (tmp_path / "r").exists()
+
+
 def test_bad_data_from_python_is_a_profile_error(digits_ckpt):
     with pytest.raises(ProfileError, match="does not fit mlp"):
         profile(digits_ckpt, [(torch.zeros(3, 2, 1, 28, 28), torch.zeros(2))])
