@@ -211,6 +211,14 @@ def _at_least_one(_ctx: click.Context, param: click.Parameter, value: int | None
     return value
 
 
+def _data_folder(_ctx: click.Context, _param: click.Parameter, data_dir: str | None) -> str | None:
+    """Callback of ``--data-dir`` (fit, export, profile): a folder, refused in one line before anything
+    else is looked at (`fit --accuracy` on digits, bundled, went on without a word about the path)."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
+    return data_dir
+
+
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     """Eager callback of ``--config``: YAML keys become option defaults; unknown keys are refused."""
     if value is None:
@@ -394,7 +402,7 @@ def models_command(as_json: bool) -> None:
                    "simulator, the other chips' weights rounded to their bits).")
 @click.option("--samples", type=int, default=None, callback=_at_least_one,
               help="With --accuracy: the first N test samples only.")
-@click.option("--data-dir", default=None, help="With --accuracy: where the checkpoint's dataset is.")
+@click.option("--data-dir", default=None, callback=_data_folder, help="With --accuracy: where the checkpoint's dataset is.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
 def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, out: str | None,
                 force: bool, accuracy: bool, samples: int | None, data_dir: str | None, quiet: bool) -> None:
@@ -471,7 +479,8 @@ def _target_options() -> list[click.Option]:
               help="The format to write; each has its own options below.")
 @click.option("-o", "--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")
+@click.option("--data-dir", default=None, callback=_data_folder,
+              help="Where the checkpoint's dataset is (for verification).")
 @click.option("--samples", type=int, default=None, callback=_at_least_one, help="Use only the first N test samples.")
 @click.option("--timesteps", type=int, default=None, callback=_at_least_one,
               help="Run the exported network T steps per input (default: as trained).")
@@ -490,7 +499,6 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
         parse_target_options(target, exporter.options, options)
     if not is_nir_file(checkpoint):
         check_checkpoint_file(checkpoint)
-    _check_data_dir(data_dir)  # inputs before the output: export() refuses an existing file first
     from snnpipe.pipeline.export import export
 
     with progress.quiet(quiet or as_json):
@@ -572,7 +580,7 @@ class GateFailed(click.ClickException):
 
 @cli.command("profile")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--data-dir", default=None, help="Where the checkpoint's dataset is.")
+@click.option("--data-dir", default=None, callback=_data_folder, help="Where the checkpoint's dataset is.")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
               help="Profile on another dataset of the same input shape (a Loihi file: the dataset it runs on).")
 @click.option("--encoding", type=RegistryChoice("encoding", _encodings), default=None,
@@ -660,7 +668,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         source = check_checkpoint_file(checkpoint)
     if deployed and not Path(deployed).is_file():
         raise SnnpipeError(f"--deployed {deployed} does not exist; give the path of the checkpoint's .net.h5 file")
-    _check_data_dir(data_dir)
     from snnpipe.pipeline.profile.stage import energy_settings
 
     energy_settings(target, target_file, energy_model, precision, chip, chip_file)
@@ -770,12 +777,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
               (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance)) if g and not g.passed]
     if failed:
         raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
-
-
-def _check_data_dir(data_dir: str | None) -> None:
-    """Refuse a ``--data-dir`` that is not a folder, before any output is looked at."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
 
 
 def _report_name(path: Path, loihi_file: bool) -> str:

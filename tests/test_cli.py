@@ -148,6 +148,17 @@ def test_resume_to_more_epochs_replans_the_cosine_schedule(tmp_path):
         assert "re-planned for 4" in resumed.stderr and "planned for 2 epochs" in resumed.stderr
 
 
+@pytest.mark.parametrize("command", [["fit", "{ckpt}", "--accuracy"], ["profile", "{ckpt}"],
+                                     ["export", "{ckpt}", "--target", "onnx"]])
+def test_a_data_dir_that_is_no_folder_is_refused_first(tmp_path, command):
+    # fit --accuracy on digits (bundled) went on without a word about the mistyped path
+    ckpt = tmp_path / "none.pt"  # never read: the option is refused first
+    args = [arg.format(ckpt=ckpt) for arg in command]
+    result = invoke([*args, "--data-dir", str(tmp_path / "dat"), "--out", str(tmp_path / "out")], tmp_path)
+    assert_one_line_error(result, f"--data-dir {tmp_path / 'dat'} is not a folder; give the folder that holds the dataset")
+    assert not (tmp_path / "out").exists()
+
+
 def test_resume_refuses_an_option_that_would_change_the_run_and_keeps_it(tmp_path):
     """--resume continues the saved run as it was set up: --model-arg hidden=[16], --lr or --threshold
     given anew were silently dropped (the run trained on at hidden=[8]); now refused in one line naming

@@ -543,7 +543,7 @@ def test_cli_fit_accuracy_adds_each_chips_accuracy_to_the_table(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--accuracy", "--samples", "0"], "--samples 0 is out of range: at least 1"),  # was a ZeroDivisionError
     (["--samples", "10"], "--samples and --data-dir choose --accuracy's test samples: add --accuracy"),
-    (["--data-dir", "data"], "--samples and --data-dir choose --accuracy's test samples: add --accuracy"),
+    (["--data-dir", "."], "--samples and --data-dir choose --accuracy's test samples: add --accuracy"),
 ])
 def test_cli_fit_refuses_samples_it_cannot_use_in_one_line(tmp_path, args, message):
     result = CliRunner().invoke(cli, ["fit", str(_checkpoint(tmp_path)), "--chips", "akida", *args])
