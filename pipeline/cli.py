@@ -672,6 +672,12 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
 
     energy_settings(target, target_file, energy_model, precision, chip, chip_file)
     reference = read_profile(baseline) if baseline and not update_baseline else None
+    if update_baseline and os.path.lexists(baseline):  # what it replaces must be a baseline, not a file of yours
+        try:
+            read_profile(baseline)
+        except SnnpipeError as err:
+            raise SnnpipeError(f"--update-baseline replaces a profile baseline; {baseline} is none ({err}): choose "
+                               "another path, or remove it first") from None
     folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file or nir_file)
     check_report_folder(folder, force)
     import torch

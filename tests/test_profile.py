@@ -422,6 +422,20 @@ def test_gate_fails_for_more_activity_and_passes_for_the_same_model(tmp_path, di
     assert "Traceback" not in result.output
 
 
+def test_update_baseline_replaces_a_baseline_and_nothing_else(tmp_path, digits_ckpt):
+    # `--baseline notes.md --update-baseline` wrote the profile over the user's notes, exit 0
+    notes, base = tmp_path / "notes.md", tmp_path / "baseline.json"
+    notes.write_text("# my notes\n")
+    args = ["profile", str(digits_ckpt.path), "--samples", "20", "--update-baseline", "--quiet"]
+    refused = CliRunner().invoke(cli, [*args, "--baseline", str(notes), "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+    assert refused.output.startswith(f"Error: --update-baseline replaces a profile baseline; {notes} is none (")
+    assert notes.read_text() == "# my notes\n" and not (tmp_path / "a").exists()
+    for out in ("b", "c"):  # a new baseline, then that baseline replaced
+        assert CliRunner().invoke(cli, [*args, "--baseline", str(base), "--out", str(tmp_path / out)]).exit_code == 0
+    assert json.loads(base.read_text())["samples"] == 20
+
+
 def test_gate_arithmetic():
     p = Profile.from_dict(json.loads(json.dumps(_tiny_profile().to_dict())))
     assert firing_rate_gate(p, p, 0.0).passed
