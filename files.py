@@ -41,6 +41,8 @@ _GROUP: ContextVar[list[tuple[Path, Path]] | None] = ContextVar("atomic_group", 
 
 #: The outputs this context claimed (`claimed_outputs`), by absolute path, with their locks.
 _CLAIMS: ContextVar[dict[str, "FolderLock"] | None] = ContextVar("claimed_outputs", default=None)
+#: The files the command of this `claimed_outputs` reads: none of its outputs may be one of them.
+_INPUTS: ContextVar[tuple[Path, ...]] = ContextVar("claimed_inputs", default=())
 
 
 @contextmanager
@@ -216,16 +218,18 @@ def lock_output(path: Path, wait: bool = False) -> FolderLock:
 
 
 @contextmanager
-def claimed_outputs() -> Iterator[None]:
+def claimed_outputs(inputs: Iterable[str | Path] = ()) -> Iterator[None]:
     """Hold every output claimed inside (`claim_output`; each file `atomic_path` writes) until the
     block ends: a command writing several files (an export's file, its report, the ONNX twin) owns
-    each of them, and another command writing any one of them is refused."""
+    each of them, and another command writing any one of them is refused; so is an output that is
+    one of the command's ``inputs`` (--force or not, the user's file stays)."""
     claims: dict[str, FolderLock] = {}
-    token = _CLAIMS.set(claims)
+    token, reading = _CLAIMS.set(claims), _INPUTS.set(tuple(Path(p) for p in inputs))
     try:
         yield
     finally:
         _CLAIMS.reset(token)
+        _INPUTS.reset(reading)
         for lock in reversed(claims.values()):
             lock.release()
 
@@ -236,11 +240,20 @@ def claim_output(path: Path) -> None:
     before the work: a refusal then costs nothing.
 
     Raises:
-        SnnpipeError: another process holds it.
+        SnnpipeError: another process holds it, or it is one of the command's inputs.
     """
     claims, key = _CLAIMS.get(), os.path.abspath(path)
+    if any(_same_file(path, source) for source in _INPUTS.get()):
+        raise SnnpipeError(f"{path} is this command's input; give the output another --out")
     if claims is not None and key not in claims:
         claims[key] = lock_output(Path(path))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet): no file to lose
+        return False
 
 
 def holds_work(folder: Path) -> bool:

@@ -188,6 +188,11 @@ def trace(model: nn.Module, input_shape: Shape, adapter: Adapter | None = None) 
     from torch.fx.passes.shape_prop import ShapeProp
 
     with torch.no_grad():
+        try:  # first plainly: ShapeProp prints a traceback of its own before it raises
+            traced(torch.zeros(1, *input_shape))
+        except Exception as err:  # a layer's own shape error, in its own words
+            raise TraceError("", model, f"it does not run on a sample of shape {(1, *input_shape)} ({_first_line(err)}); "
+                                        "give one step of its input, (1, C, H, W)") from None
         ShapeProp(traced).propagate(torch.zeros(1, *input_shape))
     for module in model.modules():  # the probe step leaves state and activity counts behind
         for method in ("reset_state", "reset_activity"):

@@ -43,4 +43,8 @@ def check_config(config: TrainConfig) -> TrainConfig:
                            f"{stage.name!r} trains through time here; leave grad_scale at 1 or use base=ratebp")
     if stage.needs_teacher and resolved.teacher is None:
         raise SnnpipeError(f"stage {stage.name!r} needs a teacher: pass --teacher CKPT (e.g. an ann stage's checkpoint)")
+    if not stage.needs_teacher and resolved.teacher is not None:
+        distilling = ", ".join(name for name, info in sorted(known.stages.items()) if info.needs_teacher)
+        raise SnnpipeError(f"stage {stage.name!r} takes no teacher: --teacher {resolved.teacher} would be ignored; leave "
+                           f"it out, or train a stage that distills from one: {distilling}")
     return replace(resolved, model_args=model_args)

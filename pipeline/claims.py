@@ -22,7 +22,8 @@ and with the claim's ``margin`` m (fixed in the recipe, in the metric's unit; a 
 
 A seed that diverged in either arm is a failure of that arm, not dropped: a claim in A's favour is
 *refuted* when A diverged on any seed B finished (the arm does not train reliably), and *inconclusive*
-when only B did; both are said in the claim's line. A cell that did not run (``failed``: its worker
+when only B did; both are said in the claim's line. So is a relative claim's seed where B is 0 (a
+silent baseline: no fraction of it), which leaves the claim *inconclusive*. A cell that did not run (``failed``: its worker
 died) makes the claim *incomplete* until the run is resumed. Fewer than two paired seeds give no
 interval: *inconclusive*. An arm whose step sweeps more than its seed is chosen per ``choose``
 (``a_choose``/``b_choose``): the setting with the highest mean of that metric over its seeds, a
@@ -133,11 +134,11 @@ class Claim:
 
 @dataclass(frozen=True)
 class Arm:
-    """What a claim needs to know of a step: whether it is swept, its grid's keys other than the
-    seed (settings to choose from), whether its cells have a validation split."""
+    """What a claim needs to know of a step: whether it is swept, its grid other than the seed (each
+    key's values: the settings to choose from), whether its cells have a validation split."""
 
     swept: bool
-    settings: tuple[str, ...]
+    settings: dict[str, list[Any]]
     validated: bool
 
 
@@ -170,6 +171,10 @@ def parse_claims(raw: Any, steps: dict[str, Arm], where: str) -> list[Claim]:
             if setting is not None and set(setting) != set(step.settings):
                 raise ClaimError(f"{where} claim {i}: {arm}_setting gives {', '.join(map(str, setting)) or 'nothing'}; "
                                  f"step {item[arm]!r} sweeps {', '.join(step.settings) or 'only seeds'}: give a value of each")
+            for key, value in (setting or {}).items():
+                if value not in step.settings[key]:
+                    raise ClaimError(f"{where} claim {i}: {arm}_setting {key}={value!r} is not in the sweep of step "
+                                     f"{item[arm]!r} ({key}: {', '.join(map(repr, step.settings[key]))}); give one of its values")
             if step.settings and choose is None and setting is None:
                 raise ClaimError(f"{where} claim {i}: {arm}={item[arm]!r} sweeps more than seeds; say which setting "
                                  f"the claim takes with {arm}_choose: val_acc or {arm}_setting: {{...}}")
@@ -226,7 +231,11 @@ def _against(interval: Interval, edge: float) -> str:
 
 
 def _setting_key(values: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in values.items() if k != "seed"}, sort_keys=True)
+    return json.dumps(_setting(values), sort_keys=True)
+
+
+def _setting(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k != "seed"}
 
 
 def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, Any] | None = None) -> tuple[str, list[dict]]:
@@ -236,7 +245,7 @@ def _arm(cells: list[dict], step: str, choose: str | None, setting: dict[str, An
         if cell["step"] == step:
             settings.setdefault(_setting_key(cell["values"]), []).append(cell)
     if setting is not None:
-        settings = {k: v for k, v in settings.items() if k == json.dumps(setting, sort_keys=True)}
+        settings = {k: v for k, v in settings.items() if _setting(v[0]["values"]) == setting}  # 1.0 is 1
     if not settings:
         raise ClaimError(f"claim arm {step!r}: the run has no cells of that step{' and setting' if setting else ''}")
     if len(settings) == 1:
@@ -258,11 +267,11 @@ def _ok(cell: dict) -> bool:
 
 
 def _paired(arm_a: list[dict], arm_b: list[dict], metric: str, sign: float,
-            relative: bool) -> tuple[list[float], list[Any], list[Any], list[Any]]:
+            relative: bool) -> tuple[list[float], list[Any], list[Any], list[Any], list[Any]]:
     """Per seed both arms ran: d = sign (A - B) (over B if ``relative``) where both finished; the
-    differences, their seeds, and the seeds where A and where B failed."""
+    differences, their seeds, the seeds where A and where B failed, and where a relative B was 0."""
     by_seed_b = {c["values"].get("seed"): c for c in arm_b}
-    differences, seeds, failed_a, failed_b = [], [], [], []
+    differences, seeds, failed_a, failed_b, zero_b = [], [], [], [], []
     for cell in arm_a:
         seed = cell["values"].get("seed")
         other = by_seed_b.get(seed)
@@ -274,9 +283,12 @@ def _paired(arm_a: list[dict], arm_b: list[dict], metric: str, sign: float,
             failed_b.append(seed)
         if _ok(cell) and _ok(other):
             a, b = cell[metric], other[metric]
+            if relative and b == 0:  # no fraction of nothing: B silent (or worse) says nothing of A
+                zero_b.append(seed)
+                continue
             differences.append(sign * ((a - b) / b if relative else a - b))
             seeds.append(seed)
-    return differences, seeds, failed_a, failed_b
+    return differences, seeds, failed_a, failed_b, zero_b
 
 
 def _largest_cut(claim: Claim, cells: list[dict], arm_b: list[dict]) -> tuple[list[dict], str | None, list[dict]]:
@@ -312,7 +324,7 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
     else:
         setting_a, arm_a = _arm(cells, claim.a, claim.a_choose, claim.a_setting)
     sign = 1.0 if claim.better == "higher" else -1.0
-    differences, seeds, failed_a, failed_b = _paired(arm_a, arm_b, claim.metric, sign, claim.relative)
+    differences, seeds, failed_a, failed_b, zero_b = _paired(arm_a, arm_b, claim.metric, sign, claim.relative)
     interval = t_interval(differences)
     verdict = decide(claim, interval)
     cut: dict[str, Any] = {}
@@ -329,12 +341,12 @@ def evaluate(claim: Claim, cells: list[dict]) -> dict[str, Any]:
         verdict = "incomplete"
     elif failed_a_only:
         verdict = "refuted"
-    elif failed_b:
+    elif failed_b or zero_b:
         verdict = "inconclusive"
     return {"claim": claim.name, **asdict(claim), "setting_a": setting_a and json.loads(setting_a),
             "setting_b": json.loads(setting_b), "seeds": seeds, "differences": differences,
             **{f"interval_{k}": v for k, v in asdict(interval).items()}, **cut,
-            "failed_a": failed_a, "failed_b": failed_b, "verdict": verdict}
+            "failed_a": failed_a, "failed_b": failed_b, "zero_b": zero_b, "verdict": verdict}
 
 
 def _interval_text(r: dict[str, Any], prefix: str, scale: float, unit: str) -> str:
@@ -358,7 +370,8 @@ def table(results: list[dict[str, Any]]) -> str:
                 ": no setting within the margin on validation"
             interval += f"; cut {_interval_text(r, 'cut_', 100, ' %')}"
             margin += f"; cut {r['cut_margin'] * 100:g} %"
-        failures = "; ".join(f"{arm} failed on seeds {r[f'failed_{key}']}" for arm, key in ((r["a"], "a"), (r["b"], "b"))
-                             if r[f"failed_{key}"]) or "none"
+        failures = "; ".join([*(f"{arm} failed on seeds {r[f'failed_{key}']}" for arm, key in ((r["a"], "a"), (r["b"], "b"))
+                                if r[f"failed_{key}"]),
+                              *([f"{r['b']} is 0 on seeds {r['zero_b']}: no relative difference"] if r.get("zero_b") else [])]) or "none"
         lines.append(f"| {claim} | {r['interval_n']} | {interval} | {margin} | {failures} | **{r['verdict']}** |")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from snnpipe import __version__, progress
 from snnpipe.errors import SnnpipeError, StopRequested
@@ -203,6 +204,21 @@ def _threads_option(command: Callable) -> Callable:
                         help="CPU threads (default: 1 for small models or a busy machine, else every core).")(command)
 
 
+def _at_least_one(_ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """Callback of a count option (``--samples``, ``--timesteps``): at least 1, refused in one line."""
+    if value is not None and value < 1:
+        raise SnnpipeError(f"{max(param.opts, key=len)} {value} is out of range: at least 1")
+    return value
+
+
+def _data_folder(_ctx: click.Context, _param: click.Parameter, data_dir: str | None) -> str | None:
+    """Callback of ``--data-dir`` (fit, export, profile): a folder, refused in one line before anything
+    else is looked at (`fit --accuracy` on digits, bundled, went on without a word about the path)."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
+    return data_dir
+
+
 def _load_config_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     """Eager callback of ``--config``: YAML keys become option defaults; unknown keys are refused."""
     if value is None:
@@ -327,7 +343,13 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
     config = TrainConfig(neuron=neuron, **options)
     if config.resume is None:
         check_config(config)  # every name and argument, before any work (and before torch)
-    from snnpipe.pipeline.train import train
+    from snnpipe.pipeline.train import check_resume_options, train
+
+    if config.resume is not None:
+        ctx = click.get_current_context()
+        unset = (None, ParameterSource.DEFAULT)
+        check_resume_options(config, {p.name: max(p.opts, key=len) for p in ctx.command.params
+                                      if p.name in ctx.params and ctx.get_parameter_source(p.name) not in unset})
 
     def report(record: dict) -> None:
         if not quiet and not as_json:
@@ -378,8 +400,9 @@ def models_command(as_json: bool) -> None:
 @click.option("--accuracy", is_flag=True,
               help="Also measure each chip's quantization in test accuracy (a checkpoint: Loihi's fixed-point "
                    "simulator, the other chips' weights rounded to their bits).")
-@click.option("--samples", type=int, default=None, help="With --accuracy: the first N test samples only.")
-@click.option("--data-dir", default=None, help="With --accuracy: where the checkpoint's dataset is.")
+@click.option("--samples", type=int, default=None, callback=_at_least_one,
+              help="With --accuracy: the first N test samples only.")
+@click.option("--data-dir", default=None, callback=_data_folder, help="With --accuracy: where the checkpoint's dataset is.")
 @click.option("--quiet", is_flag=True, help="No output but errors and a failed gate.")
 def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_json: bool, out: str | None,
                 force: bool, accuracy: bool, samples: int | None, data_dir: str | None, quiet: bool) -> None:
@@ -388,14 +411,14 @@ def fit_command(model: str, chips: str | None, require_fit: tuple[str, ...], as_
     MODEL is a checkpoint, a NIR file or a Loihi file (netx or graph file). Each chip's layers are placed as its vendor's mapper would
     (Loihi's cores, Speck's core layers, Xylo's populations, Akida's NPs); every resource is counted
     against the chip file's limits (hw_targets/chips/*.toml, each with its source)."""
-    from snnpipe.hw_targets.fit import DEFAULT_CHIPS
     from snnpipe.hw_targets.hdf5_file import is_loihi_file
-    from snnpipe.pipeline.fit import FIT_FILES, fit_file, write_fit
+    from snnpipe.pipeline.fit import FIT_FILES, fit_file, resolve_chips, write_fit
 
     if out and not force and any(os.path.lexists(Path(out) / name) for name in FIT_FILES):
         raise SnnpipeError(f"{out} already holds a fit report; pass --force to replace it or --out to write elsewhere")
-    names = [name.strip() for name in chips.split(",") if name.strip()] if chips else list(DEFAULT_CHIPS)
-    names += [name for name in require_fit if name not in names]
+    names, require_fit = resolve_chips(chips, require_fit)
+    if not accuracy and (samples is not None or data_dir is not None):
+        raise SnnpipeError("--samples and --data-dir choose --accuracy's test samples: add --accuracy")
     if accuracy and (Path(model).suffix.lower() == ".nir" or is_loihi_file(Path(model))):
         raise SnnpipeError(f"--accuracy measures a checkpoint; {model} is not one: give the checkpoint it came from")
     report = fit_file(model, names)
@@ -456,9 +479,11 @@ def _target_options() -> list[click.Option]:
               help="The format to write; each has its own options below.")
 @click.option("-o", "--out", default=None, help="File to write (default: beside the checkpoint, in export/).")
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-@click.option("--data-dir", default=None, help="Where the checkpoint's dataset is (for verification).")
-@click.option("--samples", type=int, default=None, help="Use only the first N test samples.")
-@click.option("--timesteps", type=int, default=None, help="Run the exported network T steps per input (default: as trained).")
+@click.option("--data-dir", default=None, callback=_data_folder,
+              help="Where the checkpoint's dataset is (for verification).")
+@click.option("--samples", type=int, default=None, callback=_at_least_one, help="Use only the first N test samples.")
+@click.option("--timesteps", type=int, default=None, callback=_at_least_one,
+              help="Run the exported network T steps per input (default: as trained).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no text but errors.")
 @_threads_option
@@ -472,12 +497,8 @@ def export_command(checkpoint: str, target: str, out: str | None, force: bool, d
     exporter = catalog().exporter(target)
     if exporter.options is not None:  # else export() names the package to install
         parse_target_options(target, exporter.options, options)
-    for name, value in (("--samples", samples), ("--timesteps", timesteps)):
-        if value is not None and value < 1:
-            raise SnnpipeError(f"{name} {value} is out of range: at least 1")
     if not is_nir_file(checkpoint):
         check_checkpoint_file(checkpoint)
-    _check_data_dir(data_dir)  # inputs before the output: export() refuses an existing file first
     from snnpipe.pipeline.export import export
 
     with progress.quiet(quiet or as_json):
@@ -560,15 +581,17 @@ class GateFailed(click.ClickException):
 
 @cli.command("profile")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--data-dir", default=None, help="Where the checkpoint's dataset is.")
+@click.option("--data-dir", default=None, callback=_data_folder, help="Where the checkpoint's dataset is.")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default=None,
               help="Profile on another dataset of the same input shape (a Loihi file: the dataset it runs on).")
 @click.option("--encoding", type=RegistryChoice("encoding", _encodings), default=None,
               help="A Loihi file's input encoding (default: the one it was exported with).")
-@click.option("-T", "--timesteps", type=int, default=None, help="Timesteps T per sample (default: as trained).")
+@click.option("-T", "--timesteps", type=int, default=None, callback=_at_least_one,
+              help="Timesteps T per sample (default: as trained).")
 @click.option("--deployed", default=None, type=click.Path(dir_okay=False),
               help="The checkpoint's Loihi file: profile it in fixed point on the same input, side by side.")
-@click.option("--samples", type=int, default=1000, show_default=True, help="The first N test samples to run.")
+@click.option("--samples", type=int, default=1000, show_default=True, callback=_at_least_one,
+              help="The first N test samples to run.")
 @click.option("--target", type=RegistryChoice("energy target", _energy_targets), default=None,
               help="Energy target (default: cmos45nm).")
 @click.option("--target-file", default=None, help="A TOML or YAML energy target of your own (instead of --target).")
@@ -602,8 +625,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     (netx, from snnpipe or lava-dl, or a Loihi graph): that runs in Loihi's bit-accurate fixed point,
     and its spikes are profiled."""
     from snnpipe.files import atomic_path, lock_output
-    from snnpipe.hw_targets.chip import get_chip
-    from snnpipe.hw_targets.energy import get_target
     from snnpipe.pipeline.checkpoint_file import check_checkpoint_file
     from snnpipe.pipeline.profile import energy_gate, firing_rate_gate, parse_fraction, read_profile
     from snnpipe.pipeline.energy_report import figure_key, figure_name, in_unit, report_unit
@@ -611,10 +632,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
     from snnpipe.hw_targets.hdf5_file import is_loihi_file
     from snnpipe.pipeline.verdict_block import TITLE, as_text, verdict_lines
 
-    if samples < 1:
-        raise SnnpipeError(f"--samples {samples} is out of range: at least 1")
-    if timesteps is not None and timesteps < 1:
-        raise SnnpipeError(f"--timesteps {timesteps} is out of range: at least 1")
     nir_file = Path(checkpoint).suffix.lower() == ".nir"  # a NIR graph, run as `snnpipe import nir` reads it
     loihi_file = not nir_file and is_loihi_file(Path(checkpoint))
     if loihi_file and deployed:
@@ -630,6 +647,8 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError("give --chip or --chip-file, not both")
     if update_baseline and not baseline:
         raise SnnpipeError("--update-baseline needs --baseline FILE to write")
+    if not baseline and click.get_current_context().get_parameter_source("max_increase") != ParameterSource.DEFAULT:
+        raise SnnpipeError("--max-increase is the tolerance of the gate against --baseline FILE: give one")
     if target and target_file:
         raise SnnpipeError("give --target or --target-file, not both")
     # what can fail without the work fails before it: the inputs first (a missing one is named, not a
@@ -638,9 +657,9 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         raise SnnpipeError(f"Loihi file {checkpoint} does not exist; give the path of a .net.h5 file")
     fitted = None
     if fit_chips:
-        from snnpipe.pipeline.fit import fit_file
+        from snnpipe.pipeline.fit import fit_file, resolve_chips
 
-        fit_names = [name.strip() for name in fit_chips.split(",") if name.strip()]
+        fit_names, _ = resolve_chips(fit_chips)
         fitted = fit_file(checkpoint, fit_names)
     if nir_file:
         from snnpipe.pipeline.importer import nir_checkpoint
@@ -650,10 +669,16 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
         source = check_checkpoint_file(checkpoint)
     if deployed and not Path(deployed).is_file():
         raise SnnpipeError(f"--deployed {deployed} does not exist; give the path of the checkpoint's .net.h5 file")
-    _check_data_dir(data_dir)
-    get_target(target, target_file)
-    get_chip(chip, chip_file)
+    from snnpipe.pipeline.profile.stage import energy_settings
+
+    energy_settings(target, target_file, energy_model, precision, chip, chip_file)
     reference = read_profile(baseline) if baseline and not update_baseline else None
+    if update_baseline and os.path.lexists(baseline):  # what it replaces must be a baseline, not a file of yours
+        try:
+            read_profile(baseline)
+        except SnnpipeError as err:
+            raise SnnpipeError(f"--update-baseline replaces a profile baseline; {baseline} is none ({err}): choose "
+                               "another path, or remove it first") from None
     folder = Path(out) if out else Path("reports") / _report_name(Path(checkpoint), loihi_file or nir_file)
     check_report_folder(folder, force)
     import torch
@@ -760,12 +785,6 @@ def profile_command(checkpoint: str, data_dir, dataset, encoding, timesteps, dep
               (("firing rate", gate, tolerance), ("energy", egate, energy_tolerance)) if g and not g.passed]
     if failed:
         raise GateFailed(f"{' and '.join(failed)} over the baseline {baseline}")
-
-
-def _check_data_dir(data_dir: str | None) -> None:
-    """Refuse a ``--data-dir`` that is not a folder, before any output is looked at."""
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
 
 
 def _report_name(path: Path, loihi_file: bool) -> str:

@@ -88,6 +88,17 @@ def _short(name: str) -> str:
     return name.removeprefix("blocks.")
 
 
+def idle_cost(p: Profile) -> str:
+    """What the SNN spends with no spike at all, in words: the MACs of its layers on graded input
+    (the rows `missing_break_even` leaves out: they do not change with activity), its neuron updates
+    and state traffic, a chip's static power."""
+    shown = {b.layer for b in p.break_even}
+    graded = [_short(s.name) for s in p.synapses if s.name not in shown]
+    parts = [*([f"MACs on graded input ({', '.join(graded)})"] if graded else []), "neuron updates",
+             "state traffic", *(["static power"] if p.estimates["snn"].terms.get("static") else [])]
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
 def baselines(p: Profile) -> dict[str, EnergyEstimate]:
     """The baselines' estimates, cheapest first."""
     return dict(sorted(((n, e) for n, e in p.estimates.items() if n not in ("snn", "ann")), key=lambda ne: ne[1].total_pj))
@@ -104,9 +115,10 @@ def missing_break_even(p: Profile) -> list[str]:
     for b in p.break_even:
         absent = [n for n, point in b.baselines.items() if point is None]
         if absent:
-            where = "The whole network" if b.layer == "total" else _short(b.layer)
+            where, idle = ("The whole network", idle_cost(p)) if b.layer == "total" else (_short(b.layer), None)
             notes.append(f"{where} has no marker for {', '.join(absent)}: no activity brings its energy down to "
-                         "theirs (with no spikes at all, its neuron updates and state traffic already cost more).")
+                         f"theirs (with no spikes at all, its {idle or 'neuron updates and state traffic'} already "
+                         "cost more).")
     return notes
 
 

@@ -122,7 +122,9 @@ def export(
     timesteps = timesteps or ckpt.timesteps
     check_inference(replace(ckpt, timesteps=timesteps), "exporting and verifying", samples, TEST_BATCH_SIZE,
                     "export it for fewer timesteps (--timesteps N)")
-    with claimed_outputs():  # each file it writes is this export's (the exporter claims those it adds)
+    source = ckpt.path if isinstance(checkpoint, Checkpoint) else checkpoint
+    # each file it writes is this export's (the exporter claims those it adds), and none is the one it exports
+    with claimed_outputs(inputs=[source] if source else []):
         for path in (out, report_path):
             claim_output(path)
         for path in (out, report_path):  # a link counts, dangling or not: it is replaced, never followed

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.chip import RANGED, Chip
-from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, fit, get_fit_chip
+from snnpipe.hw_targets.fit import DEFAULT_CHIPS, ChipFit, FitError, fit, get_fit_chip
 from snnpipe.models import ir
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def chip_cost(profile: "Profile", chip: str | Chip, chips: int | None = None) ->
 LOIHI_SIMULATED = ("loihi", "loihi2")
 
 
-def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_dir: str | Path | None = None,
+def chip_accuracy(path: str | Path, chips: Iterable[str | Chip] = DEFAULT_CHIPS, data_dir: str | Path | None = None,
                   samples: int | None = None) -> dict[str, dict[str, Any]]:
     """What each chip's quantization costs a checkpoint in test accuracy: chip -> the float accuracy,
     the chip's, the drop in points, and how it was simulated. Loihi and Loihi 2: the Loihi export's
@@ -145,7 +145,7 @@ def chip_accuracy(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS, data_d
     loihi = None
     out: dict[str, dict[str, Any]] = {}
     for name in chips:
-        chip = get_fit_chip(name)
+        chip = name if isinstance(name, Chip) else get_fit_chip(name)
         if chip.name in LOIHI_SIMULATED:
             if loihi is None:  # one fixed point for both Loihi chips
                 with tempfile.TemporaryDirectory() as folder:
@@ -271,9 +271,37 @@ def read_graph(path: str | Path) -> ir.Graph:
     return trace(model, tuple(checkpoint.data.input_shape))
 
 
-def fit_file(path: str | Path, chips: Iterable[str] = DEFAULT_CHIPS) -> FitReport:
-    """The network in ``path`` fitted onto each of ``chips`` (names or chip files)."""
+def fit_file(path: str | Path, chips: Iterable[str | Chip] = DEFAULT_CHIPS) -> FitReport:
+    """The network in ``path`` fitted onto each of ``chips`` (names, chip files or `Chip`\\ s)."""
     return FitReport(str(path), fit(read_graph(path), chips))
+
+
+def resolve_chips(chips: str | Iterable[str] | None = None,
+                  require_fit: str | Iterable[str] = ()) -> tuple[list[Chip], list[str]]:
+    """The chips to fit: ``chips`` (default `DEFAULT_CHIPS`), then each of ``require_fit`` not among
+    them, each a name or a chip file (`get_fit_chip`), once; and the required ones' names, as the
+    report names its chips (a chip file by the name inside it). A string is a comma-separated list.
+
+    Raises:
+        FitError: an unknown chip; two different chips of one name (a chip file named as a built-in
+            chip or another file): the report, the gate and the accuracy would take either for it.
+    """
+    resolved: dict[str, tuple[str, Chip]] = {}
+    names: dict[str, str] = {}
+    chips, require_fit = _listed(chips), _listed(require_fit)
+    for given in [*(chips or DEFAULT_CHIPS), *require_fit]:
+        chip = get_fit_chip(given)
+        first, known = resolved.setdefault(chip.name, (given, chip))
+        if known != chip:
+            raise FitError(f"two chips are named {chip.name!r} ({first}, {given}); give the chip file a name of its own")
+        names[given] = chip.name
+    return [chip for _, chip in resolved.values()], [names[given] for given in require_fit]
+
+
+def _listed(chips: str | Iterable[str] | None) -> list[str]:
+    if isinstance(chips, str):
+        return [name.strip() for name in chips.split(",") if name.strip()]
+    return [str(name) for name in chips or ()]
 
 
 class FitGateError(SnnpipeError):
@@ -289,9 +317,8 @@ def fit_to_report(path: str | Path, out: str | Path, chips: Iterable[str] | None
     """
     from snnpipe.files import atomic_path
 
-    require = list(require_fit)
-    names = list(chips) if chips else list(DEFAULT_CHIPS)
-    report = fit_file(path, names + [name for name in require if name not in names])
+    chips, require = resolve_chips(chips, require_fit)
+    report = fit_file(path, chips)
     target = write_fit(report, out)
     failed = [report.get(name) for name in require if not report.get(name).fits]
     if failed:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
+from snnpipe.files import disk_error
 from snnpipe.pipeline.checkpoint import Checkpoint
 from snnpipe.pipeline.data import DATASETS, SPLIT_SEEDS, DataSpec
 
@@ -71,11 +72,16 @@ def import_nir(path: str | Path, out: str | Path | None = None, *, force: bool =
     if target.resolve() == path.resolve():
         raise ImportOptionError(f"the checkpoint would overwrite the NIR file {path}; give another --out")
     ckpt = nir_checkpoint(path, **settings, _before_build=lambda: _check_free(target, force))
-    ckpt.save(target)
+    try:
+        ckpt.save(target)
+    except OSError as err:
+        raise SnnpipeError(f"cannot write {target} ({disk_error(err, target)}); nothing was written there") from None
     return ckpt
 
 
 def _check_free(target: Path, force: bool) -> None:
+    if target.is_dir():
+        raise ImportOptionError(f"{target} is a folder; give --out the checkpoint's file, e.g. {target / 'model.pt'}")
     if os.path.lexists(target) and not force:
         raise ImportOptionError(f"{target} exists; pass --force to overwrite it or --out to write elsewhere")
 

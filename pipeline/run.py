@@ -239,7 +239,7 @@ def parse_recipe(data: Any, source: str = "recipe", tier: str | None = None) -> 
             raise RecipeError(f"{source} tier {tier_name!r}: steps names {unknown!r}, which is no train step of the "
                               f"recipe; its train steps: {', '.join(trained)}")
     try:
-        arms = {s.name: Arm(bool(s.cells), tuple(k for k in s.options.get("sweep") or {} if k != "seed"),
+        arms = {s.name: Arm(bool(s.cells), {k: v for k, v in (s.options.get("sweep") or {}).items() if k != "seed"},
                             bool({**defaults, **s.options}.get("val_samples"))) for s in steps if s.kind == "train"}
         claims = parse_claims(data.get("claims"), arms, source)
     except SnnpipeError as err:
@@ -287,6 +287,10 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
     """Refuse a value that cannot work (a stage that does not exist, a wrong argument or option)
     before any step runs, as the CLI would."""
     try:
+        for key in ("samples", "timesteps") if step.kind in ("export", "profile") else ():
+            value = step.options.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise SnnpipeError(f"{key}={value!r} is out of range: an integer of at least 1")
         if step.kind == "train":
             for options in [cell.options(step.options) for cell in step.cells] or [step.options]:
                 check_config(_train_config(defaults, options, lambda v: v, Path(".")))
@@ -295,10 +299,9 @@ def _check_values(step: Step, defaults: dict[str, Any], where: str) -> None:
             parse_target_options(target, _exporter(target).options,
                                  {k: v for k, v in step.options.items() if k not in _EXPORT_KEYS})
         elif step.kind == "fit":
-            from snnpipe.hw_targets.fit import get_fit_chip
+            from snnpipe.pipeline.fit import resolve_chips
 
-            for chip in [*step.options.get("chips", []), *step.options.get("require_fit", [])]:
-                get_fit_chip(str(chip))
+            resolve_chips(step.options.get("chips"), step.options.get("require_fit", ()))
         elif step.options.get("target") is not None:
             from snnpipe.hw_targets.energy import get_target
 

@@ -222,16 +222,46 @@ def _state_duration(config: TrainConfig, size: ModelSize, train_samples: int, te
                    f"lower -T ({config.timesteps}) or --epochs ({config.epochs}) to shorten it")
 
 
+#: The options a resumed run takes anew: how long it runs and where it writes; every other one is the
+#: saved run's (`_start`), and given with another value is refused (`check_resume_options`).
+RESUME_OPTIONS = ("resume", "epochs", "out")
+
+
 def _start(config: TrainConfig) -> tuple[TrainConfig, Checkpoint | None]:
     """The config to run and the checkpoint to resume from (if any)."""
     if config.resume is None:
         return config, None
-    ckpt = Checkpoint.load(config.resume)
-    if not ckpt.training:
-        raise CheckpointError(f"{config.resume} holds no training state to resume (it was exported or imported)")
-    saved = TrainConfig.from_dict(ckpt.training["config"])
-    # Only the length of the run may change on resume; everything else is the saved run's.
+    saved, ckpt = _saved_run(config.resume)
     return replace(saved, epochs=config.epochs or saved.epochs, resume=config.resume, out=config.out), ckpt
+
+
+def _saved_run(path: str) -> tuple[TrainConfig, Checkpoint]:
+    ckpt = Checkpoint.load(path)
+    if not ckpt.training:
+        raise CheckpointError(f"{path} holds no training state to resume (it was exported or imported)")
+    return TrainConfig.from_dict(ckpt.training["config"]), ckpt
+
+
+def check_resume_options(config: TrainConfig, given: dict[str, str]) -> None:
+    """Refuse the options given with ``--resume`` that would change its run (``given``: a `TrainConfig`
+    or `NeuronParams` field -> the flag that gave it): resumed, the run is the saved one but for
+    `RESUME_OPTIONS`, so another value would be silently dropped.
+
+    Raises:
+        SnnpipeError: one line naming each such flag, the run's value, and ``--init`` for a new run.
+    """
+    saved, _ = _saved_run(config.resume)
+
+    def flat(c: TrainConfig) -> dict[str, str]:
+        values = c.to_dict()
+        return {k: json.dumps(v, sort_keys=True, default=str) for k, v in {**values, **values.pop("neuron")}.items()}
+
+    mine, run = flat(config), flat(saved)
+    changed = [name for name in given if name not in RESUME_OPTIONS and name in mine and mine[name] != run[name]]
+    if changed:
+        raise SnnpipeError(f"--resume continues {config.resume} as it was set up, and {', '.join(given[n] for n in changed)} "
+                           f"would change it (the run's: {', '.join(f'{n}={run[n]}' for n in changed)}); leave them out, "
+                           f"or start a new run from its weights with --init {config.resume}")
 
 
 def _adopt_init(config: TrainConfig) -> TrainConfig:

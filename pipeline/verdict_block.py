@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from snnpipe.pipeline.energy_report import baselines, figure_name, in_unit, report_unit, terms_label
+from snnpipe.pipeline.energy_report import baselines, figure_name, idle_cost, in_unit, report_unit, terms_label
 from snnpipe.pipeline.profile.schema import Profile
 
 TITLE = "Verdict"
@@ -82,8 +82,8 @@ def verdict_lines(p: Profile) -> list[str]:
         today = f"today {total.spikes_per_synapse:.3g} spikes per synapse, firing rate {total.firing_rate:.3g}"
         lines.append(f"Break-even against {name}: at {point['spikes_per_synapse']:.3g} spikes per synapse, firing rate "
                      f"{point['firing_rate']:.3g} ({today})." if point is not None else
-                     f"Break-even against {name}: none at any activity; with no spikes at all the SNN's neuron updates "
-                     f"and state traffic already cost more ({today}).")
+                     f"Break-even against {name}: none at any activity; with no spikes at all the SNN's {idle_cost(p)} "
+                     f"already cost more ({today}).")
     deciding = _deciding_layer(p, name, unit)
     if deciding:
         lines.append(deciding)

@@ -148,6 +148,37 @@ def test_resume_to_more_epochs_replans_the_cosine_schedule(tmp_path):
         assert "re-planned for 4" in resumed.stderr and "planned for 2 epochs" in resumed.stderr
 
 
+@pytest.mark.parametrize("command", [["fit", "{ckpt}", "--accuracy"], ["profile", "{ckpt}"],
+                                     ["export", "{ckpt}", "--target", "onnx"]])
+def test_a_data_dir_that_is_no_folder_is_refused_first(tmp_path, command):
+    # fit --accuracy on digits (bundled) went on without a word about the mistyped path
+    ckpt = tmp_path / "none.pt"  # never read: the option is refused first
+    args = [arg.format(ckpt=ckpt) for arg in command]
+    result = invoke([*args, "--data-dir", str(tmp_path / "dat"), "--out", str(tmp_path / "out")], tmp_path)
+    assert_one_line_error(result, f"--data-dir {tmp_path / 'dat'} is not a folder; give the folder that holds the dataset")
+    assert not (tmp_path / "out").exists()
+
+
+def test_resume_refuses_an_option_that_would_change_the_run_and_keeps_it(tmp_path):
+    """--resume continues the saved run as it was set up: --model-arg hidden=[16], --lr or --threshold
+    given anew were silently dropped (the run trained on at hidden=[8]); now refused in one line naming
+    them, the run untouched. The run's own values, and --epochs, are accepted."""
+    runner = CliRunner()
+    with runner.isolated_filesystem(temp_dir=tmp_path) as cwd:
+        args = ["train", "-T", "2", "--model-arg", "hidden=[8]", "--train-samples", "64", "--test-samples", "32",
+                "--batch-size", "32", "--epochs", "1", "--out", "run", "--quiet"]
+        assert runner.invoke(cli, args).exit_code == 0
+        run = Path(cwd, "run")
+        before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+        resume = ["train", "--resume", "run/checkpoint.pt", "--epochs", "2", "--quiet"]
+        changed = runner.invoke(cli, [*resume, "--model-arg", "hidden=[16]", "--lr", "0.5", "--threshold", "2"])
+        assert_one_line_error(changed, "--model-arg", "--lr", "--threshold", "--init run/checkpoint.pt")
+        assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+        same = runner.invoke(cli, [*resume, "--model-arg", "hidden=[8]", "-T", "2"])
+        assert same.exit_code == 0, same.output
+        assert Checkpoint.load(run / "checkpoint.pt").training["epoch"] == 2
+
+
 def test_resume_to_no_more_epochs_than_run_trains_nothing_and_says_so(tmp_path):
     """A finished 2-epoch run resumed with --epochs 1 or 2: nothing to train (as Lightning's fit at
     max_epochs), the checkpoint and metrics.jsonl stay byte for byte, and the note says so, not a

@@ -334,6 +334,27 @@ def test_cli_fit_table_json_and_gate(tmp_path):
     assert unknown.exit_code == 2 and "unknown chip 'truenorth'" in unknown.output
 
 
+def test_cli_fit_gates_on_a_chip_file_and_refuses_two_chips_of_one_name(tmp_path):
+    # --require-fit FILE compared the file's path with the chips' names: never found, exit 2 whatever the fit;
+    # a chip file named as a built-in gave two rows of one name, the gate and --accuracy reading either
+    from snnpipe.hw_targets.chip import CHIP_DIR
+
+    path, loihi = _checkpoint(tmp_path), (CHIP_DIR / "loihi.toml").read_text()
+    narrow = loihi.replace("fan_in_per_core = 4096", "fan_in_per_core = 32")  # 64 inputs: more than a core's axons
+    (tmp_path / "small.toml").write_text(narrow.replace('name = "loihi"', 'name = "small"'))
+    (tmp_path / "twin.toml").write_text(narrow)
+    gate = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2", "--require-fit", str(tmp_path / "small.toml")])
+    assert gate.exit_code == 1 and "small: does not fit" in gate.output and "input axons" in gate.output, gate.output
+    both = CliRunner().invoke(cli, ["fit", str(path), "--chips", f"loihi2,{tmp_path / 'small.toml'}",
+                                    "--require-fit", str(tmp_path / "small.toml"), "--quiet"])
+    assert both.exit_code == 1 and both.output.count("small") == 1, both.output
+    same = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2,loihi2", "--require-fit", "loihi2", "--json"])
+    assert [chip["chip"] for chip in json.loads(same.output)["chips"]] == ["loihi2"]
+    clash = CliRunner().invoke(cli, ["fit", str(path), "--chips", f"loihi,{tmp_path / 'twin.toml'}"])
+    assert clash.exit_code == 2 and clash.output.strip() == (
+        f"Error: two chips are named 'loihi' (loihi, {tmp_path / 'twin.toml'}); give the chip file a name of its own")
+
+
 def test_cli_fit_reads_a_nir_file_as_the_checkpoint_it_came_from(tmp_path):
     path = _checkpoint(tmp_path)
     nir_file = tmp_path / "mlp.nir"
@@ -362,6 +383,10 @@ def test_a_recipes_fit_step_writes_the_report_and_gates(tmp_path):
         run(gated, out=tmp_path / "gated")
     with pytest.raises(RecipeError, match="unknown chip 'truenorth'"):
         parse_recipe({"name": "bad", "steps": [{"fit": {"from": path, "chips": ["truenorth"]}}]})
+    # chips as one string, as --chips takes them (was read letter by letter: "unknown chip 'l'")
+    text = parse_recipe({"name": "text", "steps": [{"fit": {"from": path, "chips": "loihi2, speck", "require_fit": "speck"}}]})
+    [step] = run(text, out=tmp_path / "text").steps
+    assert [c["chip"] for c in json.loads(Path(step.path).read_text())["chips"]] == ["loihi2", "speck"]
 
 
 def test_profile_chips_adds_the_fit_to_its_output(tmp_path):
@@ -519,6 +544,16 @@ def test_cli_fit_accuracy_adds_each_chips_accuracy_to_the_table(tmp_path):
     assert f"{akida['chip_accuracy']:.2%} ({(akida['chip_accuracy'] - akida['float_accuracy']) * 100 + 0.0:+.2f} pt)" in table.output
     nir = CliRunner().invoke(cli, ["fit", str(tmp_path / "x.nir"), "--accuracy"])
     assert nir.exit_code == 2 and "--accuracy measures a checkpoint" in nir.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--accuracy", "--samples", "0"], "--samples 0 is out of range: at least 1"),  # was a ZeroDivisionError
+    (["--samples", "10"], "--samples and --data-dir choose --accuracy's test samples: add --accuracy"),
+    (["--data-dir", "."], "--samples and --data-dir choose --accuracy's test samples: add --accuracy"),
+])
+def test_cli_fit_refuses_samples_it_cannot_use_in_one_line(tmp_path, args, message):
+    result = CliRunner().invoke(cli, ["fit", str(_checkpoint(tmp_path)), "--chips", "akida", *args])
+    assert (result.exit_code, result.output.strip()) == (2, f"Error: {message}")
 
 
 def test_profile_of_a_loihi_file_prices_the_simulators_spikes(tmp_path):

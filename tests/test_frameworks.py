@@ -93,6 +93,15 @@ def test_data_that_does_not_fit_the_network_is_one_line():
         module_checkpoint(net, _input()[0], dataset="fashion-mnist", timesteps=T)
 
 
+def test_a_sample_the_network_cannot_run_is_one_line_and_prints_nothing(capfd):
+    # was a RuntimeError from torch.fx's ShapeProp, after it had printed a traceback of its own
+    net = F.build("snntorch", "conv", T)
+    with pytest.raises(SnnpipeError, match=r"does not run on a sample of shape \(1, 1, 28, 28\) \(.*\); give one step of its "
+                                           r"input, \(1, C, H, W\)$"):
+        module_graph(net, torch.zeros(1, 1, 28, 28))
+    assert capfd.readouterr().err == ""
+
+
 # --- on to Loihi ------------------------------------------------------------------------------------
 
 @pytest.mark.slow

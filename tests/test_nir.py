@@ -308,6 +308,20 @@ def test_cli_export_then_import_then_profile(tmp_path):
     assert again.exit_code == 2 and "--force" in again.output
 
 
+@pytest.mark.parametrize("force", [[], ["--force"]])
+def test_import_into_a_folder_is_one_line_and_keeps_the_folder(tmp_path, force):
+    # --out FOLDER --force was an IsADirectoryError traceback (exit 1); without --force it asked for --force
+    ckpt = _checkpoint(tmp_path, hidden=(16,))
+    out = tmp_path / "m.nir"
+    assert CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", "nir", "--out", str(out)]).exit_code == 0
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(cli, ["import", "nir", str(out), "--out", str(tmp_path / "folder"), *force])
+    assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+    assert result.output.startswith(f"Error: {tmp_path / 'folder'} is a folder; give --out the checkpoint's file")
+    assert [p.name for p in (tmp_path / "folder").iterdir()] == ["notes.txt"]
+
+
 # --- what the file says of its data (normalization, dataset, T, encoding) ---------------------------
 
 @pytest.mark.parametrize("encoding", ["direct", "rate"])

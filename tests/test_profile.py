@@ -422,6 +422,20 @@ def test_gate_fails_for_more_activity_and_passes_for_the_same_model(tmp_path, di
     assert "Traceback" not in result.output
 
 
+def test_update_baseline_replaces_a_baseline_and_nothing_else(tmp_path, digits_ckpt):
+    # `--baseline notes.md --update-baseline` wrote the profile over the user's notes, exit 0
+    notes, base = tmp_path / "notes.md", tmp_path / "baseline.json"
+    notes.write_text("# my notes\n")
+    args = ["profile", str(digits_ckpt.path), "--samples", "20", "--update-baseline", "--quiet"]
+    refused = CliRunner().invoke(cli, [*args, "--baseline", str(notes), "--out", str(tmp_path / "a")])
+    assert refused.exit_code == 2 and refused.output.count("\n") == 1, refused.output
+    assert refused.output.startswith(f"Error: --update-baseline replaces a profile baseline; {notes} is none (")
+    assert notes.read_text() == "# my notes\n" and not (tmp_path / "a").exists()
+    for out in ("b", "c"):  # a new baseline, then that baseline replaced
+        assert CliRunner().invoke(cli, [*args, "--baseline", str(base), "--out", str(tmp_path / out)]).exit_code == 0
+    assert json.loads(base.read_text())["samples"] == 20
+
+
 def test_gate_arithmetic():
     p = Profile.from_dict(json.loads(json.dumps(_tiny_profile().to_dict())))
     assert firing_rate_gate(p, p, 0.0).passed
@@ -473,6 +487,19 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, digits_ckpt):
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("Error: "), (case, result.output)
     assert "3x32x32" in CliRunner().invoke(cli, [*cases["data of the wrong shape"], "--out", str(tmp_path / "x")]).output
+
+
+@pytest.mark.parametrize("args,message", [
+    # each was ignored: the profile priced under ops on cmos45nm, or gated nothing, exit 0
+    (["--chip", "loihi"], "--chip and --chip-file choose the chip of --energy-model chip; this profile prices under "
+                          "'ops': add --energy-model chip, or leave them out"),
+    (["--energy-model", "memory", "--chip", "loihi"], "this profile prices under 'memory'"),
+    (["--max-increase", "10%"], "--max-increase is the tolerance of the gate against --baseline FILE: give one"),
+])
+def test_an_option_the_profile_would_ignore_is_refused(tmp_path, digits_ckpt, args, message):
+    result = CliRunner().invoke(cli, ["profile", str(digits_ckpt.path), "--samples", "5", "--out", str(tmp_path / "r"), *args])
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert message in result.output and not (tmp_path / "r").exists()
 
 
 def test_bad_data_from_python_is_a_profile_error(digits_ckpt):

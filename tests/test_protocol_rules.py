@@ -97,6 +97,16 @@ def test_a_diverged_seed_is_a_failure_of_its_arm_not_dropped():
     assert evaluate(Claim("a", "b", margin=0.005), a + b)["verdict"] == "incomplete"  # not the arm's failure
 
 
+def test_a_relative_claim_against_a_silent_baseline_is_inconclusive_not_a_crash():
+    # B fired no spike on seed 1: (A - B) / B was a ZeroDivisionError when the run ended, sweep.json unwritten
+    cells = _cells("a", [0.9] * 3, rates=[0.08, 0.05, 0.10]) + _cells("b", [0.9] * 3, rates=[0.10, 0.0, 0.10])
+    claim = Claim("a", "b", metric="firing_rate", better="lower", relative=True, test="superior", margin=0.0)
+    result = evaluate(claim, cells)
+    assert result["seeds"] == [0, 2] and result["differences"] == pytest.approx([0.2, 0.0])
+    assert result["zero_b"] == [1] and result["verdict"] == "inconclusive"
+    assert "b is 0 on seeds [1]: no relative difference" in claims_table([result])
+
+
 def test_a_setting_is_chosen_on_validation_never_on_test():
     low = _cells("kd", [0.95, 0.95], vals=[0.80, 0.80], w=0.1)   # the better test accuracy ...
     high = _cells("kd", [0.85, 0.85], vals=[0.90, 0.90], w=0.5)  # ... the better validation accuracy
@@ -107,6 +117,9 @@ def test_a_setting_is_chosen_on_validation_never_on_test():
     named = evaluate(Claim("kd", "b", a_setting={"w": 0.1}), low + high + _cells("b", [0.84, 0.86]))
     assert named["setting_a"] == {"w": 0.1} and named["differences"] == pytest.approx([0.11, 0.09])
     assert named["claim"] == "kd (w=0.1) >= b on test_acc (higher is better)"
+    # a setting names the grid's value as YAML reads it: 1.0 and 1 are one value (a sweep of [1, 2])
+    ones = _cells("kd", [0.95, 0.95], vals=[0.80, 0.80], w=1) + _cells("kd", [0.85, 0.85], w=2)
+    assert evaluate(Claim("kd", "b", a_setting={"w": 1.0}), ones + _cells("b", [0.84, 0.86]))["setting_a"] == {"w": 1}
 
 
 def _cut_grid(b_val=0.90):
@@ -185,6 +198,9 @@ def _recipe(claims, defaults=None, kd_grid=None):
      "choosing a's setting reads val_acc, but step 'ratebp' has no validation split"),
     ([{"a": "ratebp", "b": "bptt", "test": "largest_cut", "a_choose": "val_acc"}], {}, "chooses A's setting itself"),
     ([{"a": "ratebp", "b": "bptt", "cut_margin": 0.1}], {}, "cut and cut_margin belong to test: largest_cut"),
+    # a value the grid lacks would only fail when the run ends, its sweep reports unwritten
+    ([{"a": "ratebp", "b": "bptt", "a_setting": {"lr": 0.3}}], {"kd_grid": {"lr": [0.1, 0.2], "seed": [0, 1]}},
+     r"a_setting lr=0.3 is not in the sweep of step 'ratebp' \(lr: 0.1, 0.2\)"),
 ])
 def test_a_claim_that_cannot_be_decided_is_refused_before_anything_runs(claims, kw, message):
     with pytest.raises(RecipeError, match=message):

@@ -56,6 +56,21 @@ def test_the_verdict_of_a_tiny_network_by_hand(tiny):
     assert won[0] == "Worth it on energy: the SNN costs 0.143x the cheapest baseline, qann-2bit (6.97x as much energy as the SNN)."
 
 
+def test_no_break_even_names_what_costs_with_no_spike_at_all():
+    # a graded (direct-coded) input: Linear(2 -> 2) sees 0.75 at every step, 12 MACs that no activity lowers;
+    # the verdict said only "the SNN's neuron updates and state traffic already cost more"
+    fc = nn.Linear(2, 2, bias=False)
+    nn.init.constant_(fc.weight, 1.0)
+    model = nn.Sequential(fc, CubaLIF(NeuronParams(voltage_decay=0.5, threshold=1.0)))
+    p = profile(model, torch.full((3, 1, 2), 0.75), run=_steps, energy_model="memory", precision="int8")
+    assert (p.synapses[0].acs, p.synapses[0].macs) == (0.0, 12.0)
+    idle = "MACs on graded input (0), neuron updates and state traffic already cost more"
+    assert f"none at any activity; with no spikes at all the SNN's {idle}" in "\n".join(verdict_lines(p))
+    from snnpipe.pipeline.energy_report import missing_break_even
+
+    assert f"(with no spikes at all, its {idle})" in missing_break_even(p)[-1]
+
+
 def test_a_figure_is_named_by_its_network_model_and_target(tiny):
     snn = tiny.estimates["snn"]
     assert figure_name(snn) == "SNN energy (memory, int8)" and figure_key(snn) == "snn_energy_memory_int8_uj"

@@ -49,6 +49,11 @@ def test_default_recipe_chains_ann_to_loihi_and_profile():
         ([1, 2], "must be a mapping"),
         ({"steps": [{"train": "x"}]}, "options of train must be a mapping"),
         ({"steps": [{"train": {}, "export": {}}]}, "write it as"),
+        # refused when the step came, after every earlier step had run (profile: "the data gave no batch")
+        ({"steps": [{"train": {}}, {"profile": {"from": "@bptt", "samples": 0}}]},
+         r"step 2 \(profile\): samples=0 is out of range: an integer of at least 1"),
+        ({"steps": [{"train": {}}, {"export": {"from": "@bptt", "target": "onnx", "timesteps": "4"}}]},
+         r"step 2 \(export\): timesteps='4' is out of range: an integer of at least 1"),
     ],
 )
 def test_bad_recipes_are_refused_before_anything_runs(data, message):

@@ -46,6 +46,14 @@ def test_grad_scale_is_refused_where_training_runs_through_time():
         TrainConfig(grad_scale="1/2")
 
 
+@pytest.mark.parametrize("stage", ["bptt", "ratebp", "esd", "joint", "ann"])
+def test_a_teacher_is_refused_by_a_stage_that_distills_from_none(stage):
+    # `snnpipe train --teacher ann.pt` (stage bptt) trained without it, saying nothing
+    with pytest.raises(SnnpipeError, match=f"^stage '{stage}' takes no teacher: --teacher t.pt would be ignored; leave it "
+                                           "out, or train a stage that distills from one: ann-guided, kd-activity$"):
+        check_config(TrainConfig(stage=stage, teacher="t.pt"))
+
+
 def test_weight_decay_reaches_conv_and_linear_weights_only():
     model = create_model("convnet", input_shape=(1, 28, 28), channels=(2,), hidden=3)
     stage = nn.Module()

@@ -170,6 +170,28 @@ def test_an_export_writing_the_onnx_twin_of_another_is_refused(tmp_path, checkpo
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(  # nothing of A's, no lock left
         [Path(f).name for f in report["files"]] + ["F.ann.onnx.report.json"])
 
+@pytest.mark.parametrize("target", list(TARGETS))
+def test_an_export_over_its_own_input_is_refused_even_with_force(tmp_path, checkpoint, target):
+    """`export c.pt --out c.pt --force` wrote the ONNX (or netx, NIR) file over the trained checkpoint;
+    the same for a NIR file exported to NIR over itself, or an ONNX twin landing on the input."""
+    source = tmp_path / "c.pt"
+    source.write_bytes(checkpoint.path.read_bytes())
+    nir_file = tmp_path / "n.nir"
+    assert CliRunner().invoke(cli, _export_args(checkpoint, "nir", nir_file)).exit_code == 0
+    cases = [(source, source), (nir_file, nir_file)] + ([(tmp_path / "c.ann.onnx", tmp_path / "c.onnx")]
+                                                        if target == "onnx" else [])
+    for given, out in cases:
+        if given.suffix == ".onnx":  # a checkpoint that happens to be named as the twin would be
+            given.write_bytes(checkpoint.path.read_bytes())
+        before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+        result = CliRunner().invoke(cli, ["export", str(given), "--target", target, "-o", str(out), "--force",
+                                          *TARGETS[target]])
+        assert result.exit_code == 2 and result.output.count("\n") == 1, result.output
+        written = out if given == out else tmp_path / "c.ann.onnx"
+        assert result.output == f"Error: {written} is this command's input; give the output another --out\n"
+        assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 # -- 16: a full disk between a file and its report ------------------------------------------------
 
 @pytest.mark.parametrize("target", list(TARGETS))

@@ -126,8 +126,12 @@ def energy_settings(target: EnergyTarget | str | None = None, target_file: str |
         precision = precision if isinstance(precision, Precision) else get_precision(precision)
     except ValueError as err:
         raise ProfileError(str(err)) from None
-    return EnergySettings(energy_target(target, target_file), energy_model, precision,
-                          chip if isinstance(chip, Chip) else get_chip(chip, chip_file))
+    settings = EnergySettings(energy_target(target, target_file), energy_model, precision,
+                              chip if isinstance(chip, Chip) else get_chip(chip, chip_file))
+    if (chip is not None or chip_file is not None) and energy_model != "chip":  # else priced without it, unsaid
+        raise ProfileError(f"--chip and --chip-file choose the chip of --energy-model chip; this profile prices under "
+                           f"{energy_model!r}: add --energy-model chip, or leave them out")
+    return settings
 
 
 def profile_module(
