@@ -89,6 +89,11 @@ def test_pools_padding_flatten_and_biases_become_explicit_synapses():
     head = {"input": ir.Input((2,)), "fc": ir.Affine(np.ones((3, 2))), "output": ir.Output((3,))}
     job = graph_job(ir.Graph(head, [("input", "fc"), ("fc", "output")]), 3, spikes=np.zeros((1, 2)))
     assert job["groups"][1]["name"] == "output" and job["groups"][1]["attributes"]["threshold"] == math.inf
+    # spikes flattened into the Output are the network's output as they are: no group more
+    flat = {"input": ir.Input((1, 1, 2)), "fc": ir.Conv2d(np.ones((1, 1, 1, 1))), "lif": ir.IF(1.0),
+            "flat": ir.Flatten(), "output": ir.Output((2,))}
+    job = graph_job(ir.Graph(flat, list(zip(flat, list(flat)[1:]))), 3, spikes=np.zeros((1, 1, 1, 2)))
+    assert [g["name"] for g in job["groups"]] == ["input", "lif"]
 
 
 def test_what_sanafe_cannot_hold_is_refused_by_name():

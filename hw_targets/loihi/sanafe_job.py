@@ -166,10 +166,11 @@ SANAFE_NEURONS: dict[type, Callable[..., tuple[dict[str, Any], Any]]] = {
 
 
 class _Drive:
-    """A node's output as an affine map of the groups' spikes: ``sum_g M_g s_g + bias``."""
+    """A node's output as an affine map of the groups' spikes: ``sum_g M_g s_g + bias``;
+    ``weighted`` once a node other than Flatten is on the way (a readout's synapses)."""
 
-    def __init__(self, matrices: dict[str, Matrix], bias: np.ndarray) -> None:
-        self.matrices, self.bias = matrices, bias
+    def __init__(self, matrices: dict[str, Matrix], bias: np.ndarray, weighted: bool = False) -> None:
+        self.matrices, self.bias, self.weighted = matrices, bias, weighted
 
     @classmethod
     def total(cls, drives: list["_Drive"]) -> "_Drive":
@@ -177,14 +178,15 @@ class _Drive:
         for drive in drives:
             for source, matrix in drive.matrices.items():
                 matrices[source] = (matrices[source] + matrix).coalesce() if source in matrices else matrix
-        return cls(matrices, sum(d.bias for d in drives))
+        return cls(matrices, sum(d.bias for d in drives), len(drives) > 1 or any(d.weighted for d in drives))
 
-    def through(self, matrix: Matrix, bias: np.ndarray | None) -> "_Drive":
+    def through(self, matrix: Matrix, bias: np.ndarray | None, weighted: bool) -> "_Drive":
         after = matrix @ torch.as_tensor(self.bias, dtype=torch.float64).unsqueeze(1)
         added = after.squeeze(1).numpy() + (0.0 if bias is None else bias)
         with warnings.catch_warnings():  # torch multiplies sparse COO through its CSR kernels, "in beta"
             warnings.simplefilter("ignore", UserWarning)
-            return _Drive({s: torch.sparse.mm(matrix, m).coalesce() for s, m in self.matrices.items()}, added)
+            return _Drive({s: torch.sparse.mm(matrix, m).coalesce() for s, m in self.matrices.items()}, added,
+                          self.weighted or weighted)
 
 
 def _per_neuron(values: dict[str, Any], shape: tuple[int, ...]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -262,7 +264,7 @@ def graph_job(graph: ir.Graph, steps: int, spikes: np.ndarray | None = None, bia
         incoming = _Drive.total([drives[s] for s in graph.inputs(name)])
         if type(node) in SANAFE_SYNAPSES:
             matrix, node_bias = SANAFE_SYNAPSES[type(node)](node, shapes[graph.inputs(name)[0]], shapes[name])
-            drives[name] = incoming.through(matrix, node_bias)
+            drives[name] = incoming.through(matrix, node_bias, not isinstance(node, ir.Flatten))
         elif type(node) in SANAFE_NEURONS:
             try:
                 attributes, gain = SANAFE_NEURONS[type(node)](node)
@@ -270,8 +272,7 @@ def graph_job(graph: ir.Graph, steps: int, spikes: np.ndarray | None = None, bia
                 raise SnnpipeError(f"node {name!r} ({type(node).__name__}): {err}; SANA-FE's soma has none") from None
             add_group(name, shapes[name], attributes, gain, incoming)
         elif isinstance(node, ir.Output):
-            source = graph.inputs(name)[0]
-            if len(graph.inputs(name)) > 1 or source not in index:  # a readout of synapses: Loihi's integrator
+            if incoming.weighted:  # a readout of synapses: Loihi's integrator
                 add_group(name, shapes[name], *_integrator(ir.Integrator()), incoming)
         else:
             raise SnnpipeError(f"node {name!r} ({type(node).__name__}): SANA-FE's groups hold "
