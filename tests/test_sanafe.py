@@ -215,3 +215,14 @@ def test_a_decaying_current_is_where_sanafe_and_lava_differ():
     assert ours == [0] + list(lava(40))  # the input of step t arrives at step t + 1
     assert answer == [0] + list(sanafe(40))
     assert ours != answer and sum(ours) == sum(answer) == 4
+
+
+@pytest.mark.sanafe
+def test_a_graded_input_is_rate_coded_by_input_neurons_with_a_bias():
+    """An input neuron with bias 0.25 and threshold 1 reaches 1.25 > 1 on its 5th update: it fires
+    at steps 4 and 9; the IF behind it (weight 1, threshold 0.5) one step later, at 5 (its step-10
+    spike falls after the run)."""
+    nodes = {"input": ir.Input((1,)), "fc": ir.Affine(np.ones((1, 1))), "lif": ir.IF(0.5), "output": ir.Output((1,))}
+    order = list(nodes)
+    answer = run_sanafe(graph_job(ir.Graph(nodes, list(zip(order, order[1:]))), 10, bias=np.array([0.25])))
+    assert answer["group_spikes"] == {"input": [0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "lif": [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]}
