@@ -1,27 +1,30 @@
 """SANA-FE's Loihi energy and latency beside snnpipe's ``chip`` model, on the same networks and inputs.
 
-    python benchmarks/sanafe_vs_chip.py [--images 3] [--timesteps 8]
+    nice python benchmarks/sanafe_vs_chip.py [--images 3] [--student CKPT --fm-resnet CKPT --sinabs-nir CKPT]
 
 SANA-FE (calibrated against Loihi silicon: within 12 % energy, 25 % latency; see
 ``benchmarks/sanafe_validation.py``) runs each network on its Loihi architecture file. The networks
-are those of ``benchmarks/chip_fit.py`` (its builders, seeded weights), each quantized by snnpipe's
-Loihi export (`quantize_graph`: integer weights and thresholds, relays on a residual's shortcut) and
-mapped onto SANA-FE from that export's typed graph (`LoihiGraph.to_ir`, `sanafe_job.graph_job`):
+are those of ``benchmarks/chip_fit.py`` (its builders and checkpoints: seeded weights, or the
+trained checkpoints its report used, given as ``--student`` etc.), each quantized by snnpipe's Loihi
+export (`quantize_model`: integer weights and thresholds, relays on a residual's shortcut, a pool
+folded into the next synapse) and mapped onto SANA-FE from that export's typed graph
+(`LoihiGraph.to_ir`, `sanafe_job.graph_job`):
 
-- ``student``: the default recipe's student, ``mlp`` hidden [128, 64] on digits (1x8x8);
-- ``fm-resnet``: the zoo's ``resnet`` on Fashion-MNIST (1x28x28), residual adds;
+- ``student``: the default recipe's student, ``mlp`` hidden [128, 64] on digits (1x8x8), T = 8;
+- ``fm-resnet``: the zoo's ``resnet`` on Fashion-MNIST (1x28x28), residual adds, T = 4;
 - ``sinabs-nir``: the Sinabs conv net written by Sinabs' NIR writer (``sinabs.nir.to_nir``) and read
-  by snnpipe's NIR importer, at dt 1 (Sinabs' steps are discrete; the default dt of 1e-4 gives its
-  IAF a threshold of 10^4 that no seeded weight reaches), its sum pool folded by the export.
+  by snnpipe's NIR importer (dt 1), on Fashion-MNIST, T = 4.
 
 Inputs: the first ``--images`` test images of digits and Fashion-MNIST, rate-coded (``rate``,
-seed 0) over T steps; each runs ``T + depth`` steps (Loihi's timing). Per image, snnpipe's
+seeded by the image's index) over each checkpoint's T; each runs ``T + depth`` steps (Loihi's
+timing). Per image, snnpipe's
 fixed-point simulator (`LoihiSimulator`, Lava's arithmetic) and SANA-FE run the same spikes, and
 the spikes of every neuron group at every step are compared; snnpipe's ``chip`` model
 (`pipeline.profile.estimators.chip`, the ``loihi`` chip file: Davies et al. 2018, Table 2) prices
-snnpipe's own counts (`count_deployed`). Per network, per inference: both energies, the ratio, both
-by term, both sets of counts, and SANA-FE's latency (the ``loihi`` chip file has no time per step;
-the ``loihi2`` file's, PilotNet's measured 2.45 ms, is shown for scale). The terms pair up as:
+snnpipe's own counts (`count_deployed`, `pipeline.fit.chip_cost`). Per network, per inference: both
+energies, the ratio, both by term, both sets of counts, and SANA-FE's latency (the ``loihi`` chip
+file has no time per step, so the chip model gives none; the ``loihi2`` file's is shown for scale).
+The terms pair up as:
 
     SANA-FE synapse  events x 35.5 pJ                    chip compute       synaptic ops x 23.6 pJ
     SANA-FE soma     every neuron every step x 51.2 pJ   chip neuron_state  every neuron every step:
@@ -51,30 +54,23 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from chip_fit import sinabs_conv, zoo  # noqa: E402 - the networks of the fit benchmark
+from chip_fit import TRAINED, sinabs_nir, zoo  # noqa: E402 - the networks of the fit benchmark
 
 from snnpipe.hw_targets.chip import get_chip  # noqa: E402
-from snnpipe.hw_targets.loihi.quantize import quantize_graph  # noqa: E402
+from snnpipe.hw_targets.loihi.quantize import quantize_model  # noqa: E402
 from snnpipe.hw_targets.loihi.sanafe_bridge import run_sanafe  # noqa: E402
 from snnpipe.hw_targets.loihi.sanafe_job import graph_job  # noqa: E402
 from snnpipe.hw_targets.loihi.simulator import LoihiSimulator  # noqa: E402
-from snnpipe.models import ir  # noqa: E402
+from snnpipe.pipeline.checkpoint import Checkpoint  # noqa: E402
 from snnpipe.pipeline.data import load_dataset  # noqa: E402
 from snnpipe.pipeline.encoding import encode  # noqa: E402
+from snnpipe.pipeline.fit import chip_cost  # noqa: E402
 from snnpipe.pipeline.profile.deployed_counts import count_deployed  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "reports" / "bench" / "sanafe_vs_chip"
 #: SANA-FE's part -> the chip model's terms it corresponds to (module docstring).
 PAIRS = {"synapse": ("compute",), "soma": ("neuron_state",), "network": ("addressing",), "dendrite": (),
          "static": ("static",)}
-
-
-def sinabs_nir() -> ir.Graph:
-    from sinabs.nir import to_nir
-
-    from snnpipe.hw_targets.nir import from_nir
-
-    return from_nir(to_nir(sinabs_conv(), torch.randn(1, 1, 28, 28)), dt=1.0).graph
 
 
 def chip_energy_j(answer: dict, chip) -> dict[str, float]:
@@ -87,9 +83,11 @@ def chip_energy_j(answer: dict, chip) -> dict[str, float]:
     return {"nominal": (low + high) / 2 * 1e-12, "min": low * 1e-12, "max": high * 1e-12}
 
 
-def compare(graph: ir.Graph, images: torch.Tensor, timesteps: int) -> dict:
-    """Quantize ``graph``, run each image in snnpipe's simulator and in SANA-FE, price snnpipe's counts."""
-    loihi = quantize_graph(graph, timesteps).graph
+def compare(ckpt: Checkpoint, images: torch.Tensor) -> dict:
+    """Quantize ``ckpt`` as the Loihi export does, run each image in snnpipe's simulator and in
+    SANA-FE, price snnpipe's counts with the chip model."""
+    timesteps = ckpt.timesteps
+    loihi = quantize_model(ckpt.build_model().eval(), tuple(ckpt.data.input_shape), timesteps).graph
     model = loihi.to_ir()
     steps = loihi.steps_for(timesteps)
     simulator = LoihiSimulator(loihi)
@@ -110,11 +108,12 @@ def compare(graph: ir.Graph, images: torch.Tensor, timesteps: int) -> dict:
             totals["snnpipe"] += sum(per_step) / len(images)
             totals["sanafe"] += sum(theirs) / len(images)
         equal.append(same)
-        chip.append(count_deployed(loihi, x, timesteps, energy_model="chip", chip="loihi").to_dict())
+        counted = count_deployed(loihi, x, timesteps, energy_model="chip", chip="loihi")
+        chip.append({**counted.to_dict(), "cost": chip_cost(counted, "loihi")})
     mean = lambda values: float(np.mean(values))  # noqa: E731
     terms = {t: mean([c["estimates"]["snn"]["terms"][t] for c in chip]) * 1e-6 for t in chip[0]["estimates"]["snn"]["terms"]}
     parts = {p: mean([a["energy_j"][p] for a in sanafe]) * 1e6 for p in sanafe[0]["energy_j"]}
-    ours_total = mean([c["estimates"]["snn"]["total_pj"] for c in chip]) * 1e-6
+    ours_total = mean([c["cost"]["energy_uj"] for c in chip])
     step_s = get_chip("loihi2").step_s
     return {
         "timesteps": timesteps, "steps": steps, "images": len(images),
@@ -135,22 +134,33 @@ def compare(graph: ir.Graph, images: torch.Tensor, timesteps: int) -> dict:
         "difference_by_term_uj": {f"{part} - {' + '.join(pair) or '(none)'}":
                                   parts.get(part, 0.0) - sum(terms.get(t, 0.0) for t in pair) for part, pair in PAIRS.items()},
         "sanafe_latency_us": mean([a["sim_time"] for a in sanafe]) * 1e6,
-        "chip_model_latency_us": None, "loihi2_file_latency_us": step_s * steps * 1e6,
+        "chip_model_energy_range_uj": [mean([c["cost"]["min_uj"] for c in chip]), mean([c["cost"]["max_uj"] for c in chip])],
+        "chip_model_latency_us": chip[0]["cost"]["latency_s"], "chip_model_not_charged": chip[0]["cost"]["not_charged"],
+        "loihi2_file_latency_us": step_s * steps * 1e6,
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=3)
-    parser.add_argument("--timesteps", type=int, default=8)
+    for flag in TRAINED:
+        parser.add_argument(f"--{flag}", metavar="CKPT", help=f"a trained checkpoint of {flag} (default: seeded weights)")
     parser.add_argument("--dvs-steps", type=int, default=100)
     args = parser.parse_args()
     digits = load_dataset("digits").test_x[:args.images]
     fashion = load_dataset("fashion-mnist").test_x[:args.images]
-    networks = {"student (mlp 128-64, digits)": (zoo("mlp", (1, 8, 8), hidden=(128, 64)), digits),
-                "fm-resnet (resnet, Fashion-MNIST)": (zoo("resnet", (1, 28, 28)), fashion),
+    networks = {"student (mlp 128-64, digits)": (zoo("mlp", "digits", 8, hidden=(128, 64)), digits),
+                "fm-resnet (resnet, Fashion-MNIST)": (zoo("resnet", "fashion-mnist", 4), fashion),
                 "sinabs-nir (Sinabs to_nir conv net, Fashion-MNIST)": (sinabs_nir(), fashion)}
-    rows = {name: compare(graph, images, args.timesteps) for name, (graph, images) in networks.items()}
+    rows = {}
+    for ((name, ((_, ckpt), images)), flag) in zip(networks.items(), TRAINED):
+        path = getattr(args, flag.replace("-", "_"))
+        ckpt = Checkpoint.load(path) if path else ckpt
+        history = ckpt.history[-1] if path and ckpt.history else {}
+        weights = (f"trained ({history.get('stage', '?')}, {history.get('epochs', '?')} epochs on "
+                   f"{history.get('dataset', '?')}, T = {ckpt.timesteps}; test accuracy "
+                   f"{history.get('test_acc', float('nan')):.2%})" if path else "seeded (torch.manual_seed(0)), not trained")
+        rows[name] = {"weights": weights, **compare(ckpt, images)}
     answer = run_sanafe({"job": "dvs_gesture", "steps": args.dvs_steps})
     ours = chip_energy_j(answer, get_chip("loihi"))
     rows["dvs_gesture (SANA-FE's validation network; chip model on SANA-FE's counts)"] = {
@@ -185,6 +195,7 @@ def table(rows: dict[str, dict]) -> str:
                      + (f"{events['sanafe']:.6g} = {events['snnpipe']:.6g}" if events else f"{r['counts']['spikes']}")
                      + f" | {r['sanafe_energy_uj']:.4g} | {r['chip_model_energy_uj']:.4g} | "
                      f"{r['sanafe_over_chip_model']:.3g} | {r['sanafe_latency_us']:.4g} | " + " | ".join(cells) + " |")
+    lines += [""] + [f"- {name}: {r['weights']}" for name, r in rows.items() if "weights" in r]
     return "\n".join(lines) + "\n"
 
 if __name__ == "__main__":
