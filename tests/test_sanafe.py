@@ -113,6 +113,9 @@ def test_what_sanafe_cannot_hold_is_refused_by_name():
         graph_job(chain(("fc", ir.Affine(np.eye(2))), ("lif", ir.IF(1.0))), 3)
     with pytest.raises(SnnpipeError, match="0/1 spikes"):
         graph_job(chain(("fc", ir.Affine(np.eye(2))), ("lif", ir.IF(1.0))), 3, spikes=np.full((1, 2), 0.5))
+    # 160,000 input neurons and as many IF neurons, 1,024 a core: 157 cores each
+    with pytest.raises(SnnpipeError, match="2 groups on 314 cores: .* at most SANA-FE.s 128 Loihi cores"):
+        graph_job(chain(("lif", ir.IF(1.0)), shape=(1, 400, 400)), 3, spikes=np.zeros((1, 1, 400, 400)))
 
 
 def test_the_exports_typed_graph_holds_thresholds_in_weight_units():

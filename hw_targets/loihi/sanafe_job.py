@@ -253,6 +253,8 @@ def graph_job(graph: ir.Graph, steps: int, spikes: np.ndarray | None = None, bia
         groups.append({"name": name, "neurons": n, "attributes": scalars, "per_neuron": arrays})
         for source, matrix in drive.matrices.items():
             rows, cols = matrix.indices().numpy()
+            if not len(rows):  # every weight from this source is 0: no synapse
+                continue
             connections.append({"source": index[source], "target": index[name], "src": cols, "dst": rows,
                                 "weight": matrix.values().numpy() * gain[rows]})
         drives[name] = _Drive({name: _identity(n)}, np.zeros(n))
