@@ -237,7 +237,10 @@ class LoihiGraph:
         (``snnpipe fit``): each connection a synapse node named as the connection (``Affine`` or
         ``Conv2d``, its file weights; the node's bias on its first connection; a ``Flatten`` before it
         where it flattens its source), each node's neurons a ``CubaLIF`` named ``<node>.neurons`` (its
-        decays and threshold in the units of the file) into which its connections sum. A readout
+        decays, and its threshold ``vth_mant``) into which its connections sum. Weights, biases and
+        thresholds are all in weight units (a_in's, 2^6 state units: Lava compares ``v > vth_mant << 6``
+        in state units), so the graph's own dynamics are the fixed-point ones up to Lava's rounding and
+        24-bit limits (`sanafe_job` runs it so). A readout
         node's neurons are the network's output, as a checkpoint's head: its synapses feed the
         ``Output`` directly."""
         from snnpipe.models import ir
@@ -250,7 +253,7 @@ class LoihiGraph:
             into = f"{node.name}.neurons"
             if not neuron.readout:
                 nodes[into] = ir.CubaLIF(neuron.i_decay / fx.DECAY_UNITY, neuron.v_decay / fx.DECAY_UNITY,
-                                         float(neuron.vth_mant << fx.VTH_SHIFT))
+                                         float(neuron.vth_mant))
             for index, connection in enumerate(node.connections):
                 source = out_of[connection.source]
                 if connection.flatten and len(self.input_shape if connection.source == INPUT else

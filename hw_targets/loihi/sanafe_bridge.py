@@ -23,13 +23,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from snnpipe.errors import SnnpipeError
 from snnpipe.hw_targets.sidecar import build_venv, ensure_venv
-from snnpipe.models import ir
 
 SANAFE_VERSION = "2.2.9"
 ENV_VARIABLE = "SNNPIPE_SANAFE_PYTHON"
@@ -90,17 +89,35 @@ def sanafe_python(explicit: str | Path | None = None, create: bool = True) -> Pa
     return ensure_venv(env_dir, _is_sanafe_python, _create_env)
 
 
+def _without_arrays(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """``value`` with each numpy array replaced by ``{"array": key}``, the array put in ``arrays``
+    under that key: a network's millions of synapses travel in ``job.npz``, not as JSON lists."""
+    if isinstance(value, np.ndarray):
+        key = f"a{len(arrays)}"
+        arrays[key] = value
+        return {"array": key}
+    if isinstance(value, dict):
+        return {k: _without_arrays(v, arrays) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without_arrays(v, arrays) for v in value]
+    return value
+
+
 def run_sanafe(job: dict[str, Any], python: str | Path | None = None, timeout: float = 3600.0) -> dict[str, Any]:
-    """Run one job of ``sanafe_runner.py`` (its docstring lists them) and return its JSON answer.
+    """Run one job of ``sanafe_runner.py`` (its docstring lists them) and return its JSON answer;
+    the job's numpy arrays travel beside it in ``job.npz``.
 
     Raises:
         SanafeUnavailableError: no SANA-FE environment (`sanafe_python`).
         SanafeRunError: the runner failed or ran past ``timeout`` seconds.
     """
     python = Path(python) if python is not None else sanafe_python()
+    arrays: dict[str, np.ndarray] = {}
+    plain = _without_arrays(job, arrays)
     with tempfile.TemporaryDirectory(prefix="snnpipe-sanafe-") as tmp:
         job_path, answer_path = Path(tmp) / "job.json", Path(tmp) / "answer.json"
-        job_path.write_text(json.dumps(job))
+        job_path.write_text(json.dumps(plain))
+        np.savez(Path(tmp) / "job.npz", **arrays)
         try:
             done = subprocess.run([str(python), str(RUNNER), str(job_path), str(answer_path)], capture_output=True,
                                   text=True, timeout=timeout, cwd=tmp)
@@ -111,65 +128,3 @@ def run_sanafe(job: dict[str, Any], python: str | Path | None = None, timeout: f
             raise SanafeRunError(f"SANA-FE failed on job {job.get('job')!r} "
                                  f"({lines[-1] if lines else f'exit {done.returncode}'})")
         return json.loads(answer_path.read_text())
-
-
-# ---------------------------------------------------------------------------------------------
-# The typed graph as a SANA-FE job: a chain of synapses and neurons, one mapper per node type
-# ---------------------------------------------------------------------------------------------
-
-def _hwc(shape: tuple[int, ...]) -> np.ndarray:
-    """Index map from SANA-FE's channels-last neuron order to the graph's (C, H, W) order."""
-    c, h, w = shape if len(shape) == 3 else (shape[0], 1, 1)
-    return np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
-
-
-def _affine(node: ir.Affine, in_shape: tuple[int, ...], map_shape: tuple[int, ...]) -> dict[str, Any]:
-    weights = node.weight[:, _hwc(map_shape)] if len(map_shape) == 3 else node.weight
-    return {"kind": "dense", "weights": weights.T.tolist()}
-
-
-def _conv2d(node: ir.Conv2d, in_shape: tuple[int, ...], map_shape: tuple[int, ...]) -> dict[str, Any]:
-    if node.padding not in ((0, 0), "valid") or node.groups != 1 or node.dilation != (1, 1) \
-            or node.stride[0] != node.stride[1]:
-        raise SnnpipeError("SANA-FE's Conv2D takes no padding, groups or dilation and one stride: "
-                           f"this conv has padding {node.padding}, groups {node.groups}, stride {node.stride}")
-    return {"kind": "conv2d", "weights": node.weight.transpose(3, 2, 1, 0).tolist(), "stride": node.stride[0]}
-
-
-#: IR synapse type -> its SANA-FE layer (weights in SANA-FE's channels-last order).
-SANAFE_LAYERS: dict[type, Callable[..., dict[str, Any]]] = {ir.Affine: _affine, ir.Conv2d: _conv2d}
-
-
-def graph_job(graph: ir.Graph, bias: np.ndarray, steps: int, cores: list[int]) -> dict[str, Any]:
-    """The ``network`` job of a chain: input neurons driven by ``bias`` (one sample, the graph's
-    input shape, in units of their threshold 1: a graded input integrated and fired), then one
-    SANA-FE layer per synapse with the IF/LIF threshold of the neuron after it; ``cores``: per layer,
-    the input first, how many Loihi cores it spreads over.
-
-    Raises:
-        SnnpipeError: a node SANA-FE's layers cannot hold (a pool, a residual add), named.
-    """
-    shapes = graph.shapes()
-    input_shape = shapes[graph.input]
-    c, h, w = input_shape if len(input_shape) == 3 else (input_shape[0], 1, 1)
-    layers = [{"kind": "input2d", "width": w, "height": h, "channels": c, "threshold": 1.0,
-               "bias": np.asarray(bias, dtype=float).reshape(input_shape if len(input_shape) == 3 else (c, 1, 1))
-               .transpose(1, 2, 0).ravel().tolist()}]
-    map_shape = input_shape
-    for name in graph.order():
-        node = graph.nodes[name]
-        if len(graph.inputs(name)) > 1:
-            raise SnnpipeError(f"node {name!r} sums several inputs: the SANA-FE job takes chains")
-        if type(node) in SANAFE_LAYERS:
-            layers.append(SANAFE_LAYERS[type(node)](node, shapes[graph.inputs(name)[0]], map_shape))
-        elif isinstance(node, ir.CubaLIF):
-            if not np.isscalar(node.threshold):
-                raise SnnpipeError(f"node {name!r}: a per-neuron threshold; the SANA-FE job takes one per layer")
-            layers[-1]["threshold"] = float(node.threshold)
-            map_shape = shapes[name]
-        elif isinstance(node, ir.Flatten):
-            continue  # map_shape keeps the (C, H, W) before it: the dense weights are reordered from it
-        elif not isinstance(node, (ir.Input, ir.Output)):
-            raise SnnpipeError(f"node {name!r} ({type(node).__name__}): SANA-FE's layers are input, conv2d and "
-                               "dense with LIF neurons")
-    return {"job": "network", "steps": steps, "layers": layers, "cores": cores}
