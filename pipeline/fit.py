@@ -38,8 +38,8 @@ class FitReport:
                            f"({', '.join(r.chip for r in self.fits)}); add it to --chips")
 
     def table(self) -> list[str]:
-        """The fit table (`fit_table`), without energy (no activity counted)."""
-        return fit_table(self.to_dict()["chips"])
+        """The fit table (`fit_table`), without energy (no activity counted), and where that is found."""
+        return [*fit_table(self.to_dict()["chips"]), "", UNPRICED_HINT]
 
     def to_dict(self) -> dict[str, Any]:
         return {"network": self.network,
@@ -52,6 +52,9 @@ FIT_HEADER = ["chip", "fits", "cores", "chips", "fullest resource", "energy / in
               "accuracy on the chip", "first failing resource"]
 #: The files `write_fit` writes.
 FIT_FILES = ("fit.json", "fit.md", "fit.png")
+#: Under a fit without a profile: where its energy and latency (``-``) come from.
+UNPRICED_HINT = ("energy and latency need the network's activity: `snnpipe profile MODEL --chips CHIPS` "
+                 "prices each chip (`-` here)")
 FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
                "core where a layer is split), the line at 1 the limit; where the chip does not hold the network, in "
                "red, its first failing resource (at 1000 where the chip has none of it); the cores each chip's "
@@ -241,7 +244,8 @@ def write_fit(report: "FitReport", folder: str | Path) -> Path:
     data = report.to_dict()
     with atomic_folder(folder, allowed=FIT_FILES) as new:
         (new / "fit.json").write_text(json.dumps(data, indent=1) + "\n")
-        (new / "fit.md").write_text("\n".join([f"# Chip fit of {report.network}", "", *fit_markdown(data["chips"], "##")[2:]]) + "\n")
+        (new / "fit.md").write_text("\n".join([f"# Chip fit of {report.network}", "", *fit_markdown(data["chips"], "##")[2:],
+                                                  "", UNPRICED_HINT]) + "\n")
         fit_plot(data["chips"], new / "fit.png")
     return folder / "fit.json"
 
