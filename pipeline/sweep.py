@@ -98,7 +98,9 @@ class Cell:
 
 
 def _value_name(value: Any) -> str:
-    return re.sub(r"[^A-Za-z0-9.]+", "-", json.dumps(value) if not isinstance(value, str) else value).strip("-") or "x"
+    """A value as a folder name's part: a number's minus sign as ``neg`` (``-0.5`` and ``0.5`` are two cells)."""
+    text = value if isinstance(value, str) else re.sub(r"(?<![0-9eE])-(?=[0-9.])", "neg", json.dumps(value))
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "x"
 
 
 def expand(step: str, grid: Any, known: set[str], where: str) -> list[Cell]:

@@ -26,6 +26,13 @@ def test_the_grid_is_the_cartesian_product_in_the_order_written():
     assert cells[3].setting == {"stage_args.base": "bptt"}
 
 
+def test_cell_names_keep_a_values_sign():
+    cells = expand("bptt", {"lr": [-0.5, 0.5, 1e-05], "timesteps": [[-1, 2], [1, 2]]}, KNOWN, "here")
+    assert [c.name for c in cells] == ["lr-neg0.5_timesteps-neg1-2", "lr-neg0.5_timesteps-1-2",
+                                       "lr-0.5_timesteps-neg1-2", "lr-0.5_timesteps-1-2",
+                                       "lr-1e-05_timesteps-neg1-2", "lr-1e-05_timesteps-1-2"]
+
+
 @pytest.mark.parametrize("grid,message", [
     ({"seeds": [0]}, "sweep key 'seeds' is not a training option"),
     ({"stage_args": [0]}, "sweep key 'stage_args' is not a training option"),
