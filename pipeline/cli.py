@@ -212,7 +212,7 @@ def _at_least_one(_ctx: click.Context, param: click.Parameter, value: int | None
 
 
 def _data_folder(_ctx: click.Context, _param: click.Parameter, data_dir: str | None) -> str | None:
-    """Callback of ``--data-dir`` (fit, export, profile): a folder, refused in one line before anything
+    """Callback of ``--data-dir`` (train, fit, export, profile): a folder, refused in one line before anything
     else is looked at (`fit --accuracy` on digits, bundled, went on without a word about the path)."""
     if data_dir is not None and not Path(data_dir).is_dir():
         raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
@@ -277,7 +277,7 @@ def cli() -> None:
               expose_value=False, help="YAML file of option defaults (keys are option names).")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True,
               help="The dataset to train and test on.")
-@click.option("--data-dir", default=None, help="Folder with the dataset files (IDX or CIFAR pickles).")
+@click.option("--data-dir", default=None, callback=_data_folder, help="Folder with the dataset files (IDX or CIFAR pickles).")
 @click.option("--model", type=RegistryChoice("model", _models, shown=_zoo_models), default=None,
               help="Zoo model (see `snnpipe models`); default: the dataset's.")
 @click.option("--model-arg", "model_args", multiple=True, callback=_parse_model_args,

@@ -318,6 +318,7 @@ def test_inputs_are_checked_before_outputs(tmp_path, monkeypatch):
         (["export", str(ckpt.path), "--target", "onnx", "-o", "taken.onnx", "--data-dir", "nothere"],
          "--data-dir nothere is not a folder"),
         (["import", "nir", "nothere.nir"], "NIR file nothere.nir does not exist"),
+        (["train", "--dataset", "digits", "--data-dir", "nothere", "-o", "run"], "--data-dir nothere is not a folder"),
     ]:
         assert_one_line_error(runner.invoke(cli, args), missing)
     assert (tmp_path / "reports" / "nothere" / "profile.json").read_text() == "{}"
