@@ -377,6 +377,22 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def rates_table(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table: per setting (`summarize`'s rows) and spiking layer, its firing rate and the rate at
+    each timestep, means over the setting's seeds; empty where no row has them."""
+    rows = [row for row in rows if row.get("layer_rates")]
+    steps = max((len(rates) for row in rows for rates in row["step_rates"].values()), default=0)
+    if not rows:
+        return ""
+    lines = ["| setting | layer | rate | " + " | ".join(f"t={t}" for t in range(1, steps + 1)) + " |",
+             "| --- | --- | ---: |" + " ---: |" * steps]
+    for row in rows:
+        for layer, rate in row["layer_rates"].items():
+            by_step = [f"{r:.4f}" for r in row["step_rates"].get(layer, [])]
+            lines.append(f"| {label(row)} | {layer} | {rate:.4f} | " + " | ".join(by_step + ["-"] * (steps - len(by_step))) + " |")
+    return "\n".join(lines)
+
+
 def curves(results: list[CellResult]) -> list[dict[str, Any]]:
     """Per step and setting, the mean over its finished seeds of each epoch's training accuracy
     (and validation accuracy, where there is one) and the learning rate of that epoch, read from
@@ -484,7 +500,11 @@ def write_sweep_reports(results: list[CellResult], folder: Path, title: str, cla
                 f"interval, against the margin the recipe fixed (`snnpipe.pipeline.claims`).\n\n{claims_table(decided)}\n"
                 if claims else "")
     with atomic_path(folder / "sweep.md") as tmp:
-        tmp.write_text(f"# {title}: sweep\n\n{ENERGY_NOTE}\n\n{table(rows)}\n{verdicts}")
+        rates = rates_table(rows)
+        rates = (f"\n## Firing rates per layer and per timestep\n\nMean over each setting's finished seeds: each "
+                 f"spiking layer's rate (spikes per neuron per step, on the profiled test samples) and its rate at each "
+                 f"timestep.\n\n{rates}\n" if rates else "")
+        tmp.write_text(f"# {title}: sweep\n\n{ENERGY_NOTE}\n\n{table(rows)}\n{verdicts}{rates}")
     pareto_plot(rows, folder / "pareto.png", title)
     if trained:
         curves_plot(trained, folder / "curves.png", title)

@@ -241,6 +241,12 @@ def test_a_recipes_claims_are_decided_in_its_sweep_reports(tmp_path):
     row = next(r for r in sweep["settings"] if r["step"] == "bptt")
     assert row["layer_rates"] == {k: pytest.approx((a["layer_rates"][k] + b["layer_rates"][k]) / 2) for k in a["layer_rates"]}
     assert row["snn_energy_memory_int8_uj"] == pytest.approx((a["snn_energy_memory_int8_uj"] + b["snn_energy_memory_int8_uj"]) / 2)
+    # and sweep.md shows them: per setting and layer its rate and the mean over seeds at each step
+    md = (result.folder / "sweep.md").read_text().split("## Firing rates per layer and per timestep")[1]
+    for layer, rate in row["layer_rates"].items():
+        steps = [(a["step_rates"][layer][t] + b["step_rates"][layer][t]) / 2 for t in (0, 1)]
+        assert f"| bptt | {layer} | {rate:.4f} | {steps[0]:.4f} | {steps[1]:.4f} |" in md
+    assert md.count("| ratebp | ") == len(row["layer_rates"])
 
 
 def _tiny(n_train):
