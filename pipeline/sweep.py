@@ -98,8 +98,10 @@ class Cell:
 
 
 def _value_name(value: Any) -> str:
-    """A value as a folder name's part: a number's minus sign as ``neg`` (``-0.5`` and ``0.5`` are two cells)."""
-    text = value if isinstance(value, str) else re.sub(r"(?<![0-9eE])-(?=[0-9.])", "neg", json.dumps(value))
+    """A value as a folder name's part: a number's minus sign as ``neg`` (``-0.5`` and ``0.5`` are two cells)
+    and an exponent's plus dropped (``1e+30`` as ``1e30``, not ``1e-30``)."""
+    text = value if isinstance(value, str) else re.sub(r"(?<![0-9eE])-(?=[0-9.])", "neg",
+                                                       json.dumps(value).replace("e+", "e"))
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-") or "x"
 
 

@@ -31,6 +31,7 @@ def test_cell_names_keep_a_values_sign():
     assert [c.name for c in cells] == ["lr-neg0.5_timesteps-neg1-2", "lr-neg0.5_timesteps-1-2",
                                        "lr-0.5_timesteps-neg1-2", "lr-0.5_timesteps-1-2",
                                        "lr-1e-05_timesteps-neg1-2", "lr-1e-05_timesteps-1-2"]
+    assert [c.name for c in expand("bptt", {"lr": [1e30, 1e-30, -1e30]}, KNOWN, "here")] == ["lr-1e30", "lr-1e-30", "lr-neg1e30"]
 
 
 @pytest.mark.parametrize("grid,message", [
