@@ -47,6 +47,7 @@ from snnpipe.pipeline import process
 from snnpipe.pipeline.claims import Claim, evaluate as evaluate_claim, table as claims_table
 from snnpipe.errors import SnnpipeError, TrainingDiverged
 from snnpipe.files import atomic_path
+from snnpipe.hw_targets.energy import get_target
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.energy_report import (COMPUTE_TERMS, TERM_NAMES, Figure, compute_key, compute_name, figure_key,
                                             figure_name, in_unit, unit_of)
@@ -479,11 +480,15 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+#: The compute-only terms `SWEEP_TARGET` charges (cmos45nm prices no neuron update: its Horowitz figures are
+#: arithmetic only).
+_CHARGED = [t for t in COMPUTE_TERMS if t != "neuron_state" or get_target(SWEEP_TARGET).neuron_pj]
 #: What sweep.md's numbers are, and what each energy includes (the ``memory`` model prices every term but
 #: the chip's static power).
 ENERGY_NOTE = (f"Mean +/- sample std over seeds; energy per inference on up to {SWEEP_SAMPLES} test samples of each "
-               f"cell. {compute_name(SWEEP_TARGET)}: {' + '.join(TERM_NAMES[t] for t in COMPUTE_TERMS)} only (no memory "
-               f"or data movement: not a total). {figure_name(MEMORY)}: the total, "
+               f"cell. {compute_name(SWEEP_TARGET)}: {' + '.join(TERM_NAMES[t] for t in _CHARGED)} only ("
+               + "".join(f"{SWEEP_TARGET} charges no {TERM_NAMES[t]}; " for t in COMPUTE_TERMS if t not in _CHARGED)
+               + f"no memory or data movement: not a total). {figure_name(MEMORY)}: the total, "
                f"{' + '.join(name for term, name in TERM_NAMES.items() if term != 'static')}.")
 
 

@@ -242,5 +242,7 @@ def test_sweep_md_names_each_figure_once_per_setting_and_labels_compute_only(tmp
     assert values == {f"{compute[1]} [kd (w=0.5)]": pytest.approx(400e3), f"{compute[1]} [kd (w=0.0)]": pytest.approx(250e3),
                       f"{memory[1]} [kd (w=0.5)]": pytest.approx(1.1e6), f"{memory[1]} [kd (w=0.0)]": pytest.approx(0.9e6)}
     assert_labelled(text, compute[1], compute[0])
+    # it names the terms cmos45nm charges: no neuron update (its Horowitz figures are arithmetic only)
+    assert f"{compute[1]}: synaptic compute only (cmos45nm charges no neuron updates; no memory" in text
     cells = json.loads((tmp_path / "sweep.json").read_text())["cells"]
     assert cells[0][compute[0]] == 0.3 and cells[0][memory[0]] == 1.0  # the JSON keys are the figures' keys
