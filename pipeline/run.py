@@ -435,6 +435,27 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list
     results: list[StepResult] = []
     cells: list[CellResult] = []
     failed: list[CellResult] = []
+    swept: dict[str, tuple[list[CellResult], float]] = {}  # a batch's cells per step, and when its last ended
+
+    def run_batch(batch: list[Step]) -> None:
+        """The cells of consecutive swept steps, all on the executor at once: a step's last cells
+        share the workers with the next step's first (no worker idles between them)."""
+        jobs = [CellJob(cell, _train_config(recipe.defaults, cell.options(step.options), resolve,
+                                            (folder / step.name / cell.name).resolve()), progress=progress)
+                for step in batch for cell in step.cells]
+        started, last = time.perf_counter(), {}
+
+        def ended(result: CellResult, kept: bool, where) -> None:
+            last[result.step] = time.perf_counter()
+            if on_cell:
+                on_cell(result, kept, where)
+
+        with stopped_hint(f"step {', '.join(step.name for step in batch)}"):
+            batch_cells = run_cells(jobs, executor, ended)
+        for step in batch:
+            swept[step.name] = ([r for r, job in zip(batch_cells, jobs) if job.cell.step == step.name],
+                                last.get(step.name, started) - started)
+
     for step in progress_bars.steps(recipe.steps, lambda s: f"{s.name} ({s.kind})", desc=recipe.name):
         target = folder / step.name
         if step.name in done:  # its path is recorded relative to the run folder, its files checked
@@ -448,18 +469,16 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list
             continue
         started = time.perf_counter()
         if step.cells:
-            jobs = [CellJob(cell, _train_config(recipe.defaults, cell.options(step.options), resolve,
-                                                (target / cell.name).resolve()), progress=progress)
-                    for cell in step.cells]
-            with stopped_hint(f"step {step.name}"):
-                swept = run_cells(jobs, executor, on_cell)
-            cells += swept
-            failed += [r for r in swept if r.failed]
-            finished = [r for r in swept if not r.diverged and not r.failed]
+            if step.name not in swept:
+                run_batch(_sweep_batch(recipe.steps, step, done))
+            step_cells, seconds = swept.pop(step.name)
+            cells += step_cells
+            failed += [r for r in step_cells if r.failed]
+            finished = [r for r in step_cells if not r.diverged and not r.failed]
             best = max(finished, key=lambda r: r.test_acc) if finished else None
             result = StepResult(step.name, "sweep", str(target), 0.0,
-                                {"cells": len(swept), "diverged": sum(1 for r in swept if r.diverged),
-                                 "failed": sum(1 for r in swept if r.failed),
+                                {"cells": len(step_cells), "diverged": sum(1 for r in step_cells if r.diverged),
+                                 "failed": sum(1 for r in step_cells if r.failed),
                                  "best_test_acc": best.test_acc if best else None, "best_cell": best.cell if best else None})
         elif step.kind == "train":
             ckpt = train_into(step.options, target, f"step {step.name}")
@@ -490,7 +509,7 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list
             options = {k: resolve(v) for k, v in step.options.items() if k != "from"}
             summary, path = profile_to_reports(resolve(step.options["from"]), out=target, force=True, **options)
             result = StepResult(step.name, "profile", str(path), 0.0, summary)
-        result.seconds = time.perf_counter() - started
+        result.seconds = seconds if step.cells else time.perf_counter() - started
         results.append(result)
         if not result.summary.get("failed"):  # a step with failed cells is not finished: --resume redoes them
             done[step.name] = {"result": {**asdict(result), "path": os.path.relpath(result.path, folder)},
@@ -505,6 +524,17 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list
     with atomic_path(folder / "summary.md") as tmp:
         tmp.write_text(f"# {recipe.name}\n\n{run_result.verdict_markdown()}{run_result.table()}\n")
     return run_result
+
+
+def _sweep_batch(steps: list[Step], first: Step, done: dict[str, dict]) -> list[Step]:
+    """``first`` and the swept steps right after it that have not run: their cells run as one batch. Any
+    ``@`` reference among them names a step before ``first`` (a swept step cannot be referred to)."""
+    batch = [first]
+    for step in steps[steps.index(first) + 1:]:
+        if not step.cells or step.name in done:
+            break
+        batch.append(step)
+    return batch
 
 
 def _reused_cells(recipe: Recipe, folder: Path, done: dict[str, dict]) -> list[tuple[Path, CellResult]]:

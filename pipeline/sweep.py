@@ -34,6 +34,7 @@ its standard deviations as error bars) into the run folder.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import re
@@ -293,23 +294,32 @@ class Executor(Protocol):
 
 def run_cells(jobs: list[CellJob], executor: Executor,
               on_cell: Callable[[CellResult, bool, SweepProgress], None] | None = None) -> list[CellResult]:
-    """Every cell of one step, in the jobs' order: a cell whose ``cell.json`` exists is read, not
-    redone; the rest run on ``executor``. ``on_cell`` is called as each cell ends with its result,
-    whether it was kept from before, and the progress."""
+    """Every cell of one step, or of several steps at once (their cells share the executor's workers), in
+    the jobs' order: a cell whose ``cell.json`` exists is read, not redone; the rest run on ``executor``.
+    ``on_cell`` is called as each cell ends with its result, whether it was kept from before, and the
+    progress: done of the count of its step's cells, running and left across all ``jobs``."""
     results: dict[int, CellResult] = {}
+    count = collections.Counter(job.cell.step for job in jobs)
+    done: collections.Counter = collections.Counter()
     pending = []
+
+    def ended(i: int, result: CellResult, running: int) -> SweepProgress:
+        results[i], step = result, jobs[i].cell.step
+        done[step] += 1
+        return SweepProgress(done[step], running, len(jobs) - len(results) - running, count[step])
+
     for i, job in enumerate(jobs):
         kept = CellResult.read(Path(job.config.out))
         if kept is None:
             pending.append(i)
             continue
-        results[i] = kept
+        where = ended(i, kept, 0)
         if on_cell:
-            on_cell(kept, True, SweepProgress(len(results), 0, len(jobs) - len(results), len(jobs)))
+            on_cell(kept, True, where)
     for k, result, running in executor.map([jobs[i] for i in pending]):
-        results[pending[k]] = result
+        where = ended(pending[k], result, running)
         if on_cell:
-            on_cell(result, False, SweepProgress(len(results), running, len(jobs) - len(results) - running, len(jobs)))
+            on_cell(result, False, where)
     return [results[i] for i in range(len(jobs))]
 
 

@@ -302,3 +302,40 @@ def test_a_cuda_cell_asks_ray_for_one_gpu_where_the_cluster_has_them(monkeypatch
     cpus = {"num_cpus": 3, "max_retries": 0}
     gpu = {**cpus, "num_gpus": 1} if gpus else cpus
     assert ray.asked == {"auto": gpu, "cuda": gpu, "cpu": cpus, "cuda:1": cpus}
+
+
+class _Recording(Sequential):
+    """The sequential executor, recording which steps' cells each batch it is handed holds."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def map(self, jobs):
+        self.batches.append([job.cell.step for job in jobs])
+        yield from super().map(jobs)
+
+
+def test_consecutive_swept_steps_share_the_workers_as_one_batch_and_a_step_between_splits_them(tmp_path):
+    from snnpipe.pipeline.run import parse_recipe, run
+
+    defaults = {**RECIPE["defaults"], "epochs": 1}
+    recipe = parse_recipe({"name": "batches", "defaults": defaults, "steps": [
+        {"train": {"stage": "bptt", "sweep": {"seed": [0, 1, 2]}}},
+        {"train": {"stage": "bptt", "name": "wide", "model_args": {"hidden": [24]}, "sweep": {"seed": [0, 1]}}},
+        {"train": {"stage": "ann", "name": "teacher"}},
+        {"train": {"stage": "ratebp", "sweep": {"seed": [0, 1]}}}]})
+    executor, seen = _Recording(), []
+    result = run(recipe, out=tmp_path / "run", executor=executor,
+                 on_cell=lambda cell, kept, where: seen.append((cell.step, where.done, where.count, where.left)))
+    # bptt's last cell and wide's first are handed out together: no worker idles between the two steps
+    assert executor.batches == [["bptt"] * 3 + ["wide"] * 2, ["ratebp"] * 2]
+    # each cell counted in its own step; left: the batch's cells not yet started
+    assert seen == [("bptt", 1, 3, 4), ("bptt", 2, 3, 3), ("bptt", 3, 3, 2), ("wide", 1, 2, 1), ("wide", 2, 2, 0),
+                    ("ratebp", 1, 2, 1), ("ratebp", 2, 2, 0)]
+    assert [(s.step, s.kind, s.summary.get("cells")) for s in result.steps] == [
+        ("bptt", "sweep", 3), ("wide", "sweep", 2), ("teacher", "train", None), ("ratebp", "sweep", 2)]
+    sweep = json.loads((result.folder / "sweep.json").read_text())
+    assert [(c["step"], c["cell"]) for c in sweep["cells"]] == [
+        ("bptt", "seed-0"), ("bptt", "seed-1"), ("bptt", "seed-2"), ("wide", "seed-0"), ("wide", "seed-1"),
+        ("ratebp", "seed-0"), ("ratebp", "seed-1")]
