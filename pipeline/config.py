@@ -44,6 +44,7 @@ class TrainConfig:
     train_samples: int | None = None
     test_samples: int | None = None
     val_samples: int | None = None  # carved from the training split, before train_samples (`data.validation_split`)
+    test_each_epoch: bool = True  # False: the test set is read once, after the last epoch (`Trainer.fit`)
     timesteps: int = 4
     encoding: str = "direct"
     seed: int = 0
@@ -89,6 +90,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise SnnpipeError(f"{name}={value} is out of range: at least 1 (or leave it out: all)")
+        if not isinstance(self.test_each_epoch, bool):
+            raise SnnpipeError(f"test_each_epoch={self.test_each_epoch!r} is not true or false")
         if self.optimizer not in OPTIMIZERS:
             raise SnnpipeError(
                 f"unknown optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"

@@ -1,5 +1,8 @@
 """The official recipes' options: the one-step gradient scale, weight decay on weights only, the
-augmentation, the training subset, and the soft reset through export."""
+augmentation, the training subset, the soft reset through export, and the test set read once at the end."""
+
+import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -163,3 +166,27 @@ def test_a_soft_reset_checkpoint_is_refused_by_loihi_and_nir_naming_the_option(t
         result = CliRunner().invoke(cli, ["export", str(ckpt.path), "--target", target, "-o", str(tmp_path / f"x.{target}")])
         assert result.exit_code == 2 and "reset='subtract'" in result.output and "--reset zero" in result.output, result.output
         assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("encoding", ["direct", "rate"])
+def test_reading_the_test_set_once_at_the_end_trains_bit_for_bit_the_same(tmp_path, encoding):
+    # rate coding draws random spikes for the test set too: from its own generator, not the training's
+    config = TrainConfig(dataset="digits", model="mlp", model_args={"hidden": (16,)}, timesteps=3, epochs=3,
+                         batch_size=64, encoding=encoding, val_samples=100, augment=True)
+    each = train(replace(config, out=str(tmp_path / "each")), progress=False)
+    once = train(replace(config, out=str(tmp_path / "once"), test_each_epoch=False), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(each.state_dict.values(), once.state_dict.values()))
+    lines = [[json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()] for name in ("each", "once")]
+    test_keys = {"test_loss", "test_acc", "firing_rate"}
+    assert [test_keys <= set(line) for line in lines[1]] == [False, False, True]  # the test set at the last epoch only
+    assert all(test_keys <= set(line) for line in lines[0])
+    for a, b in zip(*lines):  # the training and validation numbers the same every epoch; the last test the same
+        assert {k: v for k, v in a.items() if k not in test_keys | {"epoch_seconds"}} == \
+            {k: v for k, v in b.items() if k not in test_keys | {"epoch_seconds"}}
+    assert {k: lines[0][-1][k] for k in test_keys} == {k: lines[1][-1][k] for k in test_keys}
+    assert once.history[-1]["test_acc"] == each.history[-1]["test_acc"]
+
+
+def test_test_each_epoch_is_true_or_false():
+    with pytest.raises(SnnpipeError, match="test_each_epoch='no' is not true or false"):
+        TrainConfig(test_each_epoch="no")
