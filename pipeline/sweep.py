@@ -458,9 +458,18 @@ def curves_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """The indices of the points (cost, accuracy) no other point beats: none has a cost as low and an
+    accuracy as high with one of the two strictly better; in order of rising cost."""
+    front = [i for i, (cost, acc) in enumerate(points)
+             if not any(c <= cost and a >= acc and (c, a) != (cost, acc) for c, a in points)]
+    return sorted(front, key=lambda i: points[i])
+
+
 def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     """Accuracy against firing rate and against each of the `ENERGIES` the cells have (each axis named
-    as the reports name the figure, in the unit chosen for it), one point per setting with std error bars."""
+    as the reports name the figure, in the unit chosen for it), one point per setting with std error bars,
+    and the front (`pareto_front` of the means) as a grey step line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -477,6 +486,11 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
                 ax.errorbar(row[field] * scale[field], row["test_acc"] * 100, xerr=(row[f"{field}_std"] or 0.0) * scale[field],
                             yerr=(row["test_acc_std"] or 0.0) * 100, fmt="o", capsize=3, color=colors(i % 10),
                             label=label(row))
+    for ax, field in zip(axes, fields):
+        shown = [(row[field] * scale[field], row["test_acc"] * 100) for row in rows if row["n"] and row.get(field) is not None]
+        front = [shown[i] for i in pareto_front(shown)]
+        ax.step([x for x, _ in front], [y for _, y in front], where="post", color="0.5", linestyle="--", linewidth=1,
+                zorder=0, label="front" if ax is axes[-1] else None)
     names = {"firing_rate": "mean firing rate (spikes / neuron / step)",
              **{key: f"{name}\nper inference ({units[key][0]})" for key, name in ENERGIES.items()}}
     for ax, field in zip(axes, fields):

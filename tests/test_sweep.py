@@ -169,7 +169,7 @@ def test_a_cell_written_under_the_old_energy_keys_is_kept_on_resume_not_redone(t
     kept = []
     [result] = run_cells([job], Refuses(), on_cell=lambda r, reused, where: kept.append(reused))
     assert kept == [True] and getattr(result, compute) == 0.3 and getattr(result, memory) == 0.5
-    # an old sweep.json's settings (what benchmarks/protocol.py reads) show under the new names
+    # an old sweep.json's settings (reports/bench/protocol-cpu.json's) show under the new names
     old = {"step": "bptt", "setting": {}, "n": 2, "diverged": 0, "failed": 0, "test_acc": 0.9, "test_acc_std": 0.0,
            "firing_rate": 0.2, "firing_rate_std": 0.0, "energy_uj": 0.3, "energy_uj_std": 0.1,
            "memory_energy_uj": 0.5, "memory_energy_uj_std": None}
@@ -219,3 +219,12 @@ def test_a_baseline_is_taken_from_another_run_by_reference_and_paired_by_seed(tm
     refused(r"seed-1 has not finished there; finish that run first \(snnpipe run RECIPE --resume .*base\)")
     with pytest.raises(RecipeError, match="reuse names another run's swept step folder"):
         parse_recipe(_baseline_recipe("x", [{"train": {"stage": "bptt", "reuse": "../base/bptt"}}]))
+
+
+def test_the_pareto_front_keeps_the_points_nothing_beats_in_order_of_cost():
+    from snnpipe.pipeline.sweep import pareto_front
+
+    # (cost, accuracy): (1.5, 79) loses to (1, 80); (3, 85) to (2, 85); a tie beats neither of the two
+    points = [(1.0, 80.0), (2.0, 85.0), (1.5, 79.0), (3.0, 85.0), (0.5, 70.0), (2.0, 85.0)]
+    assert pareto_front(points) == [4, 0, 1, 5]
+    assert pareto_front([(1.0, 1.0)]) == [0] and pareto_front([]) == []
