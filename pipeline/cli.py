@@ -212,9 +212,9 @@ def _at_least_one(_ctx: click.Context, param: click.Parameter, value: int | None
 
 
 def _data_folder(_ctx: click.Context, _param: click.Parameter, data_dir: str | None) -> str | None:
-    """Callback of ``--data-dir`` (train, fit, export, profile): a folder, refused in one line before anything
+    """Callback of ``--data-dir`` (fit, export, profile): a folder, refused in one line before anything
     else is looked at (`fit --accuracy` on digits, bundled, went on without a word about the path)."""
-    if data_dir is not None and not Path(data_dir).is_dir():
+    if data_dir is not None and not Path(data_dir).expanduser().is_dir():  # as the loaders read it
         raise SnnpipeError(f"--data-dir {data_dir} is not a folder; give the folder that holds the dataset")
     return data_dir
 
@@ -277,7 +277,7 @@ def cli() -> None:
               expose_value=False, help="YAML file of option defaults (keys are option names).")
 @click.option("--dataset", type=RegistryChoice("dataset", _datasets), default="digits", show_default=True,
               help="The dataset to train and test on.")
-@click.option("--data-dir", default=None, callback=_data_folder, help="Folder with the dataset files (IDX or CIFAR pickles).")
+@click.option("--data-dir", default=None, help="Folder with the dataset files (IDX or CIFAR pickles).")
 @click.option("--model", type=RegistryChoice("model", _models, shown=_zoo_models), default=None,
               help="Zoo model (see `snnpipe models`); default: the dataset's.")
 @click.option("--model-arg", "model_args", multiple=True, callback=_parse_model_args,
@@ -353,11 +353,10 @@ def train_command(quiet: bool, as_json: bool, **options: Any) -> None:
 
     def report(record: dict) -> None:
         if not quiet and not as_json:
-            progress.write(
-                f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  "
-                f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  "
-                f"rate {record['firing_rate']:.4f}  {record['epoch_seconds']:.1f}s"
-            )
+            test = (f"test {record['test_acc']:.2%}  rate {record['firing_rate']:.4f}" if "test_acc" in record
+                    else f"rate {record['train_firing_rate']:.4f} (train; test set read after the last epoch)")
+            progress.write(f"epoch {record['epoch']:>3}  loss {record['train_loss']:.4f}  train {record['train_acc']:.2%}  "
+                           f"{test}  {record['epoch_seconds']:.1f}s")
 
     ckpt = train(config, progress=not quiet and not as_json, on_epoch=report,  # bars: on a terminal (`progress`)
                  on_note=None if quiet else lambda line: click.echo(line, err=True))

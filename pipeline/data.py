@@ -294,6 +294,8 @@ def _check_labels(labels: np.ndarray, num_classes: int, source: Path | str) -> N
 @register_dataset("digits", input_shape=(1, 8, 8), num_classes=10, model="mlp", epochs=30, batch_size=32,
                   augmentation=Augmentation(padding=1))
 def _digits(data_dir: Path | None, seed: int) -> Dataset:
+    if data_dir is not None and not data_dir.expanduser().is_dir():  # a typo would go unseen: digits reads none
+        raise DataError(f"--data-dir {data_dir} is not a folder, and digits comes with scikit-learn: leave it out")
     # scikit-learn's load_digits() and train_test_split(..., test_size=0.2, stratify=labels), read and
     # split without importing scikit-learn (its import took 1 to 4 s of every snnpipe train here)
     spec = importlib.util.find_spec("sklearn")

@@ -54,7 +54,7 @@ FIT_HEADER = ["chip", "fits", "cores", "chips", "fullest resource", "energy / in
 FIT_FILES = ("fit.json", "fit.md", "fit.png")
 #: Under a fit without a profile: where its energy and latency (``-``) come from.
 UNPRICED_HINT = ("energy and latency need the network's activity: `snnpipe profile MODEL --chips CHIPS` "
-                 "prices each chip (`-` here)")
+                 "prices each chip whose figures are published (`-` here)")
 FIT_CAPTION = ("Which chip holds the network? Each chip's fullest resource as a share of its limit (its busiest "
                "core where a layer is split), the line at 1 the limit; where the chip does not hold the network, in "
                "red, its first failing resource (at 1000 where the chip has none of it); the cores each chip's "

@@ -452,9 +452,12 @@ def _run_steps(recipe: Recipe, folder: Path, done: dict[str, dict], reused: list
 
         with stopped_hint(f"step {', '.join(step.name for step in batch)}"):
             batch_cells = run_cells(jobs, executor, ended)
+        previous = started  # each step's wall time: from the step before's last cell to its own last
         for step in batch:
+            ended_at = max(last.get(step.name, previous), previous)
             swept[step.name] = ([r for r, job in zip(batch_cells, jobs) if job.cell.step == step.name],
-                                last.get(step.name, started) - started)
+                                ended_at - previous)
+            previous = ended_at
 
     for step in progress_bars.steps(recipe.steps, lambda s: f"{s.name} ({s.kind})", desc=recipe.name):
         target = folder / step.name

@@ -204,7 +204,7 @@ class CellActivity:
 
     Attributes:
         compute_uj: the compute-only energy per inference (`compute_name`: the ``ops`` model's synaptic
-            compute and neuron updates at `SWEEP_TARGET`, no data movement).
+            compute and the neuron updates `SWEEP_TARGET` charges, none on cmos45nm; no data movement).
         memory_uj: the SNN's energy per inference under the ``memory`` model at `SWEEP_PRECISION`
             (`MEMORY`: compute and data movement, `snnpipe.pipeline.profile`).
         layer_rates: per neuron layer, its firing rate (spikes / neuron / step).

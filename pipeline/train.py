@@ -484,11 +484,6 @@ class _Run:
                 started = time.perf_counter()
                 train_metrics = self._train_epoch(progress and self.world.is_main)
                 seconds = time.perf_counter() - started
-                record = {
-                    "epoch": self.epoch + 1, "stage": self.config.stage, "train_loss": train_metrics.loss,
-                    "train_acc": train_metrics.accuracy, "train_firing_rate": train_metrics.firing_rate,
-                    "lr": self.scheduler.get_last_lr()[0], "epoch_seconds": seconds,
-                }
                 self.summary = {
                     "stage": self.config.stage, "epochs": self.epoch + 1, "dataset": self.config.dataset,
                     "timesteps": self.config.timesteps, "encoding": self.config.encoding,
@@ -496,13 +491,12 @@ class _Run:
                 }
                 # the test set after every epoch, or once after the last (`test_each_epoch`); its encoding
                 # draws from its own generator, so reading it or not leaves the training bit for bit the same
-                if self.config.test_each_epoch or self.epoch + 1 == self.config.epochs:
-                    test = evaluate(
-                        self.model, self.data.test_x, self.data.test_y, self.data.spec, self.config.encoding,
-                        self.config.timesteps, device=self.device, seed=self.config.seed, world=self.world,
-                    )
-                    record.update(test_loss=test.loss, test_acc=test.accuracy, firing_rate=test.firing_rate)
-                    self.summary.update(test_acc=test.accuracy, firing_rate=test.firing_rate)
+                test = (self._test() if self.config.test_each_epoch or self.epoch + 1 == self.config.epochs else {})
+                record = {
+                    "epoch": self.epoch + 1, "stage": self.config.stage, "train_loss": train_metrics.loss,
+                    "train_acc": train_metrics.accuracy, **test, "train_firing_rate": train_metrics.firing_rate,
+                    "lr": self.scheduler.get_last_lr()[0], "epoch_seconds": seconds,
+                }
                 if self.validation is not None:  # what a choice of weights reads: never the test set
                     val = evaluate(self.model, *self.validation, self.data.spec, self.config.encoding,
                                    self.config.timesteps, device=self.device, seed=self.config.seed, world=self.world)
@@ -517,9 +511,18 @@ class _Run:
                         on_epoch(record)
                 epochs.update(1)
         if ckpt is None:  # nothing to train (`_nothing_to_train`)
+            if self.summary is not None and self.summary.get("test_acc") is None:  # a checkpoint from before
+                self._test()  # the last epoch of a run that reads the test set once: it has not been read
             ckpt = self._checkpoint()
             ckpt.path = self.run_dir / CHECKPOINT_NAME
         return ckpt
+
+    def _test(self) -> dict[str, float]:
+        """The test set's loss, accuracy and firing rate, also into the run's summary."""
+        test = evaluate(self.model, self.data.test_x, self.data.test_y, self.data.spec, self.config.encoding,
+                        self.config.timesteps, device=self.device, seed=self.config.seed, world=self.world)
+        self.summary.update(test_acc=test.accuracy, firing_rate=test.firing_rate)
+        return {"test_loss": test.loss, "test_acc": test.accuracy, "firing_rate": test.firing_rate}
 
     def _train_epoch(self, progress: bool) -> Metrics:
         config, stage, model = self.config, self.stage, self.model

@@ -318,7 +318,8 @@ def test_inputs_are_checked_before_outputs(tmp_path, monkeypatch):
         (["export", str(ckpt.path), "--target", "onnx", "-o", "taken.onnx", "--data-dir", "nothere"],
          "--data-dir nothere is not a folder"),
         (["import", "nir", "nothere.nir"], "NIR file nothere.nir does not exist"),
-        (["train", "--dataset", "digits", "--data-dir", "nothere", "-o", "run"], "--data-dir nothere is not a folder"),
+        (["train", "--dataset", "digits", "--data-dir", "nothere", "-o", "run"],
+         "--data-dir nothere is not a folder, and digits comes with scikit-learn: leave it out"),
     ]:
         assert_one_line_error(runner.invoke(cli, args), missing)
     assert (tmp_path / "reports" / "nothere" / "profile.json").read_text() == "{}"

@@ -305,18 +305,24 @@ def test_a_cuda_cell_asks_ray_for_one_gpu_where_the_cluster_has_them(monkeypatch
 
 
 class _Recording(Sequential):
-    """The sequential executor, recording which steps' cells each batch it is handed holds."""
+    """The sequential executor, recording which steps' cells each batch it is handed holds; each cell
+    takes one second on ``clock`` (a fake of the run's `time.perf_counter`)."""
 
     def __init__(self):
         super().__init__()
         self.batches: list[list[str]] = []
+        self.clock = 0.0
 
     def map(self, jobs):
         self.batches.append([job.cell.step for job in jobs])
-        yield from super().map(jobs)
+        for item in super().map(jobs):
+            self.clock += 1.0
+            yield item
 
 
-def test_consecutive_swept_steps_share_the_workers_as_one_batch_and_a_step_between_splits_them(tmp_path):
+def test_consecutive_swept_steps_share_the_workers_as_one_batch_and_a_step_between_splits_them(tmp_path, monkeypatch):
+    import types
+
     from snnpipe.pipeline.run import parse_recipe, run
 
     defaults = {**RECIPE["defaults"], "epochs": 1}
@@ -326,6 +332,7 @@ def test_consecutive_swept_steps_share_the_workers_as_one_batch_and_a_step_betwe
         {"train": {"stage": "ann", "name": "teacher"}},
         {"train": {"stage": "ratebp", "sweep": {"seed": [0, 1]}}}]})
     executor, seen = _Recording(), []
+    monkeypatch.setattr("snnpipe.pipeline.run.time", types.SimpleNamespace(perf_counter=lambda: executor.clock))
     result = run(recipe, out=tmp_path / "run", executor=executor,
                  on_cell=lambda cell, kept, where: seen.append((cell.step, where.done, where.count, where.left)))
     # bptt's last cell and wide's first are handed out together: no worker idles between the two steps
@@ -335,6 +342,8 @@ def test_consecutive_swept_steps_share_the_workers_as_one_batch_and_a_step_betwe
                     ("ratebp", 1, 2, 1), ("ratebp", 2, 2, 0)]
     assert [(s.step, s.kind, s.summary.get("cells")) for s in result.steps] == [
         ("bptt", "sweep", 3), ("wide", "sweep", 2), ("teacher", "train", None), ("ratebp", "sweep", 2)]
+    # a step's time: from the step before's last cell to its own last (a second per cell here), not the batch's
+    assert [s.seconds for s in result.steps if s.kind == "sweep"] == [3.0, 2.0, 2.0]
     sweep = json.loads((result.folder / "sweep.json").read_text())
     assert [(c["step"], c["cell"]) for c in sweep["cells"]] == [
         ("bptt", "seed-0"), ("bptt", "seed-1"), ("bptt", "seed-2"), ("wide", "seed-0"), ("wide", "seed-1"),

@@ -332,7 +332,7 @@ def test_cli_fit_table_json_and_gate(tmp_path):
     # a fit counts no activity: its energy and latency are `-`, and it says which command prices them
     table, hint = gate.output.split("\n\n")[0].splitlines(), gate.output.split("\n\n")[1].splitlines()[0]
     assert len(table) == 3 and all(re.search(r"%\s+-\s+-\s+-\s", line) for line in table[1:])  # energy, latency, accuracy
-    assert hint.endswith("`snnpipe profile MODEL --chips CHIPS` prices each chip (`-` here)")
+    assert hint.endswith("`snnpipe profile MODEL --chips CHIPS` prices each chip whose figures are published (`-` here)")
     ok = CliRunner().invoke(cli, ["fit", str(path), "--chips", "loihi2", "--require-fit", "loihi2", "--quiet"])
     assert ok.exit_code == 0 and ok.output == ""
     unknown = CliRunner().invoke(cli, ["fit", str(path), "--chips", "truenorth"])
@@ -453,7 +453,7 @@ def test_cli_fit_out_writes_the_table_the_figure_and_the_json(tmp_path):
     assert md.startswith(f"# Chip fit of {path}") and "![each chip's fullest resource against its limit](fit.png)" in md
     # Loihi 2: 3 layers, one core each; Xylo: 64 pixels into 16 input channels, 4x
     assert "| loihi2 | yes | 3 | 1 |" in md and "| xylo | no | 1 | 1 | input channels 400% |" in md
-    assert md.rstrip().endswith("`snnpipe profile MODEL --chips CHIPS` prices each chip (`-` here)")
+    assert md.rstrip().endswith("`snnpipe profile MODEL --chips CHIPS` prices each chip whose figures are published (`-` here)")
     assert (out / "fit.png").read_bytes().startswith(b"\x89PNG")
     again = CliRunner().invoke(cli, ["fit", str(path), "-o", str(out)])
     assert again.exit_code == 2 and "already holds a fit report; pass --force" in again.output

@@ -190,3 +190,23 @@ def test_reading_the_test_set_once_at_the_end_trains_bit_for_bit_the_same(tmp_pa
 def test_test_each_epoch_is_true_or_false():
     with pytest.raises(SnnpipeError, match="test_each_epoch='no' is not true or false"):
         TrainConfig(test_each_epoch="no")
+
+
+def test_a_run_that_reads_the_test_set_once_resumes_from_the_cli_and_ends_with_its_test(tmp_path):
+    config = TrainConfig(dataset="digits", model="mlp", model_args={"hidden": (16,)}, timesteps=2, epochs=2,
+                         batch_size=64, test_each_epoch=False, keep=5, out=str(tmp_path / "run"))
+    train(config, progress=False)
+    # on: two more epochs, the one before the last without a test line
+    more = CliRunner().invoke(cli, ["train", "--resume", str(tmp_path / "run" / "checkpoint.pt"), "--epochs", "4",
+                                    "--out", str(tmp_path / "more")])
+    assert more.exit_code == 0, more.output
+    epochs = [line for line in more.output.splitlines() if line.startswith("epoch")]
+    assert "(train; test set read after the last epoch)" in epochs[0] and " test " in epochs[1]
+    assert "bptt: test accuracy" in more.output
+    # a checkpoint from before the last epoch, resumed to its own length: nothing to train, the test set read now
+    first = sorted((tmp_path / "run").glob("step-*.pt"))[0]
+    same = CliRunner().invoke(cli, ["train", "--resume", str(first), "--epochs", "1", "--out", str(tmp_path / "same"),
+                                    "--json"])
+    assert same.exit_code == 0, same.output
+    result = json.loads(same.output.splitlines()[-1])
+    assert 0 < result["test_acc"] <= 1 and result["firing_rate"] is not None
