@@ -394,9 +394,9 @@ def rates_table(rows: list[dict[str, Any]]) -> str:
     """A Markdown table: per setting (`summarize`'s rows) and spiking layer, its firing rate and the rate at
     each timestep, means over the setting's seeds; empty where no row has them."""
     rows = [row for row in rows if row.get("layer_rates")]
-    steps = max((len(rates) for row in rows for rates in row["step_rates"].values()), default=0)
     if not rows:
         return ""
+    steps = max(len(rates) for row in rows for rates in row["step_rates"].values())
     lines = ["| setting | layer | rate | " + " | ".join(f"t={t}" for t in range(1, steps + 1)) + " |",
              "| --- | --- | ---: |" + " ---: |" * steps]
     for row in rows:
@@ -532,10 +532,10 @@ def write_sweep_reports(results: list[CellResult], folder: Path, title: str, cla
                 if claims else "")
     with atomic_path(folder / "sweep.md") as tmp:
         rates = rates_table(rows)
-        rates = (f"\n## Firing rates per layer and per timestep\n\nMean over each setting's finished seeds: each "
-                 f"spiking layer's rate (spikes per neuron per step, on the profiled test samples) and its rate at each "
-                 f"timestep.\n\n{rates}\n" if rates else "")
-        tmp.write_text(f"# {title}: sweep\n\n{ENERGY_NOTE}\n\n{table(rows)}\n{verdicts}{rates}")
+        section = (f"\n## Firing rates per layer and per timestep\n\nMean over each setting's finished seeds: each "
+                   f"spiking layer's rate (spikes per neuron per step, on the profiled test samples) and its rate at "
+                   f"each timestep.\n\n{rates}\n" if rates else "")
+        tmp.write_text(f"# {title}: sweep\n\n{ENERGY_NOTE}\n\n{table(rows)}\n{verdicts}{section}")
     pareto_plot(rows, folder / "pareto.png", title)
     if trained:
         curves_plot(trained, folder / "curves.png", title)
