@@ -4,6 +4,7 @@ writes are replaced, never followed."""
 
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -45,7 +46,7 @@ def test_a_report_that_fails_midway_leaves_the_old_one_whole(tmp_path, checkpoin
 
 def test_a_killed_profile_leaves_nothing_that_blocks_the_retry(tmp_path, checkpoint):
     folder = tmp_path / "report"
-    proc = subprocess.Popen(["snnpipe", "profile", str(checkpoint.path), "-o", str(folder)],
+    proc = subprocess.Popen([sys.executable, "-m", "snnpipe", "profile", str(checkpoint.path), "-o", str(folder)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline and not list(tmp_path.glob(f".report{TEMP_MARK}*")):

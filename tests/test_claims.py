@@ -4,6 +4,7 @@ second run into a held --out stops in one line, recipe steps write only inside t
 
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ FAST = ["--model-arg", "hidden=[16]", "--quiet"]
 
 
 def _train(cwd: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(["snnpipe", "train", *FAST, *args], cwd=cwd, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "snnpipe", "train", *FAST, *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -67,7 +68,7 @@ def test_two_runs_of_one_recipe_take_two_folders(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "r", "defaults": {"model_args": {"hidden": [16]}},
                                       "steps": [{"train": {"stage": "bptt", "epochs": 2}}]}))
-    runs = [subprocess.Popen(["snnpipe", "run", str(recipe), "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
+    runs = [subprocess.Popen([sys.executable, "-m", "snnpipe", "run", str(recipe), "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in runs:
         assert proc.wait(timeout=600) == 0, proc.stderr.read()

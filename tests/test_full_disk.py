@@ -2,6 +2,7 @@
 real 1 MB tmpfs (where this machine lets the tests mount one) and by an injected failed write."""
 
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,6 +13,8 @@ from snnpipe.pipeline import checkpoint as checkpoint_module
 from snnpipe.pipeline.cli import cli
 from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.train import train
+
+SNNPIPE = [sys.executable, "-m", "snnpipe"]  # this interpreter's snnpipe, not whichever is first on PATH
 
 
 @pytest.fixture
@@ -44,9 +47,9 @@ def _one_line(result, *words):
 @pytest.mark.parametrize("target", ["onnx", "nir", "loihi"])
 def test_an_export_onto_a_full_disk_is_one_line_and_leaves_nothing(small_disk, checkpoint, target):
     # in a child process: h5py crashed the whole process after such a write (exit 139)
-    done = subprocess.run(["snnpipe", "export", str(checkpoint.path), "--target", target, "-o", str(small_disk / "m"),
+    done = subprocess.run([*SNNPIPE, "export", str(checkpoint.path), "--target", target, "-o", str(small_disk / "m"),
                            "--max-drop", "100"] if target == "loihi" else
-                          ["snnpipe", "export", str(checkpoint.path), "--target", target, "-o", str(small_disk / "m")],
+                          [*SNNPIPE, "export", str(checkpoint.path), "--target", target, "-o", str(small_disk / "m")],
                           capture_output=True, text=True)
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert done.stderr.strip().count("\n") == 0 and "no space left" in done.stderr, done.stderr

@@ -22,6 +22,7 @@ from snnpipe.pipeline.config import TrainConfig
 from snnpipe.pipeline.train import train
 
 REPO = Path(__file__).resolve().parents[1]
+SNNPIPE = [sys.executable, "-m", "snnpipe"]  # this interpreter's snnpipe, not whichever is first on PATH
 TARGETS = {"loihi": ["--max-drop", "100"], "onnx": [], "nir": []}  # a 1-epoch model: Loihi's drop allowed
 
 
@@ -36,7 +37,7 @@ def _export_args(ckpt, target: str, out: Path, *extra: str) -> list[str]:
 
 
 def _start(args: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(["snnpipe", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([*SNNPIPE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(folder: Path, pattern: str, proc: subprocess.Popen, seconds: float = 120) -> bool:
@@ -71,7 +72,7 @@ def test_a_second_command_writing_the_same_output_is_refused_and_the_first_finis
     try:
         assert _wait_for(tmp_path, temporary, first), first.communicate()
         first.send_signal(signal.SIGSTOP)  # A holds the output, midway through writing it
-        second = subprocess.run(["snnpipe", *second_args], capture_output=True, text=True, timeout=300)
+        second = subprocess.run([*SNNPIPE, *second_args], capture_output=True, text=True, timeout=300)
     finally:
         first.send_signal(signal.SIGCONT)
     _, first_err = first.communicate(timeout=300)
@@ -117,7 +118,7 @@ def test_what_another_command_writes_into_a_report_folder_meanwhile_is_kept(tmp_
         while not _stopped(profile.pid) and profile.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert _stopped(profile.pid), profile.communicate()
-        export = subprocess.run(["snnpipe", *_export_args(checkpoint, "onnx", folder / "x.onnx")], capture_output=True,
+        export = subprocess.run([*SNNPIPE, *_export_args(checkpoint, "onnx", folder / "x.onnx")], capture_output=True,
                                 text=True, timeout=300)
         assert export.returncode == 0, export.stderr
         exported = {p.name: p.read_bytes() for p in folder.iterdir()}
@@ -157,7 +158,7 @@ def test_an_export_writing_the_onnx_twin_of_another_is_refused(tmp_path, checkpo
     try:
         assert _wait_for(tmp_path, ".F.ann.onnx.lock", first), first.communicate()
         first.send_signal(signal.SIGSTOP)  # B holds F.ann.onnx, midway
-        second = subprocess.run(["snnpipe", *_export_args(checkpoint, "onnx", tmp_path / "F.onnx")],
+        second = subprocess.run([*SNNPIPE, *_export_args(checkpoint, "onnx", tmp_path / "F.onnx")],
                                 capture_output=True, text=True, timeout=300)
     finally:
         first.send_signal(signal.SIGCONT)
@@ -247,7 +248,7 @@ def test_an_export_file_too_large_for_the_limit_is_one_line_and_leaves_nothing(t
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
-    done = subprocess.run(["snnpipe", *_export_args(checkpoint, target, tmp_path / "m")], capture_output=True,
+    done = subprocess.run([*SNNPIPE, *_export_args(checkpoint, target, tmp_path / "m")], capture_output=True,
                           text=True, preexec_fn=limited, timeout=300)
     assert done.returncode == 2, done.stderr
     line = _one_line(done.stderr)
