@@ -4,7 +4,7 @@ refused before anything runs; the validation split carved from train."""
 
 import json
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -248,6 +248,19 @@ def test_a_recipes_claims_are_decided_in_its_sweep_reports(tmp_path):
         assert f"| bptt | {layer} | {rate:.4f} | {steps[0]:.4f} | {steps[1]:.4f} |" in md
     assert md.count("| ratebp | ") == len(row["layer_rates"])
 
+
+
+@pytest.mark.parametrize("report", sorted((Path(__file__).parents[1] / "reports" / "bench").glob("protocol-v2-*.json")),
+                         ids=lambda p: p.stem)
+def test_a_committed_protocol_verdict_is_what_the_rule_gives_on_its_cells(report):
+    """Each committed run of the protocol, its claims decided again from the cells it records: the same pairs,
+    intervals, choices and verdicts, so that a change to the rule cannot leave the reports' verdicts stale."""
+    data = json.loads(report.read_text())
+    names = {f.name for f in fields(Claim)}
+    assert data["claims"]
+    for recorded in data["claims"]:
+        again = evaluate(Claim(**{k: v for k, v in recorded.items() if k in names}), data["cells"])
+        assert json.loads(json.dumps(again)) == recorded
 
 def _tiny(n_train):
     spec = DataSpec("tiny", (1, 1, 1), 2, (0.5,), (0.25,))
