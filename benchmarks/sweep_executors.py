@@ -89,7 +89,7 @@ def main() -> int:
         print(f"{name:>20}: {median:6.1f} s  ({medians['sequential'] / median:.2f}x)")
     print(f"same numbers as sequential: {not differ}; wrote {args.out}")
     if serial:
-        print(f"its cells' own seconds sum to less than the wall time, so no two ran at once: {'; '.join(serial)}")
+        print(f"its cells' own seconds sum to no more than the wall time, so no two ran at once: {'; '.join(serial)}")
     return 1 if differ or serial else 0
 
 
