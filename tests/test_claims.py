@@ -68,8 +68,8 @@ def test_two_runs_of_one_recipe_take_two_folders(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"name": "r", "defaults": {"model_args": {"hidden": [16]}},
                                       "steps": [{"train": {"stage": "bptt", "epochs": 2}}]}))
-    runs = [subprocess.Popen([sys.executable, "-m", "snnpipe", "run", str(recipe), "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [subprocess.Popen([sys.executable, "-m", "snnpipe", "run", str(recipe), "--quiet"], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for proc in runs:
         assert proc.wait(timeout=600) == 0, proc.stderr.read()
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r", "r-2"]
