@@ -290,7 +290,12 @@ def cli() -> None:
 @click.option("--epochs", type=int, default=None, help="Epochs (default depends on the dataset).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default depends on the dataset).")
 @click.option("--optimizer", default="adam", show_default=True, help="adam or sgd.")
-@click.option("--lr", type=float, default=None, help="Learning rate (adam 1e-3, sgd 0.1), cosine-annealed.")
+@click.option("--lr", type=float, default=None, help="Learning rate (adam 1e-3, sgd 0.1).")
+@click.option("--schedule", type=click.Choice(["cosine", "plateau"]), default="cosine", show_default=True,
+              help="cosine: the lr annealed to 0 over --epochs; plateau: divided by 10 on each plateau of the "
+                   "training accuracy, twice, the third ending the run (--epochs caps it).")
+@click.option("--patience", type=int, default=4, show_default=True,
+              help="plateau: epochs in a row without a new best training accuracy that make a plateau.")
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD's momentum.")
 @click.option("--weight-decay", type=float, default=0.0, show_default=True,
               help="L2 on conv and linear weights (not biases or BatchNorm).")

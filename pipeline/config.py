@@ -18,6 +18,9 @@ OPTIMIZERS = ("adam", "sgd")
 #: the official learning rates meaningful.
 GRAD_SCALES = ("1", "1/T")
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.1}
+#: ``cosine``: annealed to 0 over ``epochs``, per step; ``plateau``: divided by 10 on each plateau of the
+#: training accuracy, twice, the third ending the run (`train.Plateau`; ``epochs`` then only caps it).
+SCHEDULES = ("cosine", "plateau")
 #: Seeds numpy's ``RandomState`` and torch's generators both take: 0 to 2^32 - 1.
 MAX_SEED = 2**32 - 1
 
@@ -37,6 +40,8 @@ class TrainConfig:
     batch_size: int | None = None
     optimizer: str = "adam"
     lr: float | None = None
+    schedule: str = "cosine"
+    patience: int = 4  # schedule plateau: epochs in a row with no training accuracy above the best so far
     momentum: float = 0.9
     weight_decay: float = 0.0
     grad_scale: str = "1"
@@ -82,6 +87,10 @@ class TrainConfig:
             raise SnnpipeError(f"amp={self.amp!r} is not supported: use bf16 or leave it out")
         if self.grad_scale not in GRAD_SCALES:
             raise SnnpipeError(f"grad_scale={self.grad_scale!r} is not one of {', '.join(GRAD_SCALES)}")
+        if self.schedule not in SCHEDULES:
+            raise SnnpipeError(f"schedule={self.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        if isinstance(self.patience, bool) or not isinstance(self.patience, int) or self.patience < 1:
+            raise SnnpipeError(f"patience={self.patience!r} is out of range: a whole number of epochs, at least 1")
         if not 0 <= self.momentum < 1:
             raise SnnpipeError(f"momentum={self.momentum} is out of range: it lies in [0, 1)")
         if not self.weight_decay >= 0:

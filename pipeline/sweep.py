@@ -156,6 +156,8 @@ class CellResult:
     snn_energy_memory_int8_uj: float | None = None  # `CellActivity`'s, as the next two
     layer_rates: dict[str, float] | None = None
     step_rates: dict[str, list[float]] | None = None
+    epochs: int | None = None  # trained; under ``schedule: plateau`` whether it stopped on its own (`train.Plateau`):
+    converged: bool | None = None  # None under the cosine schedule, whose length is fixed
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
@@ -259,7 +261,7 @@ def run_cell(job: CellJob) -> CellResult:
                             activity.compute_uj, str(ckpt.path), seconds,
                             val_acc=float(last["val_acc"]) if "val_acc" in last else None,
                             snn_energy_memory_int8_uj=activity.memory_uj, layer_rates=activity.layer_rates,
-                            step_rates=activity.step_rates)
+                            step_rates=activity.step_rates, epochs=int(last["epochs"]), converged=last.get("converged"))
     result.write(target)
     return result
 
@@ -406,55 +408,86 @@ def rates_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def convergence_table(results: list[CellResult]) -> str:
+    """A Markdown table: per setting trained under ``schedule: plateau``, the epochs each seed trained and
+    how many stopped on their own (`train.Plateau`) rather than at the ``epochs`` cap; empty where none was."""
+    groups: dict[str, list[CellResult]] = {}
+    for r in results:
+        if r.converged is not None:
+            groups.setdefault(label({"step": r.step, "setting": {k: v for k, v in r.values.items() if k != "seed"}}),
+                              []).append(r)
+    if not groups:
+        return ""
+    lines = ["| setting | epochs per seed | converged |", "| --- | --- | ---: |"]
+    lines += [f"| {name} | {', '.join(str(r.epochs) for r in rs)} | {sum(r.converged for r in rs)} of {len(rs)} |"
+              for name, rs in groups.items()]
+    return "\n".join(lines)
+
+
 def curves(results: list[CellResult]) -> list[dict[str, Any]]:
     """Per step and setting, the mean over its finished seeds of each epoch's training accuracy
-    (and validation accuracy, where there is one) and the learning rate of that epoch, read from
-    the cells' ``metrics.jsonl``: whether training was flat before the schedule reached 0."""
+    (and validation accuracy, where there is one) and the learning rate of that epoch, over the epochs
+    every seed trained, and under ``runs`` each seed's own, read from the cells' ``metrics.jsonl``:
+    whether training was flat before the schedule reached 0."""
     groups: dict[tuple[str, str], list[list[dict]]] = {}
     for r in results:
         if r.checkpoint is None or r.diverged or r.failed:
             continue
         lines = (Path(r.checkpoint).parent / "metrics.jsonl").read_text().splitlines()
         setting = json.dumps({k: v for k, v in r.values.items() if k != "seed"}, sort_keys=True)
-        groups.setdefault((r.step, setting), []).append([json.loads(line) for line in lines])
+        groups.setdefault((r.step, setting), []).append((r.values.get("seed"), [json.loads(line) for line in lines]))
+    fields = ("train_acc", "val_acc", "lr")
     out = []
     for (step, setting), runs in groups.items():
-        epochs = min(len(run) for run in runs)
+        epochs = min(len(run) for _, run in runs)
         row: dict[str, Any] = {"step": step, "setting": json.loads(setting), "n": len(runs)}
-        for field in ("train_acc", "val_acc", "lr"):
-            if all(field in run[e] for run in runs for e in range(epochs)):
-                row[field] = [statistics.fmean(run[e][field] for run in runs) for e in range(epochs)]
+        for field in fields:
+            if all(field in run[e] for _, run in runs for e in range(epochs)):
+                row[field] = [statistics.fmean(run[e][field] for _, run in runs) for e in range(epochs)]
+        row["runs"] = [{"seed": seed, **{f: [line[f] for line in run] for f in fields if all(f in line for line in run)}}
+                       for seed, run in runs]
         out.append(row)
     return out
 
 
 def curves_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Training (solid) and validation (dashed) accuracy per epoch, mean over seeds, one colour per
-    setting; the learning rate on the right axis (grey)."""
+    """One panel per setting: each seed's training (solid) and validation (dashed) accuracy per epoch, one
+    colour per seed, and its learning rate on the right axis (grey; a log axis where the schedule divides
+    it, ``schedule: plateau``, as it never reaches 0 there). Rows without ``runs`` (an older
+    ``sweep.json``) draw their mean curves as one run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
-    lr_axis = ax.twinx()
+    cols = min(3, len(rows))
+    fig, axes = plt.subplots(-(-len(rows) // cols), cols, figsize=(max(5 * cols, 8), 3.4 * -(-len(rows) // cols)),
+                             squeeze=False, constrained_layout=True)
     colors = plt.get_cmap("tab10")
-    for i, row in enumerate(rows):
-        epochs = range(1, len(row["train_acc"]) + 1)
-        ax.plot(epochs, [a * 100 for a in row["train_acc"]], color=colors(i % 10), label=f"{label(row)} train")
-        if "val_acc" in row:
-            ax.plot(epochs, [a * 100 for a in row["val_acc"]], "--", color=colors(i % 10), label=f"{label(row)} val")
-        if "lr" in row:
-            lr_axis.plot(epochs, row["lr"], color="0.6", linewidth=0.8)
-    ax.set_xlabel("epoch")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    ax.set_ylabel("accuracy (%)")
-    lr_axis.set_ylabel("learning rate at the epoch's end (grey)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"{title}: training curves, mean over seeds")
+    for ax, row in zip(axes.flat, rows):
+        lr_axis = ax.twinx()
+        for i, run in enumerate(row.get("runs") or [row]):
+            epochs = range(1, len(run["train_acc"]) + 1)
+            ax.plot(epochs, [a * 100 for a in run["train_acc"]], color=colors(i % 10), linewidth=1,
+                    label=f"seed {run['seed']}" if "seed" in run else "mean")
+            if "val_acc" in run:
+                ax.plot(epochs, [a * 100 for a in run["val_acc"]], "--", color=colors(i % 10), linewidth=0.8)
+            if "lr" in run:
+                lr_axis.plot(epochs, run["lr"], color="0.6", linewidth=0.8)
+                if min(run["lr"]) > 0 and max(run["lr"]) >= 10 * min(run["lr"]):
+                    lr_axis.set_yscale("log")
+        ax.set_title(label(row), fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_ylabel("accuracy (%)")
+        lr_axis.set_ylabel("lr at the epoch's end (grey)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+    for ax in list(axes.flat)[len(rows):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}: training (solid) and validation (dashed) accuracy per seed")
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -535,6 +568,10 @@ def write_sweep_reports(results: list[CellResult], folder: Path, title: str, cla
         section = (f"\n## Firing rates per layer and per timestep\n\nMean over each setting's finished seeds: each "
                    f"spiking layer's rate (spikes per neuron per step, on the profiled test samples) and its rate at "
                    f"each timestep.\n\n{rates}\n" if rates else "")
+        converged = convergence_table(results)
+        section += (f"\n## Trained to convergence\n\nUnder `schedule: plateau` (`snnpipe.pipeline.train.Plateau`) a "
+                    f"cell stops on the third plateau of its training accuracy; one that reached its `epochs` cap "
+                    f"first did not converge.\n\n{converged}\n" if converged else "")
         tmp.write_text(f"# {title}: sweep\n\n{ENERGY_NOTE}\n\n{table(rows)}\n{verdicts}{section}")
     pareto_plot(rows, folder / "pareto.png", title)
     if trained:

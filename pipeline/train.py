@@ -2,8 +2,9 @@
 
 Per epoch: a `DistributedSampler` (seeded by seed and epoch; one replica when not distributed)
 orders the data, each batch is encoded, ``stage.training_step`` gives the loss, the optimizer
-steps and the cosine schedule advances per step; then the test split is evaluated, a line is
-appended to ``metrics.jsonl`` and the checkpoint is written.
+steps and the cosine schedule advances per step (or, ``schedule: plateau``, the lr holds and `Plateau`
+reads the epoch's training accuracy); then the test split is evaluated, a line is appended to
+``metrics.jsonl`` and the checkpoint is written.
 
 Never losing work:
 - checkpoints are written atomically (temporary file, fsync, rename) at the end of every epoch
@@ -39,7 +40,7 @@ import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -363,6 +364,38 @@ def train(
         distributed.teardown(world)
 
 
+@dataclass
+class Plateau:
+    """``schedule: plateau``: the step schedule of He et al. (2016, "divided by 10 when the error plateaus"),
+    read on the training accuracy. The lr holds until ``patience`` epochs in a row bring no training
+    accuracy above the best so far (a plateau), then is divided by 10; the plateau after the second
+    division ends the run: trained until flat at an lr above 0 (``epochs`` is only a cap then)."""
+
+    patience: int
+    best: float = -1.0
+    waited: int = 0
+    drops: int = 0
+    converged: bool = False
+
+    DROPS, FACTOR = 2, 0.1
+
+    def step(self, accuracy: float, optimizer: torch.optim.Optimizer) -> bool:
+        """Read one epoch's training accuracy; True when the run has converged (stop after this epoch)."""
+        if accuracy > self.best:
+            self.best, self.waited = accuracy, 0
+            return False
+        self.waited += 1
+        if self.waited < self.patience:
+            return False
+        if self.drops == self.DROPS:
+            self.converged = True
+            return True
+        for group in optimizer.param_groups:
+            group["lr"] *= self.FACTOR
+        self.drops, self.waited = self.drops + 1, 0
+        return False
+
+
 class _Run:
     """One training run: the state that lives from the first step to the last checkpoint."""
 
@@ -415,9 +448,9 @@ class _Run:
             shuffle=True, seed=config.seed,
         )
         self.steps_per_epoch = -(-len(self.sampler) // self.local_batch)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.optimizer, T_max=config.epochs * self.steps_per_epoch
-        )
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=config.epochs * self.steps_per_epoch)
+                          if config.schedule == "cosine" else None)
+        self.plateau = Plateau(config.patience) if config.schedule == "plateau" else None
         self.epoch, self.step_in_epoch, self.sums = 0, 0, [0.0, 0.0, 0.0]
         self.noise_state: torch.Tensor | None = None
         self.activity: list[list[float]] | None = None
@@ -450,6 +483,9 @@ class _Run:
         """On resume to no more epochs than the run has: the note that it stays as it is (a run cannot
         be cut back; ``fit`` returns its checkpoint unchanged)."""
         epochs, done = self.config.epochs, self.epoch
+        if self.plateau is not None and self.plateau.converged:
+            return (f"this run converged at epoch {done} (its training accuracy's third plateau, schedule plateau): "
+                    "nothing to train, its checkpoint is unchanged")
         if epochs > done:
             return None
         partial = f" and {self.step_in_epoch} steps of epoch {done + 1}" if self.step_in_epoch else ""
@@ -462,7 +498,7 @@ class _Run:
         (as timm's schedulers, which compute the lr from the step and the total, follow a changed
         ``--epochs``); the saved schedule would end at 0 and then climb back. Returns the note to show."""
         scheduler, total = self.scheduler, self.config.epochs * self.steps_per_epoch
-        if scheduler.T_max == total:
+        if scheduler is None or scheduler.T_max == total:
             return None
         planned, step = scheduler.T_max // self.steps_per_epoch, scheduler.last_epoch
         lrs = [scheduler.eta_min + (base - scheduler.eta_min) * (1 + math.cos(math.pi * step / total)) / 2
@@ -480,22 +516,27 @@ class _Run:
         epochs = progress_bars.bar(total=self.config.epochs, initial=self.epoch, desc=self.config.stage, unit="epoch",
                                    show=progress and self.world.is_main)
         with self._signals(), epochs:
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.config.epochs and not (self.plateau and self.plateau.converged):
                 started = time.perf_counter()
                 train_metrics = self._train_epoch(progress and self.world.is_main)
                 seconds = time.perf_counter() - started
+                lr = self.optimizer.param_groups[0]["lr"]  # at the epoch's end, before `Plateau` divides it
+                last = self.epoch + 1 == self.config.epochs
+                if self.plateau is not None:
+                    last = self.plateau.step(train_metrics.accuracy, self.optimizer) or last
                 self.summary = {
                     "stage": self.config.stage, "epochs": self.epoch + 1, "dataset": self.config.dataset,
                     "timesteps": self.config.timesteps, "encoding": self.config.encoding,
                     "test_acc": None, "firing_rate": None, "seed": self.config.seed,
+                    **({"converged": self.plateau.converged} if self.plateau else {}),
                 }
                 # the test set after every epoch, or once after the last (`test_each_epoch`); its encoding
                 # draws from its own generator, so reading it or not leaves the training bit for bit the same
-                test = (self._test() if self.config.test_each_epoch or self.epoch + 1 == self.config.epochs else {})
+                test = self._test() if self.config.test_each_epoch or last else {}
                 record = {
                     "epoch": self.epoch + 1, "stage": self.config.stage, "train_loss": train_metrics.loss,
                     "train_acc": train_metrics.accuracy, **test, "train_firing_rate": train_metrics.firing_rate,
-                    "lr": self.scheduler.get_last_lr()[0], "epoch_seconds": seconds,
+                    "lr": lr, "epoch_seconds": seconds,
                 }
                 if self.validation is not None:  # what a choice of weights reads: never the test set
                     val = evaluate(self.model, *self.validation, self.data.spec, self.config.encoding,
@@ -557,7 +598,8 @@ class _Run:
             loss.backward()
             self.optimizer.step()
             self.stage.after_step()
-            self.scheduler.step()
+            if self.scheduler is not None:
+                self.scheduler.step()
             self.step_in_epoch = step + 1
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -649,7 +691,8 @@ class _Run:
                 "summary": self.summary,
                 "prior_history": self.prior_history,
                 "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+                "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+                "plateau": asdict(self.plateau) if self.plateau else None,
                 "stage": {k: v.detach().cpu() for k, v in self.stage.aux_state_dict().items()},
             },
         )
@@ -680,7 +723,10 @@ class _Run:
             self.model.load_state_dict(ckpt.state_dict)
             self.stage.load_aux_state_dict(state.get("stage", {}))
             self.optimizer.load_state_dict(state["optimizer"])
-            self.scheduler.load_state_dict(state["scheduler"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            if self.plateau is not None:
+                self.plateau = Plateau(**state["plateau"])
             self.epoch, self.step_in_epoch = int(state["epoch"]), int(state.get("step_in_epoch", 0))
             self.sums = list(state.get("sums", [0.0, 0.0, 0.0]))
             self.noise_state = state.get("noise_state")
