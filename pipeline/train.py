@@ -219,7 +219,9 @@ def _state_duration(config: TrainConfig, size: ModelSize, train_samples: int, te
     batches = math.ceil(train_samples / config.batch_size)
     tests = math.ceil(test_samples / config.batch_size)
     seconds = config.epochs * steps * size.step_seconds * (TRAINING_STEP_COST * batches + tests)
-    state_duration(seconds, f"training {config.model} for {config.epochs} epochs at T={config.timesteps}",
+    span = (f"up to {config.epochs} epochs (fewer where its plateaus come first)" if config.schedule == "plateau"
+            else f"{config.epochs} epochs")
+    state_duration(seconds, f"training {config.model} for {span} at T={config.timesteps}",
                    f"lower -T ({config.timesteps}) or --epochs ({config.epochs}) to shorten it")
 
 

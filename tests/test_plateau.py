@@ -110,3 +110,16 @@ def test_a_recipe_trained_to_plateaus_reports_each_cells_epochs_curves_and_conve
         [(s, [x["train_acc"] for x in lines[s]], [x["lr"] for x in lines[s]]) for s in (0, 1)]
     assert f"| bptt | {len(lines[0])}, {len(lines[1])} | 2 of 2 |" in (folder / "sweep.md").read_text()
     assert (folder / "curves.png").stat().st_size > 0
+
+
+def test_the_stated_duration_of_a_plateau_run_is_an_upper_bound(capsys):
+    from snnpipe.pipeline.memory import ModelSize
+    from snnpipe.pipeline.train import _state_duration
+
+    # 100 epochs x 4 steps x 1 s x (3 x 10 training batches + 1 test batch) = 12,400 s = 3.4 h
+    config = TrainConfig(model="mlp", epochs=100, batch_size=10, schedule="plateau").resolved()
+    _state_duration(config, ModelSize(1, 1, 0, 1.0), train_samples=100, test_samples=10)
+    err = capsys.readouterr().err
+    assert "training mlp for up to 100 epochs (fewer where its plateaus come first) at T=4 will take about 3.4 hours" in err
+    _state_duration(replace(config, schedule="cosine"), ModelSize(1, 1, 0, 1.0), train_samples=100, test_samples=10)
+    assert "training mlp for 100 epochs at T=4 will take about 3.4 hours" in capsys.readouterr().err
