@@ -156,8 +156,8 @@ class CellResult:
     snn_energy_memory_int8_uj: float | None = None  # `CellActivity`'s, as the next two
     layer_rates: dict[str, float] | None = None
     step_rates: dict[str, list[float]] | None = None
-    epochs: int | None = None  # trained; under ``schedule: plateau`` whether it stopped on its own (`train.Plateau`):
-    converged: bool | None = None  # None under the cosine schedule, whose length is fixed
+    epochs: int | None = None  # the epochs it trained
+    converged: bool | None = None  # schedule plateau: whether it stopped on its own (`train.Plateau`); None: cosine
 
     @classmethod
     def read(cls, folder: Path) -> "CellResult | None":
